@@ -1,0 +1,1 @@
+"""The bundled derivations, installed as package data (see refvi.cli)."""

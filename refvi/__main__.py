@@ -1,0 +1,7 @@
+"""`python -m refvi` is the `refvi` command."""
+
+import sys
+
+from refvi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""Input validation shared by every public entry point.
+
+Public functions call these; private kernels (names starting with ``_``) do no
+argument checking. Every error names the argument, what was expected and what
+was given. Arrays are promoted to float64 and never written to: when the input
+already is a float64 array it is returned as is, so callers must not mutate.
+"""
+
+import numpy as np
+from scipy import linalg
+
+
+def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
+    """Return ``a`` as a finite float64 array, checking its dimensions.
+
+    Parameters
+    ----------
+    a : array_like
+        The input. float32 and integer arrays are promoted to float64; booleans,
+        complex numbers and objects are refused with TypeError.
+    name : str
+        The argument's name, used in error messages.
+    ndim : int, optional
+        Required number of dimensions.
+    shape : tuple, optional
+        Required shape; an entry ``None`` matches any length.
+    allow_empty : bool
+        Whether a zero-sized array is acceptable (default: it is not).
+    """
+    arr = np.asarray(a)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s); got shape {arr.shape}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(
+            want is not None and want != got
+            for want, got in zip(shape, arr.shape, strict=True)
+        ):
+            want_str = "(" + ", ".join("*" if s is None else str(s) for s in shape)
+            want_str += ",)" if len(shape) == 1 else ")"
+            raise ValueError(f"{name} must have shape {want_str}; got {arr.shape}")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains NaN or inf ({bad} non-finite entries)")
+    return arr
+
+
+def as_data(x, d=None, name="x"):
+    """Return data ``x`` as a finite float64 array of shape (n, d) with n >= 1."""
+    arr = as_float_array(x, name, ndim=2, shape=(None, d))
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row; got shape {arr.shape}")
+    return arr
+
+
+def check_lower_cholesky(L, name, d=None):
+    """Return ``L`` as float64 after checking it is a valid Cholesky factor.
+
+    A valid factor is square, lower triangular (every entry above the diagonal
+    exactly zero) and has a strictly positive diagonal.
+    """
+    L = as_float_array(L, name, ndim=2, shape=(d, d))
+    if L.shape[0] != L.shape[1]:
+        raise ValueError(f"{name} must be square; got shape {L.shape}")
+    upper = np.triu(L, k=1)
+    if np.any(upper != 0):
+        raise ValueError(
+            f"{name} must be lower triangular; largest entry above the diagonal "
+            f"is {np.max(np.abs(upper)):.3g}"
+        )
+    diag = np.diag(L)
+    if np.any(diag <= 0):
+        raise ValueError(
+            f"{name} must have a positive diagonal; got min {diag.min():.3g}"
+        )
+    return L
+
+
+def cholesky_of_spd(Sigma, name, d=None, rtol=1e-10):
+    """Return the lower Cholesky factor of a symmetric positive definite matrix.
+
+    Symmetry is checked to ``rtol`` relative to the largest entry; a failed
+    factorisation is re-raised as ValueError naming the matrix.
+    """
+    Sigma = as_float_array(Sigma, name, ndim=2, shape=(d, d))
+    if Sigma.shape[0] != Sigma.shape[1]:
+        raise ValueError(f"{name} must be square; got shape {Sigma.shape}")
+    scale = np.max(np.abs(Sigma))
+    asym = np.max(np.abs(Sigma - Sigma.T))
+    if asym > rtol * scale:
+        raise ValueError(
+            f"{name} must be symmetric; largest |{name} - {name}^T| is {asym:.3g}"
+        )
+    try:
+        return linalg.cholesky(Sigma, lower=True)
+    except linalg.LinAlgError:
+        eig_min = np.linalg.eigvalsh(Sigma).min()
+        raise ValueError(
+            f"{name} must be positive definite; its smallest eigenvalue is "
+            f"{eig_min:.3g}"
+        ) from None
+
+
+def check_positive(a, name, shape=None):
+    """Return ``a`` as float64 after checking every entry is > 0."""
+    arr = as_float_array(a, name, shape=shape)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive; got min {arr.min():.3g}")
+    return arr
+
+
+def check_rng(rng, name="rng"):
+    """Check that ``rng`` is a numpy Generator (refvi has no global RNG state)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (e.g. "
+            f"numpy.random.default_rng(0)); got {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_int(value, name, minimum=None):
+    """Return ``value`` as int after checking it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)

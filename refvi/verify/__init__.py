@@ -1,0 +1,4 @@
+"""Numerical verification toolkit: quadrature, gradient checks, Monte Carlo.
+
+Depends on numpy and scipy only, so it can check everything built above it.
+"""

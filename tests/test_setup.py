@@ -1,0 +1,59 @@
+"""The package installs and runs as the README says; CI runs exactly that."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import refvi
+from refvi.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    """The shell commands in the README's Quick start code blocks."""
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n```", quick, flags=re.S)
+
+
+def test_readme_has_exactly_the_two_quick_start_commands():
+    assert readme_commands() == [
+        "pip install -e . && refvi verify",
+        'pip install -e ".[test]" && python -m pytest',
+    ]
+
+
+def test_ci_runs_the_readme_commands_verbatim_in_a_fresh_venv():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci
+    assert "python3 -m venv" in ci and "mktemp -d" in ci
+    for command in readme_commands():
+        assert f"( {command} )" in ci, command
+    assert "ruff check" in ci
+
+
+def test_version_and_help(capsys):
+    for flag in ("--version", "--help"):
+        try:
+            main([flag])
+        except SystemExit as stop:
+            assert stop.code == 0
+    out = capsys.readouterr().out
+    assert f"refvi {refvi.__version__}" in out
+    assert "verify" in out
+
+
+def test_python_dash_m_refvi_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "refvi", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == f"refvi {refvi.__version__}"
+
+
+def test_verify_runs_on_the_bundled_derivations():
+    assert main(["verify"]) == 0
