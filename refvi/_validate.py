@@ -33,6 +33,8 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
     ):
         raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s); got shape {arr.shape}")
     if shape is not None:
@@ -43,8 +45,6 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
             want_str = "(" + ", ".join("*" if s is None else str(s) for s in shape)
             want_str += ",)" if len(shape) == 1 else ")"
             raise ValueError(f"{name} must have shape {want_str}; got {arr.shape}")
-    if arr.size == 0 and not allow_empty:
-        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains NaN or inf ({bad} non-finite entries)")
@@ -53,10 +53,7 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
 
 def as_data(x, d=None, name="x"):
     """Return data ``x`` as a finite float64 array of shape (n, d) with n >= 1."""
-    arr = as_float_array(x, name, ndim=2, shape=(None, d))
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one row; got shape {arr.shape}")
-    return arr
+    return as_float_array(x, name, ndim=2, shape=(None, d))
 
 
 def check_lower_cholesky(L, name, d=None):
