@@ -1,0 +1,378 @@
+"""Gaussian mixture: z ~ Cat(pi), x | z=k ~ N(mu_k, Sigma_k).
+
+Four covariance types, the four scikit-learn offers, each with one Cholesky
+parameterisation ``L`` (derivations/mixture.md (GM.1)):
+
+============  ==============  =========================================
+type          ``L`` shape      meaning
+============  ==============  =========================================
+``full``      (K, d, d)       lower Cholesky factor, Sigma_k = L_k L_k^T
+``tied``      (d, d)          one lower factor, Sigma_k = L L^T for all k
+``diag``      (K, d)          standard deviations, Sigma_k = diag(L_k)^2
+``spherical`` (K,)            standard deviation, Sigma_k = L_k^2 I
+============  ==============  =========================================
+
+In every case ``L`` holds the nonzero entries of the Cholesky factor of
+Sigma_k, so gradients named ``"L"`` are derivatives w.r.t. those entries.
+
+Every per-datum quantity is computed for all K components at once: the
+Mahalanobis terms of a block of rows come from one matrix product with the
+stacked whitening matrices [L_1^{-T} ... L_K^{-T}] (see
+:func:`_log_lik_block`), and data are processed in row blocks so that
+temporaries stay small.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg
+from scipy.special import logsumexp
+
+from refvi._validate import as_data, as_float_array, cholesky_of_spd
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+#: Tolerance on |sum(weights) - 1| accepted by :class:`GaussianMixture`.
+WEIGHT_SUM_TOL = 1e-10
+
+# Rows per block are chosen so that one (rows, K*d) temporary holds about this
+# many float64 entries (2 MiB): small enough to stay in cache.
+_BLOCK_ENTRIES = 1 << 18
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+def _readonly(a):
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _check_covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; "
+            f"got {covariance_type!r}"
+        )
+
+
+def _check_weights(weights, name="weights"):
+    weights = as_float_array(weights, name, ndim=1)
+    if np.any(weights < 0):
+        raise ValueError(f"{name} must be non-negative; got min {weights.min():.3g}")
+    total = weights.sum()
+    if abs(total - 1.0) > WEIGHT_SUM_TOL:
+        raise ValueError(
+            f"{name} must sum to one (within {WEIGHT_SUM_TOL:g}); got sum {total!r}"
+        )
+    return weights
+
+
+def _check_L(L, covariance_type, K, d):
+    """Validate the Cholesky parameter ``L`` for ``covariance_type``."""
+    shape = {
+        "full": (K, d, d),
+        "tied": (d, d),
+        "diag": (K, d),
+        "spherical": (K,),
+    }[covariance_type]
+    L = as_float_array(L, "L", shape=shape)
+    if covariance_type in ("full", "tied"):
+        upper = np.triu(L, k=1)
+        if np.any(upper != 0):
+            raise ValueError(
+                f"L must be lower triangular for covariance_type={covariance_type!r}; "
+                f"largest entry above the diagonal is {np.max(np.abs(upper)):.3g}"
+            )
+        diag = np.diagonal(L, axis1=-2, axis2=-1)
+    else:
+        diag = L
+    if np.any(diag <= 0):
+        what = "diagonal" if covariance_type in ("full", "tied") else "entries"
+        raise ValueError(f"L must have positive {what}; got min {diag.min():.3g}")
+    return L
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianMixture:
+    """Frozen parameters of a K-component Gaussian mixture in d dimensions.
+
+    p(x) = sum_k weights_k N(x; means_k, Sigma_k), Sigma_k = L_k L_k^T in the
+    per-type parameterisation of the module docstring
+    (derivations/mixture.md (GM.1)).
+
+    Parameters
+    ----------
+    weights : array_like, shape (K,)
+        Mixing weights pi: non-negative, summing to one within
+        :data:`WEIGHT_SUM_TOL`. A zero weight is allowed (an emptied
+        component, see :func:`em`).
+    means : array_like, shape (K, d)
+        Component means mu_k.
+    L : array_like
+        Cholesky parameter, shape per ``covariance_type``: full (K, d, d)
+        lower triangular with positive diagonal; tied (d, d) likewise;
+        diag (K, d) positive standard deviations; spherical (K,) positive
+        standard deviations.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+
+    The arrays are copied and made read-only.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    L: np.ndarray
+    covariance_type: str = "full"
+
+    def __post_init__(self):
+        _check_covariance_type(self.covariance_type)
+        weights = _check_weights(self.weights)
+        K = weights.shape[0]
+        means = as_float_array(self.means, "means", ndim=2, shape=(K, None))
+        L = _check_L(self.L, self.covariance_type, K, means.shape[1])
+        object.__setattr__(self, "weights", _readonly(weights))
+        object.__setattr__(self, "means", _readonly(means))
+        object.__setattr__(self, "L", _readonly(L))
+
+    @property
+    def n_components(self):
+        """K, the number of components."""
+        return self.weights.shape[0]
+
+    @property
+    def dim(self):
+        """d, the data dimension."""
+        return self.means.shape[1]
+
+    @classmethod
+    def from_covariances(cls, weights, means, covariances, covariance_type="full"):
+        """Build a mixture from covariances in scikit-learn's layout.
+
+        ``covariances`` is (K, d, d) for full, (d, d) for tied, (K, d)
+        variances for diag and (K,) variances for spherical, exactly as
+        ``sklearn.mixture.GaussianMixture.covariances_``. Full and tied
+        matrices must be symmetric positive definite; diag and spherical
+        variances positive.
+        """
+        _check_covariance_type(covariance_type)
+        if covariance_type == "full":
+            C = as_float_array(covariances, "covariances", ndim=3)
+            L = np.stack(
+                [cholesky_of_spd(C_k, f"covariances[{k}]") for k, C_k in enumerate(C)]
+            )
+        elif covariance_type == "tied":
+            L = cholesky_of_spd(covariances, "covariances")
+        else:
+            var = as_float_array(
+                covariances, "covariances", ndim=2 if covariance_type == "diag" else 1
+            )
+            if np.any(var <= 0):
+                raise ValueError(
+                    f"covariances must be positive for covariance_type="
+                    f"{covariance_type!r}; got min {var.min():.3g}"
+                )
+            L = np.sqrt(var)
+        return cls(weights, means, L, covariance_type)
+
+    def covariances(self):
+        """Covariances in scikit-learn's layout for this covariance type."""
+        if self.covariance_type == "full":
+            return self.L @ np.swapaxes(self.L, -1, -2)
+        if self.covariance_type == "tied":
+            return self.L @ self.L.T
+        return self.L**2
+
+    def dense_covariances(self):
+        """Covariances Sigma_k as a dense (K, d, d) array, for every type."""
+        K, d = self.n_components, self.dim
+        if self.covariance_type == "full":
+            return self.covariances()
+        if self.covariance_type == "tied":
+            return np.broadcast_to(self.covariances(), (K, d, d)).copy()
+        var = np.broadcast_to((self.L**2).reshape(K, -1), (K, d))
+        return var[:, :, None] * np.eye(d)
+
+
+# --------------------------------------------------------------------------
+# Per-model precomputation and the batched component log-density kernel.
+# --------------------------------------------------------------------------
+
+
+class _Prepared(NamedTuple):
+    """Quantities fixed by the parameters, computed once per model.
+
+    ``shift`` is subtracted from every data row (and from the means) before
+    any product, which keeps the Mahalanobis terms free of cancellation when
+    the data sit far from the origin. For full/tied, ``P`` holds the
+    whitening matrices L_k^{-T} stacked side by side, shape (d, K*d) (tied:
+    (d, d)), and ``offsets`` the whitened shifted means (mu_k - shift) L_k^{-T}.
+    For diag/spherical, ``P`` holds 1/std, shape (K, d) (spherical: (K, 1)).
+    ``log_norm`` (K,) is log pi_k - d/2 log 2 pi - log|L_k|.
+    """
+
+    covariance_type: str
+    shift: np.ndarray
+    P: np.ndarray
+    offsets: np.ndarray
+    log_norm: np.ndarray
+
+
+def _log_weights(weights):
+    with np.errstate(divide="ignore"):
+        return np.log(weights)
+
+
+def _prepare(model, shift):
+    """Precompute the kernel's per-model quantities. No argument checking.
+
+    The whitening matrices L_k^{-T} come from one triangular solve of each
+    d x d factor against the identity (derivations/mixture.md (GM.3)); no
+    covariance matrix is ever inverted.
+    """
+    ctype = model.covariance_type
+    K, d = model.n_components, model.dim
+    mu = model.means - shift
+    L = model.L
+    if ctype == "full":
+        inv_L = linalg.solve_triangular(
+            L, np.broadcast_to(np.eye(d), L.shape), lower=True, check_finite=False
+        )
+        # P[:, k*d:(k+1)*d] = L_k^{-T}
+        P = np.ascontiguousarray(np.swapaxes(inv_L, 1, 2).transpose(1, 0, 2)).reshape(
+            d, K * d
+        )
+        # offsets[k] = (mu_k - shift) L_k^{-T} = L_k^{-1} (mu_k - shift)
+        offsets = np.einsum("kij,kj->ki", inv_L, mu).reshape(K * d)
+        logdet_half = np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    elif ctype == "tied":
+        inv_L = linalg.solve_triangular(L, np.eye(d), lower=True, check_finite=False)
+        P = np.ascontiguousarray(inv_L.T)
+        offsets = mu @ P
+        logdet_half = np.full(K, np.log(np.diag(L)).sum())
+    elif ctype == "diag":
+        P = 1.0 / L
+        offsets = mu * P
+        logdet_half = np.log(L).sum(axis=1)
+    else:  # spherical
+        P = (1.0 / L)[:, None]
+        offsets = mu * P
+        logdet_half = d * np.log(L)
+    log_norm = _log_weights(model.weights) - 0.5 * d * _LOG_2PI - logdet_half
+    return _Prepared(ctype, shift, P, offsets, log_norm)
+
+
+def _whiten_block(prep, xb):
+    """Whitened residuals y_ik = L_k^{-1}(x_i - mu_k) of a block, (b, K, d).
+
+    No argument checking. For full covariances this is ONE product
+    (x - shift) @ [L_1^{-T} ... L_K^{-T}] minus the whitened means
+    (derivations/mixture.md (GM.3)).
+    """
+    xs = xb - prep.shift
+    if prep.covariance_type == "full":
+        Y = xs @ prep.P
+        Y -= prep.offsets
+        return Y.reshape(xb.shape[0], -1, xb.shape[1])
+    if prep.covariance_type == "tied":
+        return (xs @ prep.P)[:, None, :] - prep.offsets[None, :, :]
+    return xs[:, None, :] * prep.P[None] - prep.offsets[None]
+
+
+def _log_joint_block(prep, xb):
+    """log pi_k + log N(x_i; mu_k, Sigma_k) for a block of rows, (b, K).
+
+    No argument checking. Implements derivations/mixture.md (GM.2)-(GM.3).
+    """
+    Y = _whiten_block(prep, xb)
+    # (GM.3)  ||L_k^{-1}(x - mu_k)||^2, summed over each block of d columns
+    maha = np.einsum("bkd,bkd->bk", Y, Y)
+    return prep.log_norm - 0.5 * maha
+
+
+def _row_blocks(n, width):
+    """Row slices covering range(n), each about _BLOCK_ENTRIES / width rows."""
+    step = max(1, _BLOCK_ENTRIES // max(1, width))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _log_joint(model, x):
+    """log p(x_i, z=k) for all rows and components, (n, K). No checking."""
+    prep = _prepare(model, np.zeros(model.dim))
+    out = np.empty((x.shape[0], model.n_components))
+    for rows in _row_blocks(x.shape[0], model.n_components * model.dim):
+        out[rows] = _log_joint_block(prep, x[rows])
+    return out
+
+
+def _validate_x(model, x):
+    return as_data(x, d=model.dim)
+
+
+# --------------------------------------------------------------------------
+# Public densities for data x (n, d).
+# --------------------------------------------------------------------------
+
+
+def log_prior(model):
+    """log p(z=k) = log pi_k, shape (K,) (derivations/mixture.md (GM.1)).
+
+    An emptied component (weight exactly 0) gives -inf.
+    """
+    return _log_weights(model.weights)
+
+
+def log_lik(model, x):
+    """Component log-likelihoods log N(x_i; mu_k, Sigma_k), shape (n, K).
+
+    Implements derivations/mixture.md (GM.2)-(GM.3).
+    """
+    x = _validate_x(model, x)
+    return _log_joint(model, x) - log_prior(model)
+
+
+def log_joint(model, x):
+    """log p(x_i, z=k) = log pi_k + log N(x_i; mu_k, Sigma_k), shape (n, K).
+
+    Implements derivations/mixture.md (GM.2).
+    """
+    x = _validate_x(model, x)
+    return _log_joint(model, x)
+
+
+def log_marginal(model, x):
+    """log p(x_i) = logsumexp_k log p(x_i, z=k), shape (n,).
+
+    Implements derivations/mixture.md (GM.4); the log-sum-exp never
+    exponentiates a number larger than 1, so data far from every component
+    (log p(x) of order -1e5) are exact to rounding.
+    """
+    x = _validate_x(model, x)
+    return logsumexp(_log_joint(model, x), axis=1)
+
+
+log_prob = log_marginal
+
+
+def log_responsibilities(model, x):
+    """log p(z=k | x_i) = log p(x_i, z=k) - log p(x_i), shape (n, K).
+
+    Implements derivations/mixture.md (GM.5).
+    """
+    x = _validate_x(model, x)
+    lj = _log_joint(model, x)
+    return lj - logsumexp(lj, axis=1, keepdims=True)
+
+
+log_posterior = log_responsibilities
+
+
+def responsibilities(model, x):
+    """Responsibilities r_ik = p(z=k | x_i), shape (n, K); rows sum to one.
+
+    Implements derivations/mixture.md (GM.5).
+    """
+    return np.exp(log_responsibilities(model, x))
+
+
+posterior = responsibilities

@@ -1,0 +1,189 @@
+"""Gaussian mixture densities, checked by other routes: an extended-precision
+direct sum (mpmath), scipy.stats, and the identity log p = ELBO + KL."""
+
+import mpmath
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from refvi.models import mixture as gm
+
+TYPES = gm.COVARIANCE_TYPES
+
+
+def random_mixture(rng, K, d, covariance_type, spread=3.0):
+    """A random, well-conditioned mixture of the given type."""
+    weights = rng.dirichlet(np.full(K, 2.0))
+    means = spread * rng.normal(size=(K, d))
+    if covariance_type == "full":
+        L = np.tril(0.3 * rng.normal(size=(K, d, d)), -1)
+        L += np.eye(d) * rng.uniform(0.5, 1.5, size=(K, 1, d))
+    elif covariance_type == "tied":
+        L = np.tril(0.3 * rng.normal(size=(d, d)), -1) + np.diag(
+            rng.uniform(0.5, 1.5, size=d)
+        )
+    elif covariance_type == "diag":
+        L = rng.uniform(0.5, 1.5, size=(K, d))
+    else:
+        L = rng.uniform(0.5, 1.5, size=K)
+    return gm.GaussianMixture(weights, means, L, covariance_type)
+
+
+def mp_log_joint(model, x, dps=50):
+    """log p(x_i, z=k) by a direct sum in extended precision (test oracle).
+
+    Builds each Sigma_k = L_k L_k^T in mpmath, and evaluates
+    pi_k (2 pi)^{-d/2} det(Sigma_k)^{-1/2} exp(-(x-mu)^T Sigma_k^{-1} (x-mu) / 2)
+    with an LU solve: a route independent of the Cholesky whitening.
+    """
+    with mpmath.workdps(dps):
+        C = model.dense_covariances()
+        d = model.dim
+        out = []
+        for xi in x:
+            row = []
+            for k in range(model.n_components):
+                S = mpmath.matrix([[mpmath.mpf(float(v)) for v in r] for r in C[k]])
+                e = mpmath.matrix(
+                    [
+                        mpmath.mpf(float(a)) - mpmath.mpf(float(b))
+                        for a, b in zip(xi, model.means[k], strict=True)
+                    ]
+                )
+                q = (e.T * mpmath.lu_solve(S, e))[0]
+                dens = (
+                    mpmath.mpf(float(model.weights[k]))
+                    * (2 * mpmath.pi) ** (-mpmath.mpf(d) / 2)
+                    / mpmath.sqrt(mpmath.det(S))
+                    * mpmath.exp(-q / 2)
+                )
+                row.append(dens)
+            out.append(row)
+        return out
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("far", [False, True])
+def test_log_marginal_and_responsibilities_match_mpmath(covariance_type, far):
+    rng = np.random.default_rng(1)
+    model = random_mixture(rng, K=3, d=3, covariance_type=covariance_type)
+    x = rng.normal(size=(4, 3)) * 3.0
+    if far:
+        # ~450 units from every component: log p(x) about -1e5, exp underflows
+        x = x + 450.0 * np.array([1.0, -1.0, 1.0]) / np.sqrt(3.0) * np.sqrt(2.0)
+    lp = gm.log_marginal(model, x)
+    r = gm.responsibilities(model, x)
+    joint = mp_log_joint(model, x)
+    with mpmath.workdps(50):
+        want_lp = np.array([float(mpmath.log(mpmath.fsum(row))) for row in joint])
+        want_r = np.array([[float(v / mpmath.fsum(row)) for v in row] for row in joint])
+    if far:
+        assert np.all(lp < -5e4)
+        assert np.all(np.exp(lp) == 0.0)  # naive exponentiation underflows
+    # tolerance 1e-12 relative on log p, 1e-12 absolute on responsibilities
+    np.testing.assert_allclose(lp, want_lp, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(r, want_r, rtol=0, atol=1e-12)
+
+
+def test_mpmath_oracle_catches_a_wrong_covariance():
+    """The oracle is not vacuous: a 1% change of the std devs is detected."""
+    rng = np.random.default_rng(2)
+    model = random_mixture(rng, 2, 2, "diag")
+    wrong = gm.GaussianMixture(
+        model.weights,
+        model.means,
+        model.L * 1.01,
+        "diag",
+    )
+    x = rng.normal(size=(3, 2))
+    with mpmath.workdps(50):
+        want = [float(mpmath.log(mpmath.fsum(r))) for r in mp_log_joint(model, x)]
+    assert np.max(np.abs(gm.log_marginal(wrong, x) - want)) > 1e-3
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_log_lik_matches_scipy_stats(covariance_type):
+    rng = np.random.default_rng(3)
+    model = random_mixture(rng, K=4, d=3, covariance_type=covariance_type)
+    x = rng.normal(size=(50, 3)) * 3.0
+    C = model.dense_covariances()
+    want = np.stack(
+        [stats.multivariate_normal(model.means[k], C[k]).logpdf(x) for k in range(4)],
+        axis=1,
+    )
+    np.testing.assert_allclose(gm.log_lik(model, x), want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        gm.log_joint(model, x), want + np.log(model.weights), rtol=1e-12
+    )
+    # responsibilities are normalised: log sum_k r_ik = 0
+    log_r = gm.log_responsibilities(model, x)
+    np.testing.assert_allclose(logsumexp(log_r, axis=1), 0.0, rtol=0, atol=1e-14)
+
+
+def test_blocked_kernel_equals_one_block(monkeypatch):
+    """Row blocking changes nothing: many tiny blocks give the same numbers."""
+    rng = np.random.default_rng(4)
+    model = random_mixture(rng, 3, 2, "full")
+    x = rng.normal(size=(101, 2))
+    want = gm.log_marginal(model, x)
+    monkeypatch.setattr(gm, "_BLOCK_ENTRIES", 7)
+    assert len(gm._row_blocks(101, 6)) == 101
+    np.testing.assert_allclose(gm.log_marginal(model, x), want, rtol=1e-15)
+
+
+# ----------------------------------------------------------------- validation
+
+
+def test_weights_must_be_nonnegative_and_sum_to_one():
+    means, L = np.zeros((2, 1)), np.ones(2)
+    with pytest.raises(ValueError, match="weights must be non-negative"):
+        gm.GaussianMixture([1.5, -0.5], means, L, "spherical")
+    with pytest.raises(ValueError, match="weights must sum to one"):
+        gm.GaussianMixture([0.5, 0.6], means, L, "spherical")
+    gm.GaussianMixture([1.0, 0.0], means, L, "spherical")  # an emptied component
+
+
+def test_non_pd_covariance_is_refused_naming_it():
+    bad = np.array([[[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    with pytest.raises(ValueError, match=r"covariances\[0\] must be positive definite"):
+        gm.GaussianMixture.from_covariances([0.5, 0.5], np.zeros((2, 2)), bad)
+    with pytest.raises(ValueError, match="covariances must be positive"):
+        gm.GaussianMixture.from_covariances(
+            [0.5, 0.5], np.zeros((2, 2)), [[1.0, -1.0], [1.0, 1.0]], "diag"
+        )
+    with pytest.raises(ValueError, match="L must be lower triangular"):
+        gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones((1, 2, 2)), "full")
+    with pytest.raises(ValueError, match="L must have positive diagonal"):
+        gm.GaussianMixture([1.0], np.zeros((1, 2)), -np.eye(2)[None], "full")
+    with pytest.raises(ValueError, match=r"L must have shape \(2, 2\)"):
+        gm.GaussianMixture([0.5, 0.5], np.zeros((2, 2)), np.ones(2), "diag")
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones(1), "banded")
+
+
+def test_nan_data_and_wrong_dimension_are_refused():
+    model = gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones(1), "spherical")
+    with pytest.raises(ValueError, match="x contains NaN"):
+        gm.log_marginal(model, [[0.0, np.nan]])
+    with pytest.raises(ValueError, match=r"x must have shape \(\*, 2\)"):
+        gm.responsibilities(model, np.zeros((3, 3)))
+
+
+def test_parameters_are_frozen_copies():
+    w = np.array([0.5, 0.5])
+    model = gm.GaussianMixture(w, np.zeros((2, 1)), np.ones(2), "spherical")
+    w[0] = 7.0
+    assert model.weights[0] == 0.5
+    with pytest.raises(ValueError):
+        model.weights[0] = 1.0
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_from_covariances_round_trips(covariance_type):
+    rng = np.random.default_rng(5)
+    model = random_mixture(rng, 3, 2, covariance_type)
+    again = gm.GaussianMixture.from_covariances(
+        model.weights, model.means, model.covariances(), covariance_type
+    )
+    np.testing.assert_allclose(again.L, model.L, rtol=1e-13, atol=1e-15)
