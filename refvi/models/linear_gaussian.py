@@ -1,0 +1,498 @@
+"""Linear-Gaussian latent model: factor analysis and probabilistic PCA.
+
+    z ~ N(0, I_k),    x | z ~ N(W z + mu, Psi),    Psi = diag(psi),
+
+so x ~ N(mu, C) with C = W W^T + Psi. Factor analysis has a free diagonal
+``psi``; probabilistic PCA has ``psi = sigma2 * ones(d)``. Every formula is
+derived in ``derivations/linear_gaussian.md``; docstrings cite its labels
+(LG.n). EM, the sufficient-statistic log-likelihood and the closed-form pPCA
+MLE live in ``refvi.models.linear_gaussian_em``.
+
+Nothing here forms or inverts the d x d covariance C (except the dense
+reference path ``log_marginal(..., method="dense")``): C^{-1} and det C go
+through the k x k matrix M = I + W^T Psi^{-1} W (Woodbury identity and the
+matrix-determinant lemma), so a batch costs O(n d k + d k^2).
+
+Gradients follow CONTRIBUTING.md: dicts keyed by argument name, ``dout`` an
+upstream gradient over data points, a gradient w.r.t. ``psi`` is w.r.t. the
+variances, a gradient w.r.t. a Cholesky factor ``L_q`` is lower triangular.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky
+
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_lower_cholesky,
+    check_positive,
+)
+from refvi.gaussian import (
+    LOG_2PI,
+    _check_dout,
+    _log_prob_chol,
+    _log_prob_whitened,
+    _logdet_chol,
+    _mahalanobis_chol,
+    _read_only_copy,
+)
+
+# ---------------------------------------------------------------------------
+# Parameters.
+
+
+@dataclass(frozen=True, eq=False)
+class LinearGaussian:
+    """Parameters of z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); (LG.1).
+
+    Parameters
+    ----------
+    W : array_like, shape (d, k)
+        Factor loadings (Bishop's orientation: columns are latent directions).
+    mu : array_like, shape (d,)
+        Mean of x.
+    psi : array_like, shape (d,)
+        Noise variances, all > 0.
+
+    All three are stored as read-only float64 copies. Invalid input raises
+    ValueError naming the argument.
+    """
+
+    W: np.ndarray
+    mu: np.ndarray
+    psi: np.ndarray
+
+    def __post_init__(self):
+        W = as_float_array(self.W, "W", ndim=2)
+        d = W.shape[0]
+        mu = as_float_array(self.mu, "mu", shape=(d,))
+        psi = check_positive(as_float_array(self.psi, "psi", shape=(d,)), "psi")
+        object.__setattr__(self, "W", _read_only_copy(W))
+        object.__setattr__(self, "mu", _read_only_copy(mu))
+        object.__setattr__(self, "psi", _read_only_copy(psi))
+
+    @property
+    def d(self):
+        """Data dimension."""
+        return self.W.shape[0]
+
+    @property
+    def k(self):
+        """Latent dimension."""
+        return self.W.shape[1]
+
+    @property
+    def cov(self):
+        """Marginal covariance C = W W^T + diag(psi), shape (d, d); (LG.2).
+
+        Formed densely: for reference and tests only.
+        """
+        return self.W @ self.W.T + np.diag(self.psi)
+
+    @classmethod
+    def ppca(cls, W, mu, sigma2):
+        """Probabilistic PCA: ``psi = sigma2 * ones(d)``, scalar ``sigma2 > 0``."""
+        W = as_float_array(W, "W", ndim=2)
+        sigma2 = check_positive(as_float_array(sigma2, "sigma2", shape=()), "sigma2")
+        return cls(W, mu, np.full(W.shape[0], float(sigma2)))
+
+
+class Posterior(NamedTuple):
+    """Exact posterior p(z | x_i) = N(m_i, S); S is shared by all data points.
+
+    Attributes
+    ----------
+    m : ndarray, shape (n, k)
+        Posterior means (LG.6).
+    S : ndarray, shape (k, k)
+        Posterior covariance (LG.5).
+    L_S : ndarray, shape (k, k)
+        Lower Cholesky factor of S.
+    """
+
+    m: np.ndarray
+    S: np.ndarray
+    L_S: np.ndarray
+
+
+# ---------------------------------------------------------------------------
+# Private kernels: no argument checking.
+
+
+class _Factor(NamedTuple):
+    PW: np.ndarray  # Psi^{-1} W, (d, k)
+    L_M: np.ndarray  # lower Cholesky factor of M = I + W^T Psi^{-1} W, (k, k)
+    S: np.ndarray  # M^{-1}, (k, k)
+    L_S: np.ndarray  # lower Cholesky factor of S, (k, k)
+    logdet_C: float  # log det(W W^T + Psi)
+
+
+def _factor(W, psi):
+    """Factorise M = I + W^T Psi^{-1} W once: everything else needs only this."""
+    k = W.shape[1]
+    PW = W / psi[:, None]
+    # (LG.5)  M = I + W^T Psi^{-1} W,  S = M^{-1}
+    L_M = cholesky(np.eye(k) + W.T @ PW, lower=True)
+    S = cho_solve((L_M, True), np.eye(k))
+    S = 0.5 * (S + S.T)
+    L_S = cholesky(S, lower=True)
+    # (LG.4)  log det C = log det Psi + log det M   (matrix-determinant lemma)
+    logdet_C = float(np.sum(np.log(psi)) + _logdet_chol(L_M))
+    return _Factor(PW, L_M, S, L_S, logdet_C)
+
+
+def _posterior_mean(f, r):
+    """m_i = S W^T Psi^{-1} r_i for residuals r = x - mu (n, d); (LG.6)."""
+    return cho_solve((f.L_M, True), (r @ f.PW).T).T
+
+
+def _check_model(model):
+    if not isinstance(model, LinearGaussian):
+        raise TypeError(f"model must be a LinearGaussian; got {type(model).__name__}")
+    return model
+
+
+def _check_latent(z, k, name="z"):
+    return as_float_array(z, name, ndim=2, shape=(None, k))
+
+
+def _check_datum(x, d):
+    return as_float_array(x, "x", shape=(d,))
+
+
+def _check_batch_cholesky(L, name, n, k):
+    """A stack (n, k, k) of lower Cholesky factors, checked like one factor."""
+    L = as_float_array(L, name, shape=(n, k, k))
+    if np.any(np.triu(L, k=1) != 0):
+        raise ValueError(f"{name} must be lower triangular in its last two axes")
+    diag = np.diagonal(L, axis1=1, axis2=2)
+    if np.any(diag <= 0):
+        raise ValueError(
+            f"{name} must have a positive diagonal; got min {diag.min():.3g}"
+        )
+    return L
+
+
+def _check_q(model, x, m_q, L_q, log_std_q):
+    """Validate a Gaussian q_i = N(m_q_i, L_q L_q^T) per data point.
+
+    Exactly one of ``L_q`` (k, k) shared / (n, k, k) per datum, or
+    ``log_std_q`` (n, k) (diagonal q) is given. Returns x, m_q and the factor
+    as an array, ``L_q`` built as diag(exp(log_std_q)) for a diagonal q.
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    n, k = x.shape[0], model.k
+    m_q = as_float_array(m_q, "m_q", shape=(n, k))
+    if (L_q is None) == (log_std_q is None):
+        raise ValueError("give exactly one of L_q and log_std_q")
+    if log_std_q is not None:
+        log_std_q = as_float_array(log_std_q, "log_std_q", shape=(n, k))
+        with np.errstate(over="ignore", under="ignore"):
+            std = np.exp(log_std_q)
+        if not np.all(np.isfinite(std) & (std > 0)):
+            raise ValueError("log_std_q must give a finite positive exp(log_std_q)")
+        L_q = std[:, :, None] * np.eye(k)
+    elif np.ndim(L_q) == 3:
+        L_q = _check_batch_cholesky(L_q, "L_q", n, k)
+    else:
+        L_q = check_lower_cholesky(L_q, "L_q", d=k)
+    return x, m_q, L_q
+
+
+# ---------------------------------------------------------------------------
+# Densities for one datum x (d,) at latent points z (m, k); (LG.1), (LG.3).
+
+
+def log_prior(model, z):
+    """log p(z_j) = log N(z_j; 0, I_k) for each row of ``z`` (m, k) -> (m,); (LG.1)."""
+    _check_model(model)
+    z = _check_latent(z, model.k)
+    return _log_prob_whitened(z, 0.0)
+
+
+def log_lik(model, x, z):
+    """log p(x | z_j) = log N(x; W z_j + mu, diag(psi)) -> (m,); (LG.1).
+
+    Parameters
+    ----------
+    model : LinearGaussian
+    x : array_like, shape (d,)
+        One data point.
+    z : array_like, shape (m, k)
+        Latent points.
+    """
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    z = _check_latent(z, model.k)
+    resid = (x - model.mu) - z @ model.W.T
+    return _log_prob_whitened(resid / np.sqrt(model.psi), np.sum(np.log(model.psi)))
+
+
+def log_joint(model, x, z):
+    """log p(x, z_j) = log p(z_j) + log p(x | z_j) -> (m,); (LG.1)."""
+    return log_prior(model, z) + log_lik(model, x, z)
+
+
+def log_posterior(model, x, z):
+    """log p(z_j | x) = log N(z_j; m, S) for one datum ``x`` (d,) -> (m,); (LG.5)."""
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    z = _check_latent(z, model.k)
+    post = posterior(model, x[None, :])
+    return _log_prob_chol(z, post.m[0], post.L_S)
+
+
+# ---------------------------------------------------------------------------
+# Marginal likelihood and posterior.
+
+
+def posterior(model, x):
+    """Exact posterior p(z | x_i) = N(m_i, S) for each row of ``x`` (n, d).
+
+    Implements derivations/linear_gaussian.md (LG.5)-(LG.6):
+    S = (I + W^T Psi^{-1} W)^{-1},  m_i = S W^T Psi^{-1} (x_i - mu).
+
+    Returns
+    -------
+    Posterior
+        ``m`` (n, k), ``S`` (k, k), ``L_S`` (k, k).
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    f = _factor(model.W, model.psi)
+    return Posterior(_posterior_mean(f, x - model.mu), f.S, f.L_S)
+
+
+def log_marginal(model, x, method="woodbury"):
+    """log p(x_i) = log N(x_i; mu, W W^T + Psi) for each row of ``x`` (n, d).
+
+    Parameters
+    ----------
+    model : LinearGaussian
+    x : array_like, shape (n, d)
+    method : {"woodbury", "dense"}
+        ``"woodbury"`` (default): (LG.4) and (LG.7), O(n d k + d k^2), never
+        forming C. ``"dense"``: forms C and factorises it, O(d^3 + n d^2); a
+        reference for tests.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    if method == "dense":
+        _check_model(model)
+        x = as_data(x, model.d)
+        return _log_prob_chol(x, model.mu, cholesky(model.cov, lower=True))
+    if method != "woodbury":
+        raise ValueError(f"method must be 'woodbury' or 'dense'; got {method!r}")
+    return log_marginal_and_grad(model, x)[0]
+
+
+def log_marginal_and_grad(model, x, dout=None):
+    """log p(x_i) (LG.4), (LG.7) and the gradients of sum_i dout_i log p(x_i).
+
+    Gradients (LG.8)-(LG.9), with b_i = C^{-1}(x_i - mu) = Psi^{-1}(x_i - mu - W m_i)
+    and D = sum_i dout_i::
+
+        d/dmu  = sum_i dout_i b_i
+        d/dW   = -D Psi^{-1} W S + sum_i dout_i b_i b_i^T W
+        d/dpsi = -1/2 (D diag(C^{-1}) - sum_i dout_i b_i^2),
+                 diag(C^{-1}) = 1/psi - rowsum((Psi^{-1} W S) * Psi^{-1} W)
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``{"W": (d, k), "mu": (d,), "psi": (d,)}``.
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    dout = _check_dout(dout, x.shape[0])
+    W, psi = model.W, model.psi
+    d = model.d
+    f = _factor(W, psi)
+    r = x - model.mu
+    m = _posterior_mean(f, r)
+    e = r - m @ W.T  # residual after the posterior mean
+    # (LG.7)  r^T C^{-1} r = |Psi^{-1/2}(r - W m)|^2 + |m|^2   (no cancellation)
+    quad = np.einsum("ij,ij->i", e, e / psi) + np.einsum("ij,ij->i", m, m)
+    value = -0.5 * (d * LOG_2PI + f.logdet_C + quad)
+
+    b = e / psi  # (LG.8)  b_i = C^{-1} r_i
+    D = dout.sum()
+    db = dout[:, None] * b
+    PWS = f.PW @ f.S  # C^{-1} W = Psi^{-1} W S
+    dW = -D * PWS + db.T @ (b @ W)
+    diag_Cinv = 1.0 / psi - np.sum(PWS * f.PW, axis=1)
+    dpsi = -0.5 * (D * diag_Cinv - np.einsum("ij,ij->j", db, b))
+    return value, {"W": dW, "mu": db.sum(axis=0), "psi": dpsi}
+
+
+# ---------------------------------------------------------------------------
+# ELBO, expected complete-data log-likelihood, KL to the posterior.
+
+
+def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
+    """E_q[log p(x_i, z)] (LG.10) and gradients (LG.12)-(LG.13); no checking.
+
+    ``L_q`` is (k, k) shared by all data points or (n, k, k).
+    """
+    d, k = W.shape
+    PW = W / psi[:, None]
+    GI = W.T @ PW + np.eye(k)  # W^T Psi^{-1} W + I
+    r = x - mu - m_q @ W.T  # x_i - mu - W m_q_i
+    Pr = r / psi
+    GIL = GI @ L_q
+    D = dout.sum()
+    if L_q.ndim == 2:
+        tr = np.full(x.shape[0], np.sum(GIL * L_q))
+        Sigma_sum = D * (L_q @ L_q.T)  # sum_i dout_i Sigma_q_i
+        dL_q = -D * np.tril(GIL)
+    else:
+        tr = np.einsum("nij,nij->n", GIL, L_q)
+        Sigma_sum = np.einsum("n,nij,nlj->il", dout, L_q, L_q)
+        dL_q = -dout[:, None, None] * np.tril(GIL)
+    # (LG.10)  E_q log p(x, z) = -1/2 [(d + k) log 2pi + log det Psi
+    #            + |Psi^{-1/2}(x - mu - W m_q)|^2 + |m_q|^2
+    #            + tr((W^T Psi^{-1} W + I) Sigma_q)]
+    value = -0.5 * (
+        (d + k) * LOG_2PI
+        + np.sum(np.log(psi))
+        + np.einsum("ij,ij->i", r, Pr)
+        + np.einsum("ij,ij->i", m_q, m_q)
+        + tr
+    )
+    # (LG.12)  d/dm_q = W^T Psi^{-1} r - m_q,  d/dL_q = -tril((W^T Psi^{-1} W + I) L_q)
+    dm_q = dout[:, None] * (Pr @ W - m_q)
+    # (LG.13)  d/dW = sum_i dout_i Psi^{-1} r_i m_q_i^T - Psi^{-1} W Sigma_sum
+    #          d/dmu = sum_i dout_i Psi^{-1} r_i
+    a = dout[:, None] * Pr
+    dW = a.T @ m_q - PW @ Sigma_sum
+    #          d/dpsi = -1/2 [D / psi - sum_i dout_i r_i^2 / psi^2
+    #                         - diag(W Sigma_sum W^T) / psi^2]
+    dpsi = -0.5 * (
+        D / psi
+        - np.einsum("ij,ij->j", a, Pr)
+        - np.sum((W @ Sigma_sum) * W, axis=1) / psi**2
+    )
+    grads = {"m_q": dm_q, "L_q": dL_q, "W": dW, "mu": a.sum(axis=0), "psi": dpsi}
+    return value, grads
+
+
+def _entropy_and_grad(L_q, n, dout):
+    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log (L_q)_jj (LG.11), and d/dL_q."""
+    k = L_q.shape[-1]
+    diag = np.diagonal(L_q, axis1=-2, axis2=-1)
+    value = 0.5 * k * (1.0 + LOG_2PI) + np.sum(np.log(diag), axis=-1)
+    inv_diag = np.eye(k) / diag[..., None, :]  # diag(1 / L_jj), batched if L_q is
+    if L_q.ndim == 2:
+        return np.full(n, value), dout.sum() * inv_diag
+    return value, dout[:, None, None] * inv_diag
+
+
+def _to_log_std(grads, L_q):
+    """Chain rule L_q = diag(exp(log_std_q)): d/dlog_std = diag(dL_q) * exp(log_std)."""
+    grads = dict(grads)
+    dL_q = grads.pop("L_q")
+    grads["log_std_q"] = np.diagonal(dL_q, axis1=1, axis2=2) * np.diagonal(
+        L_q, axis1=1, axis2=2
+    )
+    return grads
+
+
+def _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy):
+    """Validate, then E_q[log p(x, z)] (+ H[q] for the ELBO) and its gradients."""
+    x, m_q, L = _check_q(model, x, m_q, L_q, log_std_q)
+    dout = _check_dout(dout, x.shape[0])
+    value, grads = _ecll_and_grad(model.W, model.mu, model.psi, x, m_q, L, dout)
+    if with_entropy:
+        H, dH = _entropy_and_grad(L, x.shape[0], dout)
+        value = value + H
+        grads["L_q"] = grads["L_q"] + dH
+    return value, (grads if log_std_q is None else _to_log_std(grads, L))
+
+
+def expected_complete_loglik(model, x, m_q, L_q=None, *, log_std_q=None):
+    """E_{q_i}[log p(x_i, z)] for q_i = N(m_q_i, Sigma_q_i) -> (n,); (LG.10).
+
+    The EM auxiliary function Q(theta) is its sum over the data with q the
+    posterior under the current parameters. Arguments as in :func:`elbo`.
+    """
+    return expected_complete_loglik_and_grad(model, x, m_q, L_q, log_std_q=log_std_q)[0]
+
+
+def expected_complete_loglik_and_grad(
+    model, x, m_q, L_q=None, *, log_std_q=None, dout=None
+):
+    """E_{q_i}[log p(x_i, z)] (LG.10) and its gradients (LG.12)-(LG.13).
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``{"m_q", "L_q" or "log_std_q", "W", "mu", "psi"}``, each with the
+        shape of its argument (``L_q`` lower triangular).
+    """
+    return _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy=False)
+
+
+def elbo(model, x, m_q, L_q=None, *, log_std_q=None):
+    """ELBO(q_i) = E_{q_i}[log p(x_i, z) - log q_i(z)] for each data point -> (n,).
+
+    Closed form (LG.10)-(LG.11). q_i = N(m_q_i, L_q L_q^T) with ``L_q`` (k, k)
+    shared or (n, k, k) per datum, or diagonal q_i = N(m_q_i,
+    diag(exp(2 log_std_q_i))) with ``log_std_q`` (n, k).
+
+    Parameters
+    ----------
+    model : LinearGaussian
+    x : array_like, shape (n, d)
+    m_q : array_like, shape (n, k)
+    L_q : array_like, shape (k, k) or (n, k, k), optional
+    log_std_q : array_like, shape (n, k), optional (keyword only)
+    """
+    return elbo_and_grad(model, x, m_q, L_q, log_std_q=log_std_q)[0]
+
+
+def elbo_and_grad(model, x, m_q, L_q=None, *, log_std_q=None, dout=None):
+    """ELBO(q_i) (LG.10)-(LG.11) and the gradients of sum_i dout_i ELBO(q_i).
+
+    The model gradients equal those of :func:`expected_complete_loglik`
+    (LG.13); the q gradients add the entropy's d/dL_q = diag(1 / L_jj) (LG.14).
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``{"m_q", "L_q" or "log_std_q", "W", "mu", "psi"}``, each with the
+        shape of its argument (``L_q`` lower triangular).
+    """
+    return _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy=True)
+
+
+def kl_to_posterior(model, x, m_q, L_q=None, *, log_std_q=None):
+    """KL(q_i || p(z | x_i)) for each data point -> (n,); (LG.15).
+
+    The Gaussian KL between q_i = N(m_q_i, Sigma_q_i) and N(m_i, S)::
+
+        KL = 1/2 [tr(S^{-1} Sigma_q) + (m_i - m_q_i)^T S^{-1} (m_i - m_q_i) - k
+                  + log det S - log det Sigma_q]
+
+    computed from the posterior and q alone, not as log p(x) - ELBO, so the
+    identity log p(x) = ELBO + KL (LG.16) is a real check. Arguments as in
+    :func:`elbo`.
+    """
+    x, m_q, L = _check_q(model, x, m_q, L_q, log_std_q)
+    n, k = m_q.shape
+    f = _factor(model.W, model.psi)
+    m = _posterior_mean(f, x - model.mu)
+    # tr(S^{-1} L_q L_q^T) = |L_S^{-1} L_q|_F^2: the columns of L_q, whitened
+    cols = np.swapaxes(L, -1, -2).reshape(-1, k)
+    tr = _mahalanobis_chol(cols, np.zeros(k), f.L_S).reshape(-1, k).sum(axis=1)
+    maha = _mahalanobis_chol(m_q, m, f.L_S)
+    logdet_q = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    return 0.5 * (tr + maha - k + _logdet_chol(f.L_S) - logdet_q)
