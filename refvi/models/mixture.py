@@ -29,7 +29,9 @@ import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
+from refvi import categorical
 from refvi._validate import as_data, as_float_array, cholesky_of_spd
+from refvi.gaussian import _check_dout, _log_prob_whitened, _read_only_copy
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -39,14 +41,6 @@ WEIGHT_SUM_TOL = 1e-10
 # Rows per block are chosen so that one (rows, K*d) temporary holds about this
 # many float64 entries (2 MiB): small enough to stay in cache.
 _BLOCK_ENTRIES = 1 << 18
-
-_LOG_2PI = np.log(2.0 * np.pi)
-
-
-def _readonly(a):
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 def _check_covariance_type(covariance_type):
@@ -131,9 +125,9 @@ class GaussianMixture:
         K = weights.shape[0]
         means = as_float_array(self.means, "means", ndim=2, shape=(K, None))
         L = _check_L(self.L, self.covariance_type, K, means.shape[1])
-        object.__setattr__(self, "weights", _readonly(weights))
-        object.__setattr__(self, "means", _readonly(means))
-        object.__setattr__(self, "L", _readonly(L))
+        object.__setattr__(self, "weights", _read_only_copy(weights))
+        object.__setattr__(self, "means", _read_only_copy(means))
+        object.__setattr__(self, "L", _read_only_copy(L))
 
     @property
     def n_components(self):
@@ -144,6 +138,17 @@ class GaussianMixture:
     def dim(self):
         """d, the data dimension."""
         return self.means.shape[1]
+
+    @property
+    def logits(self):
+        """Mixing logits log pi_k (K,); the gradients' ``"logits"`` point."""
+        return _log_weights(self.weights)
+
+    @classmethod
+    def from_logits(cls, logits, means, L, covariance_type="full"):
+        """Build a mixture with weights pi = softmax(logits) (GM.1)."""
+        weights = categorical.softmax(as_float_array(logits, "logits", ndim=1))
+        return cls(weights, means, L, covariance_type)
 
     @classmethod
     def from_covariances(cls, weights, means, covariances, covariance_type="full"):
@@ -208,14 +213,15 @@ class _Prepared(NamedTuple):
     whitening matrices L_k^{-T} stacked side by side, shape (d, K*d) (tied:
     (d, d)), and ``offsets`` the whitened shifted means (mu_k - shift) L_k^{-T}.
     For diag/spherical, ``P`` holds 1/std, shape (K, d) (spherical: (K, 1)).
-    ``log_norm`` (K,) is log pi_k - d/2 log 2 pi - log|L_k|.
+    ``logdet`` (K,) is log det Sigma_k and ``log_w`` (K,) is log pi_k.
     """
 
     covariance_type: str
     shift: np.ndarray
     P: np.ndarray
     offsets: np.ndarray
-    log_norm: np.ndarray
+    logdet: np.ndarray
+    log_w: np.ndarray
 
 
 def _log_weights(weights):
@@ -258,8 +264,9 @@ def _prepare(model, shift):
         P = (1.0 / L)[:, None]
         offsets = mu * P
         logdet_half = d * np.log(L)
-    log_norm = _log_weights(model.weights) - 0.5 * d * _LOG_2PI - logdet_half
-    return _Prepared(ctype, shift, P, offsets, log_norm)
+    return _Prepared(
+        ctype, shift, P, offsets, 2.0 * logdet_half, _log_weights(model.weights)
+    )
 
 
 def _whiten_block(prep, xb):
@@ -285,9 +292,11 @@ def _log_joint_block(prep, xb):
     No argument checking. Implements derivations/mixture.md (GM.2)-(GM.3).
     """
     Y = _whiten_block(prep, xb)
-    # (GM.3)  ||L_k^{-1}(x - mu_k)||^2, summed over each block of d columns
-    maha = np.einsum("bkd,bkd->bk", Y, Y)
-    return prep.log_norm - 0.5 * maha
+    b, K, d = Y.shape
+    # (GM.2)  log pi_k + log N(x; mu_k, Sigma_k), the density from whitened
+    # residuals by refvi.gaussian's one implementation, all (i, k) at once
+    log_N = _log_prob_whitened(Y.reshape(b * K, d), np.tile(prep.logdet, b))
+    return log_N.reshape(b, K) + prep.log_w
 
 
 def _row_blocks(n, width):
@@ -376,3 +385,209 @@ def responsibilities(model, x):
 
 
 posterior = responsibilities
+
+
+# --------------------------------------------------------------------------
+# Gradients. Parameters: logits (K,) with pi = softmax(logits), means (K, d),
+# and L in the per-type parameterisation of the module docstring.
+# --------------------------------------------------------------------------
+
+
+class _ComponentMoments(NamedTuple):
+    """Weighted moments of the whitened residuals y_ik = L_k^{-1}(x_i - mu_k).
+
+    For weights g (n, K): ``G`` (K,) = sum_i g_ik, ``m`` (K, d) = sum_i g_ik
+    y_ik, ``M`` = sum_i g_ik y_ik y_ik^T, (K, d, d) for full/tied and only its
+    diagonal (K, d) for diag/spherical.
+    """
+
+    G: np.ndarray
+    m: np.ndarray
+    M: np.ndarray
+
+
+def _component_moments(prep, x, g):
+    """Accumulate :class:`_ComponentMoments` over row blocks. No checking."""
+    K = g.shape[1]
+    d = x.shape[1]
+    dense = prep.covariance_type in ("full", "tied")
+    G, m = np.zeros(K), np.zeros((K, d))
+    M = np.zeros((K, d, d)) if dense else np.zeros((K, d))
+    for rows in _row_blocks(x.shape[0], K * d):
+        Y = _whiten_block(prep, x[rows])  # (b, K, d)
+        g_Y = Y * g[rows, :, None]
+        G += g[rows].sum(axis=0)
+        m += g_Y.sum(axis=0)
+        if dense:
+            M += np.matmul(g_Y.transpose(1, 2, 0), Y.transpose(1, 0, 2))
+        else:
+            M += np.einsum("bkd,bkd->kd", g_Y, Y)
+    return _ComponentMoments(G, m, M)
+
+
+def _component_grads(model, x, g):
+    """Gradients of sum_ik g_ik log N(x_i; mu_k, Sigma_k) w.r.t. means and L.
+
+    No argument checking. Implements derivations/mixture.md (GM.10)-(GM.13):
+    with y = L_k^{-1}(x - mu_k),
+
+    - full:      d/dmu_k = L_k^{-T} m_k,
+                 d/dL_k = tril(L_k^{-T} M_k) - G_k diag(1 / L_k,jj)
+    - tied:      as full with M and G summed over k for the shared L
+    - diag:      d/dmu_kj = m_kj / s_kj,  d/ds_kj = (M_kj - G_k) / s_kj
+    - spherical: d/dmu_k = m_k / s_k,     d/ds_k = (sum_j M_kj - d G_k) / s_k
+    """
+    prep = _prepare(model, np.zeros(model.dim))
+    G, m, M = _component_moments(prep, x, g)
+    L, d = model.L, model.dim
+    ctype = model.covariance_type
+    if ctype in ("full", "tied"):
+        K = model.n_components
+        # P_k = L_k^{-T}, from the stacked whitening matrices
+        P = prep.P.reshape(d, K, d).transpose(1, 0, 2) if ctype == "full" else prep.P
+        if ctype == "full":
+            # (GM.10)  d/dmu_k = L_k^{-T} m_k
+            dmeans = np.einsum("kij,kj->ki", P, m)
+            # (GM.11)  d/dL_k = tril(L_k^{-T} M_k) - G_k diag(1 / L_k,jj)
+            dL = np.tril(P @ M)
+            dL -= (
+                G[:, None, None]
+                * np.eye(d)
+                / np.diagonal(L, axis1=1, axis2=2)[:, None, :]
+            )
+        else:
+            dmeans = m @ P.T
+            # (GM.11)  shared L: M and G summed over components
+            dL = np.tril(P @ M.sum(axis=0)) - G.sum() * np.diag(1.0 / np.diag(L))
+    elif ctype == "diag":
+        # (GM.12)  d/dmu_kj = m_kj / s_kj,  d/ds_kj = (M_kj - G_k) / s_kj
+        dmeans = m / L
+        dL = (M - G[:, None]) / L
+    else:
+        # (GM.13)  d/dmu_k = m_k / s_k,  d/ds_k = (sum_j M_kj - d G_k) / s_k
+        dmeans = m / L[:, None]
+        dL = (M.sum(axis=1) - d * G) / L
+    return dmeans, dL
+
+
+def _logits_grad(weights, G):
+    """d/dlogits of sum_k G_k log pi_k with pi = softmax(logits); (GM.9).
+
+    d log pi_j / d logits_k = [j = k] - pi_k, so the gradient is
+    G_k - pi_k sum_j G_j.
+    """
+    return G - weights * G.sum()
+
+
+def _grads(model, x, g):
+    dmeans, dL = _component_grads(model, x, g)
+    return {
+        "logits": _logits_grad(model.weights, g.sum(axis=0)),
+        "means": dmeans,
+        "L": dL,
+    }
+
+
+def log_marginal_and_grad(model, x, dout=None):
+    """log p(x_i) (n,) and the gradients of sum_i dout_i log p(x_i).
+
+    Implements derivations/mixture.md (GM.4) and (GM.8): the weight of
+    log p(x_i, z=k) in d log p(x_i) is the responsibility r_ik, so every
+    gradient is that of the auxiliary sum with g_ik = dout_i r_ik.
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``"logits"`` (K,), ``"means"`` (K, d), ``"L"`` (shape of ``model.L``).
+    """
+    x = _validate_x(model, x)
+    dout = _check_dout(dout, x.shape[0])
+    lj = _log_joint(model, x)
+    lp = logsumexp(lj, axis=1)
+    r = np.exp(lj - lp[:, None])
+    return lp, _grads(model, x, dout[:, None] * r)
+
+
+def _check_q_logits(model, x, q_logits):
+    return as_float_array(q_logits, "q_logits", shape=(x.shape[0], model.n_components))
+
+
+def _expected_log_joint(q, lj):
+    """sum_k q_ik log p(x_i, z=k), with 0 * (-inf) = 0 for emptied components."""
+    return np.sum(np.where(q > 0, q * lj, 0.0), axis=1)
+
+
+def elbo(model, x, q_logits):
+    """ELBO(q) = E_q[log p(x_i, z)] + H(q_i) per datum, shape (n,).
+
+    q(z) = softmax(q_logits_i) is any categorical per data point, q_logits
+    (n, K). Implements derivations/mixture.md (GM.6).
+    """
+    return elbo_and_grad(model, x, q_logits)[0]
+
+
+def elbo_and_grad(model, x, q_logits, dout=None):
+    """ELBO(q) (n,) and the gradients of sum_i dout_i ELBO_i.
+
+    Implements derivations/mixture.md (GM.6) and its gradients (GM.9)-(GM.14):
+    w.r.t. the model, the auxiliary-sum gradients with g_ik = dout_i q_ik;
+    w.r.t. q's logits, dout_i q_ik (log p(x_i, z=k) - E_q[log p(x_i, z)])
+    plus the entropy gradient of refvi.categorical.
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``"logits"``, ``"means"``, ``"L"`` (model) and ``"q_logits"`` (n, K).
+    """
+    x = _validate_x(model, x)
+    q_logits = _check_q_logits(model, x, q_logits)
+    dout = _check_dout(dout, x.shape[0])
+    lj = _log_joint(model, x)
+    q = categorical.softmax(q_logits)
+    # (GM.6)  ELBO_i = sum_k q_ik log p(x_i, z=k) + H(q_i)
+    cross = _expected_log_joint(q, lj)
+    H, dH = categorical.entropy_and_grad(q_logits, dout)
+    grads = _grads(model, x, dout[:, None] * q)
+    # (GM.14)  d cross_i / d q_logits_ik = q_ik (log p(x_i, z=k) - cross_i)
+    grads["q_logits"] = dout[:, None] * q * (lj - cross[:, None]) + dH["logits"]
+    return cross + H, grads
+
+
+def kl_to_posterior(model, x, q_logits):
+    """KL(q_i || p(z | x_i)) per datum, shape (n,); 0 at q = responsibilities.
+
+    Implements derivations/mixture.md (GM.7), computed as the categorical KL
+    between q and softmax(log p(x_i, z)) = p(z | x_i), not as a difference
+    log p(x) - ELBO. Every weight must be positive.
+    """
+    return kl_to_posterior_and_grad(model, x, q_logits)[0]
+
+
+def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
+    """KL(q_i || p(z | x_i)) (n,) and the gradients of sum_i dout_i KL_i.
+
+    Implements derivations/mixture.md (GM.7) and (GM.15): the posterior's
+    logits are log p(x_i, z=k), whose gradient r_ik - q_ik (refvi.categorical)
+    weights the auxiliary-sum gradients.
+
+    Returns
+    -------
+    value : ndarray, shape (n,)
+    grads : dict
+        ``"logits"``, ``"means"``, ``"L"`` (model) and ``"q_logits"`` (n, K).
+    """
+    x = _validate_x(model, x)
+    q_logits = _check_q_logits(model, x, q_logits)
+    dout = _check_dout(dout, x.shape[0])
+    if np.any(model.weights == 0):
+        raise ValueError(
+            "kl_to_posterior needs every weight positive; component(s) "
+            f"{np.flatnonzero(model.weights == 0).tolist()} have weight 0"
+        )
+    lj = _log_joint(model, x)
+    value, g = categorical.kl_and_grad(q_logits, lj, dout)
+    grads = _grads(model, x, g["logits_q"])
+    grads["q_logits"] = g["logits_p"]
+    return value, grads
