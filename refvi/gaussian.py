@@ -132,13 +132,18 @@ class DiagGaussian:
         return np.exp(self.log_std)
 
     @property
+    def L(self):
+        """Cholesky factor diag(exp(log_std)), shape (d, d)."""
+        return np.diag(self.std)
+
+    @property
     def cov(self):
         """Covariance diag(exp(2 log_std)), shape (d, d)."""
         return np.diag(np.exp(2.0 * self.log_std))
 
     def to_full(self):
         """The same distribution as a ``Gaussian`` with L = diag(exp(log_std))."""
-        return Gaussian(self.mean, np.diag(self.std))
+        return Gaussian(self.mean, self.L)
 
 
 def standard_normal(d):

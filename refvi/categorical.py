@@ -1,0 +1,189 @@
+"""Categorical distributions in logits, with handwritten gradients.
+
+A categorical over K outcomes is given by a logits array of shape (..., K)
+(any leading batch shape, K >= 1): p = softmax(logits) along the last axis.
+Everything is computed from ``log_softmax``, which subtracts the row maximum
+before exponentiating, so logits of magnitude 1e3 give finite, accurate values
+and gradients. Logits must be finite: a zero probability (a logit of -inf) is
+not allowed as input; use a large negative finite logit instead.
+
+Every value ``f`` has ``f_and_grad(..., dout=None)`` beside it returning
+``(value, {"logits": ...})``; ``dout`` has the value's shape (default ones) and
+the gradients are those of ``sum(dout * value)``. Arguments broadcast over the
+batch axes; a gradient is summed back to its argument's shape. Values are
+always arrays (0-d for a single distribution). Derivations:
+``derivations/categorical.md`` (C.n).
+"""
+
+import numpy as np
+from scipy.special import log_softmax as _scipy_log_softmax
+
+from refvi._validate import as_float_array
+
+
+def _log_softmax(logits):
+    """log softmax along the last axis, shifted by the row maximum; no checking."""
+    return _scipy_log_softmax(logits, axis=-1)
+
+
+def _sum_to_shape(g, shape):
+    """Sum a broadcast gradient ``g`` back to the ``shape`` of its argument."""
+    g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _check_logits(logits, name="logits"):
+    arr = as_float_array(logits, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have shape (..., K); got a scalar")
+    return arr
+
+
+def _check_dout(dout, shape):
+    if dout is None:
+        return np.ones(shape)
+    return as_float_array(dout, "dout", shape=shape)
+
+
+def _batch_shape(*named_shapes):
+    """Broadcast batch shape of (name, shape) pairs, or ValueError naming them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in named_shapes))
+    except ValueError:
+        described = ", ".join(f"{name} {shape}" for name, shape in named_shapes)
+        raise ValueError(f"batch shapes do not broadcast: {described}") from None
+
+
+def log_softmax(logits):
+    """log p_j = logits_j - log sum_k exp(logits_k) along the last axis; (C.1)."""
+    return _log_softmax(_check_logits(logits))
+
+
+def softmax(logits):
+    """p_j = exp(log_softmax(logits)_j) along the last axis; (C.1)."""
+    return np.exp(log_softmax(logits))
+
+
+def log_prob(logits, k):
+    """log p_k for outcomes ``k``; (C.1).
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., K)
+    k : array_like of int
+        Outcomes in ``0..K-1``; broadcast against ``logits.shape[:-1]``.
+
+    Returns
+    -------
+    ndarray, the broadcast batch shape
+    """
+    return log_prob_and_grad(logits, k)[0]
+
+
+def log_prob_and_grad(logits, k, dout=None):
+    """log p_k and the gradient of sum(dout * log p_k) w.r.t. logits; (C.1), (C.4).
+
+    d log p_k / d logits_j = [j = k] - p_j.
+
+    Returns
+    -------
+    value : ndarray, the broadcast batch shape of ``logits.shape[:-1]`` and ``k``
+    grads : dict
+        ``{"logits": logits.shape}``.
+    """
+    logits = _check_logits(logits)
+    K = logits.shape[-1]
+    k_arr = np.asarray(k)
+    if k_arr.dtype == bool or not np.issubdtype(k_arr.dtype, np.integer):
+        raise TypeError(f"k must be an integer array; got dtype {k_arr.dtype}")
+    if k_arr.size and (k_arr.min() < 0 or k_arr.max() >= K):
+        raise ValueError(
+            f"k must lie in 0..{K - 1} (K = {K}); got range "
+            f"[{k_arr.min()}, {k_arr.max()}]"
+        )
+    batch = _batch_shape(("logits", logits.shape[:-1]), ("k", k_arr.shape))
+    if 0 in batch:
+        raise ValueError(f"k must not be empty; got shape {k_arr.shape}")
+    dout = _check_dout(dout, batch)
+    log_p = _log_softmax(logits)
+    k_b = np.broadcast_to(k_arr, batch)[..., None]
+    value = np.take_along_axis(np.broadcast_to(log_p, batch + (K,)), k_b, axis=-1)
+    # (C.4)  d log p_k / d logits = onehot(k) - p
+    onehot = np.arange(K) == k_b
+    dlogits = dout[..., None] * (onehot - np.exp(log_p))
+    return value[..., 0], {"logits": _sum_to_shape(dlogits, logits.shape)}
+
+
+def entropy(logits):
+    """H = -sum_j p_j log p_j along the last axis, shape logits.shape[:-1]; (C.2)."""
+    return entropy_and_grad(logits)[0]
+
+
+def entropy_and_grad(logits, dout=None):
+    """Entropy (C.2) and the gradient of sum(dout * H) w.r.t. logits (C.5).
+
+    dH / d logits_j = -p_j (log p_j + H).
+
+    Returns
+    -------
+    value : ndarray, shape logits.shape[:-1]
+    grads : dict
+        ``{"logits": logits.shape}``.
+    """
+    logits = _check_logits(logits)
+    dout = _check_dout(dout, logits.shape[:-1])
+    log_p = _log_softmax(logits)
+    p = np.exp(log_p)
+    # (C.2)  H = -sum_j p_j log p_j   (p_j = 0 contributes 0: log p_j is finite)
+    H = -np.sum(p * log_p, axis=-1)
+    # (C.5)  dH/dlogits_j = -p_j (log p_j + H)
+    dlogits = -dout[..., None] * p * (log_p + H[..., None])
+    return H, {"logits": dlogits}
+
+
+def kl(logits_p, logits_q):
+    """KL(p || q) = sum_j p_j (log p_j - log q_j) along the last axis; (C.3)."""
+    return kl_and_grad(logits_p, logits_q)[0]
+
+
+def kl_and_grad(logits_p, logits_q, dout=None):
+    """KL(p || q) (C.3) and the gradients of sum(dout * KL) (C.6)-(C.7).
+
+    d KL / d logits_p_j = p_j (log p_j - log q_j - KL),
+    d KL / d logits_q_j = q_j - p_j.
+
+    The batch shapes ``logits_p.shape[:-1]`` and ``logits_q.shape[:-1]``
+    broadcast; both must have the same K. KL of identical logits is exactly 0.
+
+    Returns
+    -------
+    value : ndarray, the broadcast batch shape
+    grads : dict
+        ``{"logits_p": logits_p.shape, "logits_q": logits_q.shape}``.
+    """
+    logits_p = _check_logits(logits_p, "logits_p")
+    logits_q = _check_logits(logits_q, "logits_q")
+    if logits_q.shape[-1] != logits_p.shape[-1]:
+        raise ValueError(
+            f"logits_q must have K = {logits_p.shape[-1]} categories like "
+            f"logits_p; got shape {logits_q.shape}"
+        )
+    batch = _batch_shape(
+        ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
+    )
+    dout = _check_dout(dout, batch)
+    log_p = _log_softmax(logits_p)
+    log_q = _log_softmax(logits_q)
+    p = np.exp(log_p)
+    # (C.3)  KL = sum_j p_j (log p_j - log q_j)
+    log_ratio = log_p - log_q
+    value = np.sum(p * log_ratio, axis=-1)
+    # (C.6)  dKL/dlogits_p_j = p_j (log p_j - log q_j - KL)
+    dlogits_p = dout[..., None] * p * (log_ratio - value[..., None])
+    # (C.7)  dKL/dlogits_q_j = q_j - p_j
+    dlogits_q = dout[..., None] * (np.exp(log_q) - p)
+    return value, {
+        "logits_p": _sum_to_shape(dlogits_p, logits_p.shape),
+        "logits_q": _sum_to_shape(dlogits_q, logits_q.shape),
+    }
