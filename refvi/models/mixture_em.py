@@ -1,0 +1,508 @@
+"""Exact EM for the Gaussian mixture of :mod:`refvi.models.mixture`.
+
+One EM iteration is ONE pass over the data in row blocks
+(derivations/mixture.md (GM.16)-(GM.22)): for each block, the joint
+log-densities of all K components from one product with the stacked
+whitening matrices, log p(x) by log-sum-exp, the responsibilities r, and
+their sufficient statistics N_k = sum_i r_ik, s_k = sum_i r_ik x_i and the
+second moments S_k = sum_i r_ik x_i x_i^T (per type: full (K, d, d), tied
+the r-free total (d, d), diag/spherical the diagonals (K, d)). The M-step and
+the ELBO F(q, theta) are closed forms of those statistics, so the pass that
+evaluates log p(x; theta_t) is also the E-step of iteration t, and no
+(n, K) array is ever held. Data are shifted by their mean before any
+product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
+free of cancellation for data far from the origin.
+
+Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
+the diagonal of every covariance in the M-step (to the variances for diag
+and spherical). That M-step maximises the auxiliary function Q of
+:func:`auxiliary` including its penalty -reg_covar/2 sum_k N_k tr Sigma_k^{-1}
+(derivations/mixture.md (GM.23)).
+
+Emptied components: a component whose total responsibility N_k is at most
+n * eps (eps = 2^-52, i.e. lost in the rounding of sum_k N_k = n) keeps its
+previous mean and covariance; its weight is N_k / n like every other weight
+(so the weights still sum to one). It is reported in ``trace.empty`` and by a
+:class:`EmptyComponentWarning`.
+"""
+
+import warnings
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg
+from scipy.special import entr, xlogy
+
+from refvi._validate import as_data, as_float_array, check_int, check_rng
+from refvi.gaussian import LOG_2PI
+from refvi.models.em import EMTrace, run_em
+from refvi.models.mixture import (
+    GaussianMixture,
+    _check_covariance_type,
+    _grads,
+    _log_joint_block,
+    _prepare,
+    _row_blocks,
+    _validate_x,
+    log_joint,
+    responsibilities,
+)
+
+__all__ = [
+    "EmptyComponentWarning",
+    "MixtureEMTrace",
+    "auxiliary",
+    "auxiliary_and_grad",
+    "e_step",
+    "em",
+    "kmeans_plusplus_init",
+    "m_step",
+]
+
+
+class EmptyComponentWarning(UserWarning):
+    """An EM iteration left a component with no responsibility (kept as it was)."""
+
+
+@dataclass(frozen=True)
+class MixtureEMTrace(EMTrace):
+    """:class:`refvi.models.em.EMTrace` plus the emptied components.
+
+    Attributes
+    ----------
+    empty : ndarray of bool, shape (T, K)
+        ``empty[t, k]``: component k had N_k <= n eps in iteration t and kept
+        its previous mean and covariance.
+    """
+
+    empty: np.ndarray
+
+
+class _Stats(NamedTuple):
+    """Sufficient statistics of responsibilities r for a mixture's M-step.
+
+    All data are shifted by ``shift`` (d,). ``model`` is theta_t, the
+    parameters r came from (None when r was given directly);
+    ``log_lik`` = log p(x; theta_t) and ``entropy`` = sum_i H(r_i) are totals
+    (nan when r was given directly: then neither is known).
+    """
+
+    model: object
+    covariance_type: str
+    n: int
+    shift: np.ndarray
+    N: np.ndarray
+    s: np.ndarray
+    S: np.ndarray
+    log_lik: float
+    entropy: float
+
+
+def _zero_second_moment(covariance_type, K, d):
+    if covariance_type == "full":
+        return np.zeros((d, K * d))
+    if covariance_type == "tied":
+        return np.zeros((d, d))
+    return np.zeros((K, d))
+
+
+def _accumulate(covariance_type, S, xs, r):
+    """Add one block's second moments to ``S`` in place (a private buffer)."""
+    if covariance_type == "full":
+        # (GM.18)  [S_1 ... S_K] += x^T [r_1 * x ... r_K * x]: one product
+        b, d = xs.shape
+        S += xs.T @ (r[:, :, None] * xs[:, None, :]).reshape(b, -1)
+    elif covariance_type == "tied":
+        S += xs.T @ xs
+    else:
+        S += r.T @ (xs * xs)
+
+
+def _finish_second_moment(covariance_type, S, K, d):
+    if covariance_type == "full":
+        # columns k*d:(k+1)*d hold S_k; make (K, d, d)
+        return S.reshape(d, K, d).transpose(1, 0, 2)
+    return S
+
+
+def _e_pass(model, x, shift):
+    """One pass over ``x``: log p(x), the entropy and sufficient statistics of r.
+
+    No argument checking. Implements derivations/mixture.md (GM.4), (GM.5),
+    (GM.17)-(GM.18) block by block.
+    """
+    ctype = model.covariance_type
+    K, d = model.n_components, model.dim
+    prep = _prepare(model, shift)
+    N, s = np.zeros(K), np.zeros((K, d))
+    S = _zero_second_moment(ctype, K, d)
+    log_lik = entropy = 0.0
+    for rows in _row_blocks(x.shape[0], K * d):
+        xb = x[rows]
+        lj = _log_joint_block(prep, xb)
+        # (GM.4)-(GM.5)  log-sum-exp with the row maximum factored out
+        top = lj.max(axis=1, keepdims=True)
+        r = np.exp(lj - top)
+        total = r.sum(axis=1, keepdims=True)
+        r /= total
+        log_lik += float(np.sum(top) + np.sum(np.log(total)))
+        entropy += float(np.sum(entr(r)))
+        xs = xb - shift
+        N += r.sum(axis=0)
+        s += r.T @ xs
+        _accumulate(ctype, S, xs, r)
+    S = _finish_second_moment(ctype, S, K, d)
+    return _Stats(model, ctype, x.shape[0], shift, N, s, S, log_lik, entropy)
+
+
+def _stats_of(x, r, covariance_type, shift):
+    """Sufficient statistics of given responsibilities r (n, K). No checking."""
+    K, d = r.shape[1], x.shape[1]
+    S = _zero_second_moment(covariance_type, K, d)
+    xs = x - shift
+    _accumulate(covariance_type, S, xs, r)
+    S = _finish_second_moment(covariance_type, S, K, d)
+    nan = float("nan")
+    return _Stats(
+        None, covariance_type, x.shape[0], shift, r.sum(0), r.T @ xs, S, nan, nan
+    )
+
+
+def _empty_components(stats):
+    """Components with N_k <= n eps: their responsibility is lost in rounding."""
+    return stats.N <= stats.n * np.finfo(float).eps
+
+
+def _m_step_stats(stats, reg_covar):
+    """theta_{t+1} = argmax Q from sufficient statistics; (GM.19)-(GM.22).
+
+    No argument checking. Emptied components keep the parameters of
+    ``stats.model`` (module docstring).
+    """
+    ctype, n, N, shift = stats.covariance_type, stats.n, stats.N, stats.shift
+    K, d = stats.s.shape
+    empty = _empty_components(stats)
+    if np.any(empty) and stats.model is None:
+        raise ValueError(
+            f"components {np.flatnonzero(empty).tolist()} have no responsibility "
+            "and there are no previous parameters to keep"
+        )
+    N_safe = np.where(empty, 1.0, N)
+    # (GM.19)  pi_k = N_k / n,  (GM.20)  mu_k = s_k / N_k  (shifted coordinates)
+    weights = N / n
+    mu = stats.s / N_safe[:, None]
+    if ctype == "full":
+        # (GM.21)  Sigma_k = S_k / N_k - mu_k mu_k^T + reg_covar I
+        Sigma = stats.S / N_safe[:, None, None] - mu[:, :, None] * mu[:, None, :]
+        Sigma = 0.5 * (Sigma + np.swapaxes(Sigma, 1, 2))
+        Sigma[:, np.arange(d), np.arange(d)] += reg_covar
+    elif ctype == "tied":
+        # (GM.21)  Sigma = (S - sum_k N_k mu_k mu_k^T) / n + reg_covar I
+        Sigma = (stats.S - (N[:, None] * mu).T @ mu) / n
+        Sigma = 0.5 * (Sigma + Sigma.T)
+        Sigma[np.arange(d), np.arange(d)] += reg_covar
+    else:
+        # (GM.22)  variances S_kj / N_k - mu_kj^2 + reg_covar; spherical: their mean
+        var = stats.S / N_safe[:, None] - mu**2 + reg_covar
+        if ctype == "spherical":
+            var = var.mean(axis=1)
+    means = mu + shift
+    if ctype in ("full", "tied"):
+        L = _cholesky_or_raise(Sigma, ctype, reg_covar)
+    else:
+        if np.any(var[~empty] <= 0):
+            raise ValueError(
+                f"an M-step variance is not positive (min {var[~empty].min():.3g}); "
+                "increase reg_covar"
+            )
+        keep = empty if ctype == "spherical" else empty[:, None]
+        L = np.sqrt(np.where(keep, 1.0, var))
+    if np.any(empty):
+        prev = stats.model
+        means[empty] = prev.means[empty]
+        if ctype != "tied":
+            L[empty] = prev.L[empty]
+    return GaussianMixture(weights, means, L, ctype)
+
+
+def _cholesky_or_raise(Sigma, covariance_type, reg_covar):
+    try:
+        return np.linalg.cholesky(Sigma)
+    except np.linalg.LinAlgError:
+        eig = np.linalg.eigvalsh(Sigma)
+        bad = np.flatnonzero(eig.reshape(-1, eig.shape[-1]).min(axis=-1) <= 0)
+        raise ValueError(
+            f"the M-step covariance{'s' if covariance_type == 'full' else ''} "
+            f"{bad.tolist() if covariance_type == 'full' else ''} not positive "
+            f"definite (smallest eigenvalue {eig.min():.3g}); increase reg_covar "
+            f"(now {reg_covar:g})"
+        ) from None
+
+
+def _elbo_stats(model, stats):
+    """F(q, theta) summed over the data, from q's sufficient statistics; (GM.17).
+
+    F = sum_k [N_k log pi_k - N_k/2 (d log 2 pi + log det Sigma_k)
+    - 1/2 tr(Sigma_k^{-1} C_k)] + sum_i H(q_i), with the scatter
+    C_k = sum_i q_ik (x_i - mu_k)(x_i - mu_k)^T = S_k - s_k m^T - m s_k^T + N_k m m^T
+    about m = mu_k - shift. No argument checking.
+    """
+    prep = _prepare(model, stats.shift)
+    N, s, S = stats.N, stats.s, stats.S
+    d = model.dim
+    m = model.means - stats.shift
+    ctype = model.covariance_type
+    if ctype in ("full", "tied"):
+        sm = np.einsum("ki,kj->kij", s, m)
+        C = (
+            -sm
+            - np.swapaxes(sm, 1, 2)
+            + N[:, None, None] * np.einsum("ki,kj->kij", m, m)
+        )
+        if ctype == "full":
+            C += S
+            K = model.n_components
+            P = prep.P.reshape(d, K, d).transpose(1, 0, 2)
+        else:
+            # (GM.17)  one shared Sigma: only sum_k C_k enters, S is that sum's moment
+            C = (S + C.sum(axis=0))[None]
+            P = prep.P[None]
+        # tr(Sigma^{-1} C) = tr(P^T C P) with P = L^{-T}
+        trace = float(np.einsum("kij,kil,klj->", P, C, P))
+    else:
+        C = S - 2.0 * s * m + N[:, None] * m**2
+        trace = float(np.sum(C * prep.P**2))
+    value = float(np.sum(xlogy(N, model.weights)))
+    value -= 0.5 * float(np.sum(np.where(N > 0, N * (d * LOG_2PI + prep.logdet), 0)))
+    return value - 0.5 * trace + stats.entropy
+
+
+# --------------------------------------------------------------------------
+# Public: E-step, M-step, the auxiliary function, EM, k-means++.
+# --------------------------------------------------------------------------
+
+
+def e_step(model, x):
+    """The E-step: responsibilities r_ik = p(z=k | x_i; theta), shape (n, K).
+
+    Implements derivations/mixture.md (GM.5) (same as
+    :func:`refvi.models.mixture.responsibilities`).
+    """
+    return responsibilities(model, x)
+
+
+def _check_r(r, n):
+    r = as_float_array(r, "r", ndim=2, shape=(n, None))
+    if np.any(r < 0):
+        raise ValueError(f"r must be non-negative; got min {r.min():.3g}")
+    return r
+
+
+def _check_reg_covar(reg_covar):
+    reg = float(reg_covar)
+    if not np.isfinite(reg) or reg < 0:
+        raise ValueError(f"reg_covar must be a finite number >= 0; got {reg_covar}")
+    return reg
+
+
+def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
+    """The M-step: argmax_theta of the auxiliary function Q(theta; r).
+
+    Implements derivations/mixture.md (GM.19)-(GM.22): pi_k = N_k / n,
+    mu_k = s_k / N_k, Sigma_k = (weighted scatter about mu_k) / N_k +
+    reg_covar I (tied: pooled over k; diag: its diagonal; spherical: the mean
+    of that diagonal).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    r : array_like, shape (n, K)
+        Responsibilities (rows summing to one).
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    reg_covar : float
+        Added to every variance (default 1e-6, as scikit-learn).
+    previous : GaussianMixture, optional
+        Parameters kept by components with N_k <= n eps; without it such a
+        component raises ValueError.
+
+    Returns
+    -------
+    GaussianMixture
+    """
+    _check_covariance_type(covariance_type)
+    x = as_data(x)
+    r = _check_r(r, x.shape[0])
+    reg = _check_reg_covar(reg_covar)
+    stats = _stats_of(x, r, covariance_type, x.mean(axis=0))
+    return _m_step_stats(stats._replace(model=previous), reg)
+
+
+def auxiliary(model, x, r, reg_covar=0.0):
+    """The EM auxiliary function Q(theta; r) (a float); (GM.23).
+
+    Q = sum_ik r_ik log p(x_i, z=k; theta) - reg_covar / 2 sum_k N_k tr Sigma_k^{-1},
+    N_k = sum_i r_ik. The M-step is its maximiser, so its gradient vanishes
+    there (the stationarity check of EM).
+    """
+    return auxiliary_and_grad(model, x, r, reg_covar)[0]
+
+
+def auxiliary_and_grad(model, x, r, reg_covar=0.0):
+    """Q(theta; r) (float) and its gradients w.r.t. logits, means and L; (GM.23).
+
+    The log-joint part has the auxiliary-sum gradients with g_ik = r_ik
+    (GM.9)-(GM.13); the penalty -reg/2 N_k tr Sigma_k^{-1} has
+    d/dL_k = reg N_k tril(L_k^{-T} L_k^{-1} L_k^{-T}) (full, tied with N
+    summed), d/ds_kj = reg N_k / s_kj^3 (diag) and
+    d/ds_k = reg N_k d / s_k^3 (spherical) (GM.24).
+
+    Returns
+    -------
+    value : float
+    grads : dict
+        ``"logits"``, ``"means"``, ``"L"``.
+    """
+    x = _validate_x(model, x)
+    r = _check_r(r, x.shape[0])
+    if r.shape[1] != model.n_components:
+        raise ValueError(
+            f"r must have K = {model.n_components} columns; got shape {r.shape}"
+        )
+    reg = _check_reg_covar(reg_covar)
+    lj = log_joint(model, x)
+    value = float(np.sum(np.where(r > 0, r * lj, 0.0)))
+    grads = _grads(model, x, r)
+    N = r.sum(axis=0)
+    L, d, ctype = model.L, model.dim, model.covariance_type
+    if ctype in ("full", "tied"):
+        eye = np.broadcast_to(np.eye(d), L.shape)
+        inv_L = linalg.solve_triangular(L, eye, lower=True)
+        weight = N if ctype == "full" else N.sum()
+        inv_L_T = np.swapaxes(inv_L, -1, -2)
+        # (GM.24)  tr Sigma^{-1} = |L^{-1}|_F^2
+        tr = np.sum(inv_L**2, axis=(-2, -1))
+        value -= 0.5 * reg * float(np.sum(weight * tr))
+        grads["L"] = grads["L"] + reg * np.asarray(weight)[..., None, None] * np.tril(
+            inv_L_T @ inv_L @ inv_L_T
+        )
+    elif ctype == "diag":
+        value -= 0.5 * reg * float(np.sum(N[:, None] / L**2))
+        grads["L"] = grads["L"] + reg * N[:, None] / L**3
+    else:
+        value -= 0.5 * reg * float(np.sum(N * d / L**2))
+        grads["L"] = grads["L"] + reg * N * d / L**3
+    return value, grads
+
+
+def kmeans_plusplus_init(x, n_components, covariance_type, rng, reg_covar=1e-6):
+    """Initial parameters by k-means++ seeding, then one M-step.
+
+    Centres are drawn by D^2 sampling (Arthur & Vassilvitskii 2007): the
+    first uniformly among the rows of x, each next one with probability
+    proportional to the squared distance to the nearest centre chosen so far.
+    Every row is then assigned to its nearest centre and the parameters are
+    the M-step of that hard assignment (:func:`m_step`).
+
+    Raises ValueError when n_components > n or when x has fewer distinct rows
+    than n_components.
+    """
+    _check_covariance_type(covariance_type)
+    x = as_data(x)
+    n = x.shape[0]
+    K = check_int(n_components, "n_components", minimum=1)
+    if K > n:
+        raise ValueError(
+            f"n_components must be <= the number of data points n = {n}; got {K}"
+        )
+    check_rng(rng)
+    centres = [int(rng.integers(n))]
+    d2 = np.sum((x - x[centres[0]]) ** 2, axis=1)
+    for _ in range(1, K):
+        total = d2.sum()
+        if total <= 0:
+            raise ValueError(
+                f"x has fewer than n_components = {K} distinct rows; cannot seed"
+            )
+        nxt = int(rng.choice(n, p=d2 / total))
+        centres.append(nxt)
+        d2 = np.minimum(d2, np.sum((x - x[nxt]) ** 2, axis=1))
+    C = x[centres]
+    # squared distances to every centre, (n, K), without forming x - c per row
+    dist = np.sum(x**2, axis=1)[:, None] - 2.0 * x @ C.T + np.sum(C**2, axis=1)
+    dist[centres, np.arange(K)] = -np.inf  # each centre is its own nearest
+    r = np.zeros((n, K))
+    r[np.arange(n), np.argmin(dist, axis=1)] = 1.0
+    return m_step(x, r, covariance_type, reg_covar)
+
+
+def em(x, init, *, reg_covar=1e-6, tol=1e-10, max_iter=100):
+    """Exact EM from the parameters ``init``; returns (model, MixtureEMTrace).
+
+    Each iteration is one blocked pass over x (module docstring) driven by
+    :func:`refvi.models.em.run_em`: the trace holds log p(x; theta_t), the
+    ELBO after each E- and M-step, the KL gap, the decrease flags
+    (EMDecreaseWarning) and, per iteration, the emptied components
+    (EmptyComponentWarning).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    init : GaussianMixture
+        theta_0 (use :func:`kmeans_plusplus_init` for a seeded start).
+    reg_covar : float
+        Added to every variance in the M-step (default 1e-6, as scikit-learn).
+    tol : float
+        Stop when an iteration raises log p(x) / n by no more than ``tol``.
+    max_iter : int
+
+    Returns
+    -------
+    model : GaussianMixture
+    trace : MixtureEMTrace
+    """
+    if not isinstance(init, GaussianMixture):
+        raise TypeError(f"init must be a GaussianMixture; got {type(init).__name__}")
+    x = _validate_x(init, x)
+    if init.n_components > x.shape[0]:
+        raise ValueError(
+            f"init has n_components = {init.n_components} > n = {x.shape[0]} "
+            "data points"
+        )
+    reg = _check_reg_covar(reg_covar)
+    shift = x.mean(axis=0)
+    cache = {}
+    empty = []
+
+    def stats_of(model):
+        if cache.get("model") is not model:
+            cache["model"], cache["stats"] = model, _e_pass(model, x, shift)
+        return cache["stats"]
+
+    def m_step_(stats):
+        flags = _empty_components(stats)
+        empty.append(flags)
+        if np.any(flags):
+            warnings.warn(
+                f"EM iteration {len(empty)}: components "
+                f"{np.flatnonzero(flags).tolist()} have no responsibility; "
+                "kept at their previous parameters",
+                EmptyComponentWarning,
+                stacklevel=3,
+            )
+        return _m_step_stats(stats, reg)
+
+    model, trace = run_em(
+        init,
+        e_step=stats_of,
+        m_step=m_step_,
+        log_lik=lambda model: stats_of(model).log_lik,
+        elbo=_elbo_stats,
+        n=x.shape[0],
+        tol=tol,
+        max_iter=max_iter,
+    )
+    K = init.n_components
+    flags = np.array(empty, dtype=bool).reshape(-1, K)
+    base = {f.name: getattr(trace, f.name) for f in fields(EMTrace)}
+    return model, MixtureEMTrace(**base, empty=flags)
