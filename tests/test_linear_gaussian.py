@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from refvi.gaussian import Gaussian, entropy, kl
+from refvi.gaussian import Gaussian, _log_prob_chol, entropy, kl, log_prob
 from refvi.models.linear_gaussian import (
     LinearGaussian,
     elbo,
@@ -27,6 +27,7 @@ from refvi.models.linear_gaussian import (
     posterior,
 )
 from refvi.verify.gradcheck import assert_gradcheck, gradcheck, taylor_test
+from refvi.verify.quadrature import expect_gaussian, integrate, log_expect_gaussian
 
 
 def random_model(rng, d, k, noise="diag"):
@@ -351,3 +352,123 @@ def test_fisher_identity_grad_log_marginal_is_grad_elbo_at_posterior():
     # a q away from the posterior gives a different gradient: the check can fail
     _, g_off = elbo_and_grad(model, x, post.m + 0.1, post.L_S, dout=dout)
     assert np.max(np.abs(g_marg["W"] - g_off["W"])) > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Quadrature: p(x) = int p(x|z) p(z) dz, posterior moments, ELBO as E_q[...].
+
+
+def _posterior_moments_by_quadrature(model, x, center, sd, order=48):
+    """Mean and covariance of p(z | x) = p(x, z) / p(x) by quadrature.
+
+    Gauss-Hermite under a proposal N(center, diag(sd^2)) that is *not* the
+    posterior, with the importance ratio p(x, z) / N(z; center, sd^2): the
+    integrand is a smooth non-polynomial function, so this is a numerical
+    integral, exact only in the limit. Returns (mean, covariance).
+    """
+    k = model.k
+    L_prop = np.diag(sd)
+    c = log_joint(model, x, center[None, :])[0]
+
+    def f(z):
+        w = np.exp(log_joint(model, x, z) - c - _log_prob_chol(z, center, L_prop))
+        u = z - center
+        uu = (u[:, :, None] * u[:, None, :]).reshape(-1, k * k)
+        return w[:, None] * np.hstack([np.ones((len(z), 1)), u, uu])
+
+    v = expect_gaussian(f, center, L_prop, order=order).value
+    first = v[1 : k + 1] / v[0]
+    second = v[k + 1 :].reshape(k, k) / v[0]
+    return center + first, second - np.outer(first, first)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_log_marginal_matches_adaptive_quadrature(k):
+    """log p(x) = log int p(x|z) p(z) dz by adaptive quadrature, to 1e-10."""
+    rng = np.random.default_rng(40 + k)
+    model = random_model(rng, 4, k)
+    x = random_data(rng, model, 1) + rng.standard_normal((1, 4))
+    post = posterior(model, x)
+    # a rough centre and width to place the nodes near the mass
+    center = np.round(post.m[0], 1)
+    c = log_joint(model, x[0], center[None, :])[0]
+    Z = integrate(
+        lambda z: np.exp(log_joint(model, x[0], z) - c),
+        k,
+        center=center,
+        scale=2 * np.sqrt(np.diag(post.S)),
+    )
+    log_px = log_marginal(model, x)[0]
+    assert abs(c + np.log(Z.value) - log_px) <= 1e-10  # = relative error of p(x)
+    wrong = LinearGaussian(model.W, model.mu, model.psi * (1 + 1e-8))
+    assert abs(c + np.log(Z.value) - log_marginal(wrong, x)[0]) > 1e-10
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_posterior_matches_quadrature_moments(k):
+    """Posterior mean and covariance = moments of p(x, z) / p(x), to 1e-10."""
+    rng = np.random.default_rng(50 + k)
+    model = random_model(rng, 4, k)
+    x = random_data(rng, model, 3) + rng.standard_normal((3, 4))
+    post = posterior(model, x)
+    sd = np.sqrt(np.diag(post.S))
+    for i in range(3):
+        mean, cov = _posterior_moments_by_quadrature(
+            model, x[i], np.round(post.m[i], 1), 1.5 * sd
+        )
+        assert np.max(np.abs(mean - post.m[i])) <= 1e-10 * max(1, np.max(sd))
+        assert np.max(np.abs(cov - post.S)) <= 1e-10 * np.max(post.S)
+
+
+def test_posterior_quadrature_check_fails_for_a_wrong_posterior():
+    """The moment check sees S = (W^T Psi^-1 W)^-1, which dropped the prior's I."""
+    rng = np.random.default_rng(53)
+    model = random_model(rng, 4, 1)
+    x = random_data(rng, model, 1)
+    post = posterior(model, x)
+    wrong_S = 1.0 / (model.W[:, 0] @ (model.W[:, 0] / model.psi))
+    _, cov = _posterior_moments_by_quadrature(
+        model, x[0], np.round(post.m[0], 1), 1.5 * np.sqrt(np.diag(post.S))
+    )
+    assert abs(cov[0, 0] - post.S[0, 0]) <= 1e-10 * post.S[0, 0]
+    assert abs(cov[0, 0] - wrong_S) > 1e-10 * post.S[0, 0]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_log_marginal_matches_gauss_hermite_under_the_prior(k):
+    """log p(x) = log E_{p(z)} p(x|z) by Gauss-Hermite (exact nodes, k <= 3)."""
+    rng = np.random.default_rng(44 + k)
+    model = LinearGaussian(
+        0.5 * rng.standard_normal((3, k)), rng.standard_normal(3), np.full(3, 2.0)
+    )
+    x = random_data(rng, model, 3)
+    for i in range(3):
+        got = log_expect_gaussian(
+            lambda z, i=i: log_lik(model, x[i], z), np.zeros(k), np.eye(k)
+        )
+        assert abs(got.value - log_marginal(model, x[i : i + 1])[0]) <= 1e-10
+
+
+@pytest.mark.parametrize("q_form", ["shared", "batched", "diag"])
+def test_elbo_matches_quadrature_of_its_definition(q_form):
+    """ELBO(q) = E_q[log p(x, z) - log q(z)] by Gauss-Hermite under q, to 1e-10."""
+    rng = np.random.default_rng(47)
+    model = random_model(rng, 5, 2)
+    x = random_data(rng, model, 3)
+    m_q = rng.standard_normal((3, 2))
+    if q_form == "diag":
+        log_std_q = 0.5 * rng.standard_normal((3, 2))
+        qs = [Gaussian(m_q[i], np.diag(np.exp(log_std_q[i]))) for i in range(3)]
+        value = elbo(model, x, m_q, log_std_q=log_std_q)
+    else:
+        L_q = random_L(rng, 2) if q_form == "shared" else random_L(rng, 3, 2)
+        L_i = [L_q] * 3 if q_form == "shared" else list(L_q)
+        qs = [Gaussian(m_q[i], L_i[i]) for i in range(3)]
+        value = elbo(model, x, m_q, L_q)
+    for i, q in enumerate(qs):
+        ref = expect_gaussian(
+            lambda z, i=i, q=q: log_joint(model, x[i], z) - log_prob(q, z),
+            q.mean,
+            q.L,
+        )
+        assert abs(value[i] - ref.value) <= 1e-10 * abs(ref.value)
