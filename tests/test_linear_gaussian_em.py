@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.decomposition import FactorAnalysis
+from test_linear_gaussian import random_data, random_model
 
 from refvi.models.em import EMDecreaseWarning, run_em
 from refvi.models.linear_gaussian import (
@@ -37,20 +38,6 @@ from refvi.models.linear_gaussian_em import (
 )
 
 
-def random_model(rng, d, k, noise="diag"):
-    W = rng.standard_normal((d, k))
-    mu = rng.standard_normal(d)
-    if noise == "isotropic":
-        return LinearGaussian.ppca(W, mu, rng.uniform(0.3, 1.5))
-    return LinearGaussian(W, mu, rng.uniform(0.3, 1.5, size=d))
-
-
-def sample(rng, model, n):
-    z = rng.standard_normal((n, model.k))
-    eps = rng.standard_normal((n, model.d)) * np.sqrt(model.psi)
-    return z @ model.W.T + model.mu + eps
-
-
 def well_identified(rng, d, k):
     """A factor model whose loadings stand well above the noise (fast EM)."""
     model = random_model(rng, d, k)
@@ -69,7 +56,7 @@ def test_log_marginal_total_matches_sum_of_log_marginal():
     rng = np.random.default_rng(0)
     for d, k in [(5, 2), (8, 3), (3, 1)]:
         model = random_model(rng, d, k)
-        x = sample(rng, model, 200) + 0.5  # data not centred at mu
+        x = random_data(rng, model, 200) + 0.5  # data not centred at mu
         stats = sufficient_stats(x)
         want = log_marginal(model, x).sum()
         assert rel(log_marginal_total(model, stats), want) <= 1e-12
@@ -81,7 +68,7 @@ def test_expected_stats_two_routes_agree():
     """O(d^2 k) statistics from (xbar, Sigma_hat) = the same from the m_i; (LG.20)."""
     rng = np.random.default_rng(1)
     model = random_model(rng, 6, 2)
-    x = sample(rng, random_model(rng, 6, 2), 300)
+    x = random_data(rng, random_model(rng, 6, 2), 300)
     from_stats = expected_stats(model, sufficient_stats(x))
     from_post = expected_stats_from_posterior(x, e_step(x, model))
     for name, a, b in zip(ExpectedStats._fields, from_stats, from_post, strict=True):
@@ -92,7 +79,7 @@ def test_elbo_total_matches_sum_of_elbo_under_another_model():
     """F(q, theta') from statistics = sum_i ELBO_i for q from theta; (LG.25)."""
     rng = np.random.default_rng(2)
     model, other = random_model(rng, 5, 2), random_model(rng, 5, 2)
-    x = sample(rng, model, 100)
+    x = random_data(rng, model, 100)
     post = e_step(x, model)
     es = expected_stats(model, sufficient_stats(x))
     for theta in (model, other):
@@ -105,7 +92,7 @@ def test_elbo_total_matches_sum_of_elbo_under_another_model():
 def test_m_step_two_routes_agree():
     rng = np.random.default_rng(3)
     model = random_model(rng, 6, 3)
-    x = sample(rng, random_model(rng, 6, 3), 150)
+    x = random_data(rng, random_model(rng, 6, 3), 150)
     for noise in ("diag", "isotropic"):
         a = m_step(x, e_step(x, model), noise=noise)
         b = m_step_from_stats(expected_stats(model, sufficient_stats(x)), noise=noise)
@@ -130,7 +117,7 @@ def test_m_step_zeroes_the_gradient_of_the_auxiliary_function(noise):
     rng = np.random.default_rng(4)
     for _ in range(5):
         model = random_model(rng, 7, 3, noise)
-        x = sample(rng, random_model(rng, 7, 3), 80)
+        x = random_data(rng, random_model(rng, 7, 3), 80)
         post = e_step(x, model)
         new = m_step(x, post, noise=noise)
         g_old, g_new = _grad_Q(model, x, post), _grad_Q(new, x, post)
@@ -156,7 +143,7 @@ def test_em_never_decreases_the_log_likelihood_over_50_random_problems():
         d = int(rng.integers(2, 9))
         k = int(rng.integers(1, d))
         noise = ("diag", "isotropic")[trial % 2]
-        x = sample(rng, random_model(rng, d, k), int(rng.integers(20, 200)))
+        x = random_data(rng, random_model(rng, d, k), int(rng.integers(20, 200)))
         model0 = random_model(rng, d, k, noise)
         with warnings.catch_warnings():
             warnings.simplefilter("error", EMDecreaseWarning)
@@ -173,7 +160,7 @@ def test_em_never_decreases_the_log_likelihood_over_50_random_problems():
 def test_the_monotonicity_check_catches_a_wrong_m_step():
     """A psi update off by a factor 1.5 lowers log p(x): flagged and warned."""
     rng = np.random.default_rng(6)
-    x = sample(rng, random_model(rng, 5, 2), 200)
+    x = random_data(rng, random_model(rng, 5, 2), 200)
     stats = sufficient_stats(x)
     model0 = m_step(x, e_step(x, ppca_mle(x, 2)))  # already near the optimum
 
@@ -196,7 +183,7 @@ def test_the_monotonicity_check_catches_a_wrong_m_step():
 
 def test_em_converges_by_tolerance_and_reports_it():
     rng = np.random.default_rng(7)
-    x = sample(rng, well_identified(rng, 6, 2), 500)
+    x = random_data(rng, well_identified(rng, 6, 2), 500)
     model, trace = em(x, ppca_mle(x, 2), tol=1e-9, max_iter=5000)
     assert trace.converged and trace.n_iter < 5000
     assert trace.log_lik[-1] - trace.log_lik[-2] <= 1e-9 * 500
@@ -212,7 +199,7 @@ def test_em_converges_by_tolerance_and_reports_it():
 
 def test_ppca_mle_is_a_stationary_point_of_the_log_likelihood():
     rng = np.random.default_rng(8)
-    x = sample(rng, random_model(rng, 6, 2, "isotropic"), 400)
+    x = random_data(rng, random_model(rng, 6, 2, "isotropic"), 400)
     mle = ppca_mle(x, 2)
     _, g = log_marginal_and_grad(mle, x)
     _, g0 = log_marginal_and_grad(random_model(rng, 6, 2, "isotropic"), x)
@@ -230,7 +217,7 @@ def test_ppca_mle_is_a_stationary_point_of_the_log_likelihood():
 def test_ppca_em_converges_to_the_closed_form_mle():
     rng = np.random.default_rng(9)
     for d, k in [(5, 1), (6, 2), (8, 3)]:
-        x = sample(rng, random_model(rng, d, k, "isotropic"), 300)
+        x = random_data(rng, random_model(rng, d, k, "isotropic"), 300)
         model0 = random_model(rng, d, k, "isotropic")
         fit, trace = em(x, model0, noise="isotropic", tol=1e-15, max_iter=20000)
         mle = ppca_mle(x, k)
@@ -256,7 +243,7 @@ def test_fa_em_recovers_the_covariance_of_a_known_model():
     true = LinearGaussian(
         rng.standard_normal((d, k)), rng.standard_normal(d), rng.uniform(0.2, 1.0, d)
     )
-    x = sample(rng, true, n)
+    x = random_data(rng, true, n)
     fit, trace = em(x, ppca_mle(x, k), tol=1e-10, max_iter=5000)
     assert trace.converged
     C, C_true = fit.cov, true.cov
@@ -274,7 +261,7 @@ def test_fa_em_recovers_the_covariance_of_a_known_model():
 def test_fa_em_matches_scikit_learn_factor_analysis():
     rng = np.random.default_rng(11)
     d, k = 7, 2
-    x = sample(rng, well_identified(rng, d, k), 2000)
+    x = random_data(rng, well_identified(rng, d, k), 2000)
     fit, _ = em(x, ppca_mle(x, k), tol=1e-12, max_iter=10000)
     # scikit-learn's tol is on the change of the total log-likelihood
     fa = FactorAnalysis(n_components=k, tol=1e-9, max_iter=10000, svd_method="lapack")
@@ -293,7 +280,7 @@ def test_fa_em_matches_scikit_learn_factor_analysis():
 def test_bad_input_raises_naming_the_problem():
     rng = np.random.default_rng(12)
     model = random_model(rng, 4, 2)
-    x = sample(rng, model, 30)
+    x = random_data(rng, model, 30)
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 4\)"):
         em(x[:, :3], model)
     with pytest.raises(ValueError, match="k must be < d"):
@@ -326,7 +313,7 @@ def test_bad_input_raises_naming_the_problem():
 
 def test_em_does_not_mutate_its_inputs():
     rng = np.random.default_rng(13)
-    x = sample(rng, random_model(rng, 4, 1), 50)
+    x = random_data(rng, random_model(rng, 4, 1), 50)
     before = x.copy()
     em(x, ppca_mle(x, 1), max_iter=5)
     np.testing.assert_array_equal(x, before)
@@ -334,7 +321,7 @@ def test_em_does_not_mutate_its_inputs():
 
 def test_constant_column_gets_the_noise_floor_not_nan():
     rng = np.random.default_rng(14)
-    x = sample(rng, random_model(rng, 5, 2), 300)
+    x = random_data(rng, random_model(rng, 5, 2), 300)
     x[:, 2] = 3.0  # a constant column
     floor = PSI_FLOOR_REL * np.mean(np.var(x, axis=0))
     with warnings.catch_warnings():
