@@ -8,6 +8,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from refvi.models import mixture as gm
+from refvi.verify.gradcheck import assert_gradcheck, gradcheck, taylor_test
 
 TYPES = gm.COVARIANCE_TYPES
 
@@ -187,3 +188,140 @@ def test_from_covariances_round_trips(covariance_type):
         model.weights, model.means, model.covariances(), covariance_type
     )
     np.testing.assert_allclose(again.L, model.L, rtol=1e-13, atol=1e-15)
+
+
+# ------------------------------------------------- ELBO, KL and their identity
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_log_marginal_equals_elbo_plus_kl(covariance_type):
+    rng = np.random.default_rng(6)
+    model = random_mixture(rng, 4, 3, covariance_type)
+    x = rng.normal(size=(30, 3)) * 3.0
+    q_logits = 2.0 * rng.normal(size=(30, 4))
+    lp = gm.log_marginal(model, x)
+    elbo = gm.elbo(model, x, q_logits)
+    kl = gm.kl_to_posterior(model, x, q_logits)
+    assert np.all(kl > 0)
+    # tolerance 1e-12 relative to |log p(x)|
+    np.testing.assert_allclose(elbo + kl, lp, rtol=1e-12, atol=0)
+    # at q = p(z|x) the KL is 0 and the ELBO is log p(x)
+    log_r = gm.log_responsibilities(model, x)
+    np.testing.assert_allclose(gm.kl_to_posterior(model, x, log_r), 0.0, atol=1e-13)
+    np.testing.assert_allclose(gm.elbo(model, x, log_r), lp, rtol=1e-13)
+
+
+def test_identity_check_catches_a_wrong_entropy():
+    """Dropping the entropy term breaks log p = ELBO + KL by far more than 1e-12."""
+    rng = np.random.default_rng(7)
+    model = random_mixture(rng, 3, 2, "full")
+    x = rng.normal(size=(5, 2))
+    q_logits = rng.normal(size=(5, 3))
+    q = np.exp(q_logits - logsumexp(q_logits, axis=1, keepdims=True))
+    wrong_elbo = np.sum(q * gm.log_joint(model, x), axis=1)
+    gap = (
+        wrong_elbo + gm.kl_to_posterior(model, x, q_logits) - gm.log_marginal(model, x)
+    )
+    assert np.min(np.abs(gap)) > 1e-3
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def _as_params(model, q_logits=None):
+    params = {"logits": model.logits, "means": model.means, "L": model.L}
+    if q_logits is not None:
+        params["q_logits"] = q_logits
+    return params
+
+
+def _checker(fn, covariance_type, x, dout):
+    """f_and_grad over named arrays for gradcheck; weights = softmax(logits)."""
+
+    def f_and_grad(p):
+        model = gm.GaussianMixture.from_logits(
+            p["logits"], p["means"], p["L"], covariance_type
+        )
+        args = (p["q_logits"],) if "q_logits" in p else ()
+        value, grads = fn(model, x, *args, dout=dout)
+        return float(value @ dout), grads
+
+    return f_and_grad
+
+
+def _lower(covariance_type):
+    # diag (K, d) with K = d would look like a square factor: name it explicitly
+    return ["L"] if covariance_type in ("full", "tied") else []
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize(
+    "fn", [gm.log_marginal_and_grad, gm.elbo_and_grad, gm.kl_to_posterior_and_grad]
+)
+def test_gradients_match_finite_differences(covariance_type, fn):
+    rng = np.random.default_rng(8)
+    model = random_mixture(rng, 3, 3, covariance_type, spread=1.0)
+    x = 2.0 * rng.normal(size=(6, 3))
+    dout = rng.normal(size=6)
+    q_logits = None if fn is gm.log_marginal_and_grad else rng.normal(size=(6, 3))
+    # tolerance 1e-7 relative (refvi.verify.gradcheck)
+    assert_gradcheck(
+        _checker(fn, covariance_type, x, dout),
+        _as_params(model, q_logits),
+        lower_triangular=_lower(covariance_type),
+    )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_elbo_gradient_passes_taylor_test(covariance_type):
+    rng = np.random.default_rng(9)
+    model = random_mixture(rng, 3, 2, covariance_type, spread=1.0)
+    x = rng.normal(size=(5, 2))
+    q_logits = rng.normal(size=(5, 3))
+    result = taylor_test(
+        _checker(gm.elbo_and_grad, covariance_type, x, np.ones(5)),
+        _as_params(model, q_logits),
+        rng,
+        lower_triangular=_lower(covariance_type),
+    )
+    assert result.ok, result.orders
+
+
+def test_gradcheck_catches_a_wrong_L_gradient():
+    """A gradient missing the log-determinant term fails the check."""
+    rng = np.random.default_rng(10)
+    model = random_mixture(rng, 2, 2, "full", spread=1.0)
+    x = rng.normal(size=(4, 2))
+    dout = np.ones(4)
+    right = _checker(gm.log_marginal_and_grad, "full", x, dout)
+
+    def wrong(p):
+        value, grads = right(p)
+        r = gm.responsibilities(
+            gm.GaussianMixture.from_logits(p["logits"], p["means"], p["L"], "full"), x
+        )
+        G = r.sum(axis=0)
+        diag = np.diagonal(p["L"], axis1=1, axis2=2)
+        grads = dict(grads, L=grads["L"] + G[:, None, None] * np.eye(2) / diag[:, None])
+        return value, grads
+
+    result = gradcheck(wrong, _as_params(model), lower_triangular=["L"])
+    assert not result.ok and "'L'" in result.message
+
+
+def test_functions_do_not_mutate_inputs():
+    rng = np.random.default_rng(11)
+    model = random_mixture(rng, 3, 2, "tied")
+    x = rng.normal(size=(5, 2))
+    q_logits = rng.normal(size=(5, 3))
+    x0, q0 = x.copy(), q_logits.copy()
+    gm.elbo_and_grad(model, x, q_logits)
+    gm.kl_to_posterior_and_grad(model, x, q_logits)
+    gm.log_marginal_and_grad(model, x)
+    assert np.array_equal(x, x0) and np.array_equal(q_logits, q0)
+
+
+def test_q_logits_shape_is_checked():
+    model = gm.GaussianMixture([0.5, 0.5], np.zeros((2, 1)), np.ones(2), "spherical")
+    with pytest.raises(ValueError, match=r"q_logits must have shape \(3, 2\)"):
+        gm.elbo(model, np.zeros((3, 1)), np.zeros((3, 3)))
