@@ -28,12 +28,14 @@ from refvi.models.linear_gaussian_em import (
     e_step,
     elbo_total,
     em,
+    em_from_stats,
     expected_stats,
     expected_stats_from_posterior,
     log_marginal_total,
     m_step,
     m_step_from_stats,
     ppca_mle,
+    ppca_mle_from_stats,
     sufficient_stats,
 )
 
@@ -191,6 +193,20 @@ def test_em_converges_by_tolerance_and_reports_it():
     assert rel(trace.log_lik[-1], log_marginal(model, x).sum()) <= 1e-12
     _, short = em(x, ppca_mle(x, 2), tol=0.0, max_iter=3)
     assert short.n_iter == 3 and not short.converged
+
+
+def test_fits_from_stats_equal_fits_from_data():
+    rng = np.random.default_rng(15)
+    x = random_data(rng, well_identified(rng, 5, 2), 100)
+    stats = sufficient_stats(x)
+    a, b = ppca_mle(x, 2), ppca_mle_from_stats(stats, 2)
+    np.testing.assert_array_equal(a.W, b.W)
+    fit_x, trace_x = em(x, a, max_iter=20)
+    fit_s, trace_s = em_from_stats(stats, a, max_iter=20)
+    np.testing.assert_array_equal(fit_x.psi, fit_s.psi)
+    np.testing.assert_array_equal(trace_x.log_lik, trace_s.log_lik)
+    with pytest.raises(TypeError, match="stats must be SufficientStats"):
+        em_from_stats(x, a)
 
 
 # ---------------------------------------------------------------------------

@@ -310,7 +310,8 @@ def _check_fit_dims(d, k):
 def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
     """Fit factor analysis (``noise="diag"``) or pPCA (``"isotropic"``) by exact EM.
 
-    The data enter once, through ``sufficient_stats(x)``; each iteration costs
+    ``em_from_stats(sufficient_stats(x), model0, ...)``: the data enter once,
+    through their sufficient statistics; each iteration costs
     O(d^2 k + d k^2). The loop, its trace and its convergence rule are
     ``refvi.models.em.run_em``: it stops when an iteration raises the mean
     log-likelihood per datum by at most ``tol`` (a decrease never counts as
@@ -337,14 +338,24 @@ def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
     trace : refvi.models.em.EMTrace
     """
     _check_model(model0)
+    stats = sufficient_stats(as_data(x, model0.d))
+    return em_from_stats(
+        stats, model0, noise=noise, tol=tol, max_iter=max_iter, psi_floor=psi_floor
+    )
+
+
+def em_from_stats(
+    stats, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None
+):
+    """:func:`em` for data given by their ``SufficientStats`` (no pass over x)."""
+    _check_model(model0)
+    _check_stats(stats, model0)
     _check_noise(noise)
-    x = as_data(x, model0.d)
     _check_fit_dims(model0.d, model0.k)
     if noise == "isotropic" and np.ptp(model0.psi) != 0:
         raise ValueError(
             "model0.psi must be isotropic (all entries equal) for noise='isotropic'"
         )
-    stats = sufficient_stats(x)
     floor = _resolve_floor(psi_floor, np.diag(stats.Sigma_hat))
     return run_em(
         model0,
@@ -369,12 +380,16 @@ def ppca_mle(x, k, *, psi_floor=None):
 
     unique up to W -> W R for orthogonal R. ``sigma2`` is floored at
     ``psi_floor`` (default as in EM) when the data lie in a k-dim subspace.
+    Same as ``ppca_mle_from_stats(sufficient_stats(x), k)``.
     """
-    x = as_data(x)
-    d = x.shape[1]
+    return ppca_mle_from_stats(sufficient_stats(x), k, psi_floor=psi_floor)
+
+
+def ppca_mle_from_stats(stats, k, *, psi_floor=None):
+    """:func:`ppca_mle` for data given by their ``SufficientStats``."""
+    _check_stats(stats)
     k = check_int(k, "k", minimum=1)
-    _check_fit_dims(d, k)
-    stats = sufficient_stats(x)
+    _check_fit_dims(stats.xbar.shape[0], k)
     lam, U = eigh(stats.Sigma_hat)
     lam, U = lam[::-1], U[:, ::-1]
     sigma2 = max(np.mean(lam[k:]), _resolve_floor(psi_floor, lam))
