@@ -17,7 +17,10 @@ Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
 the diagonal of every covariance in the M-step (to the variances for diag
 and spherical). That M-step maximises the auxiliary function Q of
 :func:`auxiliary` including its penalty -reg_covar/2 sum_k N_k tr Sigma_k^{-1}
-(derivations/mixture.md (GM.23)).
+(derivations/mixture.md (GM.23)). Because that penalty is not part of
+log p(x), EM is guaranteed monotone in log p(x) only for ``reg_covar=0``; with
+the floor, a component whose variance is near ``reg_covar`` can lower log p(x)
+by about reg_covar * N_k tr Sigma_k^{-1}, and ``run_em`` flags such steps.
 
 Emptied components: a component whose total responsibility N_k is at most
 n * eps (eps = 2^-52, i.e. lost in the rounding of sum_k N_k = n) keeps its
