@@ -1,0 +1,404 @@
+"""Check a Markdown derivation from its LaTeX alone: ``check_latex_file``.
+
+Every display equation is split into chains, every chain read in every way
+its LaTeX allows (``parser.readings``), every relation evaluated on several
+random instances of each declared setting under each declared assumption
+(``frontmatter``), and judged:
+
+- ``=``: max relative deviation <= ``tol`` (plus ten times the quadrature
+  error estimate); densities are compared by their logs;
+- ``\\neq``: the relative deviation exceeds ``separation`` on every instance;
+- ``\\le``/``\\ge`` (``<``/``>``): the signed deviation is <= tol (< -tol);
+- ``:=`` is recorded as a definition, a display without a relation as an
+  expression; neither is checked.
+
+A construct outside the vocabulary makes its line ``unsupported`` (with the
+token and the reason); the rest of the file is still checked. A failing ``=``
+is compared with a library of candidate expressions (``hints.py``).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from refvi.verify.latex import frontmatter, ir
+from refvi.verify.latex.evaluate import EvaluationError, Evaluator, real
+from refvi.verify.latex.hints import match_hint
+from refvi.verify.latex.models import make_model
+from refvi.verify.latex.parser import readings, split_equations
+from refvi.verify.latex.tokens import displays
+
+DEFAULT_SEEDS = 3
+DEFAULT_TOL = 1e-9
+DEFAULT_SEPARATION = 1e-6
+
+
+@dataclass
+class Verdict:
+    """A relation's verdict under one reading and one assumption."""
+
+    holds: bool
+    deviation: float
+    error: float = 0.0
+    failing: list = field(default_factory=list)  # labels of failing instances
+    values: list = field(default_factory=list)  # right-hand values per instance
+    lefts: list = field(default_factory=list)
+
+
+@dataclass
+class LineResult:
+    """The verdict on one relation of a display (the unit a report lists).
+
+    ``status``: 'holds', 'fails', 'definition', 'expression', 'unsupported'.
+    """
+
+    line: int
+    latex: str
+    op: str
+    status: str
+    method: str = "latex"
+    deviation: float | None = None
+    error: float | None = None
+    hint: str | None = None
+    failing: str | None = None
+    reason: str | None = None
+    readings: list = field(default_factory=list)  # (label, status, deviation)
+    assumptions: list = field(default_factory=list)  # (name, status, deviation)
+    explain: list = field(default_factory=list)  # lines for --explain
+    section: str = ""
+
+
+@dataclass
+class FileResult:
+    path: str
+    lines: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def count(self, status):
+        return sum(r.status == status for r in self.lines)
+
+    @property
+    def ok(self):
+        return self.count("fails") == 0
+
+
+def _sections(lines):
+    """The ``##`` heading in force at each line (index -> title)."""
+    out, current = [], ""
+    for text in lines:
+        if text.startswith("#"):
+            current = text.lstrip("#").strip()
+        out.append(current)
+    return out
+
+
+def _reading_label(eq):
+    if not eq.sites:
+        return "the only reading"
+    parts = []
+    for (_, whole, first), choice in zip(eq.sites, eq.reading, strict=True):
+        parts.append(whole if choice == "rest" else first)
+    return "; ".join(parts)
+
+
+def _compare(op, left, right, both_densities, tol, separation):
+    """(deviation, holds) of ``left op right`` (signed-log pairs), worst entry."""
+    if both_densities and op in ("=", "\\neq"):
+        dev = float(np.max(np.abs(left[0] - right[0])))
+    else:
+        a, b = real(left), real(right)
+        a, b = np.broadcast_arrays(a, b)
+        scale = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+        if op in ("\\ge", ">"):
+            a, b = b, a
+        if op in ("=", "\\neq"):
+            dev = float(np.max(np.abs(a - b) / scale))
+        else:
+            dev = float(np.max((a - b) / scale))
+    if op == "=":
+        return dev, dev <= tol
+    if op == "\\neq":
+        return dev, dev > separation
+    if op in ("\\le", "\\ge"):
+        return dev, dev <= tol
+    return dev, dev < -tol
+
+
+def _is_density(node, scope):
+    return ir.infer(node, scope.latent, scope.observed).kind == "density"
+
+
+class _Judge:
+    """Evaluates one relation on every instance of a scope."""
+
+    def __init__(self, scope, seeds, tol, separation):
+        self.scope, self.seeds, self.tol, self.separation = (
+            scope,
+            seeds,
+            tol,
+            separation,
+        )
+        self.cache = {}
+
+    def value(self, node, model, level, free_z):
+        """The signed-log value of ``node`` on ``model`` (memoised per display)."""
+        key = (node, model.label, level, free_z)
+        if key not in self.cache:
+            sc = self.scope
+            ev = Evaluator(model, sc.shorthands, level, sc.latent, sc.observed)
+            self.cache[key] = ev.value(node, free_z)
+        return self.cache[key]
+
+    def models(self, variant):
+        return [
+            make_model(setting, seed, variant=variant)
+            for setting in self.scope.settings
+            for seed in range(self.seeds)
+        ]
+
+    def verdict(self, rel, variant):
+        sc = self.scope
+        free_z = any(
+            sc.latent in ir.infer(e, sc.latent, sc.observed).free
+            for e in (rel.left, rel.right)
+        )
+        dens = _is_density(rel.left, sc) and _is_density(rel.right, sc)
+        worst = Verdict(True, 0.0 if rel.op != "\\neq" else np.inf)
+        for model in self.models(variant):
+            vals = []
+            errs = []
+            for node in (rel.left, rel.right):
+                v = self.value(node, model, 0, free_z)
+                w = self.value(node, model, 1, free_z)
+                if not np.all(np.isfinite(v[0]) | (v[1] == 0)):
+                    raise EvaluationError(
+                        f"a side is not finite on instance {model.label}"
+                    )
+                err = np.abs(real(v) - real(w)) / np.maximum(1.0, np.abs(real(v)))
+                vals.append(v)
+                errs.append(float(np.max(err)))
+            err = max(errs)
+            dev, holds = _compare(
+                rel.op, vals[0], vals[1], dens, self.tol + 10 * err, self.separation
+            )
+            worst.holds = worst.holds and holds
+            if not holds:
+                worst.failing.append(model.label)
+            worst.deviation = (
+                min(worst.deviation, dev)
+                if rel.op == "\\neq"
+                else max(worst.deviation, dev)
+            )
+            worst.error = max(worst.error, err)
+            worst.values.append((model, vals[1]))
+            worst.lefts.append((model, vals[0]))
+        return worst
+
+
+def _summarise(labels, seeds):
+    """'mixture_prior (3/3 instances)' from instance labels 'setting/seed'."""
+    counts = {}
+    for label in labels:
+        name = label.split("/")[0]
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{k} ({c}/{seeds} instances)" for k, c in counts.items())
+
+
+def _status(v):
+    return "holds" if v.holds else "fails"
+
+
+def _check_relation(rel, eqs, k, scope, judge, section, latex):
+    """LineResult of relation ``k`` of a chain read as ``eqs`` (first preferred)."""
+    res = LineResult(rel.line, latex, rel.op, "holds", section=section)
+    if rel.op in ir.DEFINITION_OPS:
+        res.status = "definition"
+        return res
+    primary = None
+    for eq in eqs:
+        r = eq.relations[k]
+        per_assumption = []
+        for name, variant in scope.assume:
+            try:
+                v = judge.verdict(r, variant)
+            except (ir.Unsupported, EvaluationError) as err:
+                if eq is eqs[0] and not per_assumption:
+                    res.status, res.reason = "unsupported", str(err)
+                    return res
+                per_assumption.append((name, "unsupported", None))
+                continue
+            per_assumption.append((name, _status(v), v.deviation))
+            if eq is eqs[0] and primary is None:
+                primary = (r, v)
+        if len(eqs) > 1:
+            st, dev = per_assumption[0][1], per_assumption[0][2]
+            res.readings.append((_reading_label(eq), st, dev))
+        if eq is eqs[0] and len(scope.assume) > 1:
+            res.assumptions = per_assumption
+    r, v = primary
+    res.status = _status(v)
+    res.deviation, res.error = v.deviation, v.error
+    if v.failing:
+        res.failing = _summarise(v.failing, judge.seeds)
+    if not v.holds and r.op == "=":
+        res.hint = match_hint(v, r, scope)
+    return res
+
+
+def _explain(eq, scope):
+    out = [f"reading: {_reading_label(eq)}"]
+    for e in eq.exprs:
+        try:
+            t = str(ir.infer(e, scope.latent, scope.observed))
+        except ir.Unsupported as err:
+            t = f"ill-typed: {err}"
+        out.append(f"  {ir.describe(e)}    : {t}")
+    return out
+
+
+def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT_TOL,
+                     separation=DEFAULT_SEPARATION, skip_lines=()):  # fmt: skip
+    """Check every display of a derivation's text from its LaTeX.
+
+    ``skip_lines`` are display lines checked by another route (a check
+    block) and left out. Raises MalformedLatex (with ``.line``) on LaTeX that
+    cannot be read.
+    """
+    lines = text.splitlines()
+    top, scoped, body_start = frontmatter.read(lines)
+    titles = _sections(lines)
+    result = FileResult(str(path))
+    body = "\n".join(lines[body_start:])
+    for disp in displays(body, first_line=body_start + 1):
+        if disp.line in skip_lines:
+            continue
+        section = titles[disp.line - 1]
+        scope = scoped.get(section, top)
+        judge = _Judge(scope, seeds, tol, separation)
+        variables = (scope.latent, scope.observed)
+        latex = " ".join(disp.source.split())
+        for seq in split_equations(disp):
+            line = seq[0].line
+            try:
+                eqs = readings(seq, variables, scope.latent, scope.reading)
+                for eq in eqs:
+                    for e in eq.exprs:
+                        ir.infer(e, scope.latent, scope.observed)
+            except ir.Unsupported as err:
+                shown = str(err.token) if err.token is not None else ""
+                tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
+                result.lines.append(
+                    LineResult(
+                        err.line or line,
+                        latex,
+                        "",
+                        "unsupported",
+                        reason=f"{err}{tok}",
+                        section=section,
+                    )  # fmt: skip
+                )
+                continue
+            explain = _explain(eqs[0], scope)
+            if len(eqs) > 1:
+                result.warnings.append(
+                    f"{path}:{eqs[0].sites[0][0]}: ambiguous: "
+                    + " | ".join(_reading_label(e) for e in eqs)
+                    + " (the first reading decides)"
+                )
+                for e in eqs[1:]:
+                    explain += _explain(e, scope)
+            if not eqs[0].relations:
+                result.lines.append(
+                    LineResult(
+                        line, latex, "", "expression", explain=explain, section=section
+                    )
+                )
+                continue
+            for k, rel in enumerate(eqs[0].relations):
+                res = _check_relation(rel, eqs, k, scope, judge, section, latex)
+                res.explain = explain if k == 0 else []
+                result.lines.append(res)
+    return result
+
+
+def check_latex_file(path, **kwargs):
+    """``check_latex_text`` on the file at ``path``."""
+    return check_latex_text(Path(path).read_text(), path, **kwargs)
+
+
+_OP = {
+    "=": "=",
+    "\\neq": "!=",
+    "\\le": "<=",
+    "\\ge": ">=",
+    "<": "<",
+    ">": ">",
+    ":=": ":=",
+}
+
+
+def format_result(result, explain=False):
+    """The report of one file: a line per relation, warnings, a summary."""
+    out = []
+    for r in result.lines:
+        op = _OP.get(r.op, r.op)
+        head = f"{result.path}:{r.line}: [{r.method}] {op or '-'} {r.status}"
+        if r.deviation is not None:
+            head += f" (deviation {r.deviation:.2e}"
+            head += f", quadrature error {r.error:.1e})" if r.error is not None else ")"
+        if r.reason:
+            head += f": {r.reason}"
+        out.append(head)
+        if r.failing:
+            out.append(f"    fails on {r.failing}")
+        if r.hint:
+            out.append(f"    line {r.line} fails; its value equals {r.hint}")
+        for label, st, dev in r.readings:
+            d = f" (deviation {dev:.2e})" if dev is not None else ""
+            out.append(f"    reading {label}: {st}{d}")
+        for name, st, dev in r.assumptions:
+            d = f" (deviation {dev:.2e})" if dev is not None else ""
+            out.append(f"    assuming {name}: {st}{d}")
+        if explain:
+            out.extend("    " + e for e in r.explain)
+    out.extend(f"warning: {w}" for w in result.warnings)
+    checked = result.count("holds") + result.count("fails")
+    out.append(
+        f"{result.path}: {result.count('holds')}/{checked} relations hold, "
+        f"{result.count('fails')} fail, {result.count('unsupported')} unsupported, "
+        f"{result.count('definition')} definitions, "
+        f"{result.count('expression')} expressions"
+    )
+    return "\n".join(out)
+
+
+@dataclass
+class CorpusSummary:
+    """Precision and recall of flagged lines against known verdicts, and the
+    separation of '=' lines: smallest deviation of a failing line, largest of
+    a holding one."""
+
+    precision: float
+    recall: float
+    smallest_failing: float
+    largest_holding: float
+    text: str
+
+
+def corpus_summary(pairs):
+    """Summarise ``(expected status, LineResult)`` pairs of a corpus."""
+    flagged = [want for want, r in pairs if r.status == "fails"]
+    planted = [r.status for want, r in pairs if want == "fails"]
+    precision = flagged.count("fails") / len(flagged) if flagged else 1.0
+    recall = planted.count("fails") / len(planted) if planted else 1.0
+    eq = [r for _, r in pairs if r.op == "=" and r.status in ("holds", "fails")]
+    failing = min((r.deviation for r in eq if r.status == "fails"), default=np.inf)
+    holding = max((r.deviation for r in eq if r.status == "holds"), default=0.0)
+    text = (
+        f"{len(pairs)} lines, {len(planted)} planted errors: "
+        f"precision {precision:.3f}, recall {recall:.3f}; separation of '=' lines: "
+        "smallest failing deviation "
+        f"{failing:.2e}, largest holding deviation {holding:.2e}"
+    )
+    return CorpusSummary(precision, recall, failing, holding, text)

@@ -1,0 +1,312 @@
+"""Evaluate the typed intermediate form on one model instance, in signed log space.
+
+Every value is a pair ``(la, s)``: ``log|v|`` and ``sign(v)``, arrays that
+broadcast over the axes ``(n, Mx, Mz)`` -- the datum, the nodes of a bound x,
+the nodes of a bound z (size 1 where a value does not vary). A product is a
+sum of logs, a quotient a difference, a sum a signed logsumexp; so
+``\\log \\frac{q}{p(x,z)}`` is ``log q - log p(x,z)`` and nothing underflows.
+Integrals and expectations are sums over quadrature nodes with log-weights
+(``Model.z_rule``/``Model.x_rule``); running the same equation at a lower
+order (``level=1``) gives the error estimate.
+
+The model is any object with the attributes of :class:`Model` (see
+``models.py``). Which model density a LaTeX density names is decided by
+:func:`resolve`, from the section's shorthands.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refvi.verify.latex import ir
+from refvi.verify.latex.parser import CONSTANTS
+
+
+class EvaluationError(Exception):
+    """A value that cannot be computed (log of a negative number, ...)."""
+
+
+class Model:
+    """What the evaluator needs from a setting instance (documentation only).
+
+    Attributes
+    ----------
+    label : str
+        Setting name and seed, for reports.
+    discrete : bool
+        Whether the latent takes K values (integrals over it are sums).
+    k, d : int
+        Dimensions of z and x.
+    gaussian : bool
+        Whether every density of the instance is Gaussian.
+
+    Methods
+    -------
+    log_density(kind, X, Z)
+        Log-density ``kind`` ('prior', 'lik', 'joint', 'post', 'marginal', 'q',
+        'agg', 'data') at x points ``X`` (..., d) and z points ``Z`` (..., k)
+        (discrete: integer labels (...,)), broadcasting the leading axes.
+    z_rule(level) -> (Z, logw)
+        Nodes (n, 1, M, k) and log-weights (n, 1, M) of a rule for the Lebesgue
+        (discrete: counting) measure on z; level 1 is the lower order.
+    x_rule(level) -> (X, logw)
+        The same for x: (1, M, 1, d) and (1, M, 1).
+    z_points() -> Z
+        Test points (n, 1, M, k) for an equation in which z is free.
+    x_data() -> X
+        The data, (n, 1, 1, d).
+    """
+
+
+@dataclass(frozen=True)
+class Shorthands:
+    """What undecorated symbols mean in a section.
+
+    ``q_z``: 'conditional' (q(z) is q(z|x)) or 'aggregate' (the aggregated
+    posterior). ``p_x``: 'model' (p(x) is p_theta(x)) or 'data' (p_data(x)).
+    """
+
+    q_z: str = "conditional"
+    p_x: str = "model"
+
+
+def resolve(d, sh, latent="z", observed="x"):
+    """The model density named by the LaTeX density ``d``: (kind, vars)."""
+    vars_, given = ir.density_vars(d, latent)
+    v, g = frozenset(vars_), frozenset(given)
+    z, x = frozenset({latent}), frozenset({observed})
+    if d.symbol == "q":
+        if v == z and g == x:
+            return "q"
+        if v == z and not g:
+            return "agg" if sh.q_z == "aggregate" or d.deco == "agg" else "q"
+    else:
+        if d.deco in ("data", "mathrm:data", "D", "mathcal:D"):
+            if v == x and not g:
+                return "data"
+        elif v == z and not g:
+            return "prior"
+        elif v == x and g == z:
+            return "lik"
+        elif v == x | z and not g:
+            return "joint"
+        elif v == z and g == x:
+            return "post"
+        elif v == x and not g:
+            return "data" if sh.p_x == "data" and not d.deco else "marginal"
+    raise ir.Unsupported(f"no density of the model is {ir.describe(d)}")
+
+
+def _signed(v):
+    v = np.asarray(v, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.log(np.abs(v)), np.sign(v)
+
+
+def _real(val):
+    la, s = val
+    return s * np.exp(la)
+
+
+def _lse(vals, signs, axis=None):
+    """Signed logsumexp of terms ``s_i exp(la_i)`` (stacked on ``axis``)."""
+    la, s = vals, signs
+    finite = np.where(s != 0, la, -np.inf)
+    m = np.max(finite, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    total = np.sum(s * np.exp(finite - m), axis=axis, keepdims=True)
+    with np.errstate(divide="ignore"):
+        out = m + np.log(np.abs(total))
+    return out, np.sign(total)
+
+
+@dataclass
+class Scope:
+    """Points of x and z in the current scope, and whether each is bound."""
+
+    X: np.ndarray
+    Z: np.ndarray | None
+    x_bound: bool = False
+    z_bound: bool = False
+
+
+@dataclass
+class Evaluator:
+    """Evaluate IR nodes on ``model`` with shorthands ``sh`` at ``level``."""
+
+    model: object
+    sh: Shorthands = field(default_factory=Shorthands)
+    level: int = 0
+    latent: str = "z"
+    observed: str = "x"
+
+    def value(self, node, free_z=False):
+        """(la, s) of a top-level expression; z free means z at test points."""
+        Z = self.model.z_points() if free_z else None
+        scope = Scope(self.model.x_data(), Z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.ev(node, scope)
+
+    # -- dispatch ------------------------------------------------------------
+    def ev(self, node, sc):
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node, sc)
+
+    def _Number(self, node, sc):
+        return _signed(node.value)
+
+    def _Const(self, node, sc):
+        return _signed(CONSTANTS[node.name])
+
+    def _Var(self, node, sc):
+        if node.name == self.latent:
+            if sc.Z is None:
+                raise ir.Unsupported(f"{node.name} is used outside its binder")
+            if self.model.discrete or sc.Z.shape[-1] != 1:
+                raise ir.Unsupported(
+                    f"the value of {node.name} is a number only for a 1-dimensional "
+                    "continuous latent"
+                )
+            return _signed(sc.Z[..., 0])
+        if sc.X.shape[-1] != 1:
+            raise ir.Unsupported(f"the value of {node.name} is a vector")
+        return _signed(sc.X[..., 0])
+
+    def _Density(self, node, sc):
+        kind = resolve(node, self.sh, self.latent, self.observed)
+        needs_z = kind not in ("marginal", "data")
+        if needs_z and sc.Z is None:
+            raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
+        la = self.model.log_density(kind, sc.X, sc.Z)
+        return la, np.ones_like(la)
+
+    def _Add(self, node, sc):
+        vals = [self.ev(t, sc) for t in node.terms]
+        shape = np.broadcast_shapes(*(v[0].shape for v in vals))
+        la = np.stack([np.broadcast_to(v[0], shape) for v in vals])
+        s = np.stack(
+            [
+                np.broadcast_to(v[1] * g, shape)
+                for v, g in zip(vals, node.signs, strict=True)
+            ]
+        )
+        out, sign = _lse(la, s, axis=0)
+        return out[0], sign[0]
+
+    def _Mul(self, node, sc):
+        la, s = 0.0, 1.0
+        for f in node.factors:
+            fa, fs = self.ev(f, sc)
+            la, s = la + fa, s * fs
+        return la, s
+
+    def _Div(self, node, sc):
+        na, ns = self.ev(node.num, sc)
+        da, ds = self.ev(node.den, sc)
+        if np.any(ds == 0):
+            raise EvaluationError("division by zero")
+        return na - da, ns * ds
+
+    def _Pow(self, node, sc):
+        ba, bs = self.ev(node.base, sc)
+        r = _real(self.ev(node.exponent, sc))
+        if np.any(bs < 0) and not np.all(r == np.round(r)):
+            raise EvaluationError("a negative number to a non-integer power")
+        sign = np.where(bs < 0, np.where(np.round(r) % 2 == 0, 1.0, -1.0), bs)
+        return ba * r, sign
+
+    def _Log(self, node, sc):
+        la, s = self.ev(node.arg, sc)
+        if np.any(s <= 0):
+            raise EvaluationError("log of a value that is not positive")
+        return _signed(la)
+
+    def _Exp(self, node, sc):
+        v = _real(self.ev(node.arg, sc))
+        return v, np.ones_like(v)
+
+    # -- binders ---------------------------------------------------------------
+    def _bind(self, var, sc):
+        """A scope with ``var`` bound to quadrature nodes, and the log-weights."""
+        if var == self.latent:
+            if sc.z_bound:
+                raise ir.Unsupported(
+                    f"{var} is bound twice (nested integrals over {var})"
+                )
+            Z, logw = self.model.z_rule(self.level)
+            return Scope(sc.X, Z, sc.x_bound, True), logw, 2
+        if var == self.observed:
+            if sc.x_bound:
+                raise ir.Unsupported(
+                    f"{var} is bound twice (nested integrals over {var})"
+                )
+            X, logw = self.model.x_rule(self.level)
+            return Scope(X, sc.Z, True, sc.z_bound), logw, 1
+        raise ir.Unsupported(f"integration over the undeclared variable {var}")
+
+    def _integrate(self, body_fn, var, sc):
+        inner, logw, axis = self._bind(var, sc)
+        la, s = body_fn(inner)
+        shape = np.broadcast_shapes(np.shape(la), np.shape(logw))
+        la = np.broadcast_to(la + logw, shape)
+        s = np.broadcast_to(s, shape)
+        return _lse(la, s, axis=axis)
+
+    def _Integral(self, node, sc):
+        return self._integrate(lambda inner: self.ev(node.body, inner), node.var, sc)
+
+    def _Sum(self, node, sc):
+        if not self.model.discrete:
+            raise ir.Unsupported(f"\\sum_{node.index} over a continuous latent")
+        return self._integrate(lambda inner: self.ev(node.body, inner), node.var, sc)
+
+    def _expect(self, measure, body_fn, var, sc):
+        def weighted(inner):
+            ma, _ = self._Density(measure, inner)
+            ba, bs = body_fn(inner)
+            return ma + ba, bs
+
+        return self._integrate(weighted, var, sc)
+
+    def _Expectation(self, node, sc):
+        return self._expect(
+            node.measure, lambda inner: self.ev(node.body, inner), node.var, sc
+        )
+
+    def _KL(self, node, sc):
+        (var,), _ = ir.density_vars(node.a, self.latent)
+
+        def log_ratio(inner):
+            a, _ = self._Density(node.a, inner)
+            b, _ = self._Density(node.b, inner)
+            return _signed(a - b)
+
+        return self._expect(node.a, log_ratio, var, sc)
+
+    def _Entropy(self, node, sc):
+        (var,), _ = ir.density_vars(node.a, self.latent)
+
+        def minus_log(inner):
+            a, _ = self._Density(node.a, inner)
+            return _signed(-a)
+
+        return self._expect(node.a, minus_log, var, sc)
+
+    def _ELBO(self, node, sc):
+        if node.q is not None and node.q.vars is not None:
+            q = node.q
+        else:
+            q = ir.Density("q", (self.latent,), (self.observed,), "")
+        joint = ir.Density("p", (self.observed, self.latent), (), "")
+
+        def log_ratio(inner):
+            a, _ = self._Density(joint, inner)
+            b, _ = self._Density(q, inner)
+            return _signed(a - b)
+
+        return self._expect(q, log_ratio, self.latent, sc)
+
+
+def real(val):
+    """The real value of a signed-log pair."""
+    return _real(val)

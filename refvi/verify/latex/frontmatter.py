@@ -1,0 +1,164 @@
+"""The front-matter declarations of a derivation checked from its LaTeX.
+
+Flat ``key: value`` lines between ``---`` lines (the format of
+``refvi.verify.derivation``). Keys read here::
+
+    settings: linear_gaussian, mixture_prior
+    latent: z
+    observed: x
+    family: gaussian
+    shorthands: q(z) = q(z|x), p(x) = p_theta(x)
+    reading: conventional            (or: first-factor)
+    assume: misspecified; well-specified (data = model); exact q (q = exact)
+
+Any key may be scoped to one section (a ``##`` heading) by prefixing it with
+``section "<heading text>"``::
+
+    section "Problem - Aggregated posterior mismatch" shorthands: q(z) = aggregate
+
+Other keys (``title``, ``seeds``, ...) are ignored here.
+"""
+
+import re
+from dataclasses import dataclass, replace
+
+from refvi.verify.latex.evaluate import Shorthands
+from refvi.verify.latex.models import SETTINGS
+from refvi.verify.latex.parser import CONVENTIONAL, FIRST_FACTOR
+from refvi.verify.latex.tokens import MalformedLatex
+
+KEYS = ("settings", "latent", "observed", "family", "shorthands", "reading", "assume")
+_SECTION_RE = re.compile(r'^section\s+"([^"]+)"\s+(\w+)$')
+_Q_Z = {"q(z|x)": "conditional", "conditional": "conditional", "aggregate": "aggregate",
+        "q_agg(z)": "aggregate", "int q(z|x) p_data(x) dx": "aggregate"}  # fmt: skip
+_P_X = {"p_theta(x)": "model", "model": "model", "p_data(x)": "data", "data": "data"}
+_ASSUME_KEYS = {"data": ("model", "data"), "q": ("exact", "encoder")}
+NON_GAUSSIAN_DEFAULT = "mixture_prior"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The declarations in force in one section."""
+
+    settings: tuple = ("linear_gaussian", "mixture_prior")
+    latent: str = "z"
+    observed: str = "x"
+    family: str = "gaussian"
+    shorthands: Shorthands = Shorthands()
+    reading: str = CONVENTIONAL
+    assume: tuple = (("as declared", ()),)  # (name, ((key, value), ...)), primary first
+
+
+def _settings(value, line):
+    names = tuple(s.strip().split("(")[0] for s in value.split(",") if s.strip())
+    for s in names:
+        if s not in SETTINGS:
+            raise MalformedLatex(
+                f"unknown setting {s!r} for the LaTeX checker; "
+                f"known: {', '.join(SETTINGS)}",
+                line,
+            )
+    if not any(s not in ("linear_gaussian", "aggregate") for s in names):
+        names = names + (NON_GAUSSIAN_DEFAULT,)  # always a non-Gaussian setting
+    return names
+
+
+def _shorthands(value, line, current):
+    out = current
+    for item in filter(None, (p.strip() for p in value.split(","))):
+        lhs, sep, rhs = item.partition("=")
+        lhs, rhs = (
+            lhs.replace(" ", ""),
+            rhs.strip().replace("\\", "").replace("{", "").replace("}", ""),
+        )
+        if lhs == "q(z)" and rhs.replace(" ", "") in {k.replace(" ", "") for k in _Q_Z}:
+            key = next(k for k in _Q_Z if k.replace(" ", "") == rhs.replace(" ", ""))
+            out = replace(out, q_z=_Q_Z[key])
+        elif lhs == "p(x)" and rhs.replace(" ", "") in _P_X:
+            out = replace(out, p_x=_P_X[rhs.replace(" ", "")])
+        else:
+            raise MalformedLatex(
+                f"cannot read shorthand {item!r}: expected 'q(z) = q(z|x)' or "
+                "'q(z) = aggregate', 'p(x) = p_theta(x)' or 'p(x) = p_data(x)'",
+                line,
+            )
+    return out
+
+
+def _assume(value, line):
+    out = []
+    for item in filter(None, (p.strip() for p in value.split(";"))):
+        m = re.match(r"^([^()]+?)\s*(?:\(([^)]*)\))?$", item)
+        if not m:
+            raise MalformedLatex(f"cannot read assumption {item!r}", line)
+        name, body = m.group(1).strip(), m.group(2) or ""
+        pairs = []
+        for kv in filter(None, (p.strip() for p in body.split(","))):
+            k, sep, v = (s.strip() for s in kv.partition("="))
+            if not sep or k not in _ASSUME_KEYS or v not in _ASSUME_KEYS[k]:
+                raise MalformedLatex(
+                    f"cannot read {kv!r} in assumption {name!r}; expected "
+                    "'data = model|data' or 'q = exact|encoder'",
+                    line,
+                )
+            pairs.append((k, v))
+        out.append((name, tuple(pairs)))
+    return tuple(out)
+
+
+def _apply(scope, key, value, line):
+    if key == "settings":
+        return replace(scope, settings=_settings(value, line))
+    if key in ("latent", "observed", "family"):
+        if key != "family" and not re.fullmatch(r"[A-Za-z]", value):
+            raise MalformedLatex(f"{key} must be one letter; got {value!r}", line)
+        return replace(scope, **{key: value})
+    if key == "shorthands":
+        return replace(scope, shorthands=_shorthands(value, line, scope.shorthands))
+    if key == "reading":
+        choice = {"conventional": CONVENTIONAL, "first-factor": FIRST_FACTOR}.get(value)
+        if choice is None:
+            raise MalformedLatex(
+                f"reading must be conventional or first-factor; got {value!r}", line
+            )
+        return replace(scope, reading=choice)
+    return replace(scope, assume=_assume(value, line))
+
+
+def read(lines):
+    """(global Scope, {section title: Scope}, first body line index).
+
+    ``lines`` are the file's lines; without front matter everything defaults.
+    """
+    if not lines or lines[0].strip() != "---":
+        return Scope(), {}, 0
+    entries, end = [], None
+    for i in range(1, len(lines)):
+        text = lines[i].strip()
+        if text == "---":
+            end = i + 1
+            break
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition(":")
+        m = _SECTION_RE.match(key.strip())
+        section, key = (m.group(1), m.group(2)) if m else (None, key.strip())
+        if key in KEYS:
+            entries.append((section, key, value.strip(), i + 1))
+    if end is None:
+        raise MalformedLatex("front matter is not closed by a '---' line", 1)
+    top = Scope()
+    for section, key, value, line in entries:
+        if section is None:
+            top = _apply(top, key, value, line)
+    sections = {}
+    for section, key, value, line in entries:
+        if section is not None:
+            sections[section] = _apply(sections.get(section, top), key, value, line)
+    return top, sections, end
+
+
+def is_key(key):
+    """Whether a front-matter key belongs to the LaTeX checker."""
+    m = _SECTION_RE.match(key.strip())
+    return (m.group(2) if m else key.strip()) in KEYS

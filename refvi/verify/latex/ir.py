@@ -1,0 +1,301 @@
+"""Typed intermediate form of a display equation.
+
+The parser (``parser.py``) turns tokens into these frozen nodes; the evaluator
+(``evaluate.py``) turns them into numbers. Each node has a type, given by
+:func:`infer`: a ``density`` (a non-negative function of its free variables),
+a ``log-density`` (the log of one) or a ``scalar`` (any other real function),
+together with the set of its free variables. Binders (integrals,
+expectations, KL, entropy, sums) remove their bound variable from that set.
+``describe`` prints a node in the form ``refvi verify --explain`` shows.
+"""
+
+from dataclasses import dataclass
+
+
+class Unsupported(Exception):
+    """A construct outside the vocabulary; ``token`` and ``line`` locate it."""
+
+    def __init__(self, message, token=None, line=None):
+        super().__init__(message)
+        self.token = token
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+
+
+@dataclass(frozen=True)
+class Const:
+    """``\\pi`` or ``e``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Var:
+    """The value of a variable used as a number (a 1-dimensional z or x)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Density:
+    """``p(vars | given)`` or ``q(...)``; ``vars is None`` for a bare ``q``.
+
+    ``deco`` is the subscript (``theta``, ``phi``, ``data``) or ''.
+    """
+
+    symbol: str
+    vars: tuple | None
+    given: tuple
+    deco: str = ""
+
+
+@dataclass(frozen=True)
+class Add:
+    """Sum of ``terms``; ``signs`` holds +1 or -1 per term."""
+
+    terms: tuple
+    signs: tuple
+
+
+@dataclass(frozen=True)
+class Mul:
+    factors: tuple
+
+
+@dataclass(frozen=True)
+class Div:
+    num: object
+    den: object
+
+
+@dataclass(frozen=True)
+class Pow:
+    base: object
+    exponent: object
+
+
+@dataclass(frozen=True)
+class Log:
+    arg: object
+
+
+@dataclass(frozen=True)
+class Exp:
+    arg: object
+
+
+@dataclass(frozen=True)
+class Integral:
+    """``\\int body d<var>`` over the whole space of ``var``."""
+
+    body: object
+    var: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``E_{var ~ measure}[body]``."""
+
+    measure: Density
+    body: object
+    var: str
+
+
+@dataclass(frozen=True)
+class Sum:
+    """``\\sum_index body`` over the values of the discrete latent ``var``."""
+
+    body: object
+    var: str
+    index: str
+
+
+@dataclass(frozen=True)
+class KL:
+    a: Density
+    b: Density
+
+
+@dataclass(frozen=True)
+class Entropy:
+    a: Density
+
+
+@dataclass(frozen=True)
+class ELBO:
+    """The evidence lower bound of ``q`` (None: the declared variational q)."""
+
+    q: Density | None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One claim ``left op right``; ``line`` is the file line of ``op``."""
+
+    op: str
+    left: object
+    right: object
+    line: int
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A chain ``e0 op1 e1 op2 e2 ...`` read with one choice per ambiguity.
+
+    ``reading`` names the choice per ambiguous site (empty: unambiguous);
+    ``sites`` describes each ambiguous site found.
+    """
+
+    line: int
+    exprs: tuple
+    relations: tuple
+    reading: tuple = ()
+    sites: tuple = ()  # (line, conventional reading, first-factor reading)
+
+
+DEFINITION_OPS = (":=", "=:")
+
+
+@dataclass(frozen=True)
+class Type:
+    kind: str  # 'density', 'log-density' or 'scalar'
+    free: frozenset
+
+    def __str__(self):
+        of = ", ".join(sorted(self.free))
+        return f"{self.kind} of ({of})" if of else f"{self.kind} (constant)"
+
+
+def density_vars(d, latent):
+    """The variables of a density, a bare ``q`` being a density of ``latent``."""
+    if d.vars is None:
+        return (latent,), ()
+    return d.vars, d.given
+
+
+def infer(node, latent="z", observed="x"):
+    """The :class:`Type` of ``node``; raises Unsupported on an ill-typed node."""
+    if isinstance(node, Number | Const):
+        return Type("scalar", frozenset())
+    if isinstance(node, Var):
+        return Type("scalar", frozenset({node.name}))
+    if isinstance(node, Density):
+        v, g = density_vars(node, latent)
+        return Type("density", frozenset(v) | frozenset(g))
+    if isinstance(node, Add):
+        ts = [infer(t, latent, observed) for t in node.terms]
+        kinds = {t.kind for t in ts}
+        kind = "log-density" if kinds == {"log-density"} else "scalar"
+        return Type(kind, frozenset().union(*(t.free for t in ts)))
+    if isinstance(node, Mul):
+        ts = [infer(t, latent, observed) for t in node.factors]
+        dens = all(t.kind == "density" or _positive_const(f) for t, f in
+                   zip(ts, node.factors, strict=True))  # fmt: skip
+        return Type(
+            "density" if dens else "scalar", frozenset().union(*(t.free for t in ts))
+        )
+    if isinstance(node, Div):
+        a, b = infer(node.num, latent, observed), infer(node.den, latent, observed)
+        dens = (a.kind == "density" or _positive_const(node.num)) and (
+            b.kind == "density" or _positive_const(node.den)
+        )
+        return Type("density" if dens else "scalar", a.free | b.free)
+    if isinstance(node, Pow):
+        a, b = (
+            infer(node.base, latent, observed),
+            infer(node.exponent, latent, observed),
+        )
+        return Type("density" if a.kind == "density" else "scalar", a.free | b.free)
+    if isinstance(node, Log):
+        a = infer(node.arg, latent, observed)
+        return Type("log-density" if a.kind == "density" else "scalar", a.free)
+    if isinstance(node, Exp):
+        a = infer(node.arg, latent, observed)
+        return Type("density" if a.kind == "log-density" else "scalar", a.free)
+    if isinstance(node, Integral | Sum):
+        body = infer(node.body, latent, observed)
+        if node.var not in body.free:
+            raise Unsupported(
+                f"the integrand does not depend on the integration variable {node.var}"
+            )
+        kind = "density" if body.kind == "density" else "scalar"
+        return Type(kind, body.free - {node.var})
+    if isinstance(node, Expectation):
+        mv, mg = density_vars(node.measure, latent)
+        if node.var not in mv:
+            raise Unsupported(
+                f"the expectation's measure is not a density of {node.var}"
+            )
+        body = infer(node.body, latent, observed)
+        return Type("scalar", (body.free | set(mv) | set(mg)) - {node.var})
+    if isinstance(node, KL):
+        va, ga = density_vars(node.a, latent)
+        vb, gb = density_vars(node.b, latent)
+        if set(va) != set(vb):
+            raise Unsupported(
+                f"KL between densities of different variables ({','.join(va)}) "
+                f"and ({','.join(vb)})"
+            )
+        return Type("scalar", frozenset(ga) | frozenset(gb))
+    if isinstance(node, Entropy):
+        _, g = density_vars(node.a, latent)
+        return Type("scalar", frozenset(g))
+    if isinstance(node, ELBO):
+        return Type("scalar", frozenset({observed}))
+    raise Unsupported(f"unknown node {type(node).__name__}")
+
+
+def _positive_const(node):
+    return isinstance(node, Const) or (isinstance(node, Number) and node.value > 0)
+
+
+def describe(node):
+    """A one-line rendering of ``node`` that shows how it was read."""
+    if isinstance(node, Number):
+        return f"{node.value:g}"
+    if isinstance(node, Const):
+        return node.name
+    if isinstance(node, Var):
+        return node.name
+    if isinstance(node, Density):
+        deco = f"_{node.deco}" if node.deco else ""
+        if node.vars is None:
+            return f"{node.symbol}{deco}"
+        given = f"|{','.join(node.given)}" if node.given else ""
+        return f"{node.symbol}{deco}({','.join(node.vars)}{given})"
+    if isinstance(node, Add):
+        out = []
+        for i, (s, t) in enumerate(zip(node.signs, node.terms, strict=True)):
+            text = describe(t)
+            if i == 0:
+                out.append(text if s > 0 else f"-{text}")
+            else:
+                out.append(f"{'+' if s > 0 else '-'} {text}")
+        return "(" + " ".join(out) + ")"
+    if isinstance(node, Mul):
+        return "(" + " * ".join(describe(f) for f in node.factors) + ")"
+    if isinstance(node, Div):
+        return f"({describe(node.num)} / {describe(node.den)})"
+    if isinstance(node, Pow):
+        return f"{describe(node.base)}^{describe(node.exponent)}"
+    if isinstance(node, Log):
+        return f"log[{describe(node.arg)}]"
+    if isinstance(node, Exp):
+        return f"exp[{describe(node.arg)}]"
+    if isinstance(node, Integral):
+        return f"Integral d{node.var} [{describe(node.body)}]"
+    if isinstance(node, Sum):
+        return f"Sum_{node.index} [{describe(node.body)}]"
+    if isinstance(node, Expectation):
+        return f"E_{{{node.var} ~ {describe(node.measure)}}}[{describe(node.body)}]"
+    if isinstance(node, KL):
+        return f"KL({describe(node.a)} || {describe(node.b)})"
+    if isinstance(node, Entropy):
+        return f"H[{describe(node.a)}]"
+    if isinstance(node, ELBO):
+        return f"ELBO({describe(node.q)})" if node.q is not None else "ELBO"
+    return repr(node)

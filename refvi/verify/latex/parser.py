@@ -1,0 +1,543 @@
+"""Parser: tokens of a display equation -> typed intermediate form (``ir.py``).
+
+Grammar (implicit multiplication binds tighter than ``+``/``-``)::
+
+    chain  := expr (REL expr)*          REL: = \\neq \\le \\ge < > := =:
+    expr   := [+-] term ([+-] term)*
+    term   := factor (['\\cdot'] factor)*
+    factor := power | \\log ARG | \\exp ARG | \\sum_k REST
+    power  := atom [^ atom]
+    atom   := number | \\pi | e | variable | ( expr ) | [ expr ] | { expr }
+            | \\frac{expr}{expr} | density | \\int expr d<var>
+            | E_{measure}[expr] | D_KL(density || density) | H[density] | ELBO
+
+**Ambiguity.** ``\\log`` (or ``\\exp``) followed by a bracketed group takes that
+group. Otherwise it takes the rest of the product up to the next ``+``, ``-``,
+``\\cdot``, relation, closing bracket or differential -- the conventional
+reading -- and when that rest holds more than one factor the site is
+ambiguous: the other reading applies the log to the first factor only.
+:func:`parse_equation` takes one choice per site; :func:`readings` enumerates
+all of them, conventional first.
+"""
+
+import itertools
+import math
+
+from refvi.verify.latex import ir
+from refvi.verify.latex.tokens import MalformedLatex
+
+RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:"}
+_UNSUPPORTED_RELATIONS = {"\\approx", "\\propto", "\\equiv", "\\sim", "\\simeq"}
+_CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&"}
+_KL_NAMES = {"KL", "D_KL", "mathbb:KL", "mathrm:KL"}
+_ELBO_NAMES = {"ELBO", "mathcal:L", "mathcal:F", "mathrm:ELBO"}
+_ENTROPY_NAMES = {"mathbb:H", "mathcal:H", "H"}
+_GREEK = {"\\theta", "\\phi", "\\psi", "\\lambda", "\\eta", "\\varphi", "\\vartheta"}
+MAX_AMBIGUOUS_SITES = 4
+CONVENTIONAL, FIRST_FACTOR = "rest", "first"
+
+
+class Parser:
+    """Recursive-descent parser of one token sequence.
+
+    ``variables`` are the symbols a density may take as arguments (latent and
+    observed); ``latent`` is the latent symbol (a ``\\sum`` binds it);
+    ``choices`` gives the reading of each ambiguous site, by order of
+    appearance (default: conventional).
+    """
+
+    def __init__(self, tokens, variables=("z", "x"), latent="z", choices=()):
+        self.toks = list(tokens)
+        self.i = 0
+        self.variables = set(variables)
+        self.latent = latent
+        self.choices = tuple(choices)
+        self.sites = []
+        self.aliases = {}  # sum index -> latent
+        self.in_integral = 0
+
+    # -- token helpers -------------------------------------------------------
+    def peek(self, k=0):
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def at(self, text, k=0):
+        t = self.peek(k)
+        return t is not None and t.text == text
+
+    def take(self):
+        t = self.peek()
+        if t is None:
+            raise ir.Unsupported("the equation ends too early", None, self.last_line())
+        self.i += 1
+        return t
+
+    def expect(self, text):
+        t = self.peek()
+        if t is None or t.text != text:
+            got = "the end" if t is None else f"'{t.text}'"
+            line = t.line if t is not None else self.last_line()
+            raise ir.Unsupported(f"expected '{text}', found {got}", t, line)
+        self.i += 1
+        return t
+
+    def last_line(self):
+        return self.toks[-1].line if self.toks else None
+
+    def unsupported(self, tok, what=None):
+        text = str(tok) if tok is not None else "the end"
+        msg = what or f"unsupported token '{text}'"
+        return ir.Unsupported(msg, tok, tok.line if tok else self.last_line())
+
+    def is_var(self, tok):
+        return (
+            tok is not None
+            and tok.kind == "letter"
+            and (tok.text in self.variables or tok.text in self.aliases)
+        )
+
+    def var_name(self, tok):
+        return self.aliases.get(tok.text, tok.text)
+
+    def at_differential(self):
+        t, u = self.peek(), self.peek(1)
+        return (
+            self.in_integral > 0
+            and t is not None
+            and t.kind == "letter"
+            and t.text == "d"
+            and self.is_var(u)
+        )
+
+    def at_term_end(self):
+        t = self.peek()
+        if t is None or self.at_differential():
+            return True
+        return (
+            t.text in _CLOSERS
+            or t.text in RELATIONS
+            or t.text in _UNSUPPORTED_RELATIONS
+            or t.text in ("+", "-")
+        )
+
+    # -- grammar -------------------------------------------------------------
+    def chain(self):
+        exprs, ops = [self.expr()], []
+        while self.peek() is not None:
+            t = self.peek()
+            if t.text in _UNSUPPORTED_RELATIONS:
+                raise self.unsupported(t, f"unsupported relation '{t.text}'")
+            if t.text not in RELATIONS:
+                raise self.unsupported(t)
+            self.take()
+            ops.append(t)
+            exprs.append(self.expr())
+        return exprs, ops
+
+    def expr(self):
+        terms, signs = [], []
+        sign = 1
+        if self.at("+") or self.at("-"):
+            sign = -1 if self.take().text == "-" else 1
+        while True:
+            terms.append(self.term())
+            signs.append(sign)
+            if self.at("+") or self.at("-"):
+                sign = -1 if self.take().text == "-" else 1
+                continue
+            break
+        if len(terms) == 1 and signs[0] == 1:
+            return terms[0]
+        return ir.Add(tuple(terms), tuple(signs))
+
+    def term(self):
+        if self.at_term_end():
+            raise self.unsupported(self.peek(), "a term is missing")
+        return self.product()
+
+    def product(self):
+        """The factors up to the end of the term, as one node (None if none)."""
+        factors = []
+        while not self.at_term_end():
+            if self.at("\\cdot"):
+                self.take()
+                continue
+            factors.extend(self.factor())
+        if not factors:
+            return None
+        return factors[0] if len(factors) == 1 else ir.Mul(tuple(factors))
+
+    def factor(self):
+        """One factor, or the whole rest of the product for \\log and \\sum."""
+        t = self.peek()
+        if t.text in ("\\log", "\\ln", "\\exp"):
+            self.take()
+            wrap = ir.Exp if t.text == "\\exp" else ir.Log
+            if self.at("(") or self.at("["):
+                return [wrap(self.bracketed())]
+            return self.applied(wrap, t)
+        if t.text == "\\sum":
+            return [self.sum_over(t)]
+        return [self.power()]
+
+    def applied(self, wrap, tok):
+        """``\\log`` without brackets: the rest of the product (see module doc)."""
+        args = []
+        while not self.at_term_end() and not self.at("\\cdot"):
+            args.extend(self.factor())
+        if not args:
+            raise self.unsupported(tok, f"'{tok.text}' has no argument")
+        if len(args) == 1:
+            return [wrap(args[0])]
+        site = len(self.sites)
+        name = tok.text.lstrip("\\")
+        rest = " * ".join(ir.describe(a) for a in args[1:])
+        self.sites.append(
+            (
+                tok.line,
+                f"{name}[{ir.describe(ir.Mul(tuple(args)))}]",
+                f"{name}[{ir.describe(args[0])}] * {rest}",
+            )
+        )
+        choice = self.choices[site] if site < len(self.choices) else CONVENTIONAL
+        if choice == CONVENTIONAL:
+            return [wrap(ir.Mul(tuple(args)))]
+        return [wrap(args[0]), *args[1:]]
+
+    def sum_over(self, tok):
+        self.take()
+        self.expect("_")
+        group = self.group_tokens()
+        letters = [g for g in group if g.kind == "letter"]
+        if not letters:
+            raise self.unsupported(tok, "\\sum needs an index")
+        index = letters[0].text
+        if self.at("^"):
+            self.take()
+            self.group_tokens()
+        if index not in self.variables or index == self.latent:
+            self.aliases[index] = self.latent
+        elif index != self.latent:
+            raise self.unsupported(
+                letters[0], f"\\sum over the observed variable '{index}'"
+            )
+        body = self.product()
+        if body is None:
+            raise self.unsupported(tok, "\\sum has no summand")
+        self.aliases.pop(index, None)
+        return ir.Sum(body, self.latent, index)
+
+    def power(self):
+        base = self.atom()
+        if self.at("^"):
+            self.take()
+            if self.at("{"):
+                self.take()
+                exponent = self.expr()
+                self.expect("}")
+            else:
+                t = self.take()
+                if t.kind != "num":
+                    raise self.unsupported(t, f"unsupported exponent '{t.text}'")
+                exponent = ir.Number(float(t.text))
+            base = ir.Pow(base, exponent)
+        if self.at("_"):
+            raise self.unsupported(self.peek(), "unsupported subscript")
+        return base
+
+    def bracketed(self):
+        open_ = self.take()
+        close = {"(": ")", "[": "]", "{": "}"}[open_.text]
+        inner = self.expr()
+        self.expect(close)
+        return inner
+
+    def group_tokens(self):
+        """The tokens of a ``{...}`` group, or a single token."""
+        if not self.at("{"):
+            return [self.take()]
+        self.take()
+        depth, out = 1, []
+        while True:
+            t = self.take()
+            if t.text == "{":
+                depth += 1
+            elif t.text == "}":
+                depth -= 1
+                if depth == 0:
+                    return out
+            out.append(t)
+
+    def atom(self):
+        t = self.peek()
+        if t.kind == "num":
+            self.take()
+            return ir.Number(float(t.text))
+        if t.text in ("(", "[", "{"):
+            return self.bracketed()
+        if t.text == "\\pi":
+            self.take()
+            return ir.Const("pi")
+        if t.text == "\\frac":
+            self.take()
+            self.expect("{")
+            num = self.expr()
+            self.expect("}")
+            self.expect("{")
+            den = self.expr()
+            self.expect("}")
+            return ir.Div(num, den)
+        if t.text == "\\int":
+            return self.integral()
+        if t.text == "mathbb:E" or (
+            t.text == "E" and (self.at("_", 1) or self.at("[", 1))
+        ):
+            return self.expectation()
+        if t.kind == "letter" and t.text in ("p", "q"):
+            return self.density()
+        if t.kind == "letter" and t.text == "D" and self.at("_", 1):
+            return self.kl()
+        if t.text in _KL_NAMES:
+            self.take()
+            return self.kl_arguments(t)
+        if t.text in _ENTROPY_NAMES and (self.at("[", 1) or self.at("(", 1)):
+            self.take()
+            return self.entropy()
+        if t.text in _ELBO_NAMES or (t.kind == "letter" and t.text == "F"):
+            return self.elbo()
+        if self.is_var(t):
+            self.take()
+            return ir.Var(self.var_name(t))
+        if t.kind == "letter" and t.text == "e":
+            self.take()
+            return ir.Const("e")
+        raise self.unsupported(t)
+
+    def decoration(self):
+        """The subscript of p_\\theta, q_{\\phi}, p_{data}: its text, or ''."""
+        if not self.at("_"):
+            return ""
+        self.take()
+        parts = []
+        for g in self.group_tokens():
+            if g.kind == "cmd" and g.text not in _GREEK:
+                raise self.unsupported(g, f"unsupported decoration '{g.text}'")
+            parts.append(g.text.lstrip("\\"))
+        return "".join(parts)
+
+    def density(self):
+        sym = self.take().text
+        deco = self.decoration()
+        if not self.at("("):
+            return ir.Density(sym, None, (), deco)
+        open_ = self.take()
+        vars_, given, part = [], [], None
+        part = vars_
+        while not self.at(")"):
+            t = self.take()
+            if t.text in (",",):
+                continue
+            if t.text == "|":
+                if part is given:
+                    raise self.unsupported(t, "two '|' in one density")
+                part = given
+                continue
+            if t.text == ";":  # parameters after ';' are not variables
+                while not self.at(")"):
+                    self.take()
+                break
+            if not self.is_var(t):
+                raise self.unsupported(
+                    t, f"'{t.text}' is not a declared variable (in {sym}(...))"
+                )
+            part.append(self.var_name(t))
+        self.expect(")")
+        if not vars_:
+            raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
+        if set(vars_) & set(given):
+            raise self.unsupported(open_, "a variable both before and after '|'")
+        return ir.Density(sym, tuple(vars_), tuple(given), deco)
+
+    def measure(self):
+        """A density given as a measure (E subscript, KL argument, H argument)."""
+        t = self.peek()
+        if t is None or t.kind != "letter" or t.text not in ("p", "q"):
+            raise self.unsupported(t, "expected a density p(...) or q(...)")
+        return self.density()
+
+    def integral(self):
+        tok = self.take()
+        if self.at("_") or self.at("^"):
+            raise self.unsupported(tok, "an integral with limits is not supported")
+        self.in_integral += 1
+        if self.at_differential():  # \int dz f(z)
+            self.take()
+            var = self.var_name(self.take())
+            body = self.expr()
+            self.in_integral -= 1
+            return ir.Integral(body, var)
+        body = self.expr()
+        if not self.at_differential():
+            raise self.unsupported(
+                self.peek() or tok, "the integral has no differential d<variable>"
+            )
+        self.take()
+        var = self.var_name(self.take())
+        self.in_integral -= 1
+        return ir.Integral(body, var)
+
+    def expectation(self):
+        tok = self.take()
+        if not self.at("_"):
+            raise self.unsupported(tok, "an expectation needs its measure as subscript")
+        self.take()
+        sub = self.group_tokens()
+        inner = Parser(sub, self.variables, self.latent)
+        inner.aliases = dict(self.aliases)
+        if len(sub) >= 2 and inner.is_var(sub[0]) and sub[1].text == "\\sim":
+            var = inner.var_name(sub[0])
+            inner.i = 2
+        else:
+            var = None
+        meas = inner.measure()
+        if inner.peek() is not None:
+            raise inner.unsupported(inner.peek(), "unexpected token in the measure")
+        if var is None:
+            v, _ = ir.density_vars(meas, self.latent)
+            if len(v) != 1:
+                raise self.unsupported(tok, "the expectation's variable is unclear")
+            var = v[0]
+        if not (self.at("[") or self.at("(")):
+            raise self.unsupported(self.peek() or tok, "expected '[' after E_{...}")
+        body = self.bracketed()
+        return ir.Expectation(meas, body, var)
+
+    def kl(self):
+        d = self.take()
+        self.take()  # '_'
+        sub = "".join(g.text for g in self.group_tokens())
+        if sub not in ("KL", "mathrm:KL") and sub.replace("mathrm:", "") != "KL":
+            raise self.unsupported(d, f"unsupported symbol D_{{{sub}}}")
+        return self.kl_arguments(d)
+
+    def kl_arguments(self, tok):
+        if not (self.at("(") or self.at("[")):
+            raise self.unsupported(self.peek() or tok, "expected '(' after KL")
+        close = ")" if self.take().text == "(" else "]"
+        a = self.measure()
+        self.expect("||")
+        b = self.measure()
+        self.expect(close)
+        return ir.KL(a, b)
+
+    def entropy(self):
+        close = ")" if self.take().text == "(" else "]"
+        a = self.measure()
+        self.expect(close)
+        return ir.Entropy(a)
+
+    def elbo(self):
+        self.take()
+        self.decoration()
+        q = None
+        if self.at("("):
+            self.take()
+            depth = 1
+            while depth:
+                t = self.peek()
+                if t is None:
+                    raise self.unsupported(t)
+                if t.text == "(":
+                    depth += 1
+                elif t.text == ")":
+                    depth -= 1
+                if depth and t.kind == "letter" and t.text == "q" and q is None:
+                    q = self.density()
+                    continue
+                self.take()
+        return ir.ELBO(q)
+
+
+def split_equations(display):
+    """Token sequences of the equations of a display, each a chain.
+
+    A row that starts with a relation or a ``+``/``-`` continues the previous
+    row's chain; a comma (or ``\\text{and}``) at bracket depth 0 separates
+    equations; trailing punctuation is dropped.
+    """
+    seqs = []
+    for row in display.rows:
+        toks = [t for t in row if t.text != "&"]
+        if not toks:
+            continue
+        cont = seqs and (
+            toks[0].text in RELATIONS
+            or toks[0].text in ("+", "-")
+            or seqs[-1][-1].text in RELATIONS | {"+", "-"}
+        )
+        if cont:
+            seqs[-1].extend(toks)
+        else:
+            seqs.append(list(toks))
+    out = []
+    for seq in seqs:
+        depth, cur = 0, []
+        for t in seq:
+            if t.kind == "char" and t.text in ("(", "[", "{"):
+                depth += 1
+            elif t.kind == "char" and t.text in (")", "]", "}"):
+                depth -= 1
+            if depth == 0 and (t.text in (",", ".", ";") or t.text in ("and", "where")):
+                if cur:
+                    out.append(cur)
+                cur = []
+                continue
+            cur.append(t)
+        if cur:
+            out.append(cur)
+    if not out:
+        raise MalformedLatex("empty equation: the display holds no math", display.line)
+    return out
+
+
+def parse_equation(tokens, variables=("z", "x"), latent="z", choices=()):
+    """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported."""
+    p = Parser(tokens, variables, latent, choices)
+    exprs, ops = p.chain()
+    rels = tuple(
+        ir.Relation(op.text, exprs[k], exprs[k + 1], op.line)
+        for k, op in enumerate(ops)
+    )
+    line = ops[0].line if ops else tokens[0].line
+    reading = tuple(choices[: len(p.sites)]) + (CONVENTIONAL,) * max(
+        0, len(p.sites) - len(choices)
+    )
+    return ir.Equation(line, tuple(exprs), rels, reading, tuple(p.sites))
+
+
+def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL):
+    """Every reading of the chain, the preferred one first.
+
+    ``prefer`` is 'rest' (conventional: ``\\log`` takes the rest of the product)
+    or 'first' (``\\log`` takes one factor). Ambiguous sites beyond
+    MAX_AMBIGUOUS_SITES raise Unsupported rather than explode combinatorially.
+    """
+    first = parse_equation(tokens, variables, latent, ())
+    n = len(first.sites)
+    if n == 0:
+        return [first]
+    if n > MAX_AMBIGUOUS_SITES:
+        raise ir.Unsupported(
+            f"{n} ambiguous \\log sites (more than {MAX_AMBIGUOUS_SITES}); "
+            "add brackets",
+            None,
+            first.line,
+        )
+    out = []
+    other = FIRST_FACTOR if prefer == CONVENTIONAL else CONVENTIONAL
+    for combo in itertools.product((prefer, other), repeat=n):
+        out.append(parse_equation(tokens, variables, latent, combo))
+    return out
+
+
+CONSTANTS = {"pi": math.pi, "e": math.e}

@@ -1,0 +1,270 @@
+"""Tokens of LaTeX display math, and the display equations of a Markdown file.
+
+``displays(text)`` finds every ``$$ ... $$`` block, splits ``aligned``/``align``
+environments into rows (``\\``) and cells (``&``), and returns one
+:class:`Display` per block with the rows as token lists. ``tokenize`` turns a
+string of math into :class:`Token` objects, each carrying its file line so
+every message can say ``file:line``. Spacing and sizing commands are dropped;
+synonyms are normalised (``\\mid`` -> ``|``, ``\\leq`` -> ``\\le``,
+``\\coloneqq`` -> ``:=``); a font command around a word (``\\mathrm{KL}``,
+``\\mathbb{E}``) becomes one ``name`` token.
+
+Malformed input (unbalanced braces or delimiters, an unknown environment, an
+empty equation, an unterminated ``$$``) raises :class:`MalformedLatex`.
+"""
+
+import re
+from dataclasses import dataclass
+
+
+class MalformedLatex(ValueError):
+    """LaTeX that cannot be read at all; ``line`` is the 1-based file line."""
+
+    def __init__(self, message, line):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token: ``kind`` is 'num', 'letter', 'name', 'cmd' or 'char'."""
+
+    kind: str
+    text: str
+    line: int
+
+    def __str__(self):
+        """The token as LaTeX (a font name ``mathcal:N`` reads ``\\mathcal{N}``)."""
+        font, sep, word = self.text.partition(":")
+        if self.kind == "name" and sep:
+            return f"\\{font}{{{word}}}"
+        return self.text
+
+
+@dataclass(frozen=True)
+class Display:
+    """A ``$$ ... $$`` block: its first file line, its source, its rows."""
+
+    line: int
+    source: str
+    rows: tuple  # of tuples of Token; cells are separated by a '&' char token
+    tags: tuple  # the \tag{...} labels, in order
+
+
+# Commands that only change spacing or size: dropped.
+_IGNORED = {
+    "\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad", "\\enspace",
+    "\\thinspace", "\\displaystyle", "\\textstyle", "\\limits", "\\nolimits",
+    "\\left", "\\right", "\\big", "\\Big", "\\bigg", "\\Bigg", "\\bigl",
+    "\\bigr", "\\Bigl", "\\Bigr", "\\biggl", "\\biggr", "\\Biggl", "\\Biggr",
+    "\\middle",
+}  # fmt: skip
+
+# Synonyms, mapped to one canonical token text.
+_SYNONYMS = {
+    "\\mid": "|", "\\vert": "|", "\\lvert": "|", "\\rvert": "|",
+    "\\|": "||", "\\Vert": "||", "\\lVert": "||", "\\rVert": "||",
+    "\\leq": "\\le", "\\geq": "\\ge", "\\ne": "\\neq", "\\leqslant": "\\le",
+    "\\geqslant": "\\ge", "\\coloneqq": ":=", "\\triangleq": ":=",
+    "\\eqqcolon": "=:", "\\dfrac": "\\frac", "\\tfrac": "\\frac",
+    "\\lbrace": "\\{", "\\rbrace": "\\}", "\\lbrack": "[", "\\rbrack": "]",
+    "\\langle": "\\langle", "\\times": "\\cdot", "\\ast": "\\cdot",
+    "\\lparen": "(", "\\rparen": ")",
+}  # fmt: skip
+
+# Font commands whose braced argument becomes a single name token.
+_FONTS = {
+    "\\mathrm", "\\mathbb", "\\mathcal", "\\mathbf", "\\mathsf", "\\mathit",
+    "\\operatorname", "\\text", "\\textrm", "\\textit", "\\textbf", "\\rm",
+    "\\boldsymbol", "\\bm", "\\mathscr", "\\mathfrak",
+}  # fmt: skip
+
+# Calligraphic and blackboard letters are names of their own (\mathcal{L} is
+# not L); in the other fonts a single letter is the letter (\mathrm{d} is d).
+_SYMBOL_FONTS = {"\\mathbb", "\\mathcal", "\\mathscr", "\\mathfrak"}
+
+
+def _font_token(font, word, line):
+    """The token for ``font{word}``."""
+    if font in _SYMBOL_FONTS:
+        return Token("name", f"{font[1:]}:{word}", line)
+    if len(word) == 1 and word.isalpha():
+        return Token("letter", word, line)
+    return Token("name", word, line)
+
+
+_TOKEN_RE = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<rowsep>\\\\)"
+    r"|(?P<cmd>\\[A-Za-z]+|\\[^A-Za-z])"
+    r"|(?P<num>\d+(?:\.\d+)?|\.\d+)"
+    r"|(?P<letter>[A-Za-z])"
+    r"|(?P<assign>:=|=:)"
+    r"|(?P<char>[^\s])"
+)
+
+_OPEN = {"{": "}", "(": ")", "[": "]"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+
+
+def _font_argument(src, start, line):
+    """The text inside the braces that follow a font command, and its end."""
+    i = start
+    while i < len(src) and src[i] == " ":
+        i += 1
+    if i >= len(src) or src[i] != "{":
+        # \mathbb E: the argument is one character.
+        if i < len(src):
+            return src[i], i + 1
+        raise MalformedLatex("a font command has no argument", line)
+    depth, j = 0, i
+    while j < len(src):
+        if src[j] == "{":
+            depth += 1
+        elif src[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return src[i + 1 : j], j + 1
+        j += 1
+    raise MalformedLatex("unbalanced braces: '{' is never closed", line)
+
+
+def tokenize(src, line=1):
+    """Tokens of the math string ``src``; ``line`` is the file line of its start.
+
+    Row separators ``\\\\`` appear as 'char' tokens with text ``\\\\``. Raises
+    MalformedLatex when braces or ``( ) [ ]`` do not balance.
+    """
+    tokens = []
+    pos = 0
+    cur = line
+    while pos < len(src):
+        m = _TOKEN_RE.match(src, pos)
+        kind, text = m.lastgroup, m.group()
+        start_line = cur
+        cur += text.count("\n")
+        pos = m.end()
+        if kind == "space" or text == "~":
+            continue
+        if kind == "rowsep":
+            tokens.append(Token("char", "\\\\", start_line))
+        elif kind == "cmd":
+            text = _SYNONYMS.get(text, text)
+            if text in _IGNORED:
+                continue
+            if text in _FONTS:
+                word, pos = _font_argument(src, pos, start_line)
+                word = "".join(re.sub(r"\\[,;: !]", "", word).split())
+                tokens.append(_font_token(text, word, start_line))
+                continue
+            if text in ("||", "|", "[", "]", "(", ")", ":=", "=:"):
+                tokens.append(Token("char", text, start_line))
+            else:
+                tokens.append(Token("cmd", text, start_line))
+        elif kind == "assign":
+            tokens.append(Token("char", text, start_line))
+        else:
+            tokens.append(Token(kind, text, start_line))
+    _check_balance(tokens, line)
+    return tokens
+
+
+def _check_balance(tokens, line):
+    """Raise MalformedLatex unless ``{}``, ``()`` and ``[]`` nest properly."""
+    stack = []
+    for tok in tokens:
+        if tok.kind != "char":
+            continue
+        if tok.text in _OPEN:
+            stack.append(tok)
+        elif tok.text in _CLOSE:
+            if not stack:
+                raise MalformedLatex(
+                    f"unbalanced brackets: '{tok.text}' closes nothing", tok.line
+                )
+            opened = stack.pop()
+            if _OPEN[opened.text] != tok.text:
+                raise MalformedLatex(
+                    f"unbalanced brackets: '{opened.text}' (line {opened.line}) "
+                    f"is closed by '{tok.text}'",
+                    tok.line,
+                )
+    if stack:
+        tok = stack[-1]
+        raise MalformedLatex(
+            f"unbalanced brackets: '{tok.text}' is never closed", tok.line
+        )
+
+
+_ENV_RE = re.compile(r"\\(begin|end)\{([^}]*)\}")
+_ROW_ENVS = {"aligned", "align", "align*", "split", "gathered", "gather", "gather*"}
+_TAG_RE = re.compile(r"\\tag\*?\{([^}]*)\}")
+_DISPLAY_RE = re.compile(r"\$\$(.*?)\$\$", re.S)
+_FENCE_RE = re.compile(r"^(```|~~~)")
+
+
+def _mask_fences(text):
+    """``text`` with fenced code blocks blanked (newlines kept), so ``$$`` in
+    code is not read as math."""
+    out, inside = [], False
+    for ln in text.split("\n"):
+        if _FENCE_RE.match(ln.lstrip()):
+            inside = not inside
+            out.append("")
+        else:
+            out.append("" if inside else ln)
+    return "\n".join(out)
+
+
+def displays(text, first_line=1):
+    """Every ``$$ ... $$`` display of the Markdown ``text``, in order.
+
+    ``first_line`` is the file line of the first character of ``text``.
+    """
+    masked = _mask_fences(text)
+    if masked.count("$$") % 2:
+        at = masked.rfind("$$")
+        raise MalformedLatex(
+            "'$$' opens a display that is never closed",
+            first_line + masked.count("\n", 0, at),
+        )
+    found = []
+    for m in _DISPLAY_RE.finditer(masked):
+        line = first_line + masked.count("\n", 0, m.start())
+        found.append(_read_display(m.group(1), line))
+    return found
+
+
+def _read_display(src, line):
+    """Split one display's source into rows of tokens (see :class:`Display`)."""
+    if not src.strip():
+        raise MalformedLatex("empty equation: '$$ $$' holds no math", line)
+    tags = tuple(t.strip() for t in _TAG_RE.findall(src))
+    body = _TAG_RE.sub(lambda m: " " * len(m.group()), src)
+    stack = []
+    for m in _ENV_RE.finditer(body):
+        at = line + body.count("\n", 0, m.start())
+        kind, env = m.groups()
+        if env not in _ROW_ENVS:
+            raise MalformedLatex(f"unknown environment '{env}'", at)
+        if kind == "begin":
+            stack.append(env)
+        elif not stack or stack.pop() != env:
+            raise MalformedLatex(f"'\\end{{{env}}}' without a matching begin", at)
+    if stack:
+        raise MalformedLatex(f"'\\begin{{{stack[-1]}}}' is never ended", line)
+    # Blank the environment markers (keeping newlines), then split rows.
+    body = _ENV_RE.sub(lambda m: " " * len(m.group()), body)
+    tokens = tokenize(body, line)
+    rows, row = [], []
+    for tok in tokens:
+        if tok.kind == "char" and tok.text == "\\\\":
+            rows.append(tuple(row))
+            row = []
+        else:
+            row.append(tok)
+    rows.append(tuple(row))
+    rows = tuple(r for r in rows if any(t.text != "&" for t in r))
+    if not rows:
+        raise MalformedLatex("empty equation: the display holds no math", line)
+    return Display(line, src, rows, tags)

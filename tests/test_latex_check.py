@@ -1,0 +1,137 @@
+"""Checking derivations from their LaTeX alone (refvi.verify.latex.check):
+the hand-made corpus with known verdicts, the seed derivation, the CLI."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from refvi.verify.latex import MalformedLatex, check_latex_file, check_latex_text
+from refvi.verify.latex.__main__ import main
+from refvi.verify.latex.check import corpus_summary, format_result
+
+CORPUS = Path(__file__).parent / "latex_corpus"
+SEED = CORPUS / "seed_variational_encoding.md"
+HAND_MADE = sorted(p for p in CORPUS.glob("*.md") if p != SEED)
+
+
+def expected(path):
+    """The verdicts written after each display as <!-- expect: a, b -->."""
+    found = re.findall(r"<!-- expect: (.*?) -->", path.read_text())
+    return [s.strip() for item in found for s in item.split(",")]
+
+
+def test_corpus_is_large_enough_and_plants_errors():
+    assert len(HAND_MADE) >= 20
+    verdicts = [v for p in HAND_MADE for v in expected(p)]
+    assert verdicts.count("fails") >= 20 and verdicts.count("holds") >= 40
+
+
+@pytest.fixture(scope="module")
+def corpus_results():
+    return {p: check_latex_file(p) for p in HAND_MADE}
+
+
+def test_corpus_verdicts_line_by_line(corpus_results):
+    for path, result in corpus_results.items():
+        got = [r.status for r in result.lines]
+        assert got == expected(path), f"{path.name}\n{format_result(result)}"
+
+
+def test_corpus_precision_recall_and_separation(corpus_results, capsys):
+    pairs = [
+        (want, r)
+        for path, result in corpus_results.items()
+        for want, r in zip(expected(path), result.lines, strict=True)
+    ]
+    s = corpus_summary(pairs)
+    assert s.precision == 1.0 and s.recall == 1.0
+    # every failing '=' deviates by far more than any holding '=' does
+    assert s.smallest_failing > 1e3 * s.largest_holding
+    with capsys.disabled():
+        print("\n" + s.text)
+
+
+def test_seed_derivation_line_by_line():
+    result = check_latex_file(SEED)
+    by_line = {}
+    for r in result.lines:
+        by_line.setdefault(r.line, []).append(r)
+    status = {line: [r.status for r in rs] for line, rs in by_line.items()}
+    assert status == {
+        18: ["expression"],  # D_KL(q || p(z|x)) on its own
+        25: ["holds"],
+        27: ["holds"],  # ambiguous: the conventional reading holds
+        29: ["holds"],
+        31: ["fails"],  # p(x, z) replaced by p(x) p(z)
+        33: ["holds"],
+        35: ["holds"],
+        40: ["holds"],
+        50: ["holds"],  # the aggregated posterior, as declared
+        56: ["holds", "holds", "fails"],  # int p(z|x) p_data(x) dx is not p(z)
+    }
+    (line31,) = by_line[31]
+    assert line31.hint == "D_KL(q || p(z)), the KL to the prior"
+    (line27,) = by_line[27]
+    assert [st for _, st, _ in line27.readings] == ["holds", "fails"]
+    assert any(":27: ambiguous" in w for w in result.warnings)
+    neq, last = by_line[56][1], by_line[56][2]
+    assert [(n, st) for n, st, _ in neq.assumptions] == [
+        ("misspecified model", "holds"),
+        ("well-specified", "holds"),
+        ("exact posterior", "fails"),  # q = p(z|x): the two integrals agree
+    ]
+    assert [(n, st) for n, st, _ in last.assumptions] == [
+        ("misspecified model", "fails"),
+        ("well-specified", "holds"),  # p_data = p_theta(x)
+        ("exact posterior", "fails"),
+    ]
+    assert last.hint.startswith("int p(z|x) p_theta(x) dx")
+    report = format_result(result)
+    assert "line 31 fails; its value equals D_KL(q || p(z))" in report
+
+
+def test_unsupported_line_is_reported_and_the_rest_checked():
+    text = (
+        "---\n---\n$$ \\nabla \\mathcal{L} = 0 $$\n\n"
+        "$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n"
+    )
+    result = check_latex_text(text, "mem.md")
+    assert [r.status for r in result.lines] == ["unsupported", "holds"]
+    assert "'\\nabla'" in result.lines[0].reason and result.lines[0].line == 3
+
+
+def test_without_a_non_gaussian_setting_one_is_added():
+    text = "---\nsettings: linear_gaussian\n---\n"
+    text += "$$ H[p(z)] = \\frac{1}{2}\\log(2\\pi e) $$\n"
+    (r,) = check_latex_text(text).lines
+    assert r.status == "fails" and r.failing.startswith("mixture_prior")
+
+
+@pytest.mark.parametrize(
+    "body, line, match",
+    [
+        ("$$ \\frac{a}{b $$", 3, "unbalanced"),
+        ("$$ \\left[ a \\right) $$", 3, "unbalanced"),
+        ("$$\n\\begin{cases} a \\end{cases}\n$$", 4, "unknown environment 'cases'"),
+        ("$$ $$", 3, "empty equation"),
+    ],
+)
+def test_malformed_latex_exits_2_with_file_and_line(
+    tmp_path, capsys, body, line, match
+):
+    path = tmp_path / "bad.md"
+    path.write_text("---\n---\n" + body + "\n")
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{path}:{line}: error: ") and match in err[0]
+    with pytest.raises(MalformedLatex):
+        check_latex_file(path)
+
+
+def test_cli_exit_status_and_explain(capsys):
+    assert main([str(CORPUS / "elbo_chain.md"), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "E_{z ~ q(z|x)}[log[p(x,z)]]" in out and "scalar of (x)" in out
+    assert main([str(CORPUS / "sign_error_kl.md")]) == 1

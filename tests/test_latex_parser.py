@@ -1,0 +1,122 @@
+"""Parser and typed intermediate form (refvi.verify.latex.parser, .ir)."""
+
+import pytest
+
+from refvi.verify.latex import ir
+from refvi.verify.latex.parser import readings
+from refvi.verify.latex.tokens import tokenize
+
+
+def read(src, **kwargs):
+    return readings(tokenize(src), **kwargs)
+
+
+def one(src):
+    (eq,) = read(src)
+    return eq
+
+
+def test_chain_of_relations_records_each_operator():
+    eq = one(r"3 = \log p(x) \le 0 < 1 := 2")
+    assert [r.op for r in eq.relations] == ["=", "\\le", "<", ":="]
+    assert eq.relations[1].left is eq.exprs[1]
+
+
+def test_density_atoms_with_decorations_and_given():
+    eq = one(r"p_{\theta}(x \mid z) + q_\phi(z|x) + p(x, z) + p_{\mathrm{data}}(x) + q")
+    terms = eq.exprs[0].terms
+    assert terms[0] == ir.Density("p", ("x",), ("z",), "theta")
+    assert terms[1] == ir.Density("q", ("z",), ("x",), "phi")
+    assert terms[2] == ir.Density("p", ("x", "z"), (), "")
+    assert terms[3] == ir.Density("p", ("x",), (), "data")
+    assert terms[4] == ir.Density("q", None, (), "")
+
+
+def test_binders_and_their_types():
+    eq = one(r"\mathbb{E}_{z \sim q(z|x)}[\log p(x,z)] = \int q(z|x) \log p(x,z) dz")
+    lhs, rhs = eq.exprs
+    assert isinstance(lhs, ir.Expectation) and lhs.var == "z"
+    assert isinstance(rhs, ir.Integral) and rhs.var == "z"
+    assert str(ir.infer(lhs)) == "scalar of (x)"
+    assert str(ir.infer(rhs.body)) == "scalar of (x, z)"
+    assert ir.infer(ir.Log(ir.Density("p", ("z",), ()))).kind == "log-density"
+    assert (
+        ir.infer(
+            ir.Div(ir.Density("p", ("x", "z"), ()), ir.Density("p", ("x",), ()))
+        ).kind
+        == "density"
+    )
+
+
+def test_kl_entropy_elbo_and_sum():
+    eq = one(
+        r"D_{KL}(q \| p(z|x)) = \mathrm{KL}[q(z|x) \| p(z)] + H[q]"
+        r" - F_\theta(q_\phi) + \mathcal{L}"
+    )
+    kl, (kl2, h, f, elbo) = eq.exprs[0], eq.exprs[1].terms
+    assert isinstance(kl, ir.KL) and kl.b == ir.Density("p", ("z",), ("x",))
+    assert isinstance(kl2, ir.KL) and isinstance(h, ir.Entropy)
+    assert f == ir.ELBO(ir.Density("q", None, (), "phi")) and elbo == ir.ELBO(None)
+    s = one(r"\sum_k p(x|k) p(k)").exprs[0]
+    assert s == ir.Sum(
+        ir.Mul((ir.Density("p", ("x",), ("z",)), ir.Density("p", ("z",), ()))), "z", "k"
+    )
+
+
+def test_unbracketed_log_is_ambiguous_and_conventional_reading_comes_first():
+    conv, other = read(r"\log p(x|z) p(z)")
+    assert conv.exprs[0] == ir.Log(
+        ir.Mul((ir.Density("p", ("x",), ("z",)), ir.Density("p", ("z",), ())))
+    )
+    assert other.exprs[0] == ir.Mul(
+        (ir.Log(ir.Density("p", ("x",), ("z",))), ir.Density("p", ("z",), ()))
+    )
+    assert conv.reading == ("rest",) and other.reading == ("first",)
+    assert conv.sites[0][1] == "log[(p(x|z) * p(z))]"
+    first, _ = read(r"\log p(x|z) p(z)", prefer="first")
+    assert first.reading == ("first",)
+
+
+def test_bracketed_or_single_factor_log_is_not_ambiguous():
+    assert len(read(r"\log \left( p(x|z) p(z) \right)")) == 1
+    assert len(read(r"\log \frac{p(x,z)}{q(z|x)} + 1")) == 1
+    assert len(read(r"\log p(x) \cdot 2")) == 1
+
+
+def test_log_inside_an_integral_stops_at_the_differential():
+    conv, _ = read(r"\int q(z) \log \frac{q(z)}{p(x,z)} p(x) dz")
+    body = conv.exprs[0].body
+    assert isinstance(body, ir.Mul) and isinstance(body.factors[1], ir.Log)
+    assert isinstance(body.factors[1].arg, ir.Mul)
+
+
+@pytest.mark.parametrize(
+    "src, match",
+    [
+        (r"p(z) = \mathcal{N}(z; 0, I)", r"unsupported token '\\mathcal\{N\}'"),
+        (r"\nabla_\phi \mathcal{L}", r"unsupported token '\\nabla'"),
+        (r"p(x) \propto p(x|z)", "unsupported relation"),
+        (r"p(y|z)", "'y' is not a declared variable"),
+        (r"\int_0^1 p(z) dz", "limits"),
+        (r"\int p(z)", "no differential"),
+        (r"\mathbb{E}[p(z)]", "measure"),
+        (r"D_{JS}(q \| p)", "D_{JS}"),
+        (r"\int p(x) dz", "does not depend on the integration variable z"),
+    ],
+)
+def test_unsupported_constructs_name_the_token(src, match):
+    with pytest.raises(ir.Unsupported, match=match):
+        for eq in read(src):
+            for e in eq.exprs:
+                ir.infer(e)
+
+
+def test_unsupported_reports_the_line_of_the_token():
+    with pytest.raises(ir.Unsupported) as info:
+        readings(tokenize("1 =\n\\nabla 2", line=7))
+    assert info.value.line == 8
+
+
+def test_declared_symbols_are_the_variables():
+    (eq,) = readings(tokenize(r"p(u|w)"), variables=("w", "u"), latent="w")
+    assert eq.exprs[0] == ir.Density("p", ("u",), ("w",))
