@@ -1,0 +1,713 @@
+"""The derivation checker behind ``refvi verify``: parse, evaluate, judge.
+
+A derivation is a Markdown file (format: ``derivations/README.md``) whose
+front matter names the settings it is claimed for, and in which every
+displayed equation ``$$ ... $$`` is followed by a ``check`` block computing
+the line numerically, or by ``unchecked: <reason>``. Check expressions are
+Python expressions evaluated in a restricted namespace (``Instance.names`` of
+``refvi.verify.settings``) on several random instances of every setting.
+
+Consecutive sides of a chain are compared by the relation written before each
+one (``=``, ``<=``, ``>=``, ``<``, ``>``, ``!=``); a check block whose first
+expression starts with a relation continues the chain of the block before it.
+
+Errors in the input (front matter, a display without a check, an unknown name,
+a syntax or runtime error, NaN, mismatched shapes) raise ``DerivationError``
+carrying ``path:line``; a line that evaluates but does not hold is a failed
+``LineResult``, not an error.
+"""
+
+import ast
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from refvi.verify import settings as settings_module
+from refvi.verify.namespace import FN_UFUNCS, Fn
+
+DEFAULT_SEEDS = 3
+DEFAULT_TOLERANCE = 1e-9
+DEFAULT_SEPARATION = 1e-6
+RELATIONS = ("<=", ">=", "!=", "=", "<", ">")
+FRONT_MATTER_KEYS = ("title", "settings", "seeds", "tolerance", "separation")
+
+#: Builtins a check may call; everything else (open, __import__, ...) is absent.
+SAFE_BUILTINS = {
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "len": len,
+    "float": float,
+    "range": range,
+}
+
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.Lambda,
+    ast.arguments,
+    ast.arg,
+    ast.keyword,
+    ast.operator,
+    ast.unaryop,
+)
+
+_RELATION_RE = re.compile(r"^(<=|>=|!=|=|<|>)(?!=)\s*(.*)$")
+_DIRECTIVE_RE = re.compile(r"^(unchecked|tol)\s*:\s*(.*)$")
+_LATEX_REL_RE = re.compile(
+    r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|(?<![\\<>!])=|<|>"
+)
+
+
+class DerivationError(Exception):
+    """Malformed input: reported as ``path:line: error: message``, exit 2."""
+
+    def __init__(self, path, line, message):
+        super().__init__(f"{path}:{line}: error: {message}")
+        self.path = str(path)
+        self.line = line
+        self.message = message
+
+
+# ---------------------------------------------------------------------------
+# Parsed form.
+
+
+@dataclass(frozen=True)
+class Side:
+    """One expression of a check block and the relation written before it.
+
+    ``relation`` is None for the first side of a new chain.
+    """
+
+    relation: str | None
+    source: str
+    line: int
+    code: object
+    names: frozenset
+
+
+@dataclass(frozen=True)
+class Check:
+    """A displayed equation and its check.
+
+    Attributes
+    ----------
+    line : int
+        Line of the ``$$`` that opens the equation (1-based).
+    latex : str
+        The equation's LaTeX, on one line.
+    sides : tuple of Side
+        Empty when the line is unchecked.
+    unchecked : str or None
+        The reason given after ``unchecked:``.
+    tol : float
+        Tolerance of this line's comparisons.
+    """
+
+    line: int
+    latex: str
+    sides: tuple
+    unchecked: str | None
+    tol: float
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting named in the front matter, with its options."""
+
+    name: str
+    options: tuple  # ((key, value), ...)
+    line: int
+
+    def label(self):
+        opts = ", ".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.name}({opts})" if opts else self.name
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A parsed derivation file."""
+
+    path: str
+    settings: tuple
+    seeds: int
+    tolerance: float
+    separation: float
+    checks: tuple
+
+
+# ---------------------------------------------------------------------------
+# Parsing.
+
+
+def _parse_front_matter(lines, path):
+    """Front matter ``---`` / ``key: value`` lines / ``---``; returns (dict, end)."""
+    if not lines or lines[0].strip() != "---":
+        raise DerivationError(
+            path,
+            1,
+            "a derivation starts with front matter: '---', 'settings: ...', '---'",
+        )
+    meta = {}
+    for i in range(1, len(lines)):
+        text = lines[i].strip()
+        if text == "---":
+            return meta, i + 1
+        if not text or text.startswith("#"):
+            continue
+        key, sep, value = text.partition(":")
+        key = key.strip()
+        if not sep or key not in FRONT_MATTER_KEYS:
+            raise DerivationError(
+                path,
+                i + 1,
+                f"unknown front-matter entry {text!r}; "
+                f"expected one of {', '.join(FRONT_MATTER_KEYS)}",
+            )
+        meta[key] = (value.strip(), i + 1)
+    raise DerivationError(path, 1, "front matter is not closed by a '---' line")
+
+
+def _parse_settings(value, line, path):
+    """``a, b(q=diag), c`` -> Setting tuples; options are ``key=value``."""
+    items = re.findall(r"\s*([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?\s*(?:,|$)", value)
+    rebuilt = ",".join(
+        name + (f"({opts})" if opts else "") for name, opts in items if name
+    )
+    if not items or rebuilt.replace(" ", "") != value.replace(" ", "").rstrip(","):
+        raise DerivationError(path, line, f"cannot read settings {value!r}")
+    out = []
+    for name, opts in items:
+        if not name:
+            continue
+        if name not in settings_module.SETTINGS:
+            known = ", ".join(sorted(settings_module.SETTINGS))
+            raise DerivationError(
+                path, line, f"unknown setting {name!r}; known settings: {known}"
+            )
+        options = []
+        for opt in filter(None, (o.strip() for o in opts.split(","))):
+            key, sep, val = opt.partition("=")
+            if not sep:
+                raise DerivationError(
+                    path, line, f"setting option {opt!r} is not key=value"
+                )
+            options.append((key.strip(), val.strip()))
+        out.append(Setting(name, tuple(options), line))
+    return tuple(out)
+
+
+def _number(meta, key, default, kind, path):
+    if key not in meta:
+        return default
+    value, line = meta[key]
+    try:
+        number = kind(value)
+    except ValueError:
+        raise DerivationError(
+            path, line, f"{key} must be a {kind.__name__}; got {value!r}"
+        ) from None
+    if not number > 0:
+        raise DerivationError(path, line, f"{key} must be positive; got {value}")
+    return number
+
+
+def _compile_side(source, line, path):
+    """Parse one check expression and check it uses only allowed syntax."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as err:
+        raise DerivationError(
+            path, line, f"syntax error in check: {err.msg}: {source.strip()}"
+        ) from None
+    bound = set()
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise DerivationError(
+                path,
+                line,
+                f"{type(node).__name__} is not allowed in a check: {source.strip()}",
+            )
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise DerivationError(
+                path, line, f"private attribute {node.attr!r} in a check"
+            )
+        if isinstance(node, ast.arg):
+            bound.add(node.arg)
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+    return compile(tree, f"{path}:{line}", "eval"), frozenset(names - bound)
+
+
+def _parse_check_block(body, start, path, tol):
+    """Lines of a check block -> (sides, unchecked reason, tol)."""
+    exprs = []  # [relation, source, line]
+    unchecked = None
+    for offset, raw in enumerate(body):
+        line = start + offset
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        directive = _DIRECTIVE_RE.match(text)
+        if directive:
+            key, value = directive.groups()
+            if key == "unchecked":
+                if not value:
+                    raise DerivationError(path, line, "unchecked: needs a reason")
+                unchecked = value
+            else:
+                try:
+                    tol = float(value)
+                except ValueError:
+                    raise DerivationError(
+                        path, line, f"tol must be a number; got {value!r}"
+                    ) from None
+            continue
+        if raw[:1] in (" ", "\t") and exprs:
+            exprs[-1][1] += " " + text
+            continue
+        match = _RELATION_RE.match(text)
+        relation, source = match.groups() if match else (None, text)
+        if not source:
+            raise DerivationError(
+                path, line, f"relation {relation!r} has no expression"
+            )
+        exprs.append([relation, source, line])
+    if unchecked is not None and exprs:
+        raise DerivationError(
+            path,
+            start,
+            "a check block is either unchecked or has expressions, not both",
+        )
+    if unchecked is None and not exprs:
+        raise DerivationError(
+            path,
+            start,
+            "empty check block (write an expression or 'unchecked: <reason>')",
+        )
+    for i, (relation, _, line) in enumerate(exprs):
+        if i > 0 and relation is None:
+            raise DerivationError(
+                path,
+                line,
+                "a second expression in a check block needs a relation "
+                "(=, <=, >=, <, >, !=)",
+            )
+    sides = tuple(
+        Side(rel, src, line, *_compile_side(src, line, path))
+        for rel, src, line in exprs
+    )
+    return sides, unchecked, tol
+
+
+def parse(text, path="<derivation>"):
+    """Parse a derivation's text into a ``Derivation`` (raises DerivationError)."""
+    lines = text.splitlines()
+    meta, i = _parse_front_matter(lines, path)
+    if "settings" not in meta:
+        raise DerivationError(
+            path, 1, "front matter must name the settings: 'settings: ...'"
+        )
+    settings = _parse_settings(*meta["settings"], path)
+    seeds = _number(meta, "seeds", DEFAULT_SEEDS, int, path)
+    tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, float, path)
+    separation = _number(meta, "separation", DEFAULT_SEPARATION, float, path)
+
+    checks = []
+    pending = None  # (line, latex) of a display still waiting for its check
+    n = len(lines)
+    while i < n:
+        text = lines[i].strip()
+        fence = re.match(r"^(`{3,})\s*(\w*)\s*$", text)
+        if fence:
+            ticks, info = fence.groups()
+            end = next((j for j in range(i + 1, n) if lines[j].strip() == ticks), None)
+            if end is None:
+                raise DerivationError(
+                    path, i + 1, f"code block opened here is not closed by {ticks}"
+                )
+            if info == "check":
+                if pending is None:
+                    raise DerivationError(
+                        path,
+                        i + 1,
+                        "check block without a displayed equation before it",
+                    )
+                sides, unchecked, tol = _parse_check_block(
+                    lines[i + 1 : end], i + 2, path, tolerance
+                )
+                checks.append(Check(pending[0], pending[1], sides, unchecked, tol))
+                pending = None
+            elif pending is not None:
+                raise DerivationError(
+                    path, pending[0], "displayed equation has no check block"
+                )
+            i = end + 1
+            continue
+        if not text:
+            i += 1
+            continue
+        if pending is not None:
+            raise DerivationError(
+                path,
+                pending[0],
+                "displayed equation has no check block (follow it with "
+                "```check ... ``` or a block holding 'unchecked: <reason>')",
+            )
+        if "$$" in text:
+            if not text.startswith("$$"):
+                raise DerivationError(
+                    path, i + 1, "display math '$$' must start its line"
+                )
+            start = i
+            body = text[2:]
+            while not body.rstrip().endswith("$$"):
+                i += 1
+                if i >= n:
+                    raise DerivationError(
+                        path, start + 1, "'$$' opened here is never closed"
+                    )
+                body += " " + lines[i].strip()
+            latex = body.rstrip()[:-2].strip()
+            if "$$" in latex:
+                raise DerivationError(
+                    path, start + 1, "one displayed equation per '$$ ... $$'"
+                )
+            pending = (start + 1, latex)
+        i += 1
+    if pending is not None:
+        raise DerivationError(path, pending[0], "displayed equation has no check block")
+    return Derivation(str(path), settings, seeds, tolerance, separation, tuple(checks))
+
+
+def parse_file(path):
+    """Read and parse a derivation file."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DerivationError(path, 0, f"cannot read file: {err}") from None
+    return parse(text, path)
+
+
+# ---------------------------------------------------------------------------
+# "Compute the line as written": closed forms only where the LaTeX names them.
+
+
+def latex_sides(latex):
+    """Split a displayed equation at its top-level relations (=, \\le, \\ge, ...)."""
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"[{}]|" + _LATEX_REL_RE.pattern, latex):
+        token = match.group()
+        if token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+        elif depth == 0:
+            parts.append(latex[start : match.start()])
+            start = match.end()
+    parts.append(latex[start:])
+    return [p.strip() for p in parts]
+
+
+def _check_closed_forms(check, instance, path):
+    """A closed form may appear only in a side whose LaTeX names the quantity.
+
+    The check's sides are matched to the equation's sides from the right: the
+    last expression computes the last side, and so on.
+    """
+    parts = latex_sides(check.latex)
+    if len(check.sides) > len(parts):
+        raise DerivationError(
+            path,
+            check.sides[0].line,
+            f"the check has {len(check.sides)} expressions but the equation has "
+            f"only {len(parts)} side(s)",
+        )
+    for side, part in zip(
+        check.sides, parts[len(parts) - len(check.sides) :], strict=True
+    ):
+        for name in sorted(side.names & set(instance.closed)):
+            if not re.search(instance.closed[name], part):
+                raise DerivationError(
+                    path,
+                    side.line,
+                    f"{name!r} is a closed form, but the side it computes "
+                    f"({part[:40]!r}) does not name it: compute the line as written",
+                )
+
+
+# ---------------------------------------------------------------------------
+# Evaluation.
+
+
+@lru_cache(maxsize=256)
+def make_instance(name, options, seed):
+    """The instance of setting ``name`` for ``seed`` (cached; instances are pure)."""
+    return settings_module.SETTINGS[name](seed, **dict(options))
+
+
+def _evaluate_side(side, instance, path):
+    unknown = (
+        side.names - set(instance.names) - set(SAFE_BUILTINS) - {"np"} - set(FN_UFUNCS)
+    )
+    if unknown:
+        raise DerivationError(
+            path,
+            side.line,
+            f"unknown name {sorted(unknown)[0]!r} in setting {instance.setting!r}",
+        )
+    env = {"__builtins__": SAFE_BUILTINS, "np": np, **FN_UFUNCS, **instance.names}
+    where = f"(setting {instance.setting}, seed {instance.seed})"
+    try:
+        with np.errstate(all="ignore"):
+            value = eval(side.code, env)  # noqa: S307 - restricted AST, no builtins
+    except DerivationError:
+        raise
+    except Exception as err:  # any error inside a user's check is reported
+        raise DerivationError(
+            path, side.line, f"{type(err).__name__} in check {where}: {err}"
+        ) from err
+    if isinstance(value, Fn) or callable(value):
+        raise DerivationError(
+            path,
+            side.line,
+            f"check evaluates to a function of z, not a number {where}: "
+            "take E_q(...), integral(...) or evaluate it",
+        )
+    try:
+        value = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DerivationError(
+            path,
+            side.line,
+            f"check returned {type(value).__name__}, not a number {where}",
+        ) from None
+    if not np.all(np.isfinite(value)):
+        raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
+    return value
+
+
+def _compare(a, b, relation, tol, separation):
+    """(deviation, holds) of ``a <relation> b`` elementwise, worst entry.
+
+    Deviations are scaled by max(1, |a|, |b|): relative above 1, absolute below.
+    ``=``: max |a - b| / scale <= tol. ``<=``: max (a - b) / scale <= tol.
+    ``<``: the same quantity < -tol (strict beyond rounding). ``!=``: max
+    |a - b| / scale > separation. ``>=`` and ``>`` mirror ``<=`` and ``<``.
+    """
+    scale = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+    if relation in (">=", ">"):
+        a, b, relation = b, a, relation.replace(">", "<")
+    if relation == "=":
+        dev = float(np.max(np.abs(a - b) / scale))
+        return dev, dev <= tol
+    if relation == "!=":
+        dev = float(np.max(np.abs(a - b) / scale))
+        return dev, dev > separation
+    dev = float(np.max((a - b) / scale))
+    return dev, (dev <= tol if relation == "<=" else dev < -tol)
+
+
+@dataclass
+class LineResult:
+    """The verdict on one displayed line (worst case over all instances)."""
+
+    line: int
+    latex: str
+    relation: str
+    deviation: float | None
+    holds: bool
+    unchecked: str | None = None
+
+
+@dataclass
+class FileResult:
+    """The verdicts on one derivation file."""
+
+    path: str
+    settings: list
+    seeds: int
+    lines: list = field(default_factory=list)
+
+    @property
+    def checked(self):
+        return sum(r.unchecked is None for r in self.lines)
+
+    @property
+    def hold(self):
+        return sum(r.unchecked is None and r.holds for r in self.lines)
+
+    @property
+    def unchecked(self):
+        return sum(r.unchecked is not None for r in self.lines)
+
+    @property
+    def ok(self):
+        return self.hold == self.checked
+
+
+def _compose(relations):
+    """The relation between the ends of a run of links, or None if it has none.
+
+    ``=`` links are transparent; ``<=`` with ``<`` gives ``<``; links pointing
+    in both directions, or a ``!=`` in a run of two or more, compose to None.
+    """
+    if len(relations) == 1:
+        return relations[0]
+    if "!=" in relations:
+        return None
+    kinds = set(relations) - {"="}
+    if not kinds:
+        return "="
+    if kinds <= {"<=", "<"}:
+        return "<" if "<" in kinds else "<="
+    if kinds <= {">=", ">"}:
+        return ">" if ">" in kinds else ">="
+    return None
+
+
+def _judge_chain(nodes, separation):
+    """Compare the nodes of one chain and blame the lines that break it.
+
+    ``nodes`` are (check index, relation, value, tol). Each node is compared
+    with the last node that held (through the composed relation of the links
+    between them), so one wrong line in a chain of equalities is blamed alone
+    and the lines after it are still compared with a good value. When the first
+    link fails but the second holds and the first value disagrees with the
+    third, the first line is the odd one out and is blamed instead.
+
+    Returns a list of (check index, deviation, holds) for every judged node.
+    """
+    out = []
+    good = 0
+    i = 1
+    while i < len(nodes):
+        c, _, value, tol = nodes[i]
+        relation = _compose([n[1] for n in nodes[good + 1 : i + 1]])
+        ref = good if relation is not None else i - 1
+        relation = relation or nodes[i][1]
+        dev, holds = _compare(nodes[ref][2], value, relation, tol, separation)
+        if not holds and ref == 0 and i == 1 and len(nodes) > 2:
+            r12 = nodes[2][1]
+            r02 = _compose([nodes[1][1], r12])
+            ok12 = _compare(value, nodes[2][2], r12, nodes[2][3], separation)
+            if ok12[1] and r02 is not None and nodes[0][0] != nodes[1][0]:
+                ok02 = _compare(nodes[0][2], nodes[2][2], r02, nodes[2][3], separation)
+                if not ok02[1]:
+                    out.append((nodes[0][0], dev, False))
+                    out.append((c, ok12[0], True))
+                    out.append((nodes[2][0], ok12[0], True))
+                    good, i = 2, 3
+                    continue
+        out.append((c, dev, holds))
+        if holds:
+            good = i
+        i += 1
+    return out
+
+
+def _worse(relation, old, new):
+    """The worse of two deviations for ``relation`` (for != the smaller)."""
+    if old is None:
+        return new
+    return min(old, new) if relation == "!=" else max(old, new)
+
+
+def _instance_chains(derivation, instance):
+    """Evaluate every side on ``instance``; returns the chains of nodes."""
+    path = derivation.path
+    chains = []
+    for c, check in enumerate(derivation.checks):
+        if check.unchecked is not None:
+            chains.append(None)  # an unchecked line breaks the chain
+            continue
+        _check_closed_forms(check, instance, path)
+        first = check.sides[0]
+        if first.relation is not None and (not chains or chains[-1] is None):
+            raise DerivationError(
+                path,
+                first.line,
+                f"relation {first.relation!r} continues a chain, but the displayed "
+                "line before it is missing or unchecked",
+            )
+        if first.relation is None:
+            chains.append([])
+        for side in check.sides:
+            value = _evaluate_side(side, instance, path)
+            chain = chains[-1]
+            if chain:
+                prev = chain[-1][2]
+                if prev.shape != value.shape and prev.ndim and value.ndim:
+                    raise DerivationError(
+                        path,
+                        side.line,
+                        f"the sides of {side.relation!r} have shapes {prev.shape} "
+                        f"and {value.shape} (setting {instance.setting}, "
+                        f"seed {instance.seed})",
+                    )
+            chain.append((c, side.relation, value, check.tol))
+    return [chain for chain in chains if chain]
+
+
+def verify(derivation, seeds=None):
+    """Evaluate every check of a parsed derivation on every instance.
+
+    Parameters
+    ----------
+    derivation : Derivation
+    seeds : int, optional
+        Instances per setting (seeds 0 .. seeds-1); default the file's ``seeds``.
+
+    Returns
+    -------
+    FileResult
+        One ``LineResult`` per displayed line, with the worst deviation over
+        all instances; a line fails when it is blamed on any instance.
+    """
+    path = derivation.path
+    n_seeds = derivation.seeds if seeds is None else seeds
+    result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
+    verdicts = []  # per check: [relation label, deviation, holds]
+    for check in derivation.checks:
+        relations = [s.relation for s in check.sides if s.relation]
+        verdicts.append([" ".join(relations) or "def", None, True])
+    for setting in derivation.settings:
+        for seed in range(n_seeds):
+            try:
+                instance = make_instance(setting.name, setting.options, seed)
+            except TypeError as err:
+                raise DerivationError(
+                    path, setting.line, f"setting {setting.label()}: {err}"
+                ) from None
+            for chain in _instance_chains(derivation, instance):
+                for c, dev, holds in _judge_chain(chain, derivation.separation):
+                    verdict = verdicts[c]
+                    relation = verdict[0].split()[-1] if verdict[0] != "def" else "="
+                    verdict[1] = _worse(relation, verdict[1], dev)
+                    verdict[2] = verdict[2] and holds
+    for check, (relation, dev, holds) in zip(derivation.checks, verdicts, strict=True):
+        result.lines.append(
+            LineResult(check.line, check.latex, relation, dev, holds, check.unchecked)
+        )
+    return result
+
+
+def verify_file(path, seeds=None):
+    """Parse and verify one file; DerivationError on malformed input."""
+    return verify(parse_file(path), seeds=seeds)

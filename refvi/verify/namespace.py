@@ -1,0 +1,261 @@
+"""The objects a derivation's check expressions are evaluated against.
+
+A *setting* (``refvi.verify.settings``) turns a seed into an ``Instance``: a
+random member of a model family together with the names its math uses. This
+module holds the pieces every setting shares:
+
+- ``Fn``: a function of the latent variable z with arithmetic, so that
+  ``log_q - log_joint`` is again a function of z and checks read like the
+  LaTeX. Continuous z is passed as an array of points of shape (n, m, k)
+  (point j for datum i); discrete z as integer labels of shape (n, m). An
+  ``Fn`` returns shape (n, m).
+- expectation and integration operators built from Gauss–Hermite rules
+  (``refvi.verify.quadrature``) or exact sums over the K values of a discrete z.
+
+Nothing here knows about models; ``settings`` builds instances from them.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+from refvi.gaussian import _log_prob_chol
+from refvi.verify.quadrature import gauss_hermite_rule
+
+CONTINUOUS = "continuous"
+DISCRETE = "discrete"
+
+
+class Fn:
+    """A function of z that supports +, -, *, /, ** and unary - with scalars,
+    per-datum arrays (n,), other ``Fn`` and plain callables, and NumPy ufuncs
+    (``np.exp(log_q)`` is the density q as an ``Fn``).
+
+    Parameters
+    ----------
+    f : callable
+        ``f(z)`` returning an array of shape (n, m) for z of shape (n, m, k)
+        (continuous) or (n, m) (discrete labels).
+    name : str
+        Shown in error messages.
+    """
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``np.exp(log_q)``, ``array - log_q``: NumPy ufuncs give an ``Fn``."""
+        if method != "__call__" or kwargs:
+            return NotImplemented
+        args = [a if callable(a) else _per_datum_constant(a) for a in inputs]
+
+        def f(z):
+            return ufunc(*[a(z) if callable(a) else a for a in args])
+
+        label = ", ".join(a.name if isinstance(a, Fn) else "c" for a in inputs)
+        return Fn(f, f"{ufunc.__name__}({label})")
+
+    def __init__(self, f, name="f"):
+        self.f = f
+        self.name = name
+
+    def __call__(self, z):
+        return np.asarray(self.f(z), dtype=np.float64)
+
+    def __repr__(self):
+        return f"Fn({self.name})"
+
+    def _binary(self, other, op, symbol, reflected=False):
+        if callable(other):
+            g = other if isinstance(other, Fn) else Fn(other, "lambda")
+            first, second = (g, self) if reflected else (self, g)
+            return Fn(
+                lambda z: op(first(z), second(z)),
+                f"({first.name} {symbol} {second.name})",
+            )
+        value = _per_datum_constant(other)
+        if reflected:
+            return Fn(lambda z: op(value, self(z)), f"(c {symbol} {self.name})")
+        return Fn(lambda z: op(self(z), value), f"({self.name} {symbol} c)")
+
+    def __add__(self, other):
+        return self._binary(other, np.add, "+")
+
+    def __radd__(self, other):
+        return self._binary(other, np.add, "+", reflected=True)
+
+    def __sub__(self, other):
+        return self._binary(other, np.subtract, "-")
+
+    def __rsub__(self, other):
+        return self._binary(other, np.subtract, "-", reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(other, np.multiply, "*")
+
+    def __rmul__(self, other):
+        return self._binary(other, np.multiply, "*", reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, np.divide, "/")
+
+    def __rtruediv__(self, other):
+        return self._binary(other, np.divide, "/", reflected=True)
+
+    def __pow__(self, other):
+        return self._binary(other, np.power, "**")
+
+    def __neg__(self):
+        return Fn(lambda z: -self(z), f"-{self.name}")
+
+    def __pos__(self):
+        return self
+
+
+def _per_datum_constant(value):
+    """A constant in an ``Fn`` expression; one value per datum (n,) becomes
+    (n, 1) so that it broadcasts over the points of each datum."""
+    value = np.asarray(value, dtype=np.float64)
+    return value[:, None] if value.ndim == 1 else value
+
+
+#: Shorthands available in checks; on an ``Fn`` they return an ``Fn``.
+FN_UFUNCS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt}
+
+
+def as_fn(f, what):
+    """``f`` as an ``Fn``: an ``Fn`` or a callable of z; otherwise TypeError."""
+    if isinstance(f, Fn):
+        return f
+    if callable(f):
+        return Fn(f, "lambda")
+    raise TypeError(f"{what} takes a function of z (an Fn or a lambda); got {f!r}")
+
+
+def _check_values(values, what):
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(
+            f"{what}: the function must return shape (n, m); got {values.shape}"
+        )
+    return values
+
+
+class GaussianRule:
+    """Expectation under per-datum Gaussians N(mean_i, L_i L_i^T) by a
+    tensor Gauss–Hermite rule of the given order (exact for polynomials of
+    degree < 2 * order).
+
+    Parameters
+    ----------
+    mean : ndarray, shape (n, k)
+    L : ndarray, shape (n, k, k)
+        Lower Cholesky factors.
+    order : int
+        Nodes per dimension.
+    """
+
+    def __init__(self, mean, L, order):
+        self.mean = mean
+        self.L = L
+        self.nodes, self.weights = gauss_hermite_rule(order, mean.shape[1])
+        # z_ij = mean_i + L_i u_j, shape (n, J, k)
+        self.points = mean[:, None, :] + np.einsum("ikl,jl->ijk", L, self.nodes)
+
+    def expect(self, f, what="E"):
+        """sum_j w_j f(z_ij), shape (n,)."""
+        values = _check_values(as_fn(f, what)(self.points), what)
+        return values @ self.weights
+
+    def log_density(self, z):
+        """log N(z_ij | mean_i, Sigma_i) for points z (n, m, k), shape (n, m)."""
+        return np.stack(
+            [_log_prob_chol(z[i], self.mean[i], self.L[i]) for i in range(len(z))]
+        )
+
+
+class MixtureRule:
+    """Expectation under per-datum Gaussian mixtures sum_c w_ic N(m_ic, S_ic),
+    as the weighted sum of one Gauss–Hermite rule per component.
+
+    Parameters
+    ----------
+    log_w : ndarray, shape (n, C)
+        Log mixture weights per datum.
+    means : ndarray, shape (n, C, k)
+    L : ndarray, shape (n, C, k, k)
+        Lower Cholesky factors of the component covariances.
+    """
+
+    def __init__(self, log_w, means, L, order):
+        self.log_w = log_w
+        self.rules = [
+            GaussianRule(means[:, c], L[:, c], order) for c in range(log_w.shape[1])
+        ]
+
+    def expect(self, f, what="E"):
+        weights = np.exp(self.log_w)
+        return sum(
+            weights[:, c] * rule.expect(f, what) for c, rule in enumerate(self.rules)
+        )
+
+    def log_density(self, z):
+        comps = [rule.log_density(z) for rule in self.rules]
+        return logsumexp(np.stack(comps, -1) + self.log_w[:, None, :], axis=-1)
+
+
+class DiscreteRule:
+    """Exact sums over the K values of a discrete z with per-datum
+    probabilities ``exp(log_p)`` (n, K)."""
+
+    def __init__(self, log_p):
+        self.log_p = log_p
+        n, K = log_p.shape
+        self.points = np.broadcast_to(np.arange(K), (n, K))
+
+    def expect(self, f, what="E"):
+        values = _check_values(as_fn(f, what)(self.points), what)
+        return np.sum(np.exp(self.log_p) * values, axis=1)
+
+    def log_density(self, z):
+        return np.take_along_axis(self.log_p, z, axis=1)
+
+    def sum(self, f, what="integral"):
+        """sum_z f(z) over the K values, shape (n,): the integral of a discrete z."""
+        return np.sum(_check_values(as_fn(f, what)(self.points), what), axis=1)
+
+
+def table_fn(table, name):
+    """A function of a discrete z given by its table of values (n, K)."""
+    return Fn(lambda z: np.take_along_axis(table, z, axis=1), name)
+
+
+@dataclass
+class Instance:
+    """One random instance of a setting: the namespace its checks see.
+
+    Attributes
+    ----------
+    setting : str
+        The setting's name (e.g. ``"linear_gaussian"``).
+    seed : int
+        The seed it was built from (``numpy.random.default_rng(seed)``).
+    latent : str
+        ``"continuous"``, ``"discrete"`` or ``"none"``.
+    names : dict
+        Everything a check may name: the datum ``x``, functions of z
+        (``log_prior``, ``log_lik``, ``log_joint``, ``log_post``, ``log_q``),
+        ``log_px``, operators (``E_q``, ``E_post``, ``integral``, ``MC_q``),
+        closed forms and the model's parameters.
+    closed : dict
+        Closed-form names -> regular expression of the LaTeX that names the
+        quantity; a check may use a closed form only in a side of a line
+        whose LaTeX matches it.
+    doc : dict
+        One line per name, for the README and error messages.
+    """
+
+    setting: str
+    seed: int
+    latent: str
+    names: dict
+    closed: dict = field(default_factory=dict)
+    doc: dict = field(default_factory=dict)

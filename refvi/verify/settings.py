@@ -1,0 +1,352 @@
+"""The settings a derivation can be claimed for, each a random instance per seed.
+
+``SETTINGS[name](seed, **options)`` returns an ``Instance``
+(``refvi.verify.namespace``) built from ``numpy.random.default_rng(seed)``:
+the same seed gives the same instance. Every per-datum setting holds ``n = 2``
+data points; values that depend on the datum have shape (n,) and functions of
+z return (n, m) (see ``namespace.Fn``).
+
+Names every latent-variable setting provides (``derivations/README.md``):
+
+- ``x`` (n, d); densities as functions of z: ``log_prior``, ``log_lik``,
+  ``log_joint``, ``log_post`` (the exact posterior p(z|x)), ``log_q``;
+- ``log_px`` (n,): log p(x) from the model's marginal;
+- ``E_q(f)``, ``E_post(f)``, ``E_prior(f)``: expectations by Gauss–Hermite
+  quadrature (exact sums for a discrete z);
+- ``integral(f)``: the integral of f over z (adaptive quadrature for k = 1,
+  a Gauss–Hermite rule divided by its weight for k = 2; the sum over the K
+  values of a discrete z);
+- closed forms ``kl`` = KL(q || p(z|x)) and ``elbo`` = F(q), each usable
+  only in a side of a line whose LaTeX names it;
+- the parameters (``W``, ``mu``, ``psi``, ...).
+"""
+
+import numpy as np
+
+from refvi import categorical, gaussian
+from refvi.models import linear_gaussian as lg
+from refvi.models import mixture
+from refvi.models import mixture_prior as mp
+from refvi.verify.namespace import (
+    CONTINUOUS,
+    DISCRETE,
+    DiscreteRule,
+    Fn,
+    GaussianRule,
+    Instance,
+    MixtureRule,
+    table_fn,
+)
+
+N_DATA = 2
+
+#: integral() over a continuous z uses the reference N(m_q, REF_SCALE^2 Sigma_q).
+REF_SCALE = np.sqrt(1.5)
+
+#: Gauss–Hermite order (k = 1) for the mixture-prior setting: log p(z|x) is
+#: the log of a Gaussian mixture, whose switch between components needs far
+#: more nodes than a polynomial (order 60 leaves errors near 1e-6 there).
+ORDER_MIXTURE_PRIOR = 200
+
+#: LaTeX that names each closed form (searched in the side a check computes).
+CLOSED = {
+    "kl": r"KL",
+    "elbo": r"(?<![\\a-zA-Z])F(?![a-zA-Z])|\\mathcal\{L\}|ELBO",
+    "kl_std": r"KL",
+    "entropy_q": r"\\mathcal\{H\}|H\[|H\(",
+}
+
+
+def _random_L(rng, k, scale=1.0):
+    """A random lower Cholesky factor with diagonal in [0.5, 1.5] * scale."""
+    L = np.tril(rng.normal(scale=0.4, size=(k, k)), -1)
+    return scale * (L + np.diag(rng.uniform(0.5, 1.5, size=k)))
+
+
+def _per_datum(density, x, name):
+    """Fn from ``density(x_i, z_i)`` (one datum, points (m, k)) for each datum."""
+
+    def f(z):
+        return np.stack([density(x[i], z[i]) for i in range(x.shape[0])])
+
+    return Fn(f, name)
+
+
+def _integral_continuous(center, L_ref, order):
+    """integral(f) = int f(z) dz for each datum, shape (n,).
+
+    The Gauss–Hermite rule of the reference N(center_i, L_ref_i L_ref_i^T)
+    applied to f / N: sum_j w_j f(z_j) / N(z_j). With the reference
+    N(m_q, 1.5 Sigma_q) it reaches about 1e-13 on integrands q(z) g(z) with
+    g smooth (adaptive quadrature, ``quadrature.integrate``, agrees but takes
+    seconds per integral in one dimension and minutes in two).
+    """
+    rule = GaussianRule(center, L_ref, order)
+    inv_ref = np.exp(-rule.log_density(rule.points))
+
+    def integral(f):
+        values = np.asarray(f(rule.points), dtype=np.float64)
+        return np.sum(rule.weights * values * inv_ref, axis=1)
+
+    return integral
+
+
+def _latent_names(x, densities, log_px, q_rule, post_rule, prior_rule, integral):
+    """The names shared by every latent-variable setting."""
+    names = {"x": x, "n": x.shape[0], "d": x.shape[1], "log_px": log_px}
+    names.update(densities)
+    names.update(
+        E_q=q_rule.expect,
+        E_post=post_rule.expect,
+        E_prior=prior_rule.expect,
+        integral=integral,
+    )
+    return names
+
+
+# ---------------------------------------------------------------------------
+# Settings.
+
+
+def gaussian_setting(seed, k="2"):
+    """Two Gaussians q = N(mean_q, Sigma_q), p = N(mean_p, Sigma_p) in k dims.
+
+    Names: ``log_q``, ``log_p``, ``E_q``, ``E_p``, ``integral``; closed forms
+    ``kl`` = KL(q || p) (``gaussian.kl``), ``kl_std`` = KL(q || N(0, I))
+    (``gaussian.kl_standard_normal``), ``entropy_q``; parameters ``mean_q``,
+    ``L_q``, ``Sigma_q``, ``mean_p``, ``L_p``, ``Sigma_p``, ``k``, and
+    ``std_q`` (the standard deviations of a diagonal q, when ``q=diag``).
+    Values have shape (1,).
+    """
+    k = int(k)
+    rng = np.random.default_rng(seed)
+    q = gaussian.Gaussian(rng.normal(size=k), _random_L(rng, k))
+    p = gaussian.Gaussian(rng.normal(size=k), _random_L(rng, k))
+    order = {1: 40, 2: 24}.get(k, 10)
+    q_rule = GaussianRule(q.mean[None], q.L[None], order)
+    p_rule = GaussianRule(p.mean[None], p.L[None], order)
+    names = {
+        "k": k,
+        "log_q": Fn(q_rule.log_density, "log_q"),
+        "log_p": Fn(p_rule.log_density, "log_p"),
+        "E_q": q_rule.expect,
+        "E_p": p_rule.expect,
+        "integral": _integral_continuous(q.mean[None], REF_SCALE * q.L[None], order),
+        "kl": np.array([gaussian.kl(q, p)]),
+        "kl_std": np.array([gaussian.kl_standard_normal(q)]),
+        "entropy_q": np.array([gaussian.entropy(q)]),
+        "mean_q": q.mean,
+        "L_q": q.L,
+        "Sigma_q": q.cov,
+        "mean_p": p.mean,
+        "L_p": p.L,
+        "Sigma_p": p.cov,
+    }
+    return Instance("gaussian", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def linear_gaussian_setting(seed, k="2", d="3"):
+    """z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q_i a random full Gaussian.
+
+    Parameters ``W`` (d, k), ``mu`` (d,), ``psi`` (d,); ``m_q`` (n, k),
+    ``L_q`` (n, k, k); posterior ``m_post`` (n, k), ``S_post`` (k, k).
+    Closed forms: ``kl`` (``linear_gaussian.kl_to_posterior``), ``elbo``
+    (``linear_gaussian.elbo``).
+    """
+    k, d = int(k), int(d)
+    rng = np.random.default_rng(seed)
+    model = lg.LinearGaussian(
+        rng.normal(size=(d, k)), rng.normal(size=d), rng.uniform(0.3, 1.5, size=d)
+    )
+    x = rng.normal(size=(N_DATA, d)) * 1.5 + model.mu
+    post = lg.posterior(model, x)
+    m_q = post.m + rng.normal(scale=0.7, size=post.m.shape)
+    L_q = np.stack([_random_L(rng, k, 0.8) for _ in range(N_DATA)])
+    L_post = np.broadcast_to(post.L_S, (N_DATA, k, k))
+    order = 32  # the integrands here are quadratic in z except in integral()
+    q_rule = GaussianRule(m_q, L_q, order)
+    post_rule = GaussianRule(post.m, L_post, order)
+    prior_rule = GaussianRule(
+        np.zeros((N_DATA, k)), np.broadcast_to(np.eye(k), (N_DATA, k, k)), order
+    )
+    densities = {
+        "log_prior": _per_datum(lambda xi, z: lg.log_prior(model, z), x, "log_prior"),
+        "log_lik": _per_datum(lambda xi, z: lg.log_lik(model, xi, z), x, "log_lik"),
+        "log_joint": _per_datum(
+            lambda xi, z: lg.log_joint(model, xi, z), x, "log_joint"
+        ),
+        "log_post": _per_datum(
+            lambda xi, z: lg.log_posterior(model, xi, z), x, "log_post"
+        ),
+        "log_q": Fn(q_rule.log_density, "log_q"),
+    }
+    names = _latent_names(
+        x,
+        densities,
+        lg.log_marginal(model, x),
+        q_rule,
+        post_rule,
+        prior_rule,
+        _integral_continuous(m_q, REF_SCALE * L_q, order),
+    )
+    names.update(
+        k=k,
+        W=model.W,
+        mu=model.mu,
+        psi=model.psi,
+        m_q=m_q,
+        L_q=L_q,
+        m_post=post.m,
+        S_post=post.S,
+        kl=lg.kl_to_posterior(model, x, m_q, L_q),
+        elbo=lg.elbo(model, x, m_q, L_q),
+    )
+    return Instance("linear_gaussian", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def mixture_setting(seed, K="3", d="2"):
+    """Gaussian mixture: z in {0..K-1} with p(z=k) = pi_k, x | z=k ~ N(mu_k, Sigma_k).
+
+    q_i is a random categorical (logits ``q_logits`` (n, K)). Expectations and
+    integrals over z are exact sums. Parameters ``weights`` (K,), ``means``
+    (K, d), ``covariances`` (K, d, d). Closed forms: ``kl``
+    (``mixture.kl_to_posterior``), ``elbo`` (``mixture.elbo``).
+    """
+    K, d = int(K), int(d)
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.full(K, 3.0))
+    means = rng.normal(scale=1.5, size=(K, d))
+    L = np.stack([_random_L(rng, d) for _ in range(K)])
+    model = mixture.GaussianMixture(weights, means, L)
+    x = means[rng.integers(K, size=N_DATA)] + rng.normal(size=(N_DATA, d))
+    q_logits = rng.normal(size=(N_DATA, K))
+    log_prior = np.broadcast_to(mixture.log_prior(model), (N_DATA, K))
+    log_lik = mixture.log_lik(model, x)
+    log_post = mixture.log_responsibilities(model, x)
+    log_q = categorical.log_softmax(q_logits)
+    q_rule, post_rule = DiscreteRule(log_q), DiscreteRule(log_post)
+    prior_rule = DiscreteRule(log_prior)
+    densities = {
+        "log_prior": table_fn(log_prior, "log_prior"),
+        "log_lik": table_fn(log_lik, "log_lik"),
+        "log_joint": table_fn(mixture.log_joint(model, x), "log_joint"),
+        "log_post": table_fn(log_post, "log_post"),
+        "log_q": table_fn(log_q, "log_q"),
+    }
+    names = _latent_names(
+        x,
+        densities,
+        mixture.log_marginal(model, x),
+        q_rule,
+        post_rule,
+        prior_rule,
+        q_rule.sum,
+    )
+    names.update(
+        K=K,
+        weights=model.weights,
+        means=model.means,
+        covariances=model.dense_covariances,
+        q_logits=q_logits,
+        kl=mixture.kl_to_posterior(model, x, q_logits),
+        elbo=mixture.elbo(model, x, q_logits),
+    )
+    return Instance("mixture", seed, DISCRETE, names, dict(CLOSED))
+
+
+def mixture_prior_setting(seed, J="2", d="2"):
+    """z ~ sum_j pi_j N(a_j, B_j) (k = 1), x | z ~ N(W z + mu, diag(psi)).
+
+    The posterior is a Gaussian mixture (``E_post`` sums one Gauss–Hermite
+    rule per component); q_i is a random Gaussian. ``kl`` and ``elbo`` have no
+    closed form: they are ``mixture_prior.kl_to_posterior`` / ``elbo`` by the
+    model module's own quadrature. Parameters ``weights``, ``a``, ``B``,
+    ``W``, ``mu``, ``psi``.
+    """
+    J, d, k = int(J), int(d), 1
+    rng = np.random.default_rng(seed)
+    a = rng.normal(scale=1.0, size=(J, k))
+    L_B = np.stack([_random_L(rng, k, 1.0) for _ in range(J)])
+    model = mp.MixturePrior(
+        rng.dirichlet(np.full(J, 3.0)),
+        a,
+        L_B,
+        rng.normal(size=(d, k)),
+        rng.normal(size=d),
+        rng.uniform(1.0, 2.0, size=d),
+    )
+    z0 = a[rng.integers(J, size=N_DATA)]
+    x = z0 @ model.W.T + model.mu + rng.normal(size=(N_DATA, d)) * np.sqrt(model.psi)
+    post = mp.posterior(model, x)
+    m_q = np.sum(np.exp(post.log_weights)[..., None] * post.m, axis=1)
+    m_q = m_q + rng.normal(scale=0.5, size=m_q.shape)
+    L_q = np.stack([_random_L(rng, k, 0.6) for _ in range(N_DATA)])
+    order = ORDER_MIXTURE_PRIOR
+    q_rule = GaussianRule(m_q, L_q, order)
+    post_rule = MixtureRule(
+        post.log_weights, post.m, np.broadcast_to(post.L_S, (N_DATA, J, k, k)), order
+    )
+    prior_rule = MixtureRule(
+        np.broadcast_to(np.log(model.weights), (N_DATA, J)),
+        np.broadcast_to(model.a, (N_DATA, J, k)),
+        np.broadcast_to(model.L_B, (N_DATA, J, k, k)),
+        order,
+    )
+    post_mixtures = [post.mixture(i) for i in range(N_DATA)]
+    densities = {
+        "log_prior": _per_datum(
+            lambda xi, z: mixture.log_marginal(model.prior, z), x, "log_prior"
+        ),
+        "log_lik": _per_datum(
+            lambda xi, z: lg.log_lik(model.likelihood, xi, z), x, "log_lik"
+        ),
+        "log_joint": _per_datum(
+            lambda xi, z: mp.log_joint(model, xi, z), x, "log_joint"
+        ),
+        "log_post": Fn(
+            lambda z: np.stack(
+                [mixture.log_marginal(post_mixtures[i], z[i]) for i in range(N_DATA)]
+            ),
+            "log_post",
+        ),
+        "log_q": Fn(q_rule.log_density, "log_q"),
+    }
+    qs = [gaussian.Gaussian(m_q[i], L_q[i]) for i in range(N_DATA)]
+    names = _latent_names(
+        x,
+        densities,
+        mp.log_marginal(model, x),
+        q_rule,
+        post_rule,
+        prior_rule,
+        _integral_continuous(m_q, REF_SCALE * L_q, 3 * order // 2),
+    )
+    names.update(
+        k=k,
+        weights=model.weights,
+        a=model.a,
+        B=model.L_B @ np.swapaxes(model.L_B, 1, 2),
+        W=model.W,
+        mu=model.mu,
+        psi=model.psi,
+        m_q=m_q,
+        L_q=L_q,
+        kl=np.array(
+            [
+                mp.kl_to_posterior(model, x[i], q, order=order).value
+                for i, q in enumerate(qs)
+            ]
+        ),
+        elbo=np.array(
+            [mp.elbo(model, x[i], q, order=order).value for i, q in enumerate(qs)]
+        ),
+    )
+    return Instance("mixture_prior", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+SETTINGS = {
+    "gaussian": gaussian_setting,
+    "linear_gaussian": linear_gaussian_setting,
+    "mixture": mixture_setting,
+    "mixture_prior": mixture_prior_setting,
+}
