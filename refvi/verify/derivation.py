@@ -8,7 +8,8 @@ Python expressions evaluated in a restricted namespace (``Instance.names`` of
 ``refvi.verify.settings``) on several random instances of every setting.
 
 Consecutive sides of a chain are compared by the relation written before each
-one (``=``, ``<=``, ``>=``, ``<``, ``>``, ``!=``); a check block whose first
+one (``=``, ``<=``, ``>=``, ``<``, ``>``, ``!=``, and ``~`` for a Monte Carlo
+estimate within k standard errors); a check block whose first
 expression starts with a relation continues the chain of the block before it.
 
 Errors in the input (front matter, a display without a check, an unknown name,
@@ -26,13 +27,22 @@ from pathlib import Path
 import numpy as np
 
 from refvi.verify import settings as settings_module
-from refvi.verify.namespace import FN_UFUNCS, Fn
+from refvi.verify.montecarlo import MCEstimate, z_test
+from refvi.verify.namespace import FN_UFUNCS, Estimate, Fn
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOLERANCE = 1e-9
 DEFAULT_SEPARATION = 1e-6
-RELATIONS = ("<=", ">=", "!=", "=", "<", ">")
-FRONT_MATTER_KEYS = ("title", "settings", "seeds", "tolerance", "separation")
+DEFAULT_SIGMAS = 5.0
+RELATIONS = ("<=", ">=", "!=", "~", "=", "<", ">")
+FRONT_MATTER_KEYS = (
+    "title",
+    "settings",
+    "seeds",
+    "tolerance",
+    "separation",
+    "sigmas",
+)
 
 #: Builtins a check may call; everything else (open, __import__, ...) is absent.
 SAFE_BUILTINS = {
@@ -66,7 +76,7 @@ _ALLOWED_NODES = (
     ast.unaryop,
 )
 
-_RELATION_RE = re.compile(r"^(<=|>=|!=|=|<|>)(?!=)\s*(.*)$")
+_RELATION_RE = re.compile(r"^(<=|>=|!=|~|=|<|>)(?!=)\s*(.*)$")
 _DIRECTIVE_RE = re.compile(r"^(unchecked|tol)\s*:\s*(.*)$")
 _LATEX_REL_RE = re.compile(
     r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|(?<![\\<>!])=|<|>"
@@ -148,6 +158,7 @@ class Derivation:
     seeds: int
     tolerance: float
     separation: float
+    sigmas: float
     checks: tuple
 
 
@@ -328,6 +339,7 @@ def parse(text, path="<derivation>"):
     seeds = _number(meta, "seeds", DEFAULT_SEEDS, int, path)
     tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, float, path)
     separation = _number(meta, "separation", DEFAULT_SEPARATION, float, path)
+    sigmas = _number(meta, "sigmas", DEFAULT_SIGMAS, float, path)
 
     checks = []
     pending = None  # (line, latex) of a display still waiting for its check
@@ -393,7 +405,9 @@ def parse(text, path="<derivation>"):
         i += 1
     if pending is not None:
         raise DerivationError(path, pending[0], "displayed equation has no check block")
-    return Derivation(str(path), settings, seeds, tolerance, separation, tuple(checks))
+    return Derivation(
+        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks)
+    )
 
 
 def parse_file(path):
@@ -483,6 +497,11 @@ def _evaluate_side(side, instance, path):
         raise DerivationError(
             path, side.line, f"{type(err).__name__} in check {where}: {err}"
         ) from err
+    if isinstance(value, Estimate):
+        mean, se = value.mean, value.se
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(se))):
+            raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
+        return MCEstimate(mean, se, value.n)
     if isinstance(value, Fn) or callable(value):
         raise DerivationError(
             path,
@@ -501,6 +520,19 @@ def _evaluate_side(side, instance, path):
     if not np.all(np.isfinite(value)):
         raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
     return value
+
+
+def _compare_mc(a, b, sigmas):
+    """(largest |z|, holds) for ``a ~ b``: a Monte Carlo estimate against a value
+    (or another estimate), within ``sigmas`` standard errors, Bonferroni-adjusted
+    over the entries (``montecarlo.z_test``)."""
+    if isinstance(a, MCEstimate) and isinstance(b, MCEstimate):
+        a = MCEstimate(a.mean - b.mean, np.sqrt(a.se**2 + b.se**2), min(a.n, b.n))
+        b = np.zeros_like(a.mean)
+    elif isinstance(b, MCEstimate):
+        a, b = b, a
+    test = z_test(a, b, n_sigma=sigmas)
+    return float(np.max(np.abs(test.z))), test.ok
 
 
 def _compare(a, b, relation, tol, separation):
@@ -570,7 +602,7 @@ def _compose(relations):
     """
     if len(relations) == 1:
         return relations[0]
-    if "!=" in relations:
+    if "!=" in relations or "~" in relations:
         return None
     kinds = set(relations) - {"="}
     if not kinds:
@@ -582,7 +614,7 @@ def _compose(relations):
     return None
 
 
-def _judge_chain(nodes, separation):
+def _judge_chain(nodes, separation, sigmas):
     """Compare the nodes of one chain and blame the lines that break it.
 
     ``nodes`` are (check index, relation, value, tol). Each node is compared
@@ -602,12 +634,21 @@ def _judge_chain(nodes, separation):
         relation = _compose([n[1] for n in nodes[good + 1 : i + 1]])
         ref = good if relation is not None else i - 1
         relation = relation or nodes[i][1]
-        dev, holds = _compare(nodes[ref][2], value, relation, tol, separation)
+        if relation == "~":
+            dev, holds = _compare_mc(nodes[ref][2], value, sigmas)
+        else:
+            dev, holds = _compare(nodes[ref][2], value, relation, tol, separation)
         if not holds and ref == 0 and i == 1 and len(nodes) > 2:
             r12 = nodes[2][1]
             r02 = _compose([nodes[1][1], r12])
-            ok12 = _compare(value, nodes[2][2], r12, nodes[2][3], separation)
-            if ok12[1] and r02 is not None and nodes[0][0] != nodes[1][0]:
+            if "~" in (nodes[1][1], r12):
+                r02 = None
+            ok12 = (
+                (False, False)
+                if r02 is None
+                else _compare(value, nodes[2][2], r12, nodes[2][3], separation)
+            )
+            if ok12[1] and r02 not in (None, "~") and nodes[0][0] != nodes[1][0]:
                 ok02 = _compare(nodes[0][2], nodes[2][2], r02, nodes[2][3], separation)
                 if not ok02[1]:
                     out.append((nodes[0][0], dev, False))
@@ -653,6 +694,17 @@ def _instance_chains(derivation, instance):
             chain = chains[-1]
             if chain:
                 prev = chain[-1][2]
+                estimate = isinstance(prev, MCEstimate) or isinstance(value, MCEstimate)
+                if estimate != (side.relation == "~"):
+                    raise DerivationError(
+                        path,
+                        side.line,
+                        "'~' compares a Monte Carlo estimate (MC_q(...)) with a value, "
+                        "and an estimate is compared only by '~'",
+                    )
+                if estimate:
+                    chain.append((c, side.relation, value, check.tol))
+                    continue
                 if prev.shape != value.shape and prev.ndim and value.ndim:
                     raise DerivationError(
                         path,
@@ -696,7 +748,9 @@ def verify(derivation, seeds=None):
                     path, setting.line, f"setting {setting.label()}: {err}"
                 ) from None
             for chain in _instance_chains(derivation, instance):
-                for c, dev, holds in _judge_chain(chain, derivation.separation):
+                for c, dev, holds in _judge_chain(
+                    chain, derivation.separation, derivation.sigmas
+                ):
                     verdict = verdicts[c]
                     relation = verdict[0].split()[-1] if verdict[0] != "def" else "="
                     verdict[1] = _worse(relation, verdict[1], dev)

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from refvi.gaussian import _log_prob_chol
+from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import gauss_hermite_rule
 
 CONTINUOUS = "continuous"
@@ -171,6 +172,11 @@ class GaussianRule:
             [_log_prob_chol(z[i], self.mean[i], self.L[i]) for i in range(len(z))]
         )
 
+    def draw(self, rng, size):
+        """``size`` draws per datum, z_ij = mean_i + L_i eps_ij, shape (n, size, k)."""
+        eps = rng.standard_normal((self.mean.shape[0], size, self.mean.shape[1]))
+        return self.mean[:, None, :] + np.einsum("ikl,ijl->ijk", self.L, eps)
+
 
 class MixtureRule:
     """Expectation under per-datum Gaussian mixtures sum_c w_ic N(m_ic, S_ic),
@@ -218,6 +224,12 @@ class DiscreteRule:
     def log_density(self, z):
         return np.take_along_axis(self.log_p, z, axis=1)
 
+    def draw(self, rng, size):
+        """``size`` labels per datum by inverting the CDF, shape (n, size)."""
+        cdf = np.cumsum(np.exp(self.log_p), axis=1)
+        u = rng.uniform(size=(self.log_p.shape[0], size, 1))
+        return np.minimum(np.sum(u > cdf[:, None, :], axis=2), self.log_p.shape[1] - 1)
+
     def sum(self, f, what="integral"):
         """sum_z f(z) over the K values, shape (n,): the integral of a discrete z."""
         return np.sum(_check_values(as_fn(f, what)(self.points), what), axis=1)
@@ -226,6 +238,72 @@ class DiscreteRule:
 def table_fn(table, name):
     """A function of a discrete z given by its table of values (n, K)."""
     return Fn(lambda z: np.take_along_axis(table, z, axis=1), name)
+
+
+class Estimate:
+    """A Monte Carlo mean with its standard error, shapes (n,).
+
+    Adding, subtracting or multiplying by an exact value (scalar or array)
+    shifts or scales the mean and scales the standard error, so
+    ``log_px - MC_q(log_joint - log_q)`` is again an estimate. Two estimates
+    do not combine (their draws may be dependent).
+    """
+
+    __array_ufunc__ = None  # make `array - estimate` call __rsub__
+
+    def __init__(self, mean, se, n):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.se = np.asarray(se, dtype=np.float64)
+        self.n = n
+
+    def _exact(self, other):
+        if isinstance(other, Estimate) or callable(other):
+            raise TypeError("a Monte Carlo estimate combines only with exact values")
+        return np.asarray(other, dtype=np.float64)
+
+    def __add__(self, other):
+        return Estimate(self.mean + self._exact(other), self.se, self.n)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return Estimate(self.mean - self._exact(other), self.se, self.n)
+
+    def __rsub__(self, other):
+        return Estimate(self._exact(other) - self.mean, self.se, self.n)
+
+    def __mul__(self, other):
+        c = self._exact(other)
+        return Estimate(self.mean * c, self.se * np.abs(c), self.n)
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return Estimate(-self.mean, self.se, self.n)
+
+    def __repr__(self):
+        return f"Estimate(mean={self.mean}, se={self.se}, n={self.n})"
+
+
+#: Default number of draws per datum of ``MC_q``.
+MC_DRAWS = 20000
+
+
+def monte_carlo(rule, seed):
+    """``MC(f, n=MC_DRAWS)``: the Monte Carlo mean of f(z), z ~ the rule's
+    distribution, with its standard error (an ``Estimate`` of shape (n,)).
+
+    Each call draws from a new ``default_rng((seed, 1))``, so a check's value
+    does not depend on which checks ran before it.
+    """
+
+    def mc(f, n=MC_DRAWS):
+        points = rule.draw(np.random.default_rng((seed, 1)), int(n))
+        values = _check_values(as_fn(f, "MC")(points), "MC")
+        est = mc_mean(values, axis=1)
+        return Estimate(est.mean, est.se, est.n)
+
+    return mc
 
 
 @dataclass

@@ -13,6 +13,8 @@ Names every latent-variable setting provides (``derivations/README.md``):
 - ``log_px`` (n,): log p(x) from the model's marginal;
 - ``E_q(f)``, ``E_post(f)``, ``E_prior(f)``: expectations by Gauss–Hermite
   quadrature (exact sums for a discrete z);
+- ``MC_q(f, n=20000)``: a Monte Carlo estimate of E_q f with its standard
+  error, compared with ``~``;
 - ``integral(f)``: the integral of f over z (adaptive quadrature for k = 1,
   a Gauss–Hermite rule divided by its weight for k = 2; the sum over the K
   values of a discrete z);
@@ -35,6 +37,7 @@ from refvi.verify.namespace import (
     GaussianRule,
     Instance,
     MixtureRule,
+    monte_carlo,
     table_fn,
 )
 
@@ -91,11 +94,12 @@ def _integral_continuous(center, L_ref, order):
     return integral
 
 
-def _latent_names(x, densities, log_px, q_rule, post_rule, prior_rule, integral):
+def _latent_names(seed, x, densities, log_px, q_rule, post_rule, prior_rule, integral):
     """The names shared by every latent-variable setting."""
     names = {"x": x, "n": x.shape[0], "d": x.shape[1], "log_px": log_px}
     names.update(densities)
     names.update(
+        MC_q=monte_carlo(q_rule, seed),
         E_q=q_rule.expect,
         E_post=post_rule.expect,
         E_prior=prior_rule.expect,
@@ -131,6 +135,7 @@ def gaussian_setting(seed, k="2"):
         "log_p": Fn(p_rule.log_density, "log_p"),
         "E_q": q_rule.expect,
         "E_p": p_rule.expect,
+        "MC_q": monte_carlo(q_rule, seed),
         "integral": _integral_continuous(q.mean[None], REF_SCALE * q.L[None], order),
         "kl": np.array([gaussian.kl(q, p)]),
         "kl_std": np.array([gaussian.kl_standard_normal(q)]),
@@ -181,6 +186,7 @@ def linear_gaussian_setting(seed, k="2", d="3"):
         "log_q": Fn(q_rule.log_density, "log_q"),
     }
     names = _latent_names(
+        seed,
         x,
         densities,
         lg.log_marginal(model, x),
@@ -234,6 +240,7 @@ def mixture_setting(seed, K="3", d="2"):
         "log_q": table_fn(log_q, "log_q"),
     }
     names = _latent_names(
+        seed,
         x,
         densities,
         mixture.log_marginal(model, x),
@@ -313,6 +320,7 @@ def mixture_prior_setting(seed, J="2", d="2"):
     }
     qs = [gaussian.Gaussian(m_q[i], L_q[i]) for i in range(N_DATA)]
     names = _latent_names(
+        seed,
         x,
         densities,
         mp.log_marginal(model, x),
