@@ -20,7 +20,7 @@ the two routes agree. The EM loop is ``refvi.models.em.run_em``.
 Noise floor
 -----------
 Each M-step returns ``psi = max(psi_M, psi_floor)``. Since the optimal (W, mu)
-do not depend on psi (LG.21), this is the exact maximiser of the auxiliary
+do not depend on psi (LG.22), this is the exact maximiser of the auxiliary
 function over psi >= psi_floor, so EM stays monotone. Its default is
 ``PSI_FLOOR_REL * mean_j Sigma_hat_jj``: a constant column then gets noise
 variance psi_floor instead of 0 (which would make C singular and give NaN).
@@ -154,7 +154,7 @@ def log_marginal_total(model, stats):
 
 
 def e_step(x, model):
-    """E-step: the exact posteriors q_i = p(z | x_i) = N(m_i, S); (LG.5)-(LG.6)."""
+    """E-step: the exact posteriors q_i = p(z | x_i) = N(m_i, S); (LG.18)."""
     return posterior(model, x)
 
 
@@ -259,8 +259,8 @@ def m_step_from_stats(estats, *, noise="diag", psi_floor=None):
 
     Implements (LG.21)-(LG.24)::
 
-        W   = C_xm (S + C_mm)^{-1}
-        mu  = xbar - W mbar
+        W   = C_xm (S + C_mm)^{-1}                                      (LG.22)
+        mu  = xbar - W mbar                                              (LG.21)
         psi = max(var_x - rowsum(W * C_xm), psi_floor)               (diag)
         psi = max(mean_j(var_x - rowsum(W * C_xm)), psi_floor) 1     (isotropic)
 
@@ -278,10 +278,10 @@ def m_step_from_stats(estats, *, noise="diag", psi_floor=None):
     _check_noise(noise)
     floor = _resolve_floor(psi_floor, estats.var_x)
     es = estats
-    # (LG.21)  W (S + C_mm) = C_xm
+    # (LG.22)  W (S + C_mm) = C_xm
     L_zz = cholesky(es.S + es.C_mm, lower=True)
     W = cho_solve((L_zz, True), es.C_xm.T).T
-    mu = es.xbar - W @ es.mbar  # (LG.22)
+    mu = es.xbar - W @ es.mbar  # (LG.21)
     psi = es.var_x - np.sum(W * es.C_xm, axis=1)  # (LG.23)
     if noise == "isotropic":
         psi = np.full_like(psi, np.mean(psi))  # (LG.24)
