@@ -79,7 +79,8 @@ _ALLOWED_NODES = (
 _RELATION_RE = re.compile(r"^(<=|>=|!=|~|=|<|>)(?!=)\s*(.*)$")
 _DIRECTIVE_RE = re.compile(r"^(unchecked|tol)\s*:\s*(.*)$")
 _LATEX_REL_RE = re.compile(
-    r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|(?<![\\<>!])=|<|>"
+    r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|\\approx(?![a-zA-Z])"
+    r"|(?<![\\<>!])=|<|>"
 )
 
 

@@ -16,6 +16,7 @@ Nothing here knows about models; ``settings`` builds instances from them.
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import logsumexp
@@ -140,6 +141,15 @@ def _check_values(values, what):
     return values
 
 
+@lru_cache(maxsize=32)
+def _standard_rule(order, k):
+    """The Gauss–Hermite rule of N(0, I_k), computed once per (order, k)."""
+    nodes, weights = gauss_hermite_rule(order, k)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
 class GaussianRule:
     """Expectation under per-datum Gaussians N(mean_i, L_i L_i^T) by a
     tensor Gauss–Hermite rule of the given order (exact for polynomials of
@@ -157,7 +167,7 @@ class GaussianRule:
     def __init__(self, mean, L, order):
         self.mean = mean
         self.L = L
-        self.nodes, self.weights = gauss_hermite_rule(order, mean.shape[1])
+        self.nodes, self.weights = _standard_rule(order, mean.shape[1])
         # z_ij = mean_i + L_i u_j, shape (n, J, k)
         self.points = mean[:, None, :] + np.einsum("ikl,jl->ijk", L, self.nodes)
 
@@ -286,7 +296,7 @@ class Estimate:
 
 
 #: Default number of draws per datum of ``MC_q``.
-MC_DRAWS = 20000
+MC_DRAWS = 4000
 
 
 def monte_carlo(rule, seed):

@@ -13,7 +13,7 @@ Names every latent-variable setting provides (``derivations/README.md``):
 - ``log_px`` (n,): log p(x) from the model's marginal;
 - ``E_q(f)``, ``E_post(f)``, ``E_prior(f)``: expectations by Gauss–Hermite
   quadrature (exact sums for a discrete z);
-- ``MC_q(f, n=20000)``: a Monte Carlo estimate of E_q f with its standard
+- ``MC_q(f, n=4000)``: a Monte Carlo estimate of E_q f with its standard
   error, compared with ``~``;
 - ``integral(f)``: the integral of f over z (adaptive quadrature for k = 1,
   a Gauss–Hermite rule divided by its weight for k = 2; the sum over the K
