@@ -1,0 +1,382 @@
+"""Linear-Gaussian model with a Gaussian-mixture prior.
+
+    z ~ sum_j pi_j N(a_j, B_j),    x | z ~ N(W z + mu, Psi),    Psi = diag(psi).
+
+The marginal p(x) and the posterior p(z | x) are Gaussian mixtures in closed
+form; for a Gaussian q the ELBO and KL(q || p(z | x)) are not, and are computed
+by Gauss-Hermite quadrature under q (with an error estimate) or by Monte Carlo
+(with a standard error). Every formula is derived in
+``derivations/mixture_prior.md``; docstrings cite its labels (MP.n).
+
+Mixture densities are evaluated by :mod:`refvi.models.mixture` (the prior and
+the marginal are built as ``GaussianMixture`` objects), the likelihood by
+:func:`refvi.models.linear_gaussian.log_lik`, so no density is written twice.
+"""
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from refvi import gaussian
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_int,
+    check_lower_cholesky,
+    check_rng,
+    cholesky_of_spd,
+)
+from refvi.gaussian import _log_prob_chol, _read_only_copy
+from refvi.models import linear_gaussian, mixture
+from refvi.models.linear_gaussian import LinearGaussian, _check_datum, _check_latent
+from refvi.models.mixture import GaussianMixture, _check_weights
+from refvi.verify.montecarlo import mc_mean
+from refvi.verify.quadrature import expect_gaussian
+
+#: Default number of Monte Carlo draws for :func:`elbo` and :func:`kl_to_posterior`.
+DEFAULT_N_SAMPLES = 10_000
+
+METHODS = ("quadrature", "montecarlo")
+
+
+@dataclass(frozen=True, eq=False)
+class MixturePrior:
+    """z ~ sum_j pi_j N(a_j, L_B_j L_B_j^T), x | z ~ N(W z + mu, diag(psi)).
+
+    Implements the model (MP.1) of derivations/mixture_prior.md.
+
+    Parameters
+    ----------
+    weights : array_like, shape (J,)
+        Prior mixing weights pi: non-negative, summing to one (within
+        ``refvi.models.mixture.WEIGHT_SUM_TOL``).
+    a : array_like, shape (J, k)
+        Prior component means.
+    L_B : array_like, shape (J, k, k)
+        Lower Cholesky factors of the prior component covariances B_j.
+    W : array_like, shape (d, k)
+        Loadings.
+    mu : array_like, shape (d,)
+        Offset of x.
+    psi : array_like, shape (d,)
+        Noise variances, all > 0.
+
+    All arrays are stored as read-only float64 copies; invalid input raises
+    ValueError naming the argument. ``prior`` (a ``GaussianMixture`` over z)
+    and ``likelihood`` (a ``LinearGaussian`` carrying W, mu, psi) are derived
+    on construction.
+    """
+
+    weights: np.ndarray
+    a: np.ndarray
+    L_B: np.ndarray
+    W: np.ndarray
+    mu: np.ndarray
+    psi: np.ndarray
+    prior: GaussianMixture = field(init=False, repr=False)
+    likelihood: LinearGaussian = field(init=False, repr=False)
+
+    def __post_init__(self):
+        weights = _check_weights(self.weights, "weights")
+        J = weights.shape[0]
+        a = as_float_array(self.a, "a", ndim=2, shape=(J, None))
+        k = a.shape[1]
+        L_B = as_float_array(self.L_B, "L_B", shape=(J, k, k))
+        for j in range(J):
+            check_lower_cholesky(L_B[j], f"L_B[{j}]")
+        likelihood = LinearGaussian(self.W, self.mu, self.psi)
+        if likelihood.k != k:
+            raise ValueError(
+                f"W must have k = {k} columns (the latent dimension of a); "
+                f"got shape {likelihood.W.shape}"
+            )
+        object.__setattr__(self, "weights", _read_only_copy(weights))
+        object.__setattr__(self, "a", _read_only_copy(a))
+        object.__setattr__(self, "L_B", _read_only_copy(L_B))
+        object.__setattr__(self, "W", likelihood.W)
+        object.__setattr__(self, "mu", likelihood.mu)
+        object.__setattr__(self, "psi", likelihood.psi)
+        object.__setattr__(self, "prior", GaussianMixture(weights, a, L_B))
+        object.__setattr__(self, "likelihood", likelihood)
+
+    @property
+    def J(self):
+        """Number of prior components."""
+        return self.weights.shape[0]
+
+    @property
+    def k(self):
+        """Latent dimension."""
+        return self.a.shape[1]
+
+    @property
+    def d(self):
+        """Data dimension."""
+        return self.W.shape[0]
+
+    @classmethod
+    def from_covariances(cls, weights, a, B, W, mu, psi):
+        """Build the model from prior covariances ``B`` (J, k, k) instead of factors.
+
+        Each B_j must be symmetric positive definite; otherwise ValueError
+        naming ``B[j]`` (``refvi._validate.cholesky_of_spd``).
+        """
+        B = as_float_array(B, "B", ndim=3)
+        L_B = np.stack([cholesky_of_spd(B_j, f"B[{j}]") for j, B_j in enumerate(B)])
+        return cls(weights, a, L_B, W, mu, psi)
+
+
+class MixturePosterior(NamedTuple):
+    """Exact posterior p(z | x_i) = sum_j r_ij N(m_ij, S_j); (MP.5)-(MP.9).
+
+    Attributes
+    ----------
+    log_weights : ndarray, shape (n, J)
+        log r_ij = log P(j | x_i), the log responsibilities of the marginal (MP.6).
+    m : ndarray, shape (n, J, k)
+        Component means m_ij (MP.9).
+    L_S : ndarray, shape (J, k, k)
+        Lower Cholesky factors of the component covariances S_j (MP.8), shared
+        by all data.
+    """
+
+    log_weights: np.ndarray
+    m: np.ndarray
+    L_S: np.ndarray
+
+    def mixture(self, i=0):
+        """The posterior of datum ``i`` as a ``GaussianMixture`` over z."""
+        i = check_int(i, "i", minimum=0)
+        return GaussianMixture(np.exp(self.log_weights[i]), self.m[i], self.L_S)
+
+
+# ---------------------------------------------------------------------------
+# Private kernels: no argument checking.
+
+
+def _check_model(model):
+    if not isinstance(model, MixturePrior):
+        raise TypeError(f"model must be a MixturePrior; got {type(model).__name__}")
+    return model
+
+
+class _PosteriorFactor(NamedTuple):
+    V: np.ndarray  # Psi^{-1/2} W L_B_j, (J, d, k)
+    L_G: np.ndarray  # lower Cholesky factor of G_j = I + V_j^T V_j, (J, k, k)
+    L_S: np.ndarray  # lower Cholesky factor of S_j, (J, k, k)
+
+
+def _posterior_factor(model):
+    """The x-independent part of the posterior, (MP.8)."""
+    k = model.k
+    # (MP.8)  V_j = Psi^{-1/2} W L_B_j,  G_j = I + V_j^T V_j = L_G L_G^T
+    V = (model.W @ model.L_B) / np.sqrt(model.psi)[:, None]
+    L_G = np.linalg.cholesky(np.eye(k) + np.swapaxes(V, 1, 2) @ V)
+    # (MP.8)  S_j = A_j^T A_j,  A_j = L_G^{-1} L_B^T;
+    #         A_j = Q R  =>  L_S = R^T diag(sign R_ii)
+    A = solve_triangular(L_G, np.swapaxes(model.L_B, 1, 2), lower=True)
+    R = np.linalg.qr(A, mode="r")
+    sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
+    L_S = np.swapaxes(R, 1, 2) * sign[:, None, :]
+    return _PosteriorFactor(V, L_G, L_S)
+
+
+def _posterior_means(model, factor, x):
+    """m_ij (n, J, k) for data x (n, d), (MP.9)."""
+    # (MP.9)  m_j = a_j + L_B_j G_j^{-1} V_j^T Psi^{-1/2} (x - mu - W a_j)
+    resid = (x - model.mu)[:, None, :] - model.a @ model.W.T  # (n, J, d)
+    u = np.einsum("jdk,njd->jkn", factor.V, resid / np.sqrt(model.psi))
+    t = solve_triangular(factor.L_G, u, lower=True)
+    y = solve_triangular(factor.L_G, t, lower=True, trans="T")  # G_j^{-1} u, (J, k, n)
+    return model.a + np.einsum("jkl,jln->njk", model.L_B, y)
+
+
+def _log_prior(model, z):
+    return mixture.log_marginal(model.prior, z)
+
+
+def _log_joint(model, x, z):
+    return _log_prior(model, z) + linear_gaussian.log_lik(model.likelihood, x, z)
+
+
+# ---------------------------------------------------------------------------
+# Marginal and posterior.
+
+
+def marginal(model):
+    """The marginal p(x) as a ``GaussianMixture``; (MP.3)-(MP.4).
+
+    Components N(W a_j + mu, C_j) with C_j = W B_j W^T + Psi. Each C_j is
+    assembled densely as M_j M_j^T + diag(psi) with M_j = W L_B_j (B_j is
+    never formed) and factored by Cholesky (MP.4): O(J (d^2 k + d^3)).
+    """
+    _check_model(model)
+    M = model.W @ model.L_B  # (J, d, k)
+    C = M @ np.swapaxes(M, 1, 2) + np.diag(model.psi)
+    L_C = np.stack([cholesky_of_spd(C_j, f"C[{j}]") for j, C_j in enumerate(C)])
+    return GaussianMixture(model.weights, model.a @ model.W.T + model.mu, L_C)
+
+
+def log_marginal(model, x):
+    """log p(x_i) = logsumexp_j [log pi_j + log N(x_i; W a_j + mu, C_j)]; (MP.3).
+
+    ``x`` (n, d) -> (n,), through ``refvi.models.mixture.log_marginal`` of
+    :func:`marginal`.
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    return mixture.log_marginal(marginal(model), x)
+
+
+def posterior(model, x):
+    """Exact posterior p(z | x_i) for each row of ``x`` (n, d); (MP.5)-(MP.9).
+
+    p(z | x) = sum_j P(j | x) N(z; m_j, S_j) with P(j | x) the responsibilities
+    of the marginal mixture (MP.6), S_j = (B_j^{-1} + W^T Psi^{-1} W)^{-1}
+    (MP.7) factored without an inverse (MP.8), and
+    m_j = a_j + L_B_j G_j^{-1} V_j^T Psi^{-1/2} (x - mu - W a_j) (MP.9).
+
+    Returns
+    -------
+    MixturePosterior
+        ``log_weights`` (n, J), ``m`` (n, J, k), ``L_S`` (J, k, k);
+        ``.mixture(i)`` gives datum i's posterior as a ``GaussianMixture``.
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    factor = _posterior_factor(model)
+    log_r = mixture.log_responsibilities(marginal(model), x)
+    return MixturePosterior(log_r, _posterior_means(model, factor, x), factor.L_S)
+
+
+# ---------------------------------------------------------------------------
+# Densities for one datum x (d,) at latent points z (m, k); (MP.2).
+
+
+def log_prior(model, z):
+    """log p(z_i) = logsumexp_j [log pi_j + log N(z_i; a_j, B_j)] -> (m,); (MP.2)."""
+    _check_model(model)
+    return _log_prior(model, _check_latent(z, model.k))
+
+
+def log_lik(model, x, z):
+    """log p(x | z_i) = log N(x; W z_i + mu, diag(psi)) -> (m,); (MP.1).
+
+    ``x`` (d,) is one datum; ``z`` (m, k) latent points.
+    """
+    _check_model(model)
+    return linear_gaussian.log_lik(model.likelihood, x, z)
+
+
+def log_joint(model, x, z):
+    """log p(x, z_i) = log p(z_i) + log p(x | z_i) -> (m,); (MP.2)."""
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    return _log_joint(model, x, _check_latent(z, model.k))
+
+
+def log_posterior(model, x, z):
+    """log p(z_i | x) from the closed-form posterior mixture -> (m,); (MP.5)-(MP.9).
+
+    Evaluated as the density of the mixture ``posterior(model, x).mixture(0)``,
+    not as log p(x, z) - log p(x), so that identity is a real check.
+    """
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    z = _check_latent(z, model.k)
+    return mixture.log_marginal(posterior(model, x[None, :]).mixture(0), z)
+
+
+# ---------------------------------------------------------------------------
+# ELBO and KL to the posterior for a Gaussian q: quadrature or Monte Carlo.
+
+
+def _check_q(model, q):
+    if isinstance(q, gaussian.DiagGaussian):
+        q = q.to_full()
+    if not isinstance(q, gaussian.Gaussian):
+        raise TypeError(f"q must be a Gaussian or DiagGaussian; got {type(q).__name__}")
+    if q.d != model.k:
+        raise ValueError(
+            f"q must have the latent dimension k = {model.k}; got q.d = {q.d}"
+        )
+    return q
+
+
+def _expect_under_q(f, q, method, rng, n_samples, order):
+    """E_q[f] by Gauss-Hermite (MP.12) or Monte Carlo (MP.13)."""
+    if method == "quadrature":
+        return expect_gaussian(f, q.mean, q.L, order=order)
+    if method == "montecarlo":
+        rng = check_rng(rng)
+        n_samples = check_int(n_samples, "n_samples", minimum=2)
+        return mc_mean(f(gaussian.sample(q, rng, n_samples)))
+    raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+
+
+def elbo(
+    model,
+    x,
+    q,
+    method="quadrature",
+    rng=None,
+    n_samples=DEFAULT_N_SAMPLES,
+    order=None,
+):
+    """ELBO(q) = E_q[log p(x, z) - log q(z)] for one datum ``x`` (d,); (MP.10).
+
+    No closed form (log p(z) is the log of a sum). ``method="quadrature"``
+    applies the Gauss-Hermite rule under q (MP.12) and returns
+    ``QuadResult(value, error)`` with the error estimated by refinement;
+    ``method="montecarlo"`` averages over ``n_samples`` draws z ~ q from
+    ``rng`` (MP.13) and returns ``MCEstimate(mean, se, n)``.
+
+    Parameters
+    ----------
+    model : MixturePrior
+    x : array_like, shape (d,)
+    q : Gaussian or DiagGaussian over z (dimension k)
+    method : {"quadrature", "montecarlo"}
+    rng : numpy.random.Generator, required for Monte Carlo
+    n_samples : int, Monte Carlo only
+    order : int, optional
+        Gauss-Hermite order per dimension (default: the quadrature module's).
+    """
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    q = _check_q(model, q)
+
+    def integrand(z):
+        # (MP.10)  log p(x, z) - log q(z)
+        return _log_joint(model, x, z) - _log_prob_chol(z, q.mean, q.L)
+
+    return _expect_under_q(integrand, q, method, rng, n_samples, order)
+
+
+def kl_to_posterior(
+    model,
+    x,
+    q,
+    method="quadrature",
+    rng=None,
+    n_samples=DEFAULT_N_SAMPLES,
+    order=None,
+):
+    """KL(q || p(z | x)) = E_q[log q(z) - log p(z | x)] for one datum; (MP.11).
+
+    log p(z | x) is the closed-form posterior mixture (MP.5)-(MP.9), not
+    log p(x, z) - log p(x), so log p(x) = ELBO(q) + KL is a real check.
+    Arguments and return types as in :func:`elbo`.
+    """
+    _check_model(model)
+    x = _check_datum(x, model.d)
+    q = _check_q(model, q)
+    post = posterior(model, x[None, :]).mixture(0)
+
+    def integrand(z):
+        # (MP.11)  log q(z) - log p(z | x)
+        return _log_prob_chol(z, q.mean, q.L) - mixture.log_marginal(post, z)
+
+    return _expect_under_q(integrand, q, method, rng, n_samples, order)
