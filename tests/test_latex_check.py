@@ -102,7 +102,7 @@ def test_unsupported_line_is_reported_and_the_rest_checked():
 
 
 def test_without_a_non_gaussian_setting_one_is_added():
-    text = "---\nsettings: linear_gaussian\n---\n"
+    text = "---\nsettings: linear_gaussian(k=1)\n---\n"
     text += "$$ H[p(z)] = \\frac{1}{2}\\log(2\\pi e) $$\n"
     (r,) = check_latex_text(text).lines
     assert r.status == "fails" and r.failing.startswith("mixture_prior")

@@ -152,8 +152,8 @@ class _Judge:
 
     def models(self, variant):
         return [
-            make_model(setting, seed, variant=variant)
-            for setting in self.scope.settings
+            make_model(setting, seed, options, variant)
+            for setting, options in self.scope.settings
             for seed in range(self.seeds)
         ]
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 
 from refvi.verify.latex.evaluate import Shorthands
-from refvi.verify.latex.models import SETTINGS
+from refvi.verify.latex.models import GAUSSIAN_SETTINGS, SETTINGS
 from refvi.verify.latex.parser import CONVENTIONAL, FIRST_FACTOR
 from refvi.verify.latex.tokens import MalformedLatex
 
@@ -40,7 +40,7 @@ NON_GAUSSIAN_DEFAULT = "mixture_prior"
 class Scope:
     """The declarations in force in one section."""
 
-    settings: tuple = ("linear_gaussian", "mixture_prior")
+    settings: tuple = (("linear_gaussian", ()), ("mixture_prior", ()))
     latent: str = "z"
     observed: str = "x"
     family: str = "gaussian"
@@ -50,17 +50,27 @@ class Scope:
 
 
 def _settings(value, line):
-    names = tuple(s.strip().split("(")[0] for s in value.split(",") if s.strip())
-    for s in names:
-        if s not in SETTINGS:
+    """``a, b(k=1, d=2)`` -> ((name, ((key, value), ...)), ...).
+
+    A list of Gaussian settings only gets the non-Gaussian counterpart added,
+    so that an identity true only for Gaussians cannot pass.
+    """
+    out = []
+    for name, opts in re.findall(r"([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?", value):
+        if name not in SETTINGS:
             raise MalformedLatex(
-                f"unknown setting {s!r} for the LaTeX checker; "
+                f"unknown setting {name!r} for the LaTeX checker; "
                 f"known: {', '.join(SETTINGS)}",
                 line,
             )
-    if not any(s not in ("linear_gaussian", "aggregate") for s in names):
-        names = names + (NON_GAUSSIAN_DEFAULT,)  # always a non-Gaussian setting
-    return names
+        items = [o.split("=", 1) for o in opts.split(",") if "=" in o]
+        pairs = tuple((k.strip(), v.strip()) for k, v in items)
+        out.append((name, pairs))
+    names = {name for name, _ in out}
+    if names <= set(GAUSSIAN_SETTINGS):
+        agg = "aggregate" in names
+        out.append(("aggregate_mixture_prior" if agg else NON_GAUSSIAN_DEFAULT, ()))
+    return tuple(out)
 
 
 def _shorthands(value, line, current):

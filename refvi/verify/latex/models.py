@@ -1,19 +1,18 @@
 """Model instances as the LaTeX evaluator sees them: densities of (x, z).
 
-The evaluator (``evaluate.py``) needs every density as a function of both x
-and z at broadcast points -- for integrals over x (the aggregated posterior,
-expectations under p_data) as well as over z. This module builds such objects
-from refvi's model parameters, using each model's own log-density code
-(``refvi.gaussian``, ``refvi.models.*``):
+The instances are those of ``refvi.verify.settings`` (the derivation
+checker's settings). At the data every density is the instance's own
+function (``log_prior``, ``log_lik``, ``log_joint``, ``log_post``, ``log_q``,
+``log_px``); the evaluator also needs densities at other x (integrals over x,
+expectations under p_data), which are computed from the instance's
+parameters by the model modules (``refvi.models``).
 
-- ``linear_gaussian``: z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q(z|x) a
-  linear Gaussian encoder N(A x + b, diag(s^2)); p_data(x) a Gaussian.
-- ``mixture_prior``: the same with z ~ sum_j pi_j N(a_j, B_j): the posterior is
-  a Gaussian mixture, the non-Gaussian setting every check includes.
-- ``mixture``: a Gaussian mixture, z in {0..K-1} discrete, q(z|x) categorical.
-- ``aggregate``: ``linear_gaussian`` with p_data(x) and the aggregated posterior
-  q(z) = int q(z|x) p_data(x) dx = N(A m_x + b, A S_x A^T + diag(s^2)) in
-  closed form.
+An aggregated-posterior section needs more than an instance holds: an
+encoder q(z|x) defined at every x and a data distribution p_data(x). The
+:class:`Aggregate` layer adds both on top of an instance (settings
+``aggregate`` on ``linear_gaussian(k=1, d=2)`` and ``aggregate_mixture_prior``
+on ``mixture_prior(d=2)``), with the aggregated posterior
+q(z) = int q(z|x) p_data(x) dx in closed form.
 
 Variants (``data='model'``: p_data is the model marginal; ``q='exact'``: q(z|x)
 is the exact posterior) express a section's assumptions.
@@ -21,9 +20,9 @@ is the exact posterior) express a section's assumptions.
 Integrals over a continuous variable use the trapezoid rule on a box
 covering every density of the instance (8 standard deviations past the
 outermost component), with step h = sigma_min / 4: for integrands analytic
-in a strip the error decays like exp(-2 pi^2 w^2 / h^2) with w the strip's half-width
-(about sigma for a Gaussian, less for the log of a mixture); level 1 uses
-h = sigma_min / 2.5 and the difference is the error estimate.
+in a strip the error decays like exp(-2 pi^2 w^2 / h^2) with w the strip's
+half-width (about sigma for a Gaussian, less for the log of a mixture);
+level 1 uses h = sigma_min / 2.5 and the difference is the error estimate.
 """
 
 from dataclasses import dataclass
@@ -34,14 +33,11 @@ from scipy.special import logsumexp
 
 from refvi.gaussian import _log_prob_chol, _log_prob_whitened
 from refvi.models import linear_gaussian as lg
-from refvi.models import mixture
 from refvi.models import mixture_prior as mp
 from refvi.models.linear_gaussian import LinearGaussian
-from refvi.models.mixture import GaussianMixture
 from refvi.models.mixture_prior import MixturePrior
+from refvi.verify.latex.ir import Unsupported
 
-SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregate")
-GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregate")
 _STEPS = (4.0, 2.5)  # sigma_min / h at level 0 and level 1
 _HALF_WIDTH = 8.0
 
@@ -108,58 +104,78 @@ def _stds(L):
 
 
 class ContinuousModel:
-    """A model with continuous z and a linear-Gaussian likelihood.
+    """An issue-5 ``Instance`` with continuous z, seen by the evaluator.
+
+    At the data (the free x of a line) every density is the instance's own
+    function (``log_prior``, ``log_lik``, ``log_joint``, ``log_post``,
+    ``log_q``, ``log_px``). At other x (a bound x) the densities are computed
+    from the instance's parameters by the model modules; ``q(z|x)`` there, the
+    aggregated posterior and p_data(x) exist only with an :class:`Aggregate`
+    layer, whose encoder then is q(z|x) everywhere.
 
     Parameters
     ----------
-    label : str
-    model : LinearGaussian or MixturePrior
-    x : ndarray (n, d)
-        The data (the free x of a line).
-    A, b, s : ndarrays (k, d), (k,), (k,)
-        Encoder q(z|x) = N(A x + b, diag(s^2)).
-    data : (m_x (d,), L_x (d, d)) or 'model'
-        p_data(x) = N(m_x, L_x L_x^T), or the model marginal.
-    q : 'encoder' or 'exact'
+    instance : refvi.verify.namespace.Instance
+    variant : dict
+        ``{'q': 'exact'}``: q(z|x) is the exact posterior; ``{'data':
+        'model'}``: p_data(x) is the model marginal p_theta(x).
+    layer : Aggregate or None
     """
 
     discrete = False
 
-    def __init__(self, label, model, x, A, b, s, data, q="encoder"):
-        self.label, self.model, self.x = label, model, x
-        self.A, self.b, self.L_q = A, b, np.diag(s)
-        self.data, self.q = data, q
-        self.k, self.d = model.k, model.d
-        self.gaussian = isinstance(model, LinearGaussian)
-        self.lik = model if self.gaussian else model.likelihood
-        self.m_x, self.L_x = (None, None) if data == "model" else data
+    def __init__(self, instance, label, variant=None, layer=None):
+        names = instance.names
+        self.names, self.variant, self.layer = names, dict(variant or {}), layer
+        self.label = label
+        self.x = names["x"]
+        self.gaussian = instance.setting == "linear_gaussian"
+        if self.gaussian:
+            self.model = LinearGaussian(names["W"], names["mu"], names["psi"])
+            self.lik = self.model
+        else:
+            L_B = np.linalg.cholesky(names["B"])
+            self.model = MixturePrior(
+                names["weights"], names["a"], L_B, names["W"], names["mu"], names["psi"]
+            )
+            self.lik = self.model.likelihood
+        self.k, self.d = self.model.k, self.model.d
         self._memo, self._rules = {}, {}
-        self._x_data = x[:, None, None, :]
+        self._x_data = self.x[:, None, None, :]
         self._boxes()
 
-    # -- densities -----------------------------------------------------------
+    # -- densities -------------------------------------------------------------
+    def _memo_call(self, name, fn, *arrays):
+        """``fn(*arrays)``, remembered when every array is one of the
+        instance's own point arrays (the data, the rule nodes, the test
+        points): every line reuses them, and the identity check makes a stale
+        hit impossible."""
+        key = (name,) + tuple(id(a) for a in arrays)
+        hit = self._memo.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], arrays, strict=True)):
+            return hit[1]
+        value = fn(*arrays)
+        own = [self._x_data, *(r[0] for r in self._rules.values())]
+        if all(any(a is o for o in own) for a in arrays):
+            self._memo[key] = (arrays, value)
+        return value
+
+    def _at_data(self, name, Z):
+        """The instance's function ``name`` at z points Z (n, a, M, k)."""
+        n, a, m, k = Z.shape
+        values = self.names[name](np.reshape(Z, (n, a * m, k)))
+        return values.reshape(n, a, m)
+
     def _log_prior(self, Z):
-        if self.gaussian:
-            return _flat(lambda z: lg.log_prior(self.model, z), Z)
-        return _flat(lambda z: mp.log_prior(self.model, z), Z)
+        return self._memo_call("prior", lambda z: self._at_data("log_prior", z), Z)
 
     def _log_lik(self, X, Z):
         mean = np.einsum("dk,...k->...d", self.lik.W, Z) + self.lik.mu
         return _gauss(X, mean, np.diag(np.sqrt(self.lik.psi)))
 
-    def _memo_call(self, name, fn, A):
-        """``fn(A)``, remembered when ``A`` is one of the instance's own point
-        arrays (the data, the rule nodes, the test points): every line reuses
-        them, and the identity check makes a stale hit impossible."""
-        hit = self._memo.get((name, id(A)))
-        if hit is not None and hit[0] is A:
-            return hit[1]
-        value = fn(A)
-        if A is self._x_data or any(A is r[0] for r in self._rules.values()):
-            self._memo[name, id(A)] = (A, value)
-        return value
-
     def _log_marginal(self, X):
+        if X is self._x_data:
+            return self.names["log_px"][:, None, None]
         return self._memo_call("marginal", self._log_marginal_uncached, X)
 
     def _log_marginal_uncached(self, X):
@@ -167,100 +183,113 @@ class ContinuousModel:
             return _flat(lambda x: lg.log_marginal(self.model, x), X)
         return _flat(lambda x: mp.log_marginal(self.model, x), X)
 
-    def _log_encoder(self, X, Z):
-        mean = np.einsum("kd,...d->...k", self.A, X) + self.b
-        return _gauss(Z, mean, self.L_q)
-
     def _log_data(self, X):
-        return self._memo_call("data", self._log_data_uncached, X)
-
-    def _log_data_uncached(self, X):
-        if self.data == "model":
+        if self.variant.get("data") == "model":
             return self._log_marginal(X)
-        return _gauss(X, self.m_x, self.L_x)
+        return self._memo_call("data", lambda x: _gauss(x, *self._need_layer().data), X)
+
+    def _need_layer(self):
+        if self.layer is None:
+            raise Unsupported(
+                f"setting {self.label.split('/')[0]} has no encoder q(z|x) at other x, "
+                "no p_data(x) and no aggregated posterior: declare the setting "
+                "aggregate or aggregate_mixture_prior"
+            )
+        return self.layer
+
+    def _log_q(self, X, Z):
+        if self.variant.get("q") == "exact":
+            return self.log_density("post", X, Z)
+        if self.layer is not None:
+            A, b, L_s = self.layer.encoder
+            return _gauss(Z, np.einsum("kd,...d->...k", A, X) + b, L_s)
+        if X is not self._x_data:
+            self._need_layer()
+        return self._memo_call("q", lambda z: self._at_data("log_q", z), Z)
 
     def _log_agg(self, Z):
         return self._memo_call("agg", self._log_agg_uncached, Z)
 
     def _log_agg_uncached(self, Z):
-        if self.data == "model" or self.q == "exact":
+        layer = self._need_layer()
+        if self.variant:
             # q(z) = int q(z|x) p_data(x) dx without a closed form: quadrature
             X, logw = self.x_rule(0)
-            Zb = np.asarray(Z)[..., None, :]
-            Xb = X.reshape(-1, self.d)
-            vals = self.log_density("q", Xb, Zb) + self._log_data(Xb)
-            return logsumexp(vals + logw.reshape(-1), axis=-1)
-        mean = self.A @ self.m_x + self.b
-        AL = self.A @ self.L_x
-        cov = AL @ AL.T + self.L_q @ self.L_q.T
-        return _gauss(Z, mean, np.linalg.cholesky(cov))
+            vals = self.log_density("q", X, Z) + self._log_data(X)
+            return logsumexp(vals + logw, axis=1, keepdims=True)
+        A, b, L_s = layer.encoder
+        m_x, L_x = layer.data
+        AL = A @ L_x
+        cov = AL @ AL.T + L_s @ L_s.T
+        return _gauss(Z, A @ m_x + b, np.linalg.cholesky(cov))
 
     def log_density(self, kind, X, Z):
+        at_data = X is self._x_data
         if kind == "prior":
             return self._log_prior(Z)
-        if kind == "lik":
-            return self._log_lik(X, Z)
-        if kind == "joint":
-            return self._log_prior(Z) + self._log_lik(X, Z)
+        if kind in ("lik", "joint", "post"):
+            if at_data:
+                name = "log_" + kind
+                return self._memo_call(kind, lambda z: self._at_data(name, z), Z)
+            if kind == "lik":
+                return self._log_lik(X, Z)
+            log_joint = self._log_prior(Z) + self._log_lik(X, Z)
+            if kind == "joint":
+                return log_joint
+            return log_joint - self._log_marginal(X)
         if kind == "marginal":
             return self._log_marginal(X)
-        if kind == "post":
-            return self._log_prior(Z) + self._log_lik(X, Z) - self._log_marginal(X)
         if kind == "q":
-            if self.q == "exact":
-                return self.log_density("post", X, Z)
-            return self._log_encoder(X, Z)
+            return self._log_q(X, Z)
         if kind == "agg":
             return self._log_agg(Z)
         if kind == "data":
             return self._log_data(X)
         raise ValueError(f"unknown density kind {kind!r}")
 
-    # -- quadrature ------------------------------------------------------------
+    # -- quadrature --------------------------------------------------------------
     def _boxes(self):
-        """Boxes covering every density in z (per datum) and in x."""
-        means, stds = [], []
+        """Boxes covering every density in z (all data) and in x."""
+        n, k = self.x.shape[0], self.k
         if self.gaussian:
-            means.append(np.zeros((1, self.k)))
-            stds.append(np.ones((1, self.k)))
             post = lg.posterior(self.model, self.x)
-            means.append(post.m)
-            stds.append(np.broadcast_to(_stds(post.L_S), post.m.shape))
+            means = [np.zeros((1, k)), post.m]
+            stds = [np.ones((1, k)), np.broadcast_to(_stds(post.L_S), post.m.shape)]
         else:
-            means.append(self.model.a)
-            stds.append(_stds(self.model.L_B))
             post = mp.posterior(self.model, self.x)
-            means.append(post.m.reshape(-1, self.k))
-            stds.append(np.tile(_stds(post.L_S), (self.x.shape[0], 1)))
-        means.append(self.x @ self.A.T + self.b)
-        stds.append(np.broadcast_to(np.diag(self.L_q), (self.x.shape[0], self.k)))
-        # x: the data distribution (or the model marginal) and the data
-        if self.data == "model":
-            x_means, x_stds = self._marginal_components()
-        else:
-            x_means, x_stds = self.m_x[None], _stds(self.L_x)[None]
-        x_box = _Box.cover(
-            np.vstack([x_means, self.x]),
-            np.vstack([x_stds, np.broadcast_to(x_stds[:1], self.x.shape)]),
-        )
-        # the encoder as a function of x is a ridge of width s / |A|
-        ridge = np.min(np.diag(self.L_q)) / max(np.max(np.abs(self.A)), 1e-12)
-        x_box.sigma_min = min(x_box.sigma_min, ridge)
+            means = [self.model.a, post.m.reshape(-1, k)]
+            stds = [_stds(self.model.L_B), np.tile(_stds(post.L_S), (n, 1))]
+        means.append(self.names["m_q"])
+        stds.append(_stds(self.names["L_q"]))
+        noise = np.broadcast_to(np.sqrt(self.lik.psi), self.x.shape)
+        x_means, x_stds = [self.x], [noise]
+        if self.layer is not None:
+            A, b, L_s = self.layer.encoder
+            m_x, L_x = self.layer.data
+            means.append(self.x @ A.T + b)
+            stds.append(np.broadcast_to(np.diag(L_s), (n, k)))
+            AL = A @ L_x
+            means.append((A @ m_x + b)[None])
+            stds.append(np.sqrt(np.diag(AL @ AL.T + L_s @ L_s.T))[None])
+            x_means.append(m_x[None])
+            x_stds.append(_stds(L_x)[None])
+        if self.variant.get("data") == "model":
+            cm, cs = self._marginal_components()
+            x_means.append(cm)
+            x_stds.append(cs)
+        x_box = _Box.cover(np.vstack(x_means), np.vstack(x_stds))
+        if self.layer is not None:  # q(z|x) as a function of x: width s / |A|
+            A, _, L_s = self.layer.encoder
+            ridge = np.min(np.diag(L_s)) / max(np.max(np.abs(A)), 1e-12)
+            x_box.sigma_min = min(x_box.sigma_min, ridge)
         self.x_box = x_box
-        # aggregated posterior in z
-        if self.data != "model":
-            AL = self.A @ self.L_x
-            agg_cov = AL @ AL.T + self.L_q @ self.L_q.T
-            means.append((self.A @ self.m_x + self.b)[None])
-            stds.append(np.sqrt(np.diag(agg_cov))[None])
         self.z_box = _Box.cover(np.vstack(means), np.vstack(stds))
 
     def _marginal_components(self):
         lik = self.lik
         if self.gaussian:
-            return lik.mu[None], np.sqrt(np.diag(lik.W @ lik.W.T + np.diag(lik.psi)))[
-                None
-            ]
+            cov = lik.W @ lik.W.T + np.diag(lik.psi)
+            return lik.mu[None], np.sqrt(np.diag(cov))[None]
         WL = np.einsum("dk,jkl->jdl", lik.W, self.model.L_B)
         cov = np.einsum("jdl,jel->jde", WL, WL) + np.diag(lik.psi)
         means = self.model.a @ lik.W.T + lik.mu
@@ -277,6 +306,10 @@ class ContinuousModel:
         return self._rules["z", level]
 
     def x_rule(self, level):
+        if self.d > 2:
+            raise Unsupported(
+                f"an integral over x in d = {self.d} dimensions (at most 2 here)"
+            )
         if ("x", level) not in self._rules:  # the same arrays each time (memo)
             nodes, logw = self.x_box.rule(level)
             self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
@@ -285,47 +318,64 @@ class ContinuousModel:
     def z_points(self):
         if "points" not in self._rules:
             pts = self.z_box.test_points()
-            self._rules["points"] = (
-                np.broadcast_to(pts, (self.x.shape[0], 1) + pts.shape),
-            )
+            shape = (self.x.shape[0], 1) + pts.shape
+            self._rules["points"] = (np.broadcast_to(pts, shape),)
         return self._rules["points"][0]
 
     def x_data(self):
         return self._x_data
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """The layer an aggregated-posterior section needs on top of an instance:
+    an encoder q(z|x) = N(A x + b, L_s L_s^T) and p_data(x) = N(m_x, L_x L_x^T).
+    The aggregated posterior int q(z|x) p_data(x) dx is then
+    N(A m_x + b, A L_x L_x^T A^T + L_s L_s^T) (derivations/README.md)."""
+
+    encoder: tuple  # (A (k, d), b (k,), L_s (k, k))
+    data: tuple  # (m_x (d,), L_x (d, d))
+
+    @classmethod
+    def draw(cls, instance):
+        """A random layer for ``instance`` (its own stream: [seed, 6])."""
+        rng = np.random.default_rng([instance.seed, 6])
+        names = instance.names
+        k, d = names["W"].shape[1], names["W"].shape[0]
+        A = rng.normal(scale=0.4, size=(k, d))
+        b = rng.normal(scale=0.3, size=k)
+        L_s = np.diag(np.exp(rng.uniform(-0.8, -0.2, size=k)))
+        m_x = names["mu"] + rng.normal(scale=0.5, size=d)
+        return cls((A, b, L_s), (m_x, _random_chol(rng, d, 1.2)))
+
+
 class DiscreteModel:
-    """A Gaussian mixture: z in {0, ..., K-1}, q(z|x) categorical per datum."""
+    """An issue-5 ``Instance`` with z in {0, ..., K-1}: every density is the
+    instance's table at the data; there is no density of a bound x."""
 
     discrete = True
     gaussian = False
 
-    def __init__(self, label, model, x, q_logits):
-        self.label, self.model, self.x = label, model, x
-        self.k, self.d = 1, model.means.shape[1]
-        self.K = model.weights.shape[0]
-        self.tables = {
-            "prior": np.broadcast_to(mixture.log_prior(model), (x.shape[0], self.K)),
-            "lik": mixture.log_lik(model, x),
-            "joint": mixture.log_joint(model, x),
-            "post": mixture.log_responsibilities(model, x),
-            "q": q_logits - logsumexp(q_logits, axis=1, keepdims=True),
-        }
-        self.log_px = mixture.log_marginal(model, x)
+    def __init__(self, instance, label, variant=None):
+        self.names, self.variant = instance.names, dict(variant or {})
+        self.label = label
+        self.x = self.names["x"]
+        self.K = int(self.names["K"])
+        self._x_data = self.x[:, None, None, :]
 
     def log_density(self, kind, X, Z):
-        if X.shape[1] != 1:
-            raise ValueError("the mixture setting has no density of a bound x")
-        if kind in ("marginal",):
-            return self.log_px[:, None, None]
-        if kind not in self.tables:
-            from refvi.verify.latex.ir import Unsupported
-
+        if X is not self._x_data:
+            raise Unsupported("the mixture setting has no density at other x")
+        if kind == "marginal":
+            return self.names["log_px"][:, None, None]
+        if kind == "q" and self.variant.get("q") == "exact":
+            kind = "post"
+        fn = {"prior": "log_prior", "lik": "log_lik", "joint": "log_joint",
+              "post": "log_post", "q": "log_q"}.get(kind)  # fmt: skip
+        if fn is None:
             raise Unsupported(f"the mixture setting has no density '{kind}'")
-        table = self.tables[kind]  # (n, K)
-        Z = np.broadcast_to(Z, (table.shape[0],) + Z.shape[1:])
-        flat = Z.reshape(Z.shape[0], -1)
-        return np.take_along_axis(table, flat, axis=1).reshape(Z.shape)
+        n, a, m = Z.shape
+        return self.names[fn](np.reshape(Z, (n, a * m))).reshape(n, a, m)
 
     def z_rule(self, level):
         n = self.x.shape[0]
@@ -333,15 +383,13 @@ class DiscreteModel:
         return Z, np.zeros((n, 1, self.K))
 
     def x_rule(self, level):
-        from refvi.verify.latex.ir import Unsupported
-
         raise Unsupported("the mixture setting has no integral over x")
 
     def z_points(self):
         return self.z_rule(0)[0]
 
     def x_data(self):
-        return self.x[:, None, None, :]
+        return self._x_data
 
 
 def _random_chol(rng, k, scale):
@@ -350,48 +398,42 @@ def _random_chol(rng, k, scale):
     return L
 
 
-@lru_cache(maxsize=128)
-def make_model(setting, seed, n=2, variant=()):
-    """A random instance of ``setting`` as an evaluator model.
+#: Settings of the LaTeX checker: issue-5 settings (refvi.verify.settings)
+#: with their options, and the aggregated-posterior layer on two of them.
+LAYERED = {
+    "aggregate": ("linear_gaussian", (("k", "1"), ("d", "2"))),
+    "aggregate_mixture_prior": ("mixture_prior", ()),
+}
+SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", *LAYERED)
+GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregate")
 
-    ``variant`` holds (key, value) pairs: ('data', 'model') and ('q', 'exact').
+
+@lru_cache(maxsize=64)
+def _instance(base, seed, options):
+    """Instance ``seed`` of the derivation checker's setting ``base``, shared
+    by every variant and layer built on it."""
+    from refvi.verify import settings  # imports the models; only needed here
+
+    return settings.SETTINGS[base](seed, **dict(options))
+
+
+@lru_cache(maxsize=128)
+def make_model(setting, seed, options=(), variant=()):
+    """The evaluator's view of instance ``seed`` of ``setting``.
+
+    ``options`` are the setting's options (``(("k", "1"),)``); ``variant``
+    holds assumptions (``("data", "model")``, ``("q", "exact")``).
     """
-    opts = dict(variant)
-    rng = np.random.default_rng(seed)
-    if setting == "mixture":
-        K, d = 3, 2
-        model = GaussianMixture(
-            rng.dirichlet(np.full(K, 3.0)),
-            rng.normal(scale=2.0, size=(K, d)),
-            np.stack([_random_chol(rng, d, 1.0) for _ in range(K)]),
+    base, layered_options = LAYERED.get(setting, (setting, ()))
+    if base not in ("linear_gaussian", "mixture_prior", "mixture"):
+        raise Unsupported(
+            f"setting {setting!r} is not a latent-variable model the LaTeX checker "
+            f"knows; known: {', '.join(SETTINGS)}"
         )
-        x = rng.normal(scale=2.0, size=(n, d))
-        return DiscreteModel(f"mixture/{seed}", model, x, rng.normal(size=(n, K)))
-    if setting not in SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
-    k = 1
-    d = 2
-    W = rng.normal(size=(d, k))
-    mu = rng.normal(size=d)
-    psi = np.exp(rng.uniform(-1.0, 0.0, size=d))
-    if setting == "mixture_prior":
-        J = 2
-        model = MixturePrior(
-            rng.dirichlet(np.full(J, 4.0)),
-            rng.normal(scale=1.5, size=(J, k)),
-            np.stack([_random_chol(rng, k, 0.6) for _ in range(J)]),
-            W,
-            mu,
-            psi,
-        )
-    else:
-        model = LinearGaussian(W, mu, psi)
-    x = mu + rng.normal(scale=1.5, size=(n, d))
-    A = rng.normal(scale=0.4, size=(k, d))
-    b = rng.normal(scale=0.3, size=k)
-    s = np.exp(rng.uniform(-0.8, -0.2, size=k))
-    data = (mu + rng.normal(scale=0.5, size=d), _random_chol(rng, d, 1.2))
-    if opts.get("data") == "model":
-        data = "model"
-    label = f"{setting}/{seed}" + "".join(f",{k}={v}" for k, v in sorted(opts.items()))
-    return ContinuousModel(label, model, x, A, b, s, data, q=opts.get("q", "encoder"))
+    opts = dict(layered_options + tuple(options))
+    instance = _instance(base, seed, tuple(sorted(opts.items())))
+    label = f"{setting}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
+    if base == "mixture":
+        return DiscreteModel(instance, label, dict(variant))
+    layer = Aggregate.draw(instance) if setting in LAYERED else None
+    return ContinuousModel(instance, label, dict(variant), layer)
