@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 
 from refvi.verify.latex.evaluate import Shorthands
-from refvi.verify.latex.models import GAUSSIAN_SETTINGS, SETTINGS
+from refvi.verify.latex.models import GAUSSIAN_SETTINGS
 from refvi.verify.latex.parser import CONVENTIONAL, FIRST_FACTOR
 from refvi.verify.latex.tokens import MalformedLatex
 
@@ -53,16 +53,12 @@ def _settings(value, line):
     """``a, b(k=1, d=2)`` -> ((name, ((key, value), ...)), ...).
 
     A list of Gaussian settings only gets the non-Gaussian counterpart added,
-    so that an identity true only for Gaussians cannot pass.
+    so that an identity true only for Gaussians cannot pass. A setting the
+    LaTeX checker has no model for makes the lines it is needed for
+    unsupported (``models.make_model``), not the file unreadable.
     """
     out = []
     for name, opts in re.findall(r"([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?", value):
-        if name not in SETTINGS:
-            raise MalformedLatex(
-                f"unknown setting {name!r} for the LaTeX checker; "
-                f"known: {', '.join(SETTINGS)}",
-                line,
-            )
         items = [o.split("=", 1) for o in opts.split(",") if "=" in o]
         pairs = tuple((k.strip(), v.strip()) for k, v in items)
         out.append((name, pairs))

@@ -127,7 +127,8 @@ class Entropy:
 
 @dataclass(frozen=True)
 class ELBO:
-    """The evidence lower bound of ``q`` (None: the declared variational q)."""
+    """The evidence lower bound of ``q`` (None: the declared variational q);
+    ``F(p(z|x))`` is the bound at q = the posterior."""
 
     q: Density | None
 

@@ -451,7 +451,8 @@ class Parser:
                     depth += 1
                 elif t.text == ")":
                     depth -= 1
-                if depth and t.kind == "letter" and t.text == "q" and q is None:
+                is_density = t.kind == "letter" and t.text in ("p", "q")
+                if depth and is_density and q is None:
                     q = self.density()
                     continue
                 self.take()
