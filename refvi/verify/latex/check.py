@@ -258,12 +258,12 @@ def _explain(eq, scope):
 
 
 def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT_TOL,
-                     separation=DEFAULT_SEPARATION, skip_lines=()):  # fmt: skip
+                     separation=DEFAULT_SEPARATION, only_lines=None):  # fmt: skip
     """Check every display of a derivation's text from its LaTeX.
 
-    ``skip_lines`` are display lines checked by another route (a check
-    block) and left out. Raises MalformedLatex (with ``.line``) on LaTeX that
-    cannot be read.
+    ``only_lines``: if given, the file lines of the ``$$`` of the displays to
+    check (the others have check blocks). Raises MalformedLatex (with
+    ``.line``) on LaTeX that cannot be read.
     """
     lines = text.splitlines()
     top, scoped, body_start = frontmatter.read(lines)
@@ -271,7 +271,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
     result = FileResult(str(path))
     body = "\n".join(lines[body_start:])
     for disp in displays(body, first_line=body_start + 1):
-        if disp.line in skip_lines:
+        if only_lines is not None and disp.line not in only_lines:
             continue
         section = titles[disp.line - 1]
         scope = scoped.get(section, top)
