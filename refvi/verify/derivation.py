@@ -679,7 +679,6 @@ def _instance_chains(derivation, instance):
         if check.unchecked is not None:
             chains.append(None)  # an unchecked line breaks the chain
             continue
-        _check_closed_forms(check, instance, path)
         first = check.sides[0]
         if first.relation is not None and (not chains or chains[-1] is None):
             raise DerivationError(
@@ -688,6 +687,7 @@ def _instance_chains(derivation, instance):
                 f"relation {first.relation!r} continues a chain, but the displayed "
                 "line before it is missing or unchecked",
             )
+        _check_closed_forms(check, instance, path)
         if first.relation is None:
             chains.append([])
         for side in check.sides:
