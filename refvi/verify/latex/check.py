@@ -327,7 +327,8 @@ def check_latex_file(path, **kwargs):
     return check_latex_text(Path(path).read_text(), path, **kwargs)
 
 
-_OP = {
+#: Relations as the reports print them.
+OP_TEXT = {
     "=": "=",
     "\\neq": "!=",
     "\\le": "<=",
@@ -342,7 +343,7 @@ def format_result(result, explain=False):
     """The report of one file: a line per relation, warnings, a summary."""
     out = []
     for r in result.lines:
-        op = _OP.get(r.op, r.op)
+        op = OP_TEXT.get(r.op, r.op)
         head = f"{result.path}:{r.line}: [{r.method}] {op or '-'} {r.status}"
         if r.deviation is not None:
             head += f" (deviation {r.deviation:.2e}"

@@ -15,6 +15,7 @@ The model is any object with the attributes of :class:`Model` (see
 """
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -26,8 +27,8 @@ class EvaluationError(Exception):
     """A value that cannot be computed (log of a negative number, ...)."""
 
 
-class Model:
-    """What the evaluator needs from a setting instance (documentation only).
+class Model(Protocol):
+    """What the evaluator needs from a setting instance (``models.py``).
 
     Attributes
     ----------
@@ -103,7 +104,8 @@ def _signed(v):
         return np.log(np.abs(v)), np.sign(v)
 
 
-def _real(val):
+def real(val):
+    """The real value of a signed-log pair."""
     la, s = val
     return s * np.exp(la)
 
@@ -209,7 +211,7 @@ class Evaluator:
 
     def _Pow(self, node, sc):
         ba, bs = self.ev(node.base, sc)
-        r = _real(self.ev(node.exponent, sc))
+        r = real(self.ev(node.exponent, sc))
         if np.any(bs < 0) and not np.all(r == np.round(r)):
             raise EvaluationError("a negative number to a non-integer power")
         sign = np.where(bs < 0, np.where(np.round(r) % 2 == 0, 1.0, -1.0), bs)
@@ -222,7 +224,7 @@ class Evaluator:
         return _signed(la)
 
     def _Exp(self, node, sc):
-        v = _real(self.ev(node.arg, sc))
+        v = real(self.ev(node.arg, sc))
         return v, np.ones_like(v)
 
     # -- binders ---------------------------------------------------------------
@@ -305,8 +307,3 @@ class Evaluator:
             return _signed(a - b)
 
         return self._expect(q, log_ratio, self.latent, sc)
-
-
-def real(val):
-    """The real value of a signed-log pair."""
-    return _real(val)

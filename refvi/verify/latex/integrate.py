@@ -6,9 +6,8 @@ from their LaTeX and returns one line result per relation, in the derivation
 checker's own result type, marked ``method='latex'``.
 """
 
-from refvi.verify.latex.check import check_latex_text
+from refvi.verify.latex.check import OP_TEXT, check_latex_text
 
-_OP = {"=": "=", "\\neq": "!=", "\\le": "<=", "\\ge": ">=", "<": "<", ">": ">"}
 _UNCHECKED = {
     "definition": "a definition (:=), recorded, not checked",
     "expression": "an expression without a relation",
@@ -70,7 +69,7 @@ def latex_line_results(source, path, lines, seeds, make):
             make(
                 line=r.line,
                 latex=r.latex,
-                relation=_OP.get(r.op, r.op or "-"),
+                relation=OP_TEXT.get(r.op, r.op or "-"),
                 deviation=r.deviation,
                 holds=holds,
                 unchecked=unchecked,
