@@ -135,3 +135,16 @@ def test_cli_exit_status_and_explain(capsys):
     out = capsys.readouterr().out
     assert "E_{z ~ q(z|x)}[log[p(x,z)]]" in out and "scalar of (x)" in out
     assert main([str(CORPUS / "sign_error_kl.md")]) == 1
+
+
+def test_an_internal_error_leaves_the_line_unchecked_not_a_crash(monkeypatch):
+    from refvi.verify.latex import check
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(check, "make_model", broken)
+    text = "---\n---\n$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n\n$$ a := b $$\n"
+    lines = check_latex_text(text).lines
+    assert [r.status for r in lines] == ["unsupported", "definition"]
+    assert lines[0].reason == "cannot evaluate: RuntimeError: boom"

@@ -316,7 +316,12 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 )
                 continue
             for k, rel in enumerate(eqs[0].relations):
-                res = _check_relation(rel, eqs, k, scope, judge, section, latex)
+                try:
+                    res = _check_relation(rel, eqs, k, scope, judge, section, latex)
+                except Exception as err:  # never a crash: the line is unchecked
+                    reason = f"cannot evaluate: {type(err).__name__}: {err}"
+                    res = LineResult(rel.line, latex, rel.op, "unsupported",
+                                     reason=reason, section=section)  # fmt: skip
                 res.explain = explain if k == 0 else []
                 result.lines.append(res)
     return result
