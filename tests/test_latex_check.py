@@ -144,7 +144,8 @@ def test_an_internal_error_leaves_the_line_unchecked_not_a_crash(monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(check, "make_model", broken)
-    text = "---\n---\n$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n\n$$ a := b $$\n"
+    text = "---\n---\n$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n\n"
+    text += "$$ \\mathcal{L} := \\mathrm{ELBO} $$\n"
     lines = check_latex_text(text).lines
     assert [r.status for r in lines] == ["unsupported", "definition"]
     assert lines[0].reason == "cannot evaluate: RuntimeError: boom"
