@@ -151,11 +151,21 @@ class _Judge:
         return self.cache[key]
 
     def models(self, variant):
-        return [
-            make_model(setting, seed, options, variant)
-            for setting, options in self.scope.settings
-            for seed in range(self.seeds)
-        ]
+        """The instances of every setting the LaTeX checker has a model for
+        (a setting without one, e.g. ``gaussian``, is left out while another
+        remains)."""
+        out, missing = [], None
+        for setting, options in self.scope.settings:
+            try:
+                out += [
+                    make_model(setting, seed, options, variant)
+                    for seed in range(self.seeds)
+                ]
+            except ir.Unsupported as err:
+                missing = err
+        if not out:
+            raise missing
+        return out
 
     def verdict(self, rel, variant):
         sc = self.scope

@@ -405,7 +405,9 @@ LAYERED = {
     "aggregate_mixture_prior": ("mixture_prior", ()),
 }
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", *LAYERED)
-GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregate")
+#: Settings whose densities are all Gaussian ("gaussian" is the derivation
+#: checker's pair of Gaussians, which the LaTeX checker has no model for).
+GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregate", "gaussian")
 
 
 @lru_cache(maxsize=64)
