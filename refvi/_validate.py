@@ -51,19 +51,33 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
     return arr
 
 
+def as_datum(x, d, name="x"):
+    """Return one datum ``x`` as a finite float64 vector of shape (d,)."""
+    return as_float_array(x, name, shape=(d,))
+
+
+def as_latent(z, k, name="z"):
+    """Return latent points ``z`` as a finite float64 array of shape (m, k)."""
+    return as_float_array(z, name, ndim=2, shape=(None, k))
+
+
 def as_data(x, d=None, name="x"):
     """Return data ``x`` as a finite float64 array of shape (n, d) with n >= 1."""
     return as_float_array(x, name, ndim=2, shape=(None, d))
 
 
-def check_lower_cholesky(L, name, d=None):
+def check_lower_cholesky(L, name, d=None, n=None):
     """Return ``L`` as float64 after checking it is a valid Cholesky factor.
 
     A valid factor is square, lower triangular (every entry above the diagonal
-    exactly zero) and has a strictly positive diagonal.
+    exactly zero) and has a strictly positive diagonal. With ``n`` given,
+    ``L`` is a stack of ``n`` factors, shape (n, d, d), each checked so.
     """
-    L = as_float_array(L, name, ndim=2, shape=(d, d))
-    if L.shape[0] != L.shape[1]:
+    if n is None:
+        L = as_float_array(L, name, ndim=2, shape=(d, d))
+    else:
+        L = as_float_array(L, name, ndim=3, shape=(n, d, d))
+    if L.shape[-1] != L.shape[-2]:
         raise ValueError(f"{name} must be square; got shape {L.shape}")
     upper = np.triu(L, k=1)
     if np.any(upper != 0):
@@ -71,7 +85,7 @@ def check_lower_cholesky(L, name, d=None):
             f"{name} must be lower triangular; largest entry above the diagonal "
             f"is {np.max(np.abs(upper)):.3g}"
         )
-    diag = np.diag(L)
+    diag = np.diagonal(L, axis1=-2, axis2=-1)
     if np.any(diag <= 0):
         raise ValueError(
             f"{name} must have a positive diagonal; got min {diag.min():.3g}"
@@ -129,3 +143,48 @@ def check_int(value, name, minimum=None):
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return int(value)
+
+
+#: Mixing weights must sum to one within this absolute tolerance.
+WEIGHT_SUM_TOL = 1e-10
+
+
+def check_weights(weights, name="weights"):
+    """Return mixing weights as float64 after checking they form a distribution.
+
+    Each weight must be >= 0 (a zero weight is allowed) and their sum must be
+    one within ``WEIGHT_SUM_TOL``.
+    """
+    weights = as_float_array(weights, name, ndim=1)
+    if np.any(weights < 0):
+        raise ValueError(f"{name} must be non-negative; got min {weights.min():.3g}")
+    total = weights.sum()
+    if abs(total - 1.0) > WEIGHT_SUM_TOL:
+        raise ValueError(
+            f"{name} must sum to one (within {WEIGHT_SUM_TOL:g}); got sum {total!r}"
+        )
+    return weights
+
+
+def check_dout(dout, shape):
+    """Upstream gradient of a per-datum value: ones by default, else of ``shape``.
+
+    See CONTRIBUTING.md ("Gradients"): a value of shape ``shape`` takes an
+    optional ``dout`` of the same shape, and its gradients are those of
+    ``sum(dout * value)``.
+    """
+    if dout is None:
+        return np.ones(shape)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    return as_float_array(dout, "dout", shape=shape, allow_empty=True)
+
+
+def read_only_copy(arr):
+    """A private float64 copy of ``arr`` that cannot be written to.
+
+    Frozen parameter objects store these, so neither the caller's array nor
+    the object's own can change after validation.
+    """
+    out = np.array(arr, dtype=np.float64, copy=True)
+    out.setflags(write=False)
+    return out

@@ -18,7 +18,7 @@ always arrays (0-d for a single distribution). Derivations:
 import numpy as np
 from scipy.special import log_softmax as _scipy_log_softmax
 
-from refvi._validate import as_float_array
+from refvi._validate import as_float_array, check_dout
 
 
 def _log_softmax(logits):
@@ -38,12 +38,6 @@ def _check_logits(logits, name="logits"):
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (..., K); got a scalar")
     return arr
-
-
-def _check_dout(dout, shape):
-    if dout is None:
-        return np.ones(shape)
-    return as_float_array(dout, "dout", shape=shape)
 
 
 def _batch_shape(*named_shapes):
@@ -105,7 +99,7 @@ def log_prob_and_grad(logits, k, dout=None):
     batch = _batch_shape(("logits", logits.shape[:-1]), ("k", k_arr.shape))
     if 0 in batch:
         raise ValueError(f"k must not be empty; got shape {k_arr.shape}")
-    dout = _check_dout(dout, batch)
+    dout = check_dout(dout, batch)
     log_p = _log_softmax(logits)
     k_b = np.broadcast_to(k_arr, batch)[..., None]
     value = np.take_along_axis(np.broadcast_to(log_p, batch + (K,)), k_b, axis=-1)
@@ -132,7 +126,7 @@ def entropy_and_grad(logits, dout=None):
         ``{"logits": logits.shape}``.
     """
     logits = _check_logits(logits)
-    dout = _check_dout(dout, logits.shape[:-1])
+    dout = check_dout(dout, logits.shape[:-1])
     log_p = _log_softmax(logits)
     p = np.exp(log_p)
     # (C.2)  H = -sum_j p_j log p_j   (p_j = 0 contributes 0: log p_j is finite)
@@ -172,7 +166,7 @@ def kl_and_grad(logits_p, logits_q, dout=None):
     batch = _batch_shape(
         ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
     )
-    dout = _check_dout(dout, batch)
+    dout = check_dout(dout, batch)
     log_p = _log_softmax(logits_p)
     log_q = _log_softmax(logits_q)
     p = np.exp(log_p)

@@ -28,20 +28,15 @@ from scipy.linalg import solve_triangular
 from refvi._validate import (
     as_data,
     as_float_array,
+    check_dout,
     check_int,
     check_lower_cholesky,
     check_rng,
     cholesky_of_spd,
+    read_only_copy,
 )
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _read_only_copy(arr):
-    """A private float64 copy of ``arr`` that cannot be written to."""
-    out = np.array(arr, dtype=np.float64, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,8 +61,8 @@ class Gaussian:
     def __post_init__(self):
         mean = as_float_array(self.mean, "mean", ndim=1)
         L = check_lower_cholesky(self.L, "L", d=mean.shape[0])
-        object.__setattr__(self, "mean", _read_only_copy(mean))
-        object.__setattr__(self, "L", _read_only_copy(L))
+        object.__setattr__(self, "mean", read_only_copy(mean))
+        object.__setattr__(self, "L", read_only_copy(L))
 
     @property
     def d(self):
@@ -118,8 +113,8 @@ class DiagGaussian:
                 "log_std must give a finite positive variance exp(2 log_std); "
                 f"got log_std in [{log_std.min():.3g}, {log_std.max():.3g}]"
             )
-        object.__setattr__(self, "mean", _read_only_copy(mean))
-        object.__setattr__(self, "log_std", _read_only_copy(log_std))
+        object.__setattr__(self, "mean", read_only_copy(mean))
+        object.__setattr__(self, "log_std", read_only_copy(log_std))
 
     @property
     def d(self):
@@ -230,12 +225,6 @@ def _check_pair(p, q):
         )
 
 
-def _check_dout(dout, n):
-    if dout is None:
-        return np.ones(n)
-    return as_float_array(dout, "dout", shape=(n,))
-
-
 # ---------------------------------------------------------------------------
 # Density.
 
@@ -280,7 +269,7 @@ def log_prob_and_grad(p, x, dout=None):
     """
     _check_dist(p)
     x = as_data(x, p.d)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     if isinstance(p, DiagGaussian):
         inv_std = np.exp(-p.log_std)
         z = (x - p.mean) * inv_std

@@ -5,12 +5,17 @@ import pytest
 
 from refvi._validate import (
     as_data,
+    as_datum,
     as_float_array,
+    as_latent,
+    check_dout,
     check_int,
     check_lower_cholesky,
     check_positive,
     check_rng,
+    check_weights,
     cholesky_of_spd,
+    read_only_copy,
 )
 
 
@@ -98,3 +103,49 @@ def test_validation_never_writes_to_its_input():
     cholesky_of_spd(a @ a.T, "Sigma")
     as_float_array(a, "a")
     np.testing.assert_array_equal(a, before)
+
+
+def test_a_stack_of_cholesky_factors_is_checked_factor_by_factor():
+    L = np.array([[[1.0, 0.0], [0.5, 2.0]], [[3.0, 0.0], [0.0, 1.0]]])
+    np.testing.assert_array_equal(check_lower_cholesky(L, "L_q", d=2, n=2), L)
+    upper = L.copy()
+    upper[1, 0, 1] = 0.2
+    with pytest.raises(ValueError, match="L_q must be lower triangular; largest"):
+        check_lower_cholesky(upper, "L_q", d=2, n=2)
+    negative = L.copy()
+    negative[0, 1, 1] = -1.0
+    with pytest.raises(ValueError, match="L_q must have a positive diagonal"):
+        check_lower_cholesky(negative, "L_q", d=2, n=2)
+    with pytest.raises(ValueError, match=r"L_q must have shape \(3, 2, 2\)"):
+        check_lower_cholesky(L, "L_q", d=2, n=3)
+
+
+def test_mixing_weights_must_form_a_distribution():
+    np.testing.assert_array_equal(check_weights([0.25, 0.75, 0.0]), [0.25, 0.75, 0])
+    with pytest.raises(ValueError, match="pi must be non-negative; got min -0.1"):
+        check_weights([1.1, -0.1], "pi")
+    with pytest.raises(ValueError, match=r"pi must sum to one \(within 1e-10\)"):
+        check_weights([0.5, 0.4], "pi")
+
+
+def test_dout_defaults_to_ones_and_is_shape_checked():
+    np.testing.assert_array_equal(check_dout(None, 3), np.ones(3))
+    np.testing.assert_array_equal(check_dout(None, (2, 2)), np.ones((2, 2)))
+    np.testing.assert_array_equal(check_dout([1, 2, 3], 3), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"dout must have shape \(3,\); got \(2,\)"):
+        check_dout([1.0, 2.0], 3)
+
+
+def test_datum_latent_and_read_only_copies():
+    assert as_datum([1, 2], 2).shape == (2,)
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\)"):
+        as_datum([1.0, 2.0], 3)
+    assert as_latent(np.zeros((5, 2)), 2).shape == (5, 2)
+    with pytest.raises(ValueError, match=r"z must have shape \(\*, 2\)"):
+        as_latent(np.zeros((5, 3)), 2)
+    a = np.array([1.0, 2.0])
+    frozen = read_only_copy(a)
+    a[0] = 9.0
+    assert frozen[0] == 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        frozen[0] = 3.0

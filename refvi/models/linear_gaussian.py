@@ -26,18 +26,20 @@ from scipy.linalg import cho_solve, cholesky
 
 from refvi._validate import (
     as_data,
+    as_datum,
     as_float_array,
+    as_latent,
+    check_dout,
     check_lower_cholesky,
     check_positive,
+    read_only_copy,
 )
 from refvi.gaussian import (
     LOG_2PI,
-    _check_dout,
     _log_prob_chol,
     _log_prob_whitened,
     _logdet_chol,
     _mahalanobis_chol,
-    _read_only_copy,
 )
 
 # ---------------------------------------------------------------------------
@@ -70,9 +72,9 @@ class LinearGaussian:
         d = W.shape[0]
         mu = as_float_array(self.mu, "mu", shape=(d,))
         psi = check_positive(as_float_array(self.psi, "psi", shape=(d,)), "psi")
-        object.__setattr__(self, "W", _read_only_copy(W))
-        object.__setattr__(self, "mu", _read_only_copy(mu))
-        object.__setattr__(self, "psi", _read_only_copy(psi))
+        object.__setattr__(self, "W", read_only_copy(W))
+        object.__setattr__(self, "mu", read_only_copy(mu))
+        object.__setattr__(self, "psi", read_only_copy(psi))
 
     @property
     def d(self):
@@ -155,27 +157,6 @@ def _check_model(model):
     return model
 
 
-def _check_latent(z, k, name="z"):
-    return as_float_array(z, name, ndim=2, shape=(None, k))
-
-
-def _check_datum(x, d):
-    return as_float_array(x, "x", shape=(d,))
-
-
-def _check_batch_cholesky(L, name, n, k):
-    """A stack (n, k, k) of lower Cholesky factors, checked like one factor."""
-    L = as_float_array(L, name, shape=(n, k, k))
-    if np.any(np.triu(L, k=1) != 0):
-        raise ValueError(f"{name} must be lower triangular in its last two axes")
-    diag = np.diagonal(L, axis1=1, axis2=2)
-    if np.any(diag <= 0):
-        raise ValueError(
-            f"{name} must have a positive diagonal; got min {diag.min():.3g}"
-        )
-    return L
-
-
 def _check_q(model, x, m_q, L_q, log_std_q):
     """Validate a Gaussian q_i = N(m_q_i, L_q L_q^T) per data point.
 
@@ -197,7 +178,7 @@ def _check_q(model, x, m_q, L_q, log_std_q):
             raise ValueError("log_std_q must give a finite positive exp(log_std_q)")
         L_q = std[:, :, None] * np.eye(k)
     elif np.ndim(L_q) == 3:
-        L_q = _check_batch_cholesky(L_q, "L_q", n, k)
+        L_q = check_lower_cholesky(L_q, "L_q", d=k, n=n)
     else:
         L_q = check_lower_cholesky(L_q, "L_q", d=k)
     return x, m_q, L_q
@@ -210,7 +191,7 @@ def _check_q(model, x, m_q, L_q, log_std_q):
 def log_prior(model, z):
     """log p(z_j) = log N(z_j; 0, I_k) for each row of ``z`` (m, k) -> (m,); (LG.1)."""
     _check_model(model)
-    z = _check_latent(z, model.k)
+    z = as_latent(z, model.k)
     return _log_prob_whitened(z, 0.0)
 
 
@@ -226,8 +207,8 @@ def log_lik(model, x, z):
         Latent points.
     """
     _check_model(model)
-    x = _check_datum(x, model.d)
-    z = _check_latent(z, model.k)
+    x = as_datum(x, model.d)
+    z = as_latent(z, model.k)
     resid = (x - model.mu) - z @ model.W.T
     return _log_prob_whitened(resid / np.sqrt(model.psi), np.sum(np.log(model.psi)))
 
@@ -240,8 +221,8 @@ def log_joint(model, x, z):
 def log_posterior(model, x, z):
     """log p(z_j | x) = log N(z_j; m, S) for one datum ``x`` (d,) -> (m,); (LG.5)."""
     _check_model(model)
-    x = _check_datum(x, model.d)
-    z = _check_latent(z, model.k)
+    x = as_datum(x, model.d)
+    z = as_latent(z, model.k)
     post = posterior(model, x[None, :])
     return _log_prob_chol(z, post.m[0], post.L_S)
 
@@ -311,7 +292,7 @@ def log_marginal_and_grad(model, x, dout=None):
     """
     _check_model(model)
     x = as_data(x, model.d)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     W, psi = model.W, model.psi
     d = model.d
     f = _factor(W, psi)
@@ -407,7 +388,7 @@ def _to_log_std(grads, L_q):
 def _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy):
     """Validate, then E_q[log p(x, z)] (+ H[q] for the ELBO) and its gradients."""
     x, m_q, L = _check_q(model, x, m_q, L_q, log_std_q)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     value, grads = _ecll_and_grad(model.W, model.mu, model.psi, x, m_q, L, dout)
     if with_entropy:
         H, dH = _entropy_and_grad(L, x.shape[0], dout)

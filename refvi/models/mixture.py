@@ -30,13 +30,17 @@ from scipy import linalg
 from scipy.special import logsumexp
 
 from refvi import categorical
-from refvi._validate import as_data, as_float_array, cholesky_of_spd
-from refvi.gaussian import _check_dout, _log_prob_whitened, _read_only_copy
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_dout,
+    check_weights,
+    cholesky_of_spd,
+    read_only_copy,
+)
+from refvi.gaussian import _log_prob_whitened
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-
-#: Tolerance on |sum(weights) - 1| accepted by :class:`GaussianMixture`.
-WEIGHT_SUM_TOL = 1e-10
 
 # Rows per block are chosen so that one (rows, K*d) temporary holds about this
 # many float64 entries (2 MiB): small enough to stay in cache.
@@ -49,18 +53,6 @@ def _check_covariance_type(covariance_type):
             f"covariance_type must be one of {COVARIANCE_TYPES}; "
             f"got {covariance_type!r}"
         )
-
-
-def _check_weights(weights, name="weights"):
-    weights = as_float_array(weights, name, ndim=1)
-    if np.any(weights < 0):
-        raise ValueError(f"{name} must be non-negative; got min {weights.min():.3g}")
-    total = weights.sum()
-    if abs(total - 1.0) > WEIGHT_SUM_TOL:
-        raise ValueError(
-            f"{name} must sum to one (within {WEIGHT_SUM_TOL:g}); got sum {total!r}"
-        )
-    return weights
 
 
 def _check_L(L, covariance_type, K, d):
@@ -100,7 +92,7 @@ class GaussianMixture:
     ----------
     weights : array_like, shape (K,)
         Mixing weights pi: non-negative, summing to one within
-        :data:`WEIGHT_SUM_TOL`. A zero weight is allowed (an emptied
+        :data:`refvi._validate.WEIGHT_SUM_TOL`. A zero weight is allowed (an emptied
         component, see :func:`em`).
     means : array_like, shape (K, d)
         Component means mu_k.
@@ -121,13 +113,13 @@ class GaussianMixture:
 
     def __post_init__(self):
         _check_covariance_type(self.covariance_type)
-        weights = _check_weights(self.weights)
+        weights = check_weights(self.weights)
         K = weights.shape[0]
         means = as_float_array(self.means, "means", ndim=2, shape=(K, None))
         L = _check_L(self.L, self.covariance_type, K, means.shape[1])
-        object.__setattr__(self, "weights", _read_only_copy(weights))
-        object.__setattr__(self, "means", _read_only_copy(means))
-        object.__setattr__(self, "L", _read_only_copy(L))
+        object.__setattr__(self, "weights", read_only_copy(weights))
+        object.__setattr__(self, "means", read_only_copy(means))
+        object.__setattr__(self, "L", read_only_copy(L))
 
     @property
     def n_components(self):
@@ -502,7 +494,7 @@ def log_marginal_and_grad(model, x, dout=None):
         ``"logits"`` (K,), ``"means"`` (K, d), ``"L"`` (shape of ``model.L``).
     """
     x = _validate_x(model, x)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     lj = _log_joint(model, x)
     lp = logsumexp(lj, axis=1)
     r = np.exp(lj - lp[:, None])
@@ -543,7 +535,7 @@ def elbo_and_grad(model, x, q_logits, dout=None):
     """
     x = _validate_x(model, x)
     q_logits = _check_q_logits(model, x, q_logits)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     lj = _log_joint(model, x)
     q = categorical.softmax(q_logits)
     # (GM.6)  ELBO_i = sum_k q_ik log p(x_i, z=k) + H(q_i)
@@ -580,7 +572,7 @@ def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
     """
     x = _validate_x(model, x)
     q_logits = _check_q_logits(model, x, q_logits)
-    dout = _check_dout(dout, x.shape[0])
+    dout = check_dout(dout, x.shape[0])
     if np.any(model.weights == 0):
         raise ValueError(
             "kl_to_posterior needs every weight positive; component(s) "

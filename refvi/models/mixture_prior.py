@@ -22,16 +22,20 @@ from scipy.linalg import solve_triangular
 from refvi import gaussian
 from refvi._validate import (
     as_data,
+    as_datum,
     as_float_array,
+    as_latent,
     check_int,
     check_lower_cholesky,
     check_rng,
+    check_weights,
     cholesky_of_spd,
+    read_only_copy,
 )
-from refvi.gaussian import _log_prob_chol, _read_only_copy
+from refvi.gaussian import _log_prob_chol
 from refvi.models import linear_gaussian, mixture
-from refvi.models.linear_gaussian import LinearGaussian, _check_datum, _check_latent
-from refvi.models.mixture import GaussianMixture, _check_weights
+from refvi.models.linear_gaussian import LinearGaussian
+from refvi.models.mixture import GaussianMixture
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import expect_gaussian
 
@@ -51,7 +55,7 @@ class MixturePrior:
     ----------
     weights : array_like, shape (J,)
         Prior mixing weights pi: non-negative, summing to one (within
-        ``refvi.models.mixture.WEIGHT_SUM_TOL``).
+        ``refvi._validate.WEIGHT_SUM_TOL``).
     a : array_like, shape (J, k)
         Prior component means.
     L_B : array_like, shape (J, k, k)
@@ -79,7 +83,7 @@ class MixturePrior:
     likelihood: LinearGaussian = field(init=False, repr=False)
 
     def __post_init__(self):
-        weights = _check_weights(self.weights, "weights")
+        weights = check_weights(self.weights, "weights")
         J = weights.shape[0]
         a = as_float_array(self.a, "a", ndim=2, shape=(J, None))
         k = a.shape[1]
@@ -92,9 +96,9 @@ class MixturePrior:
                 f"W must have k = {k} columns (the latent dimension of a); "
                 f"got shape {likelihood.W.shape}"
             )
-        object.__setattr__(self, "weights", _read_only_copy(weights))
-        object.__setattr__(self, "a", _read_only_copy(a))
-        object.__setattr__(self, "L_B", _read_only_copy(L_B))
+        object.__setattr__(self, "weights", read_only_copy(weights))
+        object.__setattr__(self, "a", read_only_copy(a))
+        object.__setattr__(self, "L_B", read_only_copy(L_B))
         object.__setattr__(self, "W", likelihood.W)
         object.__setattr__(self, "mu", likelihood.mu)
         object.__setattr__(self, "psi", likelihood.psi)
@@ -258,7 +262,7 @@ def posterior(model, x):
 def log_prior(model, z):
     """log p(z_i) = logsumexp_j [log pi_j + log N(z_i; a_j, B_j)] -> (m,); (MP.2)."""
     _check_model(model)
-    return _log_prior(model, _check_latent(z, model.k))
+    return _log_prior(model, as_latent(z, model.k))
 
 
 def log_lik(model, x, z):
@@ -273,8 +277,8 @@ def log_lik(model, x, z):
 def log_joint(model, x, z):
     """log p(x, z_i) = log p(z_i) + log p(x | z_i) -> (m,); (MP.2)."""
     _check_model(model)
-    x = _check_datum(x, model.d)
-    return _log_joint(model, x, _check_latent(z, model.k))
+    x = as_datum(x, model.d)
+    return _log_joint(model, x, as_latent(z, model.k))
 
 
 def log_posterior(model, x, z):
@@ -284,8 +288,8 @@ def log_posterior(model, x, z):
     not as log p(x, z) - log p(x), so that identity is a real check.
     """
     _check_model(model)
-    x = _check_datum(x, model.d)
-    z = _check_latent(z, model.k)
+    x = as_datum(x, model.d)
+    z = as_latent(z, model.k)
     return mixture.log_marginal(posterior(model, x[None, :]).mixture(0), z)
 
 
@@ -345,7 +349,7 @@ def elbo(
         Gauss-Hermite order per dimension (default: the quadrature module's).
     """
     _check_model(model)
-    x = _check_datum(x, model.d)
+    x = as_datum(x, model.d)
     q = _check_q(model, q)
 
     def integrand(z):
@@ -371,7 +375,7 @@ def kl_to_posterior(
     Arguments and return types as in :func:`elbo`.
     """
     _check_model(model)
-    x = _check_datum(x, model.d)
+    x = as_datum(x, model.d)
     q = _check_q(model, q)
     post = posterior(model, x[None, :]).mixture(0)
 
