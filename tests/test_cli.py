@@ -1,0 +1,143 @@
+"""`refvi verify`: report, summary, exit status 0 / 1 / 2, --json, --seeds, --debug."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refvi.cli import bundled_derivations, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """---
+settings: linear_gaussian, mixture
+---
+
+$$ D_{KL}(q \\| p) = \\int q \\log \\frac{q}{p(z|x)} dz $$
+
+```check
+kl
+= integral(exp(log_q) * (log_q - log_post))
+```
+
+$$ D_{KL}(q \\| p) = \\log p(x) + \\mathbb{E}_q[\\log q - \\log p(x, z)] $$
+
+```check
+= log_px + E_q(log_q - log_joint)
+```
+
+$$ \\text{remark} $$
+
+```check
+unchecked: prose
+```
+"""
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "good.md"
+    path.write_text(GOOD)
+    return path
+
+
+def test_holding_derivation_prints_each_line_and_exits_0(good, capsys):
+    assert main(["verify", str(good)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [row for row in out if row.strip().startswith("L")]
+    assert [row.split()[0] for row in rows] == ["L5", "L12", "L18"]
+    assert rows[0].split()[-1] == "ok" and "D_{KL}(q \\| p) = \\int" in rows[0]
+    assert "unchecked: prose" in rows[2]
+    assert f"{good}: 2 lines checked, 2 hold, 1 unchecked" in out[-2]
+    assert out[-1] == "total: 2 lines checked, 2 hold, 1 unchecked (1 files)"
+
+
+def test_failing_line_is_marked_and_exits_1(tmp_path, capsys):
+    path = tmp_path / "bad.md"
+    path.write_text(GOOD.replace("= log_px + E_q", "= log_px - E_q"))
+    assert main(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    row = next(r for r in out.splitlines() if r.strip().startswith("L12"))
+    assert row.split()[-1] == "FAIL"
+    assert "2 lines checked, 1 hold, 1 unchecked" in out
+
+
+def test_json_report(good, capsys):
+    assert main(["verify", "--json", "--seeds", "2", str(good)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["checked"], report["hold"], report["unchecked"]) == (2, 2, 1)
+    (entry,) = report["files"]
+    assert entry["seeds"] == 2 and entry["settings"] == ["linear_gaussian", "mixture"]
+    assert [line["line"] for line in entry["lines"]] == [5, 12, 18]
+    assert entry["lines"][1]["relation"] == "=" and entry["lines"][1]["holds"]
+    assert entry["lines"][2]["unchecked"] == "prose"
+    assert report["errors"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (GOOD.replace("```check\n= log_px", "\n= log_px"), 12, "no check block"),
+        (GOOD.replace("linear_gaussian, mixture", "nonsense"), 2, "unknown setting"),
+        (GOOD.replace("= log_px + E_q", "= log_px + * E_q"), 15, "syntax error"),
+        (GOOD.replace("+ E_q(log_q - log_joint)", "+ log(0 * log_px)"), 15, "NaN"),
+        (GOOD.replace("log_joint)", "log_joint) + np.zeros((3, 2))"), 15, "shapes"),
+        (GOOD.replace("kl\n", "nope\n"), 8, "unknown name 'nope'"),
+    ],
+)
+def test_malformed_input_one_line_error_exit_2(tmp_path, capsys, text, line, message):
+    path = tmp_path / "bad.md"
+    path.write_text(text)
+    assert main(["verify", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"{path}:{line}: error: ")
+    assert message in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    path = tmp_path / "bad.md"
+    path.write_text(GOOD.replace("kl\n", "kl[7]\n"))
+    assert main(["verify", "--debug", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and f"{path}:8: error: IndexError" in err
+
+
+def test_missing_file_is_an_error(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "absent.md")]) == 2
+    assert "cannot read file" in capsys.readouterr().err
+
+
+def test_seeds_must_be_positive(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", "--seeds", "0"])
+    assert stop.value.code == 2
+
+
+def test_bundled_derivations_are_the_shipped_markdown_files():
+    names = [p.name for p in bundled_derivations()]
+    expected = sorted(
+        p.name for p in (ROOT / "derivations").glob("*.md") if p.name != "README.md"
+    )
+    assert names == expected
+    for name in ("elbo_identity.md", "em.md", "aggregated_posterior.md"):
+        assert name in names
+
+
+def test_verify_of_the_seed_based_derivations_holds_in_a_subprocess():
+    paths = [
+        str(ROOT / "derivations" / name)
+        for name in ("elbo_identity.md", "em.md", "aggregated_posterior.md")
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "refvi", "verify", *paths],
+        capture_output=True,
+        text=True,
+        cwd=ROOT.parent,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "total: 33 lines checked, 33 hold, 0 unchecked (3 files)"
