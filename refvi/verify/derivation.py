@@ -625,7 +625,8 @@ def _judge_chain(nodes, separation, sigmas):
     link fails but the second holds and the first value disagrees with the
     third, the first line is the odd one out and is blamed instead.
 
-    Returns a list of (check index, deviation, holds) for every judged node.
+    Returns a list of (check index, relation, deviation, holds) for every
+    judged node.
     """
     out = []
     good = 0
@@ -652,12 +653,12 @@ def _judge_chain(nodes, separation, sigmas):
             if ok12[1] and r02 not in (None, "~") and nodes[0][0] != nodes[1][0]:
                 ok02 = _compare(nodes[0][2], nodes[2][2], r02, nodes[2][3], separation)
                 if not ok02[1]:
-                    out.append((nodes[0][0], dev, False))
-                    out.append((c, ok12[0], True))
-                    out.append((nodes[2][0], ok12[0], True))
+                    out.append((nodes[0][0], nodes[1][1], dev, False))
+                    out.append((c, nodes[1][1], ok12[0], True))
+                    out.append((nodes[2][0], r12, ok12[0], True))
                     good, i = 2, 3
                     continue
-        out.append((c, dev, holds))
+        out.append((c, nodes[i][1], dev, holds))
         if holds:
             good = i
         i += 1
@@ -736,10 +737,7 @@ def verify(derivation, seeds=None):
     path = derivation.path
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
-    verdicts = []  # per check: [relation label, deviation, holds]
-    for check in derivation.checks:
-        relations = [s.relation for s in check.sides if s.relation]
-        verdicts.append([" ".join(relations) or "def", None, True])
+    worst = [{} for _ in derivation.checks]  # per check: relation -> [dev, holds]
     for setting in derivation.settings:
         for seed in range(n_seeds):
             try:
@@ -749,16 +747,22 @@ def verify(derivation, seeds=None):
                     path, setting.line, f"setting {setting.label()}: {err}"
                 ) from None
             for chain in _instance_chains(derivation, instance):
-                for c, dev, holds in _judge_chain(
+                for c, relation, dev, holds in _judge_chain(
                     chain, derivation.separation, derivation.sigmas
                 ):
-                    verdict = verdicts[c]
-                    relation = verdict[0].split()[-1] if verdict[0] != "def" else "="
-                    verdict[1] = _worse(relation, verdict[1], dev)
-                    verdict[2] = verdict[2] and holds
-    for check, (relation, dev, holds) in zip(derivation.checks, verdicts, strict=True):
+                    old = worst[c].get(relation, [None, True])
+                    worst[c][relation] = [
+                        _worse(relation, old[0], dev),
+                        old[1] and holds,
+                    ]
+    for check, verdict in zip(derivation.checks, worst, strict=True):
+        relations = [s.relation for s in check.sides if s.relation]
+        label = " ".join(relations) or "def"
+        # shown: a failing relation first, else an equality, else the first
+        shown = sorted(verdict.items(), key=lambda kv: (kv[1][1], kv[0] != "="))
+        dev, holds = shown[0][1] if shown else (None, True)
         result.lines.append(
-            LineResult(check.line, check.latex, relation, dev, holds, check.unchecked)
+            LineResult(check.line, check.latex, label, dev, holds, check.unchecked)
         )
     return result
 

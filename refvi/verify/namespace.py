@@ -337,8 +337,6 @@ class Instance:
         Closed-form names -> regular expression of the LaTeX that names the
         quantity; a check may use a closed form only in a side of a line
         whose LaTeX matches it.
-    doc : dict
-        One line per name, for the README and error messages.
     """
 
     setting: str
@@ -346,4 +344,3 @@ class Instance:
     latent: str
     names: dict
     closed: dict = field(default_factory=dict)
-    doc: dict = field(default_factory=dict)
