@@ -1,15 +1,17 @@
 """Mutation tests: every shipped derivation's checks are perturbed one at a
-time (a sign flipped, a term dropped, one density or expectation swapped for
-another) and the checker must report exactly the perturbed line.
+time (a sign flipped, the expression negated, a term dropped, one density or
+expectation swapped for another) and the checker must report exactly the
+perturbed line.
 
 A derivation whose lines survive mutation is not verified: every expression of
-every checked line is mutated; for a line of equalities every mutant that
-changes the value must fail at that line (or stop with an error at that
-expression); for a line with an inequality, != or ~ at least one mutant must
-fail there; no mutant may make another line fail.
+every checked line is mutated and the mutant's chain verified. For a line of
+equalities every mutant that changes the value must fail at that line (or stop
+with an error at that line's check); for a line with an inequality, != or ~ at
+least one mutant must fail there; no mutant may make another line fail.
 """
 
 import ast
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -147,6 +149,20 @@ def _same_value(derivation, side, mutated_side):
     return True
 
 
+def _chain_of(derivation, c):
+    """The derivation cut to the chain holding check ``c`` (chains are judged
+    independently, so a mutant can only change the verdicts of its own chain;
+    cutting keeps the test fast)."""
+    checks = derivation.checks
+    start = c
+    while start > 0 and checks[start].sides[0].relation is not None:
+        start -= 1
+    end = c + 1
+    while end < len(checks) and checks[end].sides and checks[end].sides[0].relation:
+        end += 1
+    return replace(derivation, checks=checks[start:end])
+
+
 @pytest.mark.parametrize("path", shipped(), ids=lambda p: p.name)
 def test_every_line_is_killed_by_mutation(path):
     text = path.read_text()
@@ -154,7 +170,7 @@ def test_every_line_is_killed_by_mutation(path):
     derivation = parse(text, path.name)
     assert verify(derivation, seeds=SEEDS).ok
     survivors = []
-    for check in derivation.checks:
+    for c, check in enumerate(derivation.checks):
         if check.unchecked is not None:
             continue
         equalities = all(s.relation in (None, "=") for s in check.sides)
@@ -164,8 +180,11 @@ def test_every_line_is_killed_by_mutation(path):
             for name, source in mutants(side.source):
                 new_lines = list(lines)
                 prefix = f"{side.relation} " if side.relation else ""
-                new_lines[side.line - 1] = prefix + source
-                mutated = parse("\n".join(new_lines) + "\n", path.name)
+                end = side.line  # the side's continuation lines go with it
+                while lines[end][:1] in (" ", "\t") and lines[end].strip():
+                    end += 1
+                new_lines[side.line - 1 : end] = [prefix + source]
+                mutated = _chain_of(parse("\n".join(new_lines) + "\n", path.name), c)
                 try:
                     result = verify(mutated, seeds=SEEDS)
                 except DerivationError as err:
