@@ -62,6 +62,7 @@ CLOSED = {
     "elbo": r"(?<![\\a-zA-Z])F(?![a-zA-Z])|\\mathcal\{L\}|ELBO",
     "kl_std": r"KL",
     "entropy_p": r"H\[",
+    "F_new": r"(?<![\\a-zA-Z])F(?![a-zA-Z])",
     "kl_fn": r"KL",
     "kl_diag_fn": r"KL",
     "kl_std_fn": r"KL",
@@ -271,12 +272,77 @@ def linear_gaussian_setting(seed, k="2", d="3"):
         psi=model.psi,
         m_q=m_q,
         L_q=L_q,
+        Sigma_q=L_q @ np.swapaxes(L_q, 1, 2),
         m_post=post.m,
         S_post=post.S,
+        L_post=np.ascontiguousarray(L_post),
         kl=lg.kl_to_posterior(model, x, m_q, L_q),
         elbo=lg.elbo(model, x, m_q, L_q),
+        integral_post=_integral_continuous(post.m, REF_SCALE * L_post, order),
     )
+    names.update(_linear_gaussian_extras(model, x, rng, k, d, order))
     return Instance("linear_gaussian", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def _linear_gaussian_extras(model, x, rng, k, d, order):
+    """The names derivations/linear_gaussian.md uses beyond the common ones."""
+    P = np.diag(1.0 / model.psi)
+    C = model.cov
+    n_X = 40
+    X = rng.normal(size=(n_X, k)) @ model.W.T + model.mu
+    X = X + rng.normal(size=(n_X, d)) * np.sqrt(model.psi)
+    post_X = lg.posterior(model, X)
+    stats_X = lg_em.sufficient_stats(X)
+    new = lg_em.m_step(X, post_X)
+    iso = lg_em.m_step(X, post_X, noise="isotropic")
+    mle = lg_em.ppca_mle(X, k)
+
+    def ecll_quad(W, mu, psi, m_q, L_q):
+        """E_q[log p(x_i, z)] per datum by Gauss–Hermite (exact: the integrand
+        is quadratic in z), for parameters given as arrays."""
+        m = lg.LinearGaussian(W, mu, psi)
+        rule = GaussianRule(m_q, L_q, 4)
+        return rule.expect(_per_datum(lambda xi, z: lg.log_joint(m, xi, z), x, "lj"))
+
+    def elbo_quad(W, mu, psi, m_q, L_q):
+        """ELBO_i = E_q[log p(x_i, z) - log q_i(z)] by Gauss–Hermite."""
+        m = lg.LinearGaussian(W, mu, psi)
+        rule = GaussianRule(m_q, L_q, 4)
+        log_joint = _per_datum(lambda xi, z: lg.log_joint(m, xi, z), x, "lj")
+        return rule.expect(log_joint - Fn(rule.log_density, "log_q"))
+
+    return {
+        "C": C,
+        "P": P,
+        "M": np.eye(k) + model.W.T @ P @ model.W,
+        "b": (x - model.mu - lg.posterior(model, x).m @ model.W.T) / model.psi,
+        "zs": rng.normal(size=(x.shape[0], 5, k)),
+        "b_vec": rng.normal(size=k),
+        "A_sym": (lambda A: A + A.T)(rng.normal(size=(k, k))),
+        "g": rng.normal(size=x.shape[0]),
+        "logpdf": lambda y, mean, Sigma: stats.multivariate_normal(mean, Sigma).logpdf(
+            y
+        ),
+        "entropy": lambda mean, Sigma: stats.multivariate_normal(mean, Sigma).entropy(),
+        "grad": _numerical_grad,
+        "ecll_quad": ecll_quad,
+        "elbo_quad": elbo_quad,
+        "X": X,
+        "n_X": n_X,
+        "xbar": stats_X.xbar,
+        "Sigma_hat": stats_X.Sigma_hat,
+        "m_X": post_X.m,
+        "A_post": post_X.S @ model.W.T @ P,
+        "W_new": new.W,
+        "mu_new": new.mu,
+        "psi_new": new.psi,
+        "sigma2_new": float(iso.psi[0]),
+        "F_new": np.sum(lg.elbo(new, X, post_X.m, post_X.L_S)),
+        "psi_floor": lg_em.PSI_FLOOR_REL * float(np.mean(np.diag(stats_X.Sigma_hat))),
+        "W_ml": mle.W,
+        "mu_ml": mle.mu,
+        "sigma2_ml": float(mle.psi[0]),
+    }
 
 
 def mixture_setting(seed, K="3", d="2"):
