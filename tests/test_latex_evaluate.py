@@ -37,12 +37,12 @@ def test_kl_and_elbo_match_the_settings_closed_forms(setting):
 
 
 def test_densities_at_other_x_match_the_model_module():
-    m = make_model("aggregate", 0)
+    m = make_model("aggregated_mixture_prior", 0)
     X = m.x[::-1][:, None, None, :] + 0.3  # not the data: computed from parameters
     Z = m.z_points()
     lik = m.log_density("lik", X, Z)
     for i in range(m.x.shape[0]):
-        want = lg.log_lik(m.model, X[i, 0, 0], Z[i, 0])
+        want = lg.log_lik(m.lik, X[i, 0, 0], Z[i, 0])
         assert rel(lik[i, 0], want) <= 1e-12
 
 
@@ -62,8 +62,9 @@ def test_discrete_elbo_matches_direct_sum():
     assert rel(v, direct) <= 1e-12
 
 
-def test_aggregated_posterior_closed_form_matches_quadrature_over_x():
-    m = make_model("aggregate", 0)
+@pytest.mark.parametrize("setting", ["aggregated", "aggregated_mixture_prior"])
+def test_aggregated_posterior_closed_form_matches_quadrature_over_x(setting):
+    m = make_model(setting, 0)
     sh = Shorthands(q_z="aggregate", p_x="data")
     closed = value(r"q(z)", m, sh)[0]
     quad = value(r"\int q(z|x) p(x) dx", m, sh)[0]
@@ -116,7 +117,7 @@ def test_exact_q_variant_makes_the_kl_vanish():
 
 
 def test_well_specified_variant_recovers_the_prior():
-    m = make_model("aggregate", 0, (), (("data", "model"),))
+    m = make_model("aggregated", 0, (), (("data", "model"),))
     sh = Shorthands(q_z="aggregate", p_x="data")
     a = value(r"\int p(z|x) p(x) dx", m, sh)[0]
     b = value(r"p(z)", m, sh)[0]

@@ -42,6 +42,7 @@ class Verdict:
     deviation: float
     error: float = 0.0
     failing: list = field(default_factory=list)  # labels of failing instances
+    skipped: str | None = None  # a setting left out, and why
     values: list = field(default_factory=list)  # right-hand values per instance
     lefts: list = field(default_factory=list)
 
@@ -62,6 +63,7 @@ class LineResult:
     error: float | None = None
     hint: str | None = None
     failing: str | None = None
+    skipped: str | None = None
     reason: str | None = None
     readings: list = field(default_factory=list)  # (label, status, deviation)
     assumptions: list = field(default_factory=list)  # (name, status, deviation)
@@ -174,13 +176,20 @@ class _Judge:
             for e in (rel.left, rel.right)
         )
         dens = _is_density(rel.left, sc) and _is_density(rel.right, sc)
-        worst = Verdict(True, 0.0 if rel.op != "\\neq" else np.inf)
+        worst = Verdict(True, np.inf if rel.op == "\\neq" else -np.inf)
+        skipped = None
         for model in self.models(variant):
             vals = []
             errs = []
-            for node in (rel.left, rel.right):
-                v = self.value(node, model, 0, free_z)
-                w = self.value(node, model, 1, free_z)
+            try:
+                pairs = [
+                    tuple(self.value(node, model, lv, free_z) for lv in (0, 1))
+                    for node in (rel.left, rel.right)
+                ]
+            except ir.Unsupported as err:  # a density this setting lacks
+                skipped = (model.label.split("/")[0], err)
+                continue
+            for v, w in pairs:
                 if not np.all(np.isfinite(v[0]) | (v[1] == 0)):
                     raise EvaluationError(
                         f"a side is not finite on instance {model.label}"
@@ -203,6 +212,10 @@ class _Judge:
             worst.error = max(worst.error, err)
             worst.values.append((model, vals[1]))
             worst.lefts.append((model, vals[0]))
+        if not worst.values:
+            raise skipped[1]
+        if skipped is not None:
+            worst.skipped = f"not on {skipped[0]}: {skipped[1]}"
         return worst
 
 
@@ -251,6 +264,7 @@ def _check_relation(rel, eqs, k, scope, judge, section, latex):
     res.deviation, res.error = v.deviation, v.error
     if v.failing:
         res.failing = _summarise(v.failing, judge.seeds)
+    res.skipped = v.skipped
     if not v.holds and r.op == "=":
         res.hint = match_hint(v, r, scope)
     return res
@@ -368,6 +382,8 @@ def format_result(result, explain=False):
         out.append(head)
         if r.failing:
             out.append(f"    fails on {r.failing}")
+        if r.skipped:
+            out.append(f"    {r.skipped}")
         if r.hint:
             out.append(f"    line {r.line} fails; its value equals {r.hint}")
         for label, st, dev in r.readings:

@@ -45,7 +45,7 @@ class Model(Protocol):
     -------
     log_density(kind, X, Z)
         Log-density ``kind`` ('prior', 'lik', 'joint', 'post', 'marginal', 'q',
-        'agg', 'data') at x points ``X`` (..., d) and z points ``Z`` (..., k)
+        'agg', 'data', 'data2') at x points ``X`` (..., d) and z points ``Z`` (..., k)
         (discrete: integer labels (...,)), broadcasting the leading axes.
     z_rule(level) -> (Z, logw)
         Nodes (n, 1, M, k) and log-weights (n, 1, M) of a rule for the Lebesgue
@@ -82,9 +82,9 @@ def resolve(d, sh, latent="z", observed="x"):
         if v == z and not g:
             return "agg" if sh.q_z == "aggregate" or d.deco == "agg" else "q"
     else:
-        if d.deco in ("data", "mathrm:data", "D", "mathcal:D"):
+        if d.deco in ("data", "D", "data2"):
             if v == x and not g:
-                return "data"
+                return d.deco if d.deco == "data2" else "data"
         elif v == z and not g:
             return "prior"
         elif v == x and g == z:
@@ -176,7 +176,7 @@ class Evaluator:
 
     def _Density(self, node, sc):
         kind = resolve(node, self.sh, self.latent, self.observed)
-        needs_z = kind not in ("marginal", "data")
+        needs_z = kind not in ("marginal", "data", "data2")
         if needs_z and sc.Z is None:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
         la = self.model.log_density(kind, sc.X, sc.Z)

@@ -32,7 +32,10 @@ _SECTION_RE = re.compile(r'^section\s+"([^"]+)"\s+(\w+)$')
 _Q_Z = {"q(z|x)": "conditional", "conditional": "conditional", "aggregate": "aggregate",
         "q_agg(z)": "aggregate", "int q(z|x) p_data(x) dx": "aggregate"}  # fmt: skip
 _P_X = {"p_theta(x)": "model", "model": "model", "p_data(x)": "data", "data": "data"}
-_ASSUME_KEYS = {"data": ("model", "data"), "q": ("exact", "encoder")}
+_ASSUME_KEYS = {
+    "data": ("model", "data", "data2"),
+    "q": ("exact", "encoder", "prior", "flip"),
+}
 NON_GAUSSIAN_DEFAULT = "mixture_prior"
 
 
@@ -64,8 +67,8 @@ def _settings(value, line):
         out.append((name, pairs))
     names = {name for name, _ in out}
     if names <= set(GAUSSIAN_SETTINGS):
-        agg = "aggregate" in names
-        out.append(("aggregate_mixture_prior" if agg else NON_GAUSSIAN_DEFAULT, ()))
+        agg = "aggregated" in names
+        out.append(("aggregated_mixture_prior" if agg else NON_GAUSSIAN_DEFAULT, ()))
     return tuple(out)
 
 
@@ -104,7 +107,7 @@ def _assume(value, line):
             if not sep or k not in _ASSUME_KEYS or v not in _ASSUME_KEYS[k]:
                 raise MalformedLatex(
                     f"cannot read {kv!r} in assumption {name!r}; expected "
-                    "'data = model|data' or 'q = exact|encoder'",
+                    "'data = model|data|data2' or 'q = exact|encoder|prior|flip'",
                     line,
                 )
             pairs.append((k, v))
@@ -161,7 +164,23 @@ def read(lines):
     for section, key, value, line in entries:
         if section is not None:
             sections[section] = _apply(sections.get(section, top), key, value, line)
+    declared = {section for section, key, _, _ in entries if key == "shorthands"}
+    top = _default_shorthands(top, None in declared)
+    sections = {
+        name: _default_shorthands(scope, bool(declared & {None, name}))
+        for name, scope in sections.items()
+    }
     return top, sections, end
+
+
+def _default_shorthands(scope, declared):
+    """Where only aggregated-posterior settings are in force and nothing is
+    declared, an undecorated q(z) is the aggregated posterior (the only q(z)
+    those settings have)."""
+    names = {name for name, _ in scope.settings}
+    if declared or not names <= {"aggregated", "aggregated_mixture_prior"}:
+        return scope
+    return replace(scope, shorthands=replace(scope.shorthands, q_z="aggregate"))
 
 
 def is_key(key):

@@ -75,6 +75,15 @@ def _plain(node):
     return re.sub(r"([pq])_\w+\(", r"\1(", ir.describe(node))
 
 
+def _binds_x(node, scope):
+    """Whether ``node`` integrates or takes an expectation over x."""
+    if isinstance(node, ir.Integral | ir.Expectation) and node.var == scope.observed:
+        return True
+    children = [getattr(node, f) for f in getattr(node, "__dataclass_fields__", ())]
+    flat = [c for ch in children for c in (ch if isinstance(ch, tuple) else (ch,))]
+    return any(_binds_x(c, scope) for c in flat if hasattr(c, "__dataclass_fields__"))
+
+
 def _matches(node, targets, scope, dens):
     for model, target in targets:
         ev = Evaluator(model, scope.shorthands, 0, scope.latent, scope.observed)
@@ -102,10 +111,10 @@ def match_hint(verdict, rel, scope):
 
     A candidate written exactly as the side itself says nothing and is skipped.
     """
-    sides = [("", verdict.values, rel.right)]
+    sides = [("", verdict.values, rel.right, rel.left)]
     if isinstance(rel.right, _NAMED):  # "A = p(z)": say what A is instead
-        sides.append(("its left side ", verdict.lefts, rel.left))
-    for side, targets, written in sides:
+        sides.append(("its left side ", verdict.lefts, rel.left, rel.right))
+    for side, targets, written, other in sides:
         dens = all(np.all(t[1] > 0) for _, t in targets) and any(
             np.ndim(t[0]) == 3 and np.shape(t[0])[2] > 1 for _, t in targets
         )
@@ -114,6 +123,9 @@ def match_hint(verdict, rel, scope):
             node = _parse(latex, scope)
             if _plain(node) == _plain(written):
                 continue
+            if isinstance(node, ir.Integral) and not _binds_x(other, scope):
+                continue  # "p(z) = int p(z|x) p(x) dx" says something only
+                # when the other side is itself an average over x
             if _matches(node, targets, scope, dens):
                 return f"{side}{label}" if not side else f"{label} ({side.strip()})"
     return None

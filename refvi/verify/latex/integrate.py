@@ -19,6 +19,8 @@ def _note(r):
     out = []
     if r.failing:
         out.append(f"fails on {r.failing}")
+    if r.skipped:
+        out.append(r.skipped)
     if r.hint:
         out.append(f"line {r.line} fails; its value equals {r.hint}")
     for label, status, _ in r.readings:

@@ -7,12 +7,12 @@ function (``log_prior``, ``log_lik``, ``log_joint``, ``log_post``, ``log_q``,
 expectations under p_data), which are computed from the instance's
 parameters by the model modules (``refvi.models``).
 
-An aggregated-posterior section needs more than an instance holds: an
-encoder q(z|x) defined at every x and a data distribution p_data(x). The
-:class:`Aggregate` layer adds both on top of an instance (settings
-``aggregate`` on ``linear_gaussian(k=1, d=2)`` and ``aggregate_mixture_prior``
-on ``mixture_prior(d=2)``), with the aggregated posterior
-q(z) = int q(z|x) p_data(x) dx in closed form.
+An aggregated-posterior section needs an encoder q(z|x) defined at every x
+and a data distribution p_data(x): the derivation checker's ``aggregated``
+setting (linear-Gaussian) has both (:class:`AggregatedModel`); for its
+non-Gaussian counterpart ``aggregated_mixture_prior`` the :class:`Aggregate`
+layer adds them on top of a ``mixture_prior`` instance, with the aggregated
+posterior q(z) = int q(z|x) p_data(x) dx in closed form.
 
 Variants (``data='model'``: p_data is the model marginal; ``q='exact'``: q(z|x)
 is the exact posterior) express a section's assumptions.
@@ -140,6 +140,13 @@ class ContinuousModel:
             )
             self.lik = self.model.likelihood
         self.k, self.d = self.model.k, self.model.d
+        if (
+            self.variant.get("q", "exact") != "exact"
+            or self.variant.get("data", "model") != "model"
+        ):
+            raise Unsupported(
+                f"variant {self.variant} exists only in the aggregated setting"
+            )
         self._memo, self._rules = {}, {}
         self._x_data = self.x[:, None, None, :]
         self._boxes()
@@ -193,7 +200,7 @@ class ContinuousModel:
             raise Unsupported(
                 f"setting {self.label.split('/')[0]} has no encoder q(z|x) at other x, "
                 "no p_data(x) and no aggregated posterior: declare the setting "
-                "aggregate or aggregate_mixture_prior"
+                "aggregated or aggregated_mixture_prior"
             )
         return self.layer
 
@@ -245,6 +252,8 @@ class ContinuousModel:
             return self._log_agg(Z)
         if kind == "data":
             return self._log_data(X)
+        if kind == "data2":
+            raise Unsupported("p_data2(x) exists only in the aggregated setting")
         raise ValueError(f"unknown density kind {kind!r}")
 
     # -- quadrature --------------------------------------------------------------
@@ -398,16 +407,139 @@ def _random_chol(rng, k, scale):
     return L
 
 
+class AggregatedModel:
+    """The derivation checker's ``aggregated`` setting, seen by the evaluator.
+
+    Its densities are functions of test points z (m, 1) and points x (N, d)
+    (``log_enc``, ``log_post``, ``log_prior``, ``log_pdata``, ``log_pmodel``,
+    ``log_q_agg``); the free x of a line is each of its ``x_test`` points.
+    p(x|z) and p(x, z) follow from the posterior and the marginal by Bayes'
+    rule. Variants: ``q`` = 'exact' (the posterior), 'prior' (q(z|x) = p(z)),
+    'flip' (the setting's mirrored encoder); ``data`` = 'model' (p_theta(x)),
+    'data2' (the setting's p_data2, which differs from p_theta only where the
+    posterior mean does not look).
+    """
+
+    discrete = False
+    gaussian = True
+    _Q = {"encoder": "log_enc", "exact": "log_post", "prior": "log_enc_prior",
+          "flip": "log_enc_flip"}  # fmt: skip
+    _DATA = {"data": "log_pdata", "model": "log_pmodel", "data2": "log_pdata2"}
+
+    def __init__(self, instance, label, variant=None):
+        names = instance.names
+        self.names, self.variant, self.label = names, dict(variant or {}), label
+        self.x = names["x_test"]
+        self.k, self.d = 1, self.x.shape[1]
+        self._rules, self._memo = {}, {}
+        self._x_data = self.x[:, None, None, :]
+        q, data = self.variant.get("q", "encoder"), self.variant.get("data", "data")
+        if q not in self._Q or data not in self._DATA:
+            raise Unsupported(f"the aggregated setting has no variant {self.variant}")
+        self._q, self._data = self._Q[q], self._DATA[data]
+        self._boxes()
+
+    def _pairs(self, fn, X, Z):
+        """``fn(z (m, 1), x (N, d)) -> (N, m)`` on the broadcast (n, Mx, Mz)."""
+        n = max(X.shape[0], Z.shape[0])
+        return np.stack(
+            [
+                fn(Z[min(i, Z.shape[0] - 1), 0], X[min(i, X.shape[0] - 1), :, 0])
+                for i in range(n)
+            ]
+        )
+
+    def _of_z(self, name, Z):
+        f = self.names[name]
+        return np.stack([f(Z[i, 0])[None, :] for i in range(Z.shape[0])])
+
+    def _of_x(self, name, X):
+        f = self.names[name]
+        return np.stack([f(X[i, :, 0])[:, None] for i in range(X.shape[0])])
+
+    def log_density(self, kind, X, Z):
+        if kind == "prior":
+            return self._of_z("log_prior", Z)
+        if kind == "marginal":
+            return self._of_x("log_pmodel", X)
+        if kind == "data":
+            return self._of_x(self._data, X)
+        if kind == "data2":
+            return self._of_x("log_pdata2", X)
+        if kind == "post":
+            return self._pairs(self.names["log_post"], X, Z)
+        if kind == "joint":
+            return self.log_density("post", X, Z) + self._of_x("log_pmodel", X)
+        if kind == "lik":
+            return self.log_density("joint", X, Z) - self._of_z("log_prior", Z)
+        if kind == "q":
+            return self._pairs(self.names[self._q], X, Z)
+        if kind == "agg":
+            if not self.variant:
+                return self._of_z("log_q_agg", Z)
+            X, logw = self.x_rule(0)  # no closed form: quadrature over x
+            vals = self.log_density("q", X, Z) + self.log_density("data", X, Z)
+            return logsumexp(vals + logw, axis=1, keepdims=True)
+        raise ValueError(f"unknown density kind {kind!r}")
+
+    def _boxes(self):
+        nm = self.names
+        M, S, A, b, s = nm["M"], nm["S"], nm["A"], nm["b"], nm["sigma_q"]
+        xs = np.vstack(
+            [self.x, nm["m_data"][None], nm["m_data2"][None], nm["mu"][None]]
+        )
+        z_means = np.concatenate([[0.0], (xs - nm["mu"]) @ M[0], xs @ A[0] + b[0]])
+        z_means = np.concatenate([z_means, -z_means])  # the mirrored encoder
+        z_stds = [1.0, np.sqrt(S[0, 0]), s]
+        for C in (nm["C_data"], nm["C"], nm["C_data2"]):
+            z_stds.append(np.sqrt(A @ C @ A.T + s**2).item())
+            z_stds.append(np.sqrt(M @ C @ M.T + S).item())
+        self.z_box = _Box.cover(
+            z_means[:, None], np.full((z_means.size, 1), max(z_stds))
+        )
+        self.z_box.sigma_min = min(z_stds)
+        covs = [nm["C_data"], nm["C"], nm["C_data2"]]
+        x_means = np.vstack([nm["m_data"], nm["mu"], nm["m_data2"]])
+        x_stds = np.vstack([np.sqrt(np.diag(C)) for C in covs])
+        self.x_box = _Box.cover(x_means, x_stds)
+        ridges = [s / np.max(np.abs(A)), np.sqrt(S[0, 0]) / np.max(np.abs(M))]
+        self.x_box.sigma_min = min(self.x_box.sigma_min, *ridges)
+
+    def z_rule(self, level):
+        if ("z", level) not in self._rules:
+            nodes, logw = self.z_box.rule(level)
+            n = self.x.shape[0]
+            self._rules["z", level] = (
+                np.broadcast_to(nodes, (n, 1) + nodes.shape),
+                np.broadcast_to(logw, (n, 1, logw.shape[0])),
+            )
+        return self._rules["z", level]
+
+    def x_rule(self, level):
+        if ("x", level) not in self._rules:
+            nodes, logw = self.x_box.rule(level)
+            self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
+        return self._rules["x", level]
+
+    def z_points(self):
+        if "points" not in self._rules:
+            pts = self.names["z"]
+            self._rules["points"] = (
+                np.broadcast_to(pts, (self.x.shape[0], 1) + pts.shape),
+            )
+        return self._rules["points"][0]
+
+    def x_data(self):
+        return self._x_data
+
+
 #: Settings of the LaTeX checker: issue-5 settings (refvi.verify.settings)
 #: with their options, and the aggregated-posterior layer on two of them.
-LAYERED = {
-    "aggregate": ("linear_gaussian", (("k", "1"), ("d", "2"))),
-    "aggregate_mixture_prior": ("mixture_prior", ()),
-}
-SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", *LAYERED)
+LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ())}
+SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", *LAYERED)
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
 #: checker's pair of Gaussians, which the LaTeX checker has no model for).
-GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregate", "gaussian")
+GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian")
 
 
 @lru_cache(maxsize=64)
@@ -427,7 +559,7 @@ def make_model(setting, seed, options=(), variant=()):
     holds assumptions (``("data", "model")``, ``("q", "exact")``).
     """
     base, layered_options = LAYERED.get(setting, (setting, ()))
-    if base not in ("linear_gaussian", "mixture_prior", "mixture"):
+    if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated"):
         raise Unsupported(
             f"setting {setting!r} is not a latent-variable model the LaTeX checker "
             f"knows; known: {', '.join(SETTINGS)}"
@@ -435,6 +567,8 @@ def make_model(setting, seed, options=(), variant=()):
     opts = dict(layered_options + tuple(options))
     instance = _instance(base, seed, tuple(sorted(opts.items())))
     label = f"{setting}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
+    if base == "aggregated":
+        return AggregatedModel(instance, label, dict(variant))
     if base == "mixture":
         return DiscreteModel(instance, label, dict(variant))
     layer = Aggregate.draw(instance) if setting in LAYERED else None
