@@ -443,8 +443,9 @@ def latex_sides(latex):
 def _check_closed_forms(check, instance, path):
     """A closed form may appear only in a side whose LaTeX names the quantity.
 
-    The check's sides are matched to the equation's sides from the right: the
-    last expression computes the last side, and so on.
+    A block that starts a chain computes the equation's left side with its
+    first expression and the right-most sides with the others; a block that
+    continues a chain computes the right-most sides.
     """
     parts = latex_sides(check.latex)
     if len(check.sides) > len(parts):
@@ -454,9 +455,12 @@ def _check_closed_forms(check, instance, path):
             f"the check has {len(check.sides)} expressions but the equation has "
             f"only {len(parts)} side(s)",
         )
-    for side, part in zip(
-        check.sides, parts[len(parts) - len(check.sides) :], strict=True
-    ):
+    m = len(check.sides)
+    if check.sides[0].relation is None:  # first expression: the left side
+        matched = [parts[0], *parts[len(parts) - m + 1 :]]
+    else:  # a continued chain computes the right-most sides
+        matched = parts[len(parts) - m :]
+    for side, part in zip(check.sides, matched, strict=True):
         for name in sorted(side.names & set(instance.closed)):
             if not re.search(instance.closed[name], part):
                 raise DerivationError(
