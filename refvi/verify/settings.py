@@ -64,6 +64,8 @@ CLOSED = {
     "entropy_p": r"H\[",
     "F_new": r"(?<![\\a-zA-Z])F(?![a-zA-Z])",
     "kl_fn": r"KL",
+    "kl_of": r"KL",
+    "elbo_of": r"ELBO",
     "kl_diag_fn": r"KL",
     "kl_std_fn": r"KL",
     "kl_std_diag_fn": r"KL",
@@ -388,12 +390,84 @@ def mixture_setting(seed, K="3", d="2"):
         K=K,
         weights=model.weights,
         means=model.means,
-        covariances=model.dense_covariances,
+        covariances=model.dense_covariances(),
         q_logits=q_logits,
         kl=mixture.kl_to_posterior(model, x, q_logits),
         elbo=mixture.elbo(model, x, q_logits),
     )
+    names.update(_mixture_extras(model, x, q_logits, rng))
     return Instance("mixture", seed, DISCRETE, names, dict(CLOSED))
+
+
+#: The covariance floor (reg_covar) of the mixture setting's M-steps; large
+#: enough that its terms are visible at the checker's tolerance.
+REG_COVAR = 0.05
+
+
+def _mixture_extras(model, x, q_logits, rng):
+    """The names derivations/mixture.md uses beyond the common ones."""
+    n, K, d = x.shape[0], model.n_components, model.dim
+    weights, means, L = model.weights, model.means, model.L
+
+    def log_joint_fn(eta, means, L, covariance_type="full"):
+        pi = np.exp(eta - np.max(eta))
+        m = mixture.GaussianMixture(pi / np.sum(pi), means, L, covariance_type)
+        return mixture.log_joint(m, x)
+
+    def full(eta, means, L):
+        pi = np.exp(eta - np.max(eta))
+        return mixture.GaussianMixture(pi / np.sum(pi), means, L)
+
+    L_tied = _random_L(rng, d)
+    s_diag = rng.uniform(0.5, 1.5, size=(K, d))
+    s_sph = rng.uniform(0.5, 1.5, size=K)
+    diff = x[:, None, :] - means  # (n, K, d)
+    n_X = 40
+    X = means[rng.integers(K, size=n_X)] + rng.normal(size=(n_X, d))
+    R_X = mixture.responsibilities(model, X)
+    fits = {
+        t: mixture_em.m_step(X, R_X, t, reg_covar=REG_COVAR)
+        for t in ("full", "tied", "diag", "spherical")
+    }
+    r = mixture.responsibilities(model, x)
+    return {
+        "labels": np.broadcast_to(np.arange(K), (n, K)),
+        "eta": np.log(weights),
+        "L": L,
+        "L_tied": L_tied,
+        "s_diag": s_diag,
+        "s_sph": s_sph,
+        "Y": np.linalg.solve(L[None], diff[..., None])[..., 0],
+        "Y_tied": np.linalg.solve(L_tied, diff[..., None])[..., 0],
+        "Y_diag": diff / s_diag,
+        "Y_sph": diff / s_sph[:, None],
+        "gw": rng.normal(size=(n, K)),
+        "logpdf": lambda y, mean, Sigma: stats.multivariate_normal(mean, Sigma).logpdf(
+            y
+        ),
+        "grad": _numerical_grad,
+        "log_joint_fn": log_joint_fn,
+        "kl_of": lambda eta, means, L: mixture.kl_to_posterior(
+            full(eta, means, L), x, q_logits
+        ),
+        "elbo_of": lambda eta, means, L: mixture.elbo(full(eta, means, L), x, q_logits),
+        "log_px_of": lambda eta, means, L: mixture.log_marginal(full(eta, means, L), x),
+        "Q_aux": mixture_em.auxiliary(model, x, r),
+        "Q_aux_reg": mixture_em.auxiliary(model, x, r, reg_covar=REG_COVAR),
+        "reg": REG_COVAR,
+        "X": X,
+        "n_X": n_X,
+        "R_X": R_X,
+        "N_k": np.sum(R_X, axis=0),
+        "s_k": R_X.T @ X,
+        "S_k": np.einsum("ik,id,ie->kde", R_X, X, X),
+        "weights_new": fits["full"].weights,
+        "means_new": fits["full"].means,
+        "cov_new": fits["full"].dense_covariances(),
+        "cov_tied_new": fits["tied"].dense_covariances()[0],
+        "var_diag_new": fits["diag"].L ** 2,
+        "var_sph_new": fits["spherical"].L ** 2,
+    }
 
 
 def mixture_prior_setting(seed, J="2", d="2"):
