@@ -149,6 +149,12 @@ def test_instances_are_deterministic():
     assert not np.array_equal(first.names["x"], other.names["x"])
 
 
+def test_a_check_cannot_change_the_instance():
+    text = doc(block("a = b", "log_px.sort()"), "linear_gaussian")
+    with pytest.raises(DerivationError, match="read-only"):
+        run(text)
+
+
 def test_unchecked_lines_are_counted_and_break_the_chain():
     text = doc(
         block("a = b", "unchecked: prose only") + block("D_{KL} = KL", "kl", "= kl")

@@ -477,8 +477,13 @@ def _check_closed_forms(check, instance, path):
 
 @lru_cache(maxsize=256)
 def make_instance(name, options, seed):
-    """The instance of setting ``name`` for ``seed`` (cached; instances are pure)."""
-    return settings_module.SETTINGS[name](seed, **dict(options))
+    """The instance of setting ``name`` for ``seed`` (cached, so its arrays are
+    made read-only: a check cannot change what later checks see)."""
+    instance = settings_module.SETTINGS[name](seed, **dict(options))
+    for value in instance.names.values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return instance
 
 
 def _evaluate_side(side, instance, path):
