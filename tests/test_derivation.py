@@ -269,10 +269,24 @@ def test_monte_carlo_estimate_only_compared_by_tilde():
         run(text)
 
 
-def test_unknown_setting_option_is_an_error():
-    text = doc(block("a = b", "log_px"), "linear_gaussian(colour=red)")
+@pytest.mark.parametrize("option", ["colour=red", "q=triangular"])
+def test_unknown_setting_option_is_an_error(option):
+    text = doc(block("a = b", "log_px"), f"linear_gaussian({option})")
     with pytest.raises(DerivationError, match=r"t.md:2: error: setting"):
         run(text)
+
+
+@pytest.mark.parametrize("family", ["full", "diag", "posterior"])
+def test_q_family_option(family):
+    text = doc(
+        block("D_{KL} = KL", "kl", "= E_q(log_q - log_post)")
+        + block("L_q = L", "L_q", "= L_q * np.eye(k)")
+        + block("D_{KL} = 0", "E_q(log_q - log_post)", "= 0"),
+        f"linear_gaussian(q={family})",
+    )
+    result = run(text)
+    holds = [r.holds for r in result.lines]
+    assert holds == [True, family == "diag", family == "posterior"]
 
 
 def test_settings_with_options_parse():

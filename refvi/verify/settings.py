@@ -222,8 +222,17 @@ def gaussian_setting(seed, d="2"):
     return Instance("gaussian", seed, CONTINUOUS, names, dict(CLOSED))
 
 
-def linear_gaussian_setting(seed, k="2", d="3"):
-    """z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q_i a random full Gaussian.
+#: The families q can be drawn from in the linear-Gaussian setting.
+Q_FAMILIES = ("full", "diag", "posterior")
+
+
+def linear_gaussian_setting(seed, k="2", d="3", q="full"):
+    """z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q_i a random Gaussian.
+
+    ``q`` is the family of q: ``"full"`` (a random full covariance, default),
+    ``"diag"`` (a random diagonal one) or ``"posterior"`` (q_i = p(z|x_i)
+    exactly, the E-step's choice). The draws of the model and data do not
+    depend on ``q``.
 
     Parameters ``W`` (d, k), ``mu`` (d,), ``psi`` (d,); ``m_q`` (n, k),
     ``L_q`` (n, k, k); posterior ``m_post`` (n, k), ``S_post`` (k, k).
@@ -231,6 +240,8 @@ def linear_gaussian_setting(seed, k="2", d="3"):
     (``linear_gaussian.elbo``).
     """
     k, d = int(k), int(d)
+    if q not in Q_FAMILIES:
+        raise TypeError(f"q must be one of {', '.join(Q_FAMILIES)}; got {q!r}")
     rng = np.random.default_rng(seed)
     model = lg.LinearGaussian(
         rng.normal(size=(d, k)), rng.normal(size=d), rng.uniform(0.3, 1.5, size=d)
@@ -240,6 +251,10 @@ def linear_gaussian_setting(seed, k="2", d="3"):
     m_q = post.m + rng.normal(scale=0.7, size=post.m.shape)
     L_q = np.stack([_random_L(rng, k, 0.8) for _ in range(N_DATA)])
     L_post = np.broadcast_to(post.L_S, (N_DATA, k, k))
+    if q == "diag":
+        L_q = L_q * np.eye(k)
+    elif q == "posterior":
+        m_q, L_q = post.m, np.array(L_post)
     order = 32  # the integrands here are quadratic in z except in integral()
     q_rule = GaussianRule(m_q, L_q, order)
     post_rule = GaussianRule(post.m, L_post, order)
