@@ -269,7 +269,7 @@ def test_monte_carlo_estimate_only_compared_by_tilde():
         run(text)
 
 
-@pytest.mark.parametrize("option", ["colour=red", "q=triangular"])
+@pytest.mark.parametrize("option", ["colour=red", "q=triangular", "k=two"])
 def test_unknown_setting_option_is_an_error(option):
     text = doc(block("a = b", "log_px"), f"linear_gaussian({option})")
     with pytest.raises(DerivationError, match=r"t.md:2: error: setting"):

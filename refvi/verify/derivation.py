@@ -751,7 +751,7 @@ def verify(derivation, seeds=None):
         for seed in range(n_seeds):
             try:
                 instance = make_instance(setting.name, setting.options, seed)
-            except TypeError as err:
+            except (TypeError, ValueError) as err:
                 raise DerivationError(
                     path, setting.line, f"setting {setting.label()}: {err}"
                 ) from None
