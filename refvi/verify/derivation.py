@@ -76,7 +76,10 @@ _ALLOWED_NODES = (
     ast.unaryop,
 )
 
-_RELATION_RE = re.compile(r"^(<=|>=|!=|~|=|<|>)(?!=)\s*(.*)$")
+#: A check line's leading relation (two-character ones tried first).
+_RELATION_RE = re.compile(
+    "^(" + "|".join(map(re.escape, RELATIONS)) + r")(?!=)\s*(.*)$"
+)
 _DIRECTIVE_RE = re.compile(r"^(unchecked|tol)\s*:\s*(.*)$")
 _LATEX_REL_RE = re.compile(
     r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|\\approx(?![a-zA-Z])"
