@@ -33,10 +33,13 @@ from refvi.models import linear_gaussian_em as lg_em
 from refvi.models import mixture, mixture_em
 from refvi.models import mixture_prior as mp
 from refvi.verify.gradcheck import numerical_gradient
+from refvi.verify.montecarlo import mc_mean
 from refvi.verify.namespace import (
     CONTINUOUS,
     DISCRETE,
+    MC_DRAWS,
     DiscreteRule,
+    Estimate,
     Fn,
     GaussianRule,
     Instance,
@@ -492,7 +495,7 @@ def mixture_prior_setting(seed, J="2", d="2"):
     rule per component); q_i is a random Gaussian. ``kl`` and ``elbo`` have no
     closed form: they are ``mixture_prior.kl_to_posterior`` / ``elbo`` by the
     model module's own quadrature. Parameters ``weights``, ``a``, ``B``,
-    ``W``, ``mu``, ``psi``.
+    ``W``, ``mu``, ``psi``, ``J``; points ``zs`` (n, 7, 1); ``MC_x_given``.
     """
     J, d, k = int(J), int(d), 1
     rng = np.random.default_rng(seed)
@@ -573,7 +576,35 @@ def mixture_prior_setting(seed, J="2", d="2"):
             [mp.elbo(model, x[i], q, order=order).value for i, q in enumerate(qs)]
         ),
     )
+    # drawn from a second generator, so the instance above stays as it was
+    extra = np.random.default_rng((seed, 3))
+    names.update(
+        J=J,
+        zs=extra.normal(size=(N_DATA, 7, k)) * 1.5,
+        MC_x_given=_ancestral_moments(model, seed),
+    )
     return Instance("mixture_prior", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def _ancestral_moments(model, seed):
+    """``MC_x_given(f, n=4000)``: for each prior component j, the Monte Carlo
+    mean of f(x) over x drawn ancestrally given j (z ~ N(a_j, B_j), then
+    x ~ N(W z + mu, Psi)), as an ``Estimate`` of shape (J, ...)."""
+
+    def mc(f, n=MC_DRAWS):
+        rng = np.random.default_rng((seed, 2))
+        means, ses = [], []
+        for j in range(model.J):
+            z = gaussian.sample(gaussian.Gaussian(model.a[j], model.L_B[j]), rng, n)
+            eps = rng.standard_normal((n, model.d))
+            est = mc_mean(
+                np.asarray(f(z @ model.W.T + model.mu + eps * np.sqrt(model.psi)))
+            )
+            means.append(est.mean)
+            ses.append(est.se)
+        return Estimate(np.stack(means), np.stack(ses), n)
+
+    return mc
 
 
 # ---------------------------------------------------------------------------
