@@ -45,6 +45,16 @@ def _build_parser():
     verify.add_argument(
         "--debug", action="store_true", help="show the traceback of an error"
     )
+    verify.add_argument(
+        "--latex-only",
+        action="store_true",
+        help="ignore the check blocks: check every line from its LaTeX alone",
+    )
+    verify.add_argument(
+        "--explain",
+        action="store_true",
+        help="print how each LaTeX-checked line was read (its typed form)",
+    )
     return parser
 
 
@@ -71,7 +81,7 @@ def _verify(args):
     results, errors = [], []
     for path, name in targets:
         try:
-            result = verify_file(path, seeds=args.seeds)
+            result = verify_file(path, seeds=args.seeds, latex_only=args.latex_only)
         except DerivationError as err:
             message = f"{name}:{err.line}: error: {err.message}"
             errors.append(message)
@@ -82,7 +92,7 @@ def _verify(args):
         result.path = name
         results.append(result)
         if not args.json:
-            print("\n".join(format_file(result)))
+            print("\n".join(format_file(result, explain=args.explain)))
     if args.json:
         print(to_json(results, errors))
     else:

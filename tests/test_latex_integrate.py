@@ -1,11 +1,13 @@
 """The LaTeX checker's results in the derivation checker's result type
 (refvi.verify.latex.integrate)."""
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from refvi.verify.latex import MalformedLatex
+from refvi.verify.latex import MalformedLatex, check_latex_file, check_latex_text
 from refvi.verify.latex.integrate import latex_line_results
 
 TEXT = r"""---
@@ -60,3 +62,113 @@ def test_malformed_display_raises_with_its_line():
             "---\n---\n$$ \\frac{a $$\n", "t.md", [3], 2, SimpleNamespace
         )
     assert info.value.line == 3
+
+
+# ---------------------------------------------------------------------------
+# `refvi verify`: blocks and LaTeX in one file, --latex-only, --explain.
+
+MIXED = r"""---
+settings: linear_gaussian
+---
+$$ D_{KL}(q \| p(z|x)) = \log p(x) - F(q) $$
+
+```check
+kl
+= log_px - elbo
+```
+
+$$ \log p(x) \ge \mathrm{ELBO} $$
+
+$$ \log p(x) \le \mathrm{ELBO} $$
+"""
+
+
+def run_cli(capsys, *args):
+    from refvi.cli import main
+
+    status = main(["verify", *map(str, args)])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_refvi_verify_checks_lines_without_a_block_from_their_latex(tmp_path, capsys):
+    path = tmp_path / "mixed.md"
+    path.write_text(MIXED)
+    status, out, _ = run_cli(capsys, path)
+    assert status == 1  # line 13 fails
+    rows = [r for r in out.splitlines() if r.startswith("  L")]
+    assert [r.split()[0] for r in rows] == ["L4", "L11", "L13"]
+    assert rows[0].endswith("ok  [block]")
+    assert rows[1].endswith("ok  [latex]") and rows[2].endswith("FAIL  [latex]")
+    assert "fails on linear_gaussian (3/3 instances)" in out
+
+
+def test_latex_only_ignores_the_check_blocks(tmp_path, capsys):
+    path = tmp_path / "mixed.md"
+    path.write_text(MIXED)
+    _, out, _ = run_cli(capsys, "--latex-only", "--explain", path)
+    rows = [r for r in out.splitlines() if r.startswith("  L")]
+    assert rows[0].startswith("  L4") and rows[0].endswith("ok  [latex]")
+    assert "KL(q || p(z|x))    : scalar of (x)" in out  # --explain: the typed form
+
+
+def test_malformed_latex_through_refvi_verify_exits_2(tmp_path, capsys):
+    path = tmp_path / "bad.md"
+    path.write_text("---\nsettings: linear_gaussian\n---\n\n$$ \\left( p(z) $$\n")
+    status, _, err = run_cli(capsys, path)
+    assert status == 2
+    assert err.strip() == f"{path}:5: error: unbalanced brackets: '(' is never closed"
+
+
+# ---------------------------------------------------------------------------
+# The bundled derivations and the README's worked example.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Bundled lines that hold by their check blocks but not from the LaTeX alone,
+#: keyed by their LaTeX, with the reason: each needs a declaration its file's
+#: front matter does not make.
+NEEDS_DECLARATION = {
+    # section "The seed's mismatch line": q(z) there averages q(z|x) over
+    # p_theta(x), not p_data(x) (needs `assume: ... (data = model)`)
+    r"q_{\phi}(z) = \int q_{\phi}(z|x) p_\theta(x) dx \neq \int "
+    r"p_{\theta}(z|x) p_\theta(x) dx = p_{\theta}(z)": {"="},
+    # a hypothetical encoder q(z|x) = p(z) (needs `assume: ... (q = prior)`)
+    r"q_\phi(z|x) = p_\theta(z) \neq p_\theta(z|x)": {"="},
+    r"\int q_\phi(z|x) \, p_\theta(x) \, dx = p_\theta(z)": {"="},
+}
+
+
+def test_bundled_derivations_hold_from_their_latex_or_say_why(capsys):
+    # what `refvi verify --latex-only` computes: every line from its LaTeX
+    from refvi.cli import bundled_derivations
+
+    listed = []
+    for path in bundled_derivations():
+        for r in check_latex_file(path).lines:
+            where = f"{path.name}:{r.line}"
+            if r.status == "fails":
+                assert r.op in NEEDS_DECLARATION.get(r.latex, ()), f"{where} fails"
+                listed.append(f"{where}: needs a declaration")
+            if r.status == "unsupported":
+                assert r.reason, where
+                listed.append(f"{where}: {r.reason}")
+    with capsys.disabled():
+        print(f"\n{len(listed)} bundled lines not checkable from the LaTeX alone")
+
+
+def test_readme_worked_example_gives_the_verdicts_it_states():
+    text = (ROOT / "derivations" / "README.md").read_text()
+    example = re.search(
+        r"<!-- latex-example -->\n```markdown\n(.*?)```\n<!-- /latex-example -->",
+        text,
+        flags=re.S,
+    ).group(1)
+    result = check_latex_text(example, "example.md")
+    assert [r.status for r in result.lines] == ["holds", "fails", "holds"]
+    failing = result.lines[1]
+    assert f"line {failing.line} fails; its value equals {failing.hint}" in text
+    assert [st for _, st, _ in result.lines[2].readings] == ["holds", "fails"]
+    for label, _, _ in result.lines[2].readings:
+        assert label in text

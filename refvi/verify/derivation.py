@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from refvi.verify import settings as settings_module
+from refvi.verify.latex import frontmatter as latex_frontmatter
+from refvi.verify.latex.integrate import latex_line_results
+from refvi.verify.latex.models import LAYERED as LATEX_ONLY_SETTINGS
+from refvi.verify.latex.tokens import MalformedLatex
 from refvi.verify.montecarlo import MCEstimate, z_test
 from refvi.verify.namespace import FN_UFUNCS, Estimate, Fn
 
@@ -131,6 +135,9 @@ class Check:
         The reason given after ``unchecked:``.
     tol : float
         Tolerance of this line's comparisons.
+    method : str
+        ``"block"``, or ``"latex"`` for a display without a check block
+        (checked from its LaTeX by ``refvi.verify.latex``).
     """
 
     line: int
@@ -138,6 +145,7 @@ class Check:
     sides: tuple
     unchecked: str | None
     tol: float
+    method: str = "block"
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,7 @@ class Derivation:
     separation: float
     sigmas: float
     checks: tuple
+    source: str = ""  # the file's text, for the LaTeX checker
 
 
 # ---------------------------------------------------------------------------
@@ -187,7 +196,9 @@ def _parse_front_matter(lines, path):
             continue
         key, sep, value = text.partition(":")
         key = key.strip()
-        if not sep or key not in FRONT_MATTER_KEYS:
+        if not sep or (
+            key not in FRONT_MATTER_KEYS and not latex_frontmatter.is_key(key)
+        ):
             raise DerivationError(
                 path,
                 i + 1,
@@ -210,7 +221,7 @@ def _parse_settings(value, line, path):
     for name, opts in items:
         if not name:
             continue
-        if name not in settings_module.SETTINGS:
+        if name not in settings_module.SETTINGS and name not in LATEX_ONLY_SETTINGS:
             known = ", ".join(sorted(settings_module.SETTINGS))
             raise DerivationError(
                 path, line, f"unknown setting {name!r}; known settings: {known}"
@@ -331,8 +342,13 @@ def _parse_check_block(body, start, path, tol):
     return sides, unchecked, tol
 
 
-def parse(text, path="<derivation>"):
-    """Parse a derivation's text into a ``Derivation`` (raises DerivationError)."""
+def parse(text, path="<derivation>", from_latex=False, latex_only=False):
+    """Parse a derivation's text into a ``Derivation`` (raises DerivationError).
+
+    With ``from_latex`` (as ``refvi verify`` reads files) a display without a check
+    block is checked from its LaTeX alone (``refvi.verify.latex``); without it
+    such a display is an error. ``latex_only`` ignores every check block.
+    """
     lines = text.splitlines()
     meta, i = _parse_front_matter(lines, path)
     if "settings" not in meta:
@@ -345,8 +361,22 @@ def parse(text, path="<derivation>"):
     separation = _number(meta, "separation", DEFAULT_SEPARATION, float, path)
     sigmas = _number(meta, "sigmas", DEFAULT_SIGMAS, float, path)
 
+    source = text  # `text` is reused below for each line
     checks = []
     pending = None  # (line, latex) of a display still waiting for its check
+    from_latex = from_latex or latex_only
+
+    def unblocked(display):
+        """The check of a display without a check block."""
+        if not from_latex:
+            raise DerivationError(
+                path,
+                display[0],
+                "displayed equation has no check block (follow it with "
+                "```check ... ``` or a block holding 'unchecked: <reason>')",
+            )
+        return Check(display[0], display[1], (), None, tolerance, "latex")
+
     n = len(lines)
     while i < n:
         text = lines[i].strip()
@@ -358,7 +388,10 @@ def parse(text, path="<derivation>"):
                 raise DerivationError(
                     path, i + 1, f"code block opened here is not closed by {ticks}"
                 )
-            if info == "check":
+            if info == "check" and latex_only and pending is not None:
+                checks.append(unblocked(pending))
+                pending = None
+            elif info == "check":
                 if pending is None:
                     raise DerivationError(
                         path,
@@ -371,21 +404,16 @@ def parse(text, path="<derivation>"):
                 checks.append(Check(pending[0], pending[1], sides, unchecked, tol))
                 pending = None
             elif pending is not None:
-                raise DerivationError(
-                    path, pending[0], "displayed equation has no check block"
-                )
+                checks.append(unblocked(pending))
+                pending = None
             i = end + 1
             continue
         if not text:
             i += 1
             continue
         if pending is not None:
-            raise DerivationError(
-                path,
-                pending[0],
-                "displayed equation has no check block (follow it with "
-                "```check ... ``` or a block holding 'unchecked: <reason>')",
-            )
+            checks.append(unblocked(pending))
+            pending = None
         if "$$" in text:
             if not text.startswith("$$"):
                 raise DerivationError(
@@ -408,19 +436,20 @@ def parse(text, path="<derivation>"):
             pending = (start + 1, latex)
         i += 1
     if pending is not None:
-        raise DerivationError(path, pending[0], "displayed equation has no check block")
+        checks.append(unblocked(pending))
     return Derivation(
-        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks)
+        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks), source
     )
 
 
-def parse_file(path):
-    """Read and parse a derivation file."""
+def parse_file(path, latex_only=False):
+    """Read and parse a derivation file as ``refvi verify`` does: a display
+    without a check block is checked from its LaTeX."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise DerivationError(path, 0, f"cannot read file: {err}") from None
-    return parse(text, path)
+    return parse(text, path, from_latex=True, latex_only=latex_only)
 
 
 # ---------------------------------------------------------------------------
@@ -579,6 +608,9 @@ class LineResult:
     deviation: float | None
     holds: bool
     unchecked: str | None = None
+    method: str = "block"  # or "latex": checked from the LaTeX alone
+    note: tuple = ()  # hints, readings, assumptions (LaTeX-checked lines)
+    explain: tuple = ()  # how the LaTeX was read (``--explain``)
 
 
 @dataclass
@@ -589,6 +621,7 @@ class FileResult:
     settings: list
     seeds: int
     lines: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     @property
     def checked(self):
@@ -689,8 +722,8 @@ def _instance_chains(derivation, instance):
     path = derivation.path
     chains = []
     for c, check in enumerate(derivation.checks):
-        if check.unchecked is not None:
-            chains.append(None)  # an unchecked line breaks the chain
+        if check.unchecked is not None or check.method == "latex":
+            chains.append(None)  # an unchecked or LaTeX-checked line breaks the chain
             continue
         first = check.sides[0]
         if first.relation is not None and (not chains or chains[-1] is None):
@@ -750,7 +783,12 @@ def verify(derivation, seeds=None):
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
     worst = [{} for _ in derivation.checks]  # per check: relation -> [dev, holds]
-    for setting in derivation.settings:
+    block_settings = [
+        s for s in derivation.settings if s.name not in LATEX_ONLY_SETTINGS
+    ]
+    if all(c.method == "latex" for c in derivation.checks):
+        block_settings = []
+    for setting in block_settings:
         for seed in range(n_seeds):
             try:
                 instance = make_instance(setting.name, setting.options, seed)
@@ -767,7 +805,19 @@ def verify(derivation, seeds=None):
                         _worse(relation, old[0], dev),
                         old[1] and holds,
                     ]
+    by_display = {}
+    latex_lines = [c.line for c in derivation.checks if c.method == "latex"]
+    if latex_lines:
+        try:
+            by_display, result.warnings = latex_line_results(
+                derivation.source, path, latex_lines, n_seeds, LineResult
+            )
+        except MalformedLatex as err:
+            raise DerivationError(path, err.line, str(err)) from None
     for check, verdict in zip(derivation.checks, worst, strict=True):
+        if check.method == "latex":
+            result.lines.extend(by_display.get(check.line, []))
+            continue
         relations = [s.relation for s in check.sides if s.relation]
         label = " ".join(relations) or "def"
         # shown: a failing relation first, else an equality, else the first
@@ -779,6 +829,9 @@ def verify(derivation, seeds=None):
     return result
 
 
-def verify_file(path, seeds=None):
-    """Parse and verify one file; DerivationError on malformed input."""
-    return verify(parse_file(path), seeds=seeds)
+def verify_file(path, seeds=None, latex_only=False):
+    """Parse and verify one file; DerivationError on malformed input.
+
+    ``latex_only``: ignore the check blocks, check every line from its LaTeX.
+    """
+    return verify(parse_file(path, latex_only), seeds=seeds)

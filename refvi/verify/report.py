@@ -15,24 +15,31 @@ def _summary(checked, hold, unchecked):
     return f"{checked} lines checked, {hold} hold, {unchecked} unchecked"
 
 
-def format_file(result, name=None):
+def format_file(result, name=None, explain=False):
     """The report of one ``FileResult`` as text lines.
 
     One row per displayed line: source line, start of the LaTeX, relation,
     largest deviation over all instances (for ``!=`` the smallest separation;
     for an inequality the largest excess, negative when it holds with room),
-    and ``ok``/``FAIL``; an unchecked line shows its reason.
+    and ``ok``/``FAIL``; an unchecked line shows its reason. Each row ends with
+    ``[block]`` or ``[latex]`` (checked from its LaTeX alone), followed by the
+    LaTeX checker's notes (hints, readings, assumptions) and, with
+    ``explain``, how the LaTeX was read.
     """
     name = name or result.path
     rows = [f"{name}  [{', '.join(result.settings)}; {result.seeds} seeds each]"]
     for r in result.lines:
         head = f"  L{r.line:<5d} {_latex_start(r.latex):<{LATEX_WIDTH}}"
         if r.unchecked is not None:
-            rows.append(f"{head}  unchecked: {r.unchecked}")
-            continue
-        dev = "-" if r.deviation is None else f"{r.deviation:+.2e}"
-        mark = "ok" if r.holds else "FAIL"
-        rows.append(f"{head}  {r.relation:<5s} {dev:>10s}  {mark}")
+            rows.append(f"{head}  unchecked: {r.unchecked}  [{r.method}]")
+        else:
+            dev = "-" if r.deviation is None else f"{r.deviation:+.2e}"
+            mark = "ok" if r.holds else "FAIL"
+            rows.append(f"{head}  {r.relation:<5s} {dev:>10s}  {mark}  [{r.method}]")
+        rows.extend(f"          {note}" for note in r.note)
+        if explain:
+            rows.extend(f"          {line}" for line in r.explain)
+    rows.extend(f"  warning: {w}" for w in result.warnings)
     rows.append(f"  {name}: {_summary(result.checked, result.hold, result.unchecked)}")
     return rows
 
@@ -63,6 +70,8 @@ def to_json(results, errors=()):
                     "deviation": line.deviation,
                     "holds": line.holds if line.unchecked is None else None,
                     "unchecked": line.unchecked,
+                    "method": line.method,
+                    "notes": list(line.note),
                 }
                 for line in r.lines
             ],
