@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(
@@ -20,12 +20,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "refvi",
-        "refvi.models",
-        "refvi.verify",
-        "refvi.derivations",
-    ],
+    packages=[*find_packages(include=["refvi", "refvi.*"]), "refvi.derivations"],
     # The top-level derivations/ folder ships inside the package so that
     # `refvi verify` finds the bundled derivations after a plain `pip install .`.
     package_dir={"refvi.derivations": "derivations"},
