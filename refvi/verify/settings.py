@@ -24,9 +24,9 @@ Names every latent-variable setting provides (``derivations/README.md``):
 """
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
-from refvi import categorical, gaussian
+from refvi import categorical, gaussian, mixture_kl
 from refvi.gaussian import _log_prob_whitened, _logdet_chol, _whiten
 from refvi.models import linear_gaussian as lg
 from refvi.models import linear_gaussian_em as lg_em
@@ -223,6 +223,40 @@ def gaussian_setting(seed, d="2"):
         "dL": np.tril(rng.normal(size=(d, d))),
     }
     return Instance("gaussian", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def categorical_setting(seed, K="4"):
+    """Two categorical distributions p = softmax(eta), q = softmax(eta_q).
+
+    Logits ``eta``, ``eta_q`` (K,) with standard deviation 2, and ``eta_big``
+    = ``eta`` + 1000 (the same distribution at logits of magnitude 1e3); a
+    category ``k``; ``delta`` = I_K. Independent values from ``scipy.special``:
+    ``p``, ``q`` (softmax) and ``ell``, ``ell_q`` (log-softmax), and the
+    functions ``softmax``, ``log_softmax`` for gradients by ``grad``. The
+    library's closed forms ``entropy_p`` = H[p] and ``kl`` = KL(p || q)
+    (``refvi.categorical``). No latent variable.
+    """
+    K = int(K)
+    rng = np.random.default_rng(seed)
+    eta, eta_q = rng.normal(scale=2.0, size=(2, K))
+    names = {
+        "K": K,
+        "k": int(rng.integers(K)),
+        "eta": eta,
+        "eta_q": eta_q,
+        "eta_big": eta + 1000.0,
+        "delta": np.eye(K),
+        "p": special.softmax(eta),
+        "q": special.softmax(eta_q),
+        "ell": special.log_softmax(eta),
+        "ell_q": special.log_softmax(eta_q),
+        "softmax": special.softmax,
+        "log_softmax": special.log_softmax,
+        "grad": _numerical_grad,
+        "entropy_p": np.array([categorical.entropy(eta)]),
+        "kl": np.array([categorical.kl(eta, eta_q)]),
+    }
+    return Instance("categorical", seed, "none", names, dict(CLOSED))
 
 
 #: The families q can be drawn from in the linear-Gaussian setting.
@@ -496,6 +530,10 @@ def mixture_prior_setting(seed, J="2", d="2"):
     closed form: they are ``mixture_prior.kl_to_posterior`` / ``elbo`` by the
     model module's own quadrature. Parameters ``weights``, ``a``, ``B``,
     ``W``, ``mu``, ``psi``, ``J``; points ``zs`` (n, 7, 1); ``MC_x_given``.
+    For derivations/mixture_kl.md (f = q_i, g = the prior mixture): ``D_qg``
+    (n, J), the Gaussian KLs D(q_i || N(a_j, B_j)) (``gaussian.kl``), and the
+    closed forms ``kl_var`` = D_var(q_i || prior) and ``kl_var_ub1`` =
+    D_varUB after one round of (MK.14) (``refvi.mixture_kl``).
     """
     J, d, k = int(J), int(d), 1
     rng = np.random.default_rng(seed)
@@ -583,7 +621,21 @@ def mixture_prior_setting(seed, J="2", d="2"):
         zs=extra.normal(size=(N_DATA, 7, k)) * 1.5,
         MC_x_given=_ancestral_moments(model, seed),
     )
-    return Instance("mixture_prior", seed, CONTINUOUS, names, dict(CLOSED))
+    # derivations/mixture_kl.md: f = q_i (one Gaussian), g = the prior mixture
+    prior_components = [gaussian.Gaussian(model.a[j], model.L_B[j]) for j in range(J)]
+    names.update(
+        D_qg=np.array([[gaussian.kl(q, c) for c in prior_components] for q in qs]),
+        kl_var=np.array([mixture_kl.kl_variational(q, model.prior) for q in qs]),
+        kl_var_ub1=np.array(
+            [
+                mixture_kl.kl_variational_upper_bound(q, model.prior, n_iter=1)
+                for q in qs
+            ]
+        ),
+    )
+    closed = dict(CLOSED, kl_var=r"D_\{\\text\{var\}\}")
+    closed["kl_var_ub1"] = r"D_\{\\text\{varUB\}\}"
+    return Instance("mixture_prior", seed, CONTINUOUS, names, closed)
 
 
 def _ancestral_moments(model, seed):
@@ -867,6 +919,7 @@ def aggregated_setting(seed):
 
 SETTINGS = {
     "gaussian": gaussian_setting,
+    "categorical": categorical_setting,
     "linear_gaussian": linear_gaussian_setting,
     "mixture": mixture_setting,
     "mixture_prior": mixture_prior_setting,
