@@ -43,6 +43,7 @@ from refvi.models.em import EMTrace, run_em
 from refvi.models.mixture import (
     GaussianMixture,
     _check_covariance_type,
+    _full_whitening,
     _grads,
     _log_joint_block,
     _prepare,
@@ -266,7 +267,7 @@ def _elbo_stats(model, stats):
         if ctype == "full":
             C += S
             K = model.n_components
-            P = prep.P.reshape(d, K, d).transpose(1, 0, 2)
+            P = _full_whitening(prep, K, d)
         else:
             # (GM.17)  one shared Sigma: only sum_k C_k enters, S is that sum's moment
             C = (S + C.sum(axis=0))[None]
