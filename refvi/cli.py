@@ -45,10 +45,16 @@ def _build_parser():
     verify.add_argument(
         "--debug", action="store_true", help="show the traceback of an error"
     )
-    verify.add_argument(
+    mode = verify.add_mutually_exclusive_group()
+    mode.add_argument(
         "--latex-only",
         action="store_true",
         help="ignore the check blocks: check every line from its LaTeX alone",
+    )
+    mode.add_argument(
+        "--blocks-only",
+        action="store_true",
+        help="require a check block after every display (no LaTeX checking)",
     )
     verify.add_argument(
         "--explain",
@@ -81,7 +87,12 @@ def _verify(args):
     results, errors = [], []
     for path, name in targets:
         try:
-            result = verify_file(path, seeds=args.seeds, latex_only=args.latex_only)
+            result = verify_file(
+                path,
+                seeds=args.seeds,
+                latex_only=args.latex_only,
+                blocks_only=args.blocks_only,
+            )
         except DerivationError as err:
             message = f"{name}:{err.line}: error: {err.message}"
             errors.append(message)

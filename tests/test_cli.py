@@ -48,7 +48,8 @@ def test_holding_derivation_prints_each_line_and_exits_0(good, capsys):
     out = capsys.readouterr().out.splitlines()
     rows = [row for row in out if row.strip().startswith("L")]
     assert [row.split()[0] for row in rows] == ["L5", "L12", "L18"]
-    assert rows[0].split()[-1] == "ok" and "D_{KL}(q \\| p) = \\int" in rows[0]
+    assert rows[0].split()[-2:] == ["ok", "[block]"]
+    assert "D_{KL}(q \\| p) = \\int" in rows[0]
     assert "unchecked: prose" in rows[2]
     assert f"{good}: 2 lines checked, 2 hold, 1 unchecked" in out[-2]
     assert out[-1] == "total: 2 lines checked, 2 hold, 1 unchecked (1 files)"
@@ -60,7 +61,7 @@ def test_failing_line_is_marked_and_exits_1(tmp_path, capsys):
     assert main(["verify", str(path)]) == 1
     out = capsys.readouterr().out
     row = next(r for r in out.splitlines() if r.strip().startswith("L12"))
-    assert row.split()[-1] == "FAIL"
+    assert row.split()[-2:] == ["FAIL", "[block]"]
     assert "2 lines checked, 1 hold, 1 unchecked" in out
 
 
@@ -90,12 +91,38 @@ def test_json_report(good, capsys):
 def test_malformed_input_one_line_error_exit_2(tmp_path, capsys, text, line, message):
     path = tmp_path / "bad.md"
     path.write_text(text)
-    assert main(["verify", str(path)]) == 2
+    assert main(["verify", "--blocks-only", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"{path}:{line}: error: ")
     assert message in err[0]
     assert "Traceback" not in err[0]
+
+
+def test_a_display_without_a_block_is_checked_from_its_latex(tmp_path, capsys):
+    path = tmp_path / "latex.md"
+    path.write_text(
+        "---\nsettings: linear_gaussian, mixture\n---\n\n"
+        "$$ D_{KL}(q(z|x) \\| p(z|x)) = \\log p(x) - F(q) $$\n\n"
+        "```check\nkl\n= log_px - E_q(log_joint - log_q)\n```\n\n"
+        "$$ D_{KL}(q(z|x) \\| p(z|x)) = \\log p(x) + "
+        "\\mathbb{E}_{q(z|x)}[\\log q(z|x) - \\log p(x, z)] $$\n"
+    )
+    assert main(["verify", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = [r.split() for r in out.splitlines() if r.strip().startswith("L")]
+    assert [row[-2:] for row in rows] == [["ok", "[block]"], ["ok", "[latex]"]]
+    assert main(["verify", "--blocks-only", str(path)]) == 2
+    assert f"{path}:12: error: displayed equation has no check block" in (
+        capsys.readouterr().err
+    )
+
+
+def test_blocks_only_and_latex_only_exclude_each_other(good, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["verify", "--blocks-only", "--latex-only", str(good)])
+    assert stop.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):

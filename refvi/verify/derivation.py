@@ -442,14 +442,17 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     )
 
 
-def parse_file(path, latex_only=False):
+def parse_file(path, latex_only=False, blocks_only=False):
     """Read and parse a derivation file as ``refvi verify`` does: a display
-    without a check block is checked from its LaTeX."""
+    without a check block is checked from its LaTeX, unless ``blocks_only``,
+    which makes such a display an error (every line needs its check block)."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise DerivationError(path, 0, f"cannot read file: {err}") from None
-    return parse(text, path, from_latex=True, latex_only=latex_only)
+    if blocks_only and latex_only:
+        raise ValueError("blocks_only and latex_only exclude each other")
+    return parse(text, path, from_latex=not blocks_only, latex_only=latex_only)
 
 
 # ---------------------------------------------------------------------------
@@ -829,9 +832,10 @@ def verify(derivation, seeds=None):
     return result
 
 
-def verify_file(path, seeds=None, latex_only=False):
+def verify_file(path, seeds=None, latex_only=False, blocks_only=False):
     """Parse and verify one file; DerivationError on malformed input.
 
     ``latex_only``: ignore the check blocks, check every line from its LaTeX.
+    ``blocks_only``: a display without a check block is an error.
     """
-    return verify(parse_file(path, latex_only), seeds=seeds)
+    return verify(parse_file(path, latex_only, blocks_only), seeds=seeds)
