@@ -103,6 +103,20 @@ def _stds(L):
     return np.sqrt(np.einsum("...ij,...ij->...i", L, L))
 
 
+def _cached_z_rule(model, level):
+    """The rule of ``model.z_box`` at ``level``, broadcast over the model's n
+    data as (nodes (n, 1, m, k), log-weights (n, 1, m)); cached in
+    ``model._rules``."""
+    if ("z", level) not in model._rules:
+        nodes, logw = model.z_box.rule(level)
+        n = model.x.shape[0]
+        model._rules["z", level] = (
+            np.broadcast_to(nodes, (n, 1) + nodes.shape),
+            np.broadcast_to(logw, (n, 1, logw.shape[0])),
+        )
+    return model._rules["z", level]
+
+
 class ContinuousModel:
     """An issue-5 ``Instance`` with continuous z, seen by the evaluator.
 
@@ -305,14 +319,7 @@ class ContinuousModel:
         return means, np.sqrt(np.einsum("jdd->jd", cov))
 
     def z_rule(self, level):
-        if ("z", level) not in self._rules:
-            nodes, logw = self.z_box.rule(level)
-            n = self.x.shape[0]
-            self._rules["z", level] = (
-                np.broadcast_to(nodes, (n, 1) + nodes.shape),
-                np.broadcast_to(logw, (n, 1, logw.shape[0])),
-            )
-        return self._rules["z", level]
+        return _cached_z_rule(self, level)
 
     def x_rule(self, level):
         if self.d > 2:
@@ -506,14 +513,7 @@ class AggregatedModel:
         self.x_box.sigma_min = min(self.x_box.sigma_min, *ridges)
 
     def z_rule(self, level):
-        if ("z", level) not in self._rules:
-            nodes, logw = self.z_box.rule(level)
-            n = self.x.shape[0]
-            self._rules["z", level] = (
-                np.broadcast_to(nodes, (n, 1) + nodes.shape),
-                np.broadcast_to(logw, (n, 1, logw.shape[0])),
-            )
-        return self._rules["z", level]
+        return _cached_z_rule(self, level)
 
     def x_rule(self, level):
         if ("x", level) not in self._rules:
