@@ -155,8 +155,10 @@ def test_non_pd_covariance_is_refused_naming_it():
         )
     with pytest.raises(ValueError, match="L must be lower triangular"):
         gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones((1, 2, 2)), "full")
-    with pytest.raises(ValueError, match="L must have positive diagonal"):
+    with pytest.raises(ValueError, match="L must have a positive diagonal"):
         gm.GaussianMixture([1.0], np.zeros((1, 2)), -np.eye(2)[None], "full")
+    with pytest.raises(ValueError, match="L must have positive entries; got min -1"):
+        gm.GaussianMixture([1.0], np.zeros((1, 2)), -np.ones((1, 2)), "diag")
     with pytest.raises(ValueError, match=r"L must have shape \(2, 2\)"):
         gm.GaussianMixture([0.5, 0.5], np.zeros((2, 2)), np.ones(2), "diag")
     with pytest.raises(ValueError, match="covariance_type must be one of"):

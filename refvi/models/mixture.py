@@ -34,6 +34,7 @@ from refvi._validate import (
     as_data,
     as_float_array,
     check_dout,
+    check_lower_cholesky,
     check_weights,
     cholesky_of_spd,
     read_only_copy,
@@ -58,27 +59,20 @@ def _check_covariance_type(covariance_type):
 
 
 def _check_L(L, covariance_type, K, d):
-    """Validate the Cholesky parameter ``L`` for ``covariance_type``."""
-    shape = {
-        "full": (K, d, d),
-        "tied": (d, d),
-        "diag": (K, d),
-        "spherical": (K,),
-    }[covariance_type]
+    """Validate the Cholesky parameter ``L`` for ``covariance_type``.
+
+    full: K lower factors (K, d, d); tied: one (d, d); diag: standard
+    deviations (K, d); spherical: (K,). Factors are checked by
+    ``refvi._validate.check_lower_cholesky``, standard deviations for > 0.
+    """
+    if covariance_type == "full":
+        return check_lower_cholesky(L, "L", d=d, n=K)
+    if covariance_type == "tied":
+        return check_lower_cholesky(L, "L", d=d)
+    shape = (K, d) if covariance_type == "diag" else (K,)
     L = as_float_array(L, "L", shape=shape)
-    if covariance_type in ("full", "tied"):
-        upper = np.triu(L, k=1)
-        if np.any(upper != 0):
-            raise ValueError(
-                f"L must be lower triangular for covariance_type={covariance_type!r}; "
-                f"largest entry above the diagonal is {np.max(np.abs(upper)):.3g}"
-            )
-        diag = np.diagonal(L, axis1=-2, axis2=-1)
-    else:
-        diag = L
-    if np.any(diag <= 0):
-        what = "diagonal" if covariance_type in ("full", "tied") else "entries"
-        raise ValueError(f"L must have positive {what}; got min {diag.min():.3g}")
+    if np.any(L <= 0):
+        raise ValueError(f"L must have positive entries; got min {L.min():.3g}")
     return L
 
 
