@@ -172,3 +172,38 @@ def test_readme_worked_example_gives_the_verdicts_it_states():
     assert [st for _, st, _ in result.lines[2].readings] == ["holds", "fails"]
     for label, _, _ in result.lines[2].readings:
         assert label in text
+
+
+#: Bundled lines that cannot be checked from their LaTeX alone, with the reason.
+#: Every other line, with ``--latex-only``, holds or is reported unsupported.
+LATEX_ONLY_CANNOT = {
+    ("aggregated_posterior.md", 112): (
+        "its q(z) is the aggregate over the model's marginal p_theta(x); the "
+        "front matter can declare only the aggregate over p_data(x)"
+    ),
+    ("aggregated_posterior.md", 128): (
+        "it introduces a hypothetical encoder q(z|x) = p(z) (posterior "
+        "collapse), while the LaTeX alone reads q(z|x) as the setting's encoder"
+    ),
+    ("aggregated_posterior.md", 137): (
+        "it integrates that hypothetical encoder, read from the LaTeX as the "
+        "setting's encoder"
+    ),
+}
+
+
+def test_bundled_derivations_from_their_latex_alone():
+    from refvi.cli import bundled_derivations
+    from refvi.verify.derivation import verify_file
+
+    failing, reasons = set(), 0
+    for path in bundled_derivations():
+        for line in verify_file(path, seeds=2, latex_only=True).lines:
+            assert line.method == "latex"
+            if line.unchecked is not None:
+                assert line.unchecked.strip(), (path.name, line.line)
+                reasons += 1
+            elif not line.holds:
+                failing.add((path.name, line.line))
+    assert failing == set(LATEX_ONLY_CANNOT)
+    assert reasons > 0
