@@ -270,7 +270,26 @@ def log_marginal(model, x, method="woodbury"):
         return _log_prob_chol(x, model.mu, cholesky(model.cov, lower=True))
     if method != "woodbury":
         raise ValueError(f"method must be 'woodbury' or 'dense'; got {method!r}")
-    return log_marginal_and_grad(model, x)[0]
+    _check_model(model)
+    return _log_marginal_woodbury(model, as_data(x, model.d)).value
+
+
+class _MarginalCache(NamedTuple):
+    value: np.ndarray  # log p(x_i), (n,)
+    f: _Factor
+    e: np.ndarray  # residuals x_i - mu - W m_i, (n, d)
+
+
+def _log_marginal_woodbury(model, x):
+    """log p(x_i) by (LG.4) and (LG.7), and what its gradient reuses. No checking."""
+    W, psi = model.W, model.psi
+    f = _factor(W, psi)
+    r = x - model.mu
+    m = _posterior_mean(f, r)
+    e = r - m @ W.T  # residual after the posterior mean
+    # (LG.7)  r^T C^{-1} r = |Psi^{-1/2}(r - W m)|^2 + |m|^2   (no cancellation)
+    quad = np.einsum("ij,ij->i", e, e / psi) + np.einsum("ij,ij->i", m, m)
+    return _MarginalCache(-0.5 * (model.d * LOG_2PI + f.logdet_C + quad), f, e)
 
 
 def log_marginal_and_grad(model, x, dout=None):
@@ -294,14 +313,7 @@ def log_marginal_and_grad(model, x, dout=None):
     x = as_data(x, model.d)
     dout = check_dout(dout, x.shape[0])
     W, psi = model.W, model.psi
-    d = model.d
-    f = _factor(W, psi)
-    r = x - model.mu
-    m = _posterior_mean(f, r)
-    e = r - m @ W.T  # residual after the posterior mean
-    # (LG.7)  r^T C^{-1} r = |Psi^{-1/2}(r - W m)|^2 + |m|^2   (no cancellation)
-    quad = np.einsum("ij,ij->i", e, e / psi) + np.einsum("ij,ij->i", m, m)
-    value = -0.5 * (d * LOG_2PI + f.logdet_C + quad)
+    value, f, e = _log_marginal_woodbury(model, x)
 
     b = e / psi  # (LG.8)  b_i = C^{-1} r_i
     D = dout.sum()

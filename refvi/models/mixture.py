@@ -516,6 +516,15 @@ def _check_q_logits(model, x, q_logits):
     return as_float_array(q_logits, "q_logits", shape=(x.shape[0], model.n_components))
 
 
+def _check_weights_positive(model):
+    """The KL to the posterior needs log p(x, z=k) finite for every k."""
+    if np.any(model.weights == 0):
+        raise ValueError(
+            "kl_to_posterior needs every weight positive; component(s) "
+            f"{np.flatnonzero(model.weights == 0).tolist()} have weight 0"
+        )
+
+
 def _expected_log_joint(q, lj):
     """sum_k q_ik log p(x_i, z=k), with 0 * (-inf) = 0 for emptied components."""
     return np.sum(np.where(q > 0, q * lj, 0.0), axis=1)
@@ -527,7 +536,11 @@ def elbo(model, x, q_logits):
     q(z) = softmax(q_logits_i) is any categorical per data point, q_logits
     (n, K). Implements derivations/mixture.md (GM.6).
     """
-    return elbo_and_grad(model, x, q_logits)[0]
+    x = _validate_x(model, x)
+    q_logits = _check_q_logits(model, x, q_logits)
+    # (GM.6)  ELBO_i = sum_k q_ik log p(x_i, z=k) + H(q_i)
+    cross = _expected_log_joint(categorical.softmax(q_logits), _log_joint(model, x))
+    return cross + categorical.entropy(q_logits)
 
 
 def elbo_and_grad(model, x, q_logits, dout=None):
@@ -565,7 +578,10 @@ def kl_to_posterior(model, x, q_logits):
     between q and softmax(log p(x_i, z)) = p(z | x_i), not as a difference
     log p(x) - ELBO. Every weight must be positive.
     """
-    return kl_to_posterior_and_grad(model, x, q_logits)[0]
+    x = _validate_x(model, x)
+    q_logits = _check_q_logits(model, x, q_logits)
+    _check_weights_positive(model)
+    return categorical.kl(q_logits, _log_joint(model, x))
 
 
 def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
@@ -584,11 +600,7 @@ def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
     x = _validate_x(model, x)
     q_logits = _check_q_logits(model, x, q_logits)
     dout = check_dout(dout, x.shape[0])
-    if np.any(model.weights == 0):
-        raise ValueError(
-            "kl_to_posterior needs every weight positive; component(s) "
-            f"{np.flatnonzero(model.weights == 0).tolist()} have weight 0"
-        )
+    _check_weights_positive(model)
     lj = _log_joint(model, x)
     value, g = categorical.kl_and_grad(q_logits, lj, dout)
     grads = _grads(model, x, g["logits_q"])
