@@ -28,7 +28,7 @@ def problem(data):
         return float(np.sum(np.log(pi * phi0 + (1 - pi) * phi1)))
 
     def e_step(pi):
-        return pi * phi0 / (pi * phi0 + (1 - pi) * phi1)
+        return pi * phi0 / (pi * phi0 + (1 - pi) * phi1), log_lik(pi)
 
     def m_step(r):
         return float(np.mean(r))
@@ -37,7 +37,7 @@ def problem(data):
         joint = xlogy(r, pi * phi0) + xlogy(1 - r, (1 - pi) * phi1)
         return float(np.sum(joint - xlogy(r, r) - xlogy(1 - r, 1 - r)))
 
-    return dict(e_step=e_step, m_step=m_step, log_lik=log_lik, elbo=elbo)
+    return dict(e_step=e_step, m_step=m_step, elbo=elbo)
 
 
 def test_em_reaches_the_root_of_the_score(data):

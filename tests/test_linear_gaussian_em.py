@@ -173,9 +173,8 @@ def test_the_monotonicity_check_catches_a_wrong_m_step():
     with pytest.warns(EMDecreaseWarning):
         _, trace = run_em(
             model0,
-            e_step=lambda m: expected_stats(m, stats),
+            e_step=lambda m: (expected_stats(m, stats), log_marginal_total(m, stats)),
             m_step=wrong_m_step,
-            log_lik=lambda m: log_marginal_total(m, stats),
             elbo=elbo_total,
             n=stats.n,
             max_iter=3,

@@ -63,7 +63,7 @@ class EMTrace:
     n_iter: int
 
 
-def run_em(model, *, e_step, m_step, log_lik, elbo, n, tol=1e-10, max_iter=200):
+def run_em(model, *, e_step, m_step, elbo, n, tol=1e-10, max_iter=200):
     """Run EM from ``model`` until convergence or ``max_iter`` iterations.
 
     Parameters
@@ -71,12 +71,12 @@ def run_em(model, *, e_step, m_step, log_lik, elbo, n, tol=1e-10, max_iter=200):
     model : object
         The initial parameters theta_0.
     e_step : callable
-        ``e_step(model) -> post``: the posterior q = p(z | x; model) (or its
-        sufficient statistics).
+        ``e_step(model) -> (post, log_lik)``: the posterior q = p(z | x; model)
+        (or its sufficient statistics) and log p(x; model) summed over the
+        data, which the same pass over the data gives. It is called once per
+        model: for theta_0 and after every M-step.
     m_step : callable
         ``m_step(post) -> model``: argmax_theta F(post, theta).
-    log_lik : callable
-        ``log_lik(model) -> float``: log p(x; model) summed over the data.
     elbo : callable
         ``elbo(model, post) -> float``: F(post, model) summed over the data.
     n : int
@@ -104,15 +104,16 @@ def run_em(model, *, e_step, m_step, log_lik, elbo, n, tol=1e-10, max_iter=200):
     if not np.isfinite(tol) or tol < 0:
         raise ValueError(f"tol must be a finite number >= 0; got {tol}")
 
-    log_liks = [float(log_lik(model))]
+    post, log_lik = e_step(model)
+    log_liks = [float(log_lik)]
     elbo_e, elbo_m, decreased = [], [], []
     converged = False
     for _ in range(max_iter):
-        post = e_step(model)
         elbo_e.append(float(elbo(model, post)))
         model = m_step(post)
         elbo_m.append(float(elbo(model, post)))
-        log_liks.append(float(log_lik(model)))
+        post, log_lik = e_step(model)
+        log_liks.append(float(log_lik))
         step = log_liks[-1] - log_liks[-2]
         went_down = step < -DECREASE_EPS * np.finfo(float).eps * abs(log_liks[-2])
         decreased.append(went_down)

@@ -359,9 +359,11 @@ def em_from_stats(
     floor = _resolve_floor(psi_floor, np.diag(stats.Sigma_hat))
     return run_em(
         model0,
-        e_step=lambda model: expected_stats(model, stats),
+        e_step=lambda model: (
+            expected_stats(model, stats),
+            log_marginal_total(model, stats),
+        ),
         m_step=lambda es: m_step_from_stats(es, noise=noise, psi_floor=floor),
-        log_lik=lambda model: log_marginal_total(model, stats),
         elbo=elbo_total,
         n=stats.n,
         tol=tol,

@@ -475,13 +475,11 @@ def em(x, init, *, reg_covar=1e-6, tol=1e-10, max_iter=100):
         )
     reg = _check_reg_covar(reg_covar)
     shift = x.mean(axis=0)
-    cache = {}
     empty = []
 
-    def stats_of(model):
-        if cache.get("model") is not model:
-            cache["model"], cache["stats"] = model, _e_pass(model, x, shift)
-        return cache["stats"]
+    def e_step_(model):
+        stats = _e_pass(model, x, shift)
+        return stats, stats.log_lik
 
     def m_step_(stats):
         flags = _empty_components(stats)
@@ -498,9 +496,8 @@ def em(x, init, *, reg_covar=1e-6, tol=1e-10, max_iter=100):
 
     model, trace = run_em(
         init,
-        e_step=stats_of,
+        e_step=e_step_,
         m_step=m_step_,
-        log_lik=lambda model: stats_of(model).log_lik,
         elbo=_elbo_stats,
         n=x.shape[0],
         tol=tol,
