@@ -1,4 +1,4 @@
-"""Time the LaTeX checker (refvi.verify.latex) on the seed derivation and the
+"""Time the LaTeX checker (refvi.checker.latex) on the seed derivation and the
 hand-made corpus, and print the corpus's precision, recall and separation.
 
     python benchmarks/latex_check.py
@@ -11,9 +11,9 @@ import re
 import time
 from pathlib import Path
 
-from refvi.verify.latex import check_latex_file
-from refvi.verify.latex.check import corpus_summary
-from refvi.verify.latex.models import make_model
+from refvi.checker.latex import check_latex_file
+from refvi.checker.latex.check import corpus_summary
+from refvi.checker.latex.models import make_model
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "latex_corpus"
 SEED = CORPUS / "seed_variational_encoding.md"

@@ -77,8 +77,8 @@ def _positive_int(text):
 def _verify(args):
     """Verify each derivation; exit 0 if every line holds, 1 if one fails,
     2 on malformed input (one ``path:line: error: ...`` line per file)."""
-    from refvi.verify.derivation import DerivationError, verify_file
-    from refvi.verify.report import format_file, format_total, to_json
+    from refvi.checker.derivation import DerivationError, verify_file
+    from refvi.checker.report import format_file, format_total, to_json
 
     if args.paths:
         targets = [(path, path) for path in args.paths]

@@ -1,4 +1,4 @@
-"""The LaTeX checker inside ``refvi verify`` (``refvi.verify.derivation``).
+"""The LaTeX checker inside ``refvi verify`` (``refvi.checker.derivation``).
 
 The derivation checker hands over the displays that have no check block (or
 all of them, with ``--latex-only``); :func:`latex_line_results` checks them
@@ -6,7 +6,7 @@ from their LaTeX and returns one line result per relation, in the derivation
 checker's own result type, marked ``method='latex'``.
 """
 
-from refvi.verify.latex.check import OP_TEXT, check_latex_text
+from refvi.checker.latex.check import OP_TEXT, check_latex_text
 
 _UNCHECKED = {
     "definition": "a definition (:=), recorded, not checked",

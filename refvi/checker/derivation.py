@@ -5,7 +5,7 @@ front matter names the settings it is claimed for, and in which every
 displayed equation ``$$ ... $$`` is followed by a ``check`` block computing
 the line numerically, or by ``unchecked: <reason>``. Check expressions are
 Python expressions evaluated in a restricted namespace (``Instance.names`` of
-``refvi.verify.settings``) on several random instances of every setting.
+``refvi.checker.settings``) on several random instances of every setting.
 
 Consecutive sides of a chain are compared by the relation written before each
 one (``=``, ``<=``, ``>=``, ``<``, ``>``, ``!=``, and ``~`` for a Monte Carlo
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from refvi.verify import settings as settings_module
-from refvi.verify.latex import frontmatter as latex_frontmatter
-from refvi.verify.latex.integrate import latex_line_results
-from refvi.verify.latex.models import LAYERED as LATEX_ONLY_SETTINGS
-from refvi.verify.latex.tokens import MalformedLatex
+from refvi.checker import settings as settings_module
+from refvi.checker.latex import frontmatter as latex_frontmatter
+from refvi.checker.latex.integrate import latex_line_results
+from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
+from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.namespace import FN_UFUNCS, Estimate, Fn
 from refvi.verify.montecarlo import MCEstimate, z_test
-from refvi.verify.namespace import FN_UFUNCS, Estimate, Fn
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOLERANCE = 1e-9
@@ -137,7 +137,7 @@ class Check:
         Tolerance of this line's comparisons.
     method : str
         ``"block"``, or ``"latex"`` for a display without a check block
-        (checked from its LaTeX by ``refvi.verify.latex``).
+        (checked from its LaTeX by ``refvi.checker.latex``).
     """
 
     line: int
@@ -346,7 +346,7 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     """Parse a derivation's text into a ``Derivation`` (raises DerivationError).
 
     With ``from_latex`` (as ``refvi verify`` reads files) a display without a check
-    block is checked from its LaTeX alone (``refvi.verify.latex``); without it
+    block is checked from its LaTeX alone (``refvi.checker.latex``); without it
     such a display is an error. ``latex_only`` ignores every check block.
     """
     lines = text.splitlines()

@@ -16,14 +16,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from refvi.cli import bundled_derivations
-from refvi.verify.derivation import (
+from refvi.checker.derivation import (
     DerivationError,
     _evaluate_side,
     make_instance,
     parse,
     verify,
 )
+from refvi.cli import bundled_derivations
 from refvi.verify.montecarlo import MCEstimate
 
 SEEDS = 2

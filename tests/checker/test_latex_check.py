@@ -1,4 +1,4 @@
-"""Checking derivations from their LaTeX alone (refvi.verify.latex.check):
+"""Checking derivations from their LaTeX alone (refvi.checker.latex.check):
 the hand-made corpus with known verdicts, the seed derivation, the CLI."""
 
 import re
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from refvi.verify.latex import MalformedLatex, check_latex_file, check_latex_text
-from refvi.verify.latex.__main__ import main
-from refvi.verify.latex.check import corpus_summary, format_result
+from refvi import cli
+from refvi.checker.latex import MalformedLatex, check_latex_file, check_latex_text
+from refvi.checker.latex.check import corpus_summary, format_result
 
 CORPUS = Path(__file__).parent / "latex_corpus"
 SEED = CORPUS / "seed_variational_encoding.md"
@@ -108,20 +108,25 @@ def test_without_a_non_gaussian_setting_one_is_added():
     assert r.status == "fails" and r.failing.startswith("mixture_prior")
 
 
+def main(argv):
+    """``refvi verify --latex-only``: the LaTeX front end through the one CLI."""
+    return cli.main(["verify", "--latex-only", *argv])
+
+
 @pytest.mark.parametrize(
     "body, line, match",
     [
-        ("$$ \\frac{a}{b $$", 3, "unbalanced"),
-        ("$$ \\left[ a \\right) $$", 3, "unbalanced"),
-        ("$$\n\\begin{cases} a \\end{cases}\n$$", 4, "unknown environment 'cases'"),
-        ("$$ $$", 3, "empty equation"),
+        ("$$ \\frac{a}{b $$", 4, "unbalanced"),
+        ("$$ \\left[ a \\right) $$", 4, "unbalanced"),
+        ("$$\n\\begin{cases} a \\end{cases}\n$$", 5, "unknown environment 'cases'"),
+        ("$$ $$", 4, "empty equation"),
     ],
 )
 def test_malformed_latex_exits_2_with_file_and_line(
     tmp_path, capsys, body, line, match
 ):
     path = tmp_path / "bad.md"
-    path.write_text("---\n---\n" + body + "\n")
+    path.write_text("---\nsettings: linear_gaussian\n---\n" + body + "\n")
     assert main([str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -138,7 +143,7 @@ def test_cli_exit_status_and_explain(capsys):
 
 
 def test_an_internal_error_leaves_the_line_unchecked_not_a_crash(monkeypatch):
-    from refvi.verify.latex import check
+    from refvi.checker.latex import check
 
     def broken(*args):
         raise RuntimeError("boom")

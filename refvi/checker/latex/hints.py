@@ -11,10 +11,10 @@ import re
 
 import numpy as np
 
-from refvi.verify.latex import ir
-from refvi.verify.latex.evaluate import EvaluationError, Evaluator, real
-from refvi.verify.latex.parser import parse_equation
-from refvi.verify.latex.tokens import tokenize
+from refvi.checker.latex import ir
+from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
+from refvi.checker.latex.parser import parse_equation
+from refvi.checker.latex.tokens import tokenize
 
 MATCH_TOL = 1e-7
 

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from refvi.verify.latex import ir
-from refvi.verify.latex.parser import CONSTANTS
+from refvi.checker.latex import ir
+from refvi.checker.latex.parser import CONSTANTS
 
 
 class EvaluationError(Exception):

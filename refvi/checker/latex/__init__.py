@@ -6,7 +6,7 @@ LaTeX display math -> tokens (``tokens``) -> typed intermediate form
 front matter and the ambiguity rules are documented in derivations/README.md.
 """
 
-from refvi.verify.latex.check import check_latex_file, check_latex_text, format_result
-from refvi.verify.latex.tokens import MalformedLatex
+from refvi.checker.latex.check import check_latex_file, check_latex_text, format_result
+from refvi.checker.latex.tokens import MalformedLatex
 
 __all__ = ["MalformedLatex", "check_latex_file", "check_latex_text", "format_result"]

@@ -1,6 +1,6 @@
 """Model instances as the LaTeX evaluator sees them: densities of (x, z).
 
-The instances are those of ``refvi.verify.settings`` (the derivation
+The instances are those of ``refvi.checker.settings`` (the derivation
 checker's settings). At the data every density is the instance's own
 function (``log_prior``, ``log_lik``, ``log_joint``, ``log_post``, ``log_q``,
 ``log_px``); the evaluator also needs densities at other x (integrals over x,
@@ -31,12 +31,12 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
+from refvi.checker.latex.ir import Unsupported
 from refvi.gaussian import _log_prob_chol, _log_prob_whitened
 from refvi.models import linear_gaussian as lg
 from refvi.models import mixture_prior as mp
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture_prior import MixturePrior
-from refvi.verify.latex.ir import Unsupported
 
 _STEPS = (4.0, 2.5)  # sigma_min / h at level 0 and level 1
 _HALF_WIDTH = 8.0
@@ -129,7 +129,7 @@ class ContinuousModel:
 
     Parameters
     ----------
-    instance : refvi.verify.namespace.Instance
+    instance : refvi.checker.namespace.Instance
     variant : dict
         ``{'q': 'exact'}``: q(z|x) is the exact posterior; ``{'data':
         'model'}``: p_data(x) is the model marginal p_theta(x).
@@ -533,7 +533,7 @@ class AggregatedModel:
         return self._x_data
 
 
-#: Settings of the LaTeX checker: issue-5 settings (refvi.verify.settings)
+#: Settings of the LaTeX checker: issue-5 settings (refvi.checker.settings)
 #: with their options, and the aggregated-posterior layer on two of them.
 LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ())}
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", *LAYERED)
@@ -546,7 +546,7 @@ GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian")
 def _instance(base, seed, options):
     """Instance ``seed`` of the derivation checker's setting ``base``, shared
     by every variant and layer built on it."""
-    from refvi.verify import settings  # imports the models; only needed here
+    from refvi.checker import settings  # imports the models; only needed here
 
     return settings.SETTINGS[base](seed, **dict(options))
 

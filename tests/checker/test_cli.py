@@ -9,7 +9,7 @@ import pytest
 
 from refvi.cli import bundled_derivations, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """---
 settings: linear_gaussian, mixture
@@ -154,7 +154,9 @@ def test_bundled_derivations_are_the_shipped_markdown_files():
         assert name in names
 
 
-def test_verify_of_the_seed_based_derivations_holds_in_a_subprocess():
+def test_verify_of_the_seed_based_derivations_holds_in_a_subprocess(tmp_path):
+    # From an empty folder: a clone folder named refvi in the working directory
+    # would otherwise shadow the installed package.
     paths = [
         str(ROOT / "derivations" / name)
         for name in ("elbo_identity.md", "em.md", "aggregated_posterior.md")
@@ -163,7 +165,7 @@ def test_verify_of_the_seed_based_derivations_holds_in_a_subprocess():
         [sys.executable, "-m", "refvi", "verify", *paths],
         capture_output=True,
         text=True,
-        cwd=ROOT.parent,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]

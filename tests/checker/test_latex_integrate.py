@@ -1,5 +1,5 @@
 """The LaTeX checker's results in the derivation checker's result type
-(refvi.verify.latex.integrate)."""
+(refvi.checker.latex.integrate)."""
 
 import re
 from pathlib import Path
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from refvi.verify.latex import MalformedLatex, check_latex_file, check_latex_text
-from refvi.verify.latex.integrate import latex_line_results
+from refvi.checker.latex import MalformedLatex, check_latex_file, check_latex_text
+from refvi.checker.latex.integrate import latex_line_results
 
 TEXT = r"""---
 settings: linear_gaussian
@@ -123,7 +123,7 @@ def test_malformed_latex_through_refvi_verify_exits_2(tmp_path, capsys):
 # ---------------------------------------------------------------------------
 # The bundled derivations and the README's worked example.
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 #: Bundled lines that hold by their check blocks but not from the LaTeX alone,
@@ -193,8 +193,8 @@ LATEX_ONLY_CANNOT = {
 
 
 def test_bundled_derivations_from_their_latex_alone():
+    from refvi.checker.derivation import verify_file
     from refvi.cli import bundled_derivations
-    from refvi.verify.derivation import verify_file
 
     failing, reasons = set(), 0
     for path in bundled_derivations():

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from refvi.verify.latex import frontmatter, ir
-from refvi.verify.latex.evaluate import EvaluationError, Evaluator, real
-from refvi.verify.latex.hints import match_hint
-from refvi.verify.latex.models import make_model
-from refvi.verify.latex.parser import readings, split_equations
-from refvi.verify.latex.tokens import displays
+from refvi.checker.latex import frontmatter, ir
+from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
+from refvi.checker.latex.hints import match_hint
+from refvi.checker.latex.models import make_model
+from refvi.checker.latex.parser import readings, split_equations
+from refvi.checker.latex.tokens import displays
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOL = 1e-9

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refvi.verify.derivation import (
+from refvi.checker.derivation import (
     DerivationError,
     latex_sides,
     make_instance,
@@ -19,7 +19,7 @@ from refvi.verify.derivation import (
     verify,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def doc(body, settings="linear_gaussian, mixture", extra=""):

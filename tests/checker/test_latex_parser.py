@@ -1,10 +1,10 @@
-"""Parser and typed intermediate form (refvi.verify.latex.parser, .ir)."""
+"""Parser and typed intermediate form (refvi.checker.latex.parser, .ir)."""
 
 import pytest
 
-from refvi.verify.latex import ir
-from refvi.verify.latex.parser import readings
-from refvi.verify.latex.tokens import tokenize
+from refvi.checker.latex import ir
+from refvi.checker.latex.parser import readings
+from refvi.checker.latex.tokens import tokenize
 
 
 def read(src, **kwargs):

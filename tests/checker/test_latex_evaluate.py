@@ -1,17 +1,17 @@
 """Evaluation in signed log space on model instances
-(refvi.verify.latex.evaluate, .models): each value against a closed form."""
+(refvi.checker.latex.evaluate, .models): each value against a closed form."""
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 
+from refvi.checker.latex import ir
+from refvi.checker.latex.evaluate import Evaluator, Shorthands, real, resolve
+from refvi.checker.latex.models import make_model
+from refvi.checker.latex.parser import parse_equation
+from refvi.checker.latex.tokens import tokenize
 from refvi.models import linear_gaussian as lg
 from refvi.models import mixture_prior as mp
-from refvi.verify.latex import ir
-from refvi.verify.latex.evaluate import Evaluator, Shorthands, real, resolve
-from refvi.verify.latex.models import make_model
-from refvi.verify.latex.parser import parse_equation
-from refvi.verify.latex.tokens import tokenize
 
 
 def value(latex, model, sh=None, level=0):
@@ -89,7 +89,7 @@ def test_signed_log_space_does_not_underflow():
 
 
 def test_negative_value_under_log_is_an_evaluation_error():
-    from refvi.verify.latex.evaluate import EvaluationError
+    from refvi.checker.latex.evaluate import EvaluationError
 
     m = make_model("linear_gaussian", 0)
     with pytest.raises(EvaluationError, match="log of a value that is not positive"):

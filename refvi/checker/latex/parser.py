@@ -23,8 +23,8 @@ all of them, conventional first.
 import itertools
 import math
 
-from refvi.verify.latex import ir
-from refvi.verify.latex.tokens import MalformedLatex
+from refvi.checker.latex import ir
+from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:"}
 _UNSUPPORTED_RELATIONS = {"\\approx", "\\propto", "\\equiv", "\\sim", "\\simeq"}

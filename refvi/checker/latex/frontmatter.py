@@ -1,7 +1,7 @@
 """The front-matter declarations of a derivation checked from its LaTeX.
 
 Flat ``key: value`` lines between ``---`` lines (the format of
-``refvi.verify.derivation``). Keys read here::
+``refvi.checker.derivation``). Keys read here::
 
     settings: linear_gaussian, mixture_prior
     latent: z
@@ -22,10 +22,10 @@ Other keys (``title``, ``seeds``, ...) are ignored here.
 import re
 from dataclasses import dataclass, replace
 
-from refvi.verify.latex.evaluate import Shorthands
-from refvi.verify.latex.models import GAUSSIAN_SETTINGS
-from refvi.verify.latex.parser import CONVENTIONAL, FIRST_FACTOR
-from refvi.verify.latex.tokens import MalformedLatex
+from refvi.checker.latex.evaluate import Shorthands
+from refvi.checker.latex.models import GAUSSIAN_SETTINGS
+from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR
+from refvi.checker.latex.tokens import MalformedLatex
 
 KEYS = ("settings", "latent", "observed", "family", "shorthands", "reading", "assume")
 _SECTION_RE = re.compile(r'^section\s+"([^"]+)"\s+(\w+)$')

@@ -1,8 +1,8 @@
-"""Tokens and displays of LaTeX math (refvi.verify.latex.tokens)."""
+"""Tokens and displays of LaTeX math (refvi.checker.latex.tokens)."""
 
 import pytest
 
-from refvi.verify.latex.tokens import MalformedLatex, displays, tokenize
+from refvi.checker.latex.tokens import MalformedLatex, displays, tokenize
 
 
 def texts(src):

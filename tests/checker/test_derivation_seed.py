@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from refvi.verify.derivation import parse, verify
+from refvi.checker.derivation import parse, verify
 
-DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
+DERIVATIONS = Path(__file__).resolve().parents[2] / "derivations"
 
 #: The seed's displayed lines of "One way to think about it", in order.
 SEED_LINES = [

@@ -1,6 +1,6 @@
 """The objects a derivation's check expressions are evaluated against.
 
-A *setting* (``refvi.verify.settings``) turns a seed into an ``Instance``: a
+A *setting* (``refvi.checker.settings``) turns a seed into an ``Instance``: a
 random member of a model family together with the names its math uses. This
 module holds the pieces every setting shares:
 
