@@ -66,19 +66,32 @@ def as_data(x, d=None, name="x"):
     return as_float_array(x, name, ndim=2, shape=(None, d))
 
 
-def check_lower_cholesky(L, name, d=None, n=None):
+def _as_square(a, name, d, n, batch):
+    """``a`` as float64 of shape (d, d), (n, d, d) or, with ``batch``, (..., d, d)."""
+    if batch:
+        a = as_float_array(a, name)
+        if a.ndim < 2:
+            raise ValueError(f"{name} must have shape (..., d, d); got {a.shape}")
+        if d is not None and a.shape[-2:] != (d, d):
+            raise ValueError(f"{name} must have shape (..., {d}, {d}); got {a.shape}")
+    elif n is None:
+        a = as_float_array(a, name, ndim=2, shape=(d, d))
+    else:
+        a = as_float_array(a, name, ndim=3, shape=(n, d, d))
+    if a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name} must be square; got shape {a.shape}")
+    return a
+
+
+def check_lower_cholesky(L, name, d=None, n=None, batch=False):
     """Return ``L`` as float64 after checking it is a valid Cholesky factor.
 
     A valid factor is square, lower triangular (every entry above the diagonal
     exactly zero) and has a strictly positive diagonal. With ``n`` given,
-    ``L`` is a stack of ``n`` factors, shape (n, d, d), each checked so.
+    ``L`` is a stack of ``n`` factors, shape (n, d, d); with ``batch`` it has
+    any leading axes, shape (..., d, d); each factor is checked so.
     """
-    if n is None:
-        L = as_float_array(L, name, ndim=2, shape=(d, d))
-    else:
-        L = as_float_array(L, name, ndim=3, shape=(n, d, d))
-    if L.shape[-1] != L.shape[-2]:
-        raise ValueError(f"{name} must be square; got shape {L.shape}")
+    L = _as_square(L, name, d, n, batch)
     upper = np.triu(L, k=1)
     if np.any(upper != 0):
         raise ValueError(
@@ -93,22 +106,23 @@ def check_lower_cholesky(L, name, d=None, n=None):
     return L
 
 
-def cholesky_of_spd(Sigma, name, d=None, rtol=1e-10):
+def cholesky_of_spd(Sigma, name, d=None, rtol=1e-10, batch=False):
     """Return the lower Cholesky factor of a symmetric positive definite matrix.
 
-    Symmetry is checked to ``rtol`` relative to the largest entry; a failed
-    factorisation is re-raised as ValueError naming the matrix.
+    With ``batch``, ``Sigma`` has shape (..., d, d) and each matrix is
+    factorised. Symmetry is checked to ``rtol`` relative to the largest entry;
+    a failed factorisation is re-raised as ValueError naming the matrix.
     """
-    Sigma = as_float_array(Sigma, name, ndim=2, shape=(d, d))
-    if Sigma.shape[0] != Sigma.shape[1]:
-        raise ValueError(f"{name} must be square; got shape {Sigma.shape}")
+    Sigma = _as_square(Sigma, name, d, None, batch)
     scale = np.max(np.abs(Sigma))
-    asym = np.max(np.abs(Sigma - Sigma.T))
+    asym = np.max(np.abs(Sigma - np.swapaxes(Sigma, -1, -2)))
     if asym > rtol * scale:
         raise ValueError(
             f"{name} must be symmetric; largest |{name} - {name}^T| is {asym:.3g}"
         )
     try:
+        if Sigma.ndim > 2:
+            return np.linalg.cholesky(Sigma)
         return linalg.cholesky(Sigma, lower=True)
     except linalg.LinAlgError:
         eig_min = np.linalg.eigvalsh(Sigma).min()

@@ -1,22 +1,30 @@
-"""Multivariate normal N(mean, L L^T) in Cholesky form, with handwritten gradients.
+"""Multivariate normal distributions, batched, with handwritten gradients.
 
-Two parameterisations share one set of functions:
+A ``Gaussian`` is a batch of normals N(mean, Sigma): ``mean`` has shape
+(..., d) and the covariance is given by exactly one keyword, in the words of
+``scipy.stats`` and ``torch.distributions``::
 
-- ``Gaussian(mean, L)``: ``L`` lower triangular with a positive diagonal,
-  covariance ``Sigma = L L^T``;
-- ``DiagGaussian(mean, log_std)``: ``Sigma = diag(exp(2 log_std))``.
+    Gaussian(mean, cov=Sigma)         # (..., d, d) symmetric positive definite
+    Gaussian(mean, scale_tril=L)      # (..., d, d) lower Cholesky factor, Sigma = L L^T
+    Gaussian(mean, log_std=s)         # (..., d) diagonal form, Sigma = diag(exp(2 s))
 
-Every value ``f`` has ``f_and_grad`` beside it returning ``(value, grads)``
-with ``grads`` a dict keyed by parameter name. A gradient w.r.t. ``L`` is
-lower triangular: the derivative w.r.t. each free entry of the factor.
-The formulas and their gradients are derived in ``derivations/gaussian_kl.md``;
-docstrings cite its equation labels (G.n).
+``cov`` is factorised once and stored as ``scale_tril``. The batch shapes of
+the mean and the covariance broadcast against each other (``batch_shape``).
 
-The private kernels ``_whiten``, ``_logdet_chol``, ``_log_prob_whitened``,
-``_log_prob_chol``, ``_mahalanobis_chol`` and ``_kl_chol`` do no argument
-checking. They are the one implementation of the Gaussian density and KL in
-refvi: models that need a Gaussian log-density factorise their covariance and
-call these instead of writing the density again.
+Every value ``f`` has ``f_and_grad(..., dout=None)`` beside it returning
+``(value, grads)``: ``value`` has the broadcast batch shape (0-d for a single
+distribution), ``dout`` has that shape (default ones), and ``grads`` is a dict
+keyed by parameter name holding the gradients of ``sum(dout * value)``, each
+with its parameter's shape (a broadcast gradient is summed back). A gradient
+w.r.t. ``scale_tril`` is lower triangular: the derivative w.r.t. each free
+entry. Value-only functions run the forward pass only. The formulas and their
+gradients are derived in ``derivations/gaussian_kl.md`` (G.n).
+
+The private kernels (``_solve_tril``, ``_whiten``, ``_logdet_chol``,
+``_log_prob_whitened``, ``_log_prob_chol``, ``_mahalanobis_chol``,
+``_entropy_from_logdet``, ``_kl_chol_forward``, ``_kl_chol``) do no argument
+checking. They are the one implementation of the Gaussian density, entropy
+and KL in refvi: the models factorise their covariances and call them.
 """
 
 from dataclasses import dataclass
@@ -25,8 +33,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from refvi._batch import broadcast_batch, outer_sum, sum_to_shape
 from refvi._validate import (
-    as_data,
     as_float_array,
     check_dout,
     check_int,
@@ -36,193 +44,306 @@ from refvi._validate import (
     read_only_copy,
 )
 
+__all__ = [
+    "Gaussian",
+    "standard_normal",
+    "log_prob",
+    "log_prob_and_grad",
+    "reparameterize",
+    "reparameterize_and_grad",
+    "sample",
+    "entropy",
+    "entropy_and_grad",
+    "kl",
+    "kl_and_grad",
+]
+
 LOG_2PI = float(np.log(2.0 * np.pi))
 
+_KEYWORDS = "Gaussian(mean, cov=Sigma), Gaussian(mean, scale_tril=L) or "
+_KEYWORDS += "Gaussian(mean, log_std=s)"
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(frozen=True, eq=False, init=False)
 class Gaussian:
-    """Multivariate normal N(mean, L L^T).
+    """A batch of multivariate normals N(mean, Sigma).
 
     Parameters
     ----------
-    mean : array_like, shape (d,)
-        The mean.
-    L : array_like, shape (d, d)
-        Lower Cholesky factor of the covariance: lower triangular (entries
-        above the diagonal exactly zero), positive diagonal.
+    mean : array_like, shape (..., d)
+        The means.
+    cov : array_like, shape (..., d, d), keyword only
+        Symmetric positive definite covariances; factorised on construction
+        and stored as ``scale_tril``.
+    scale_tril : array_like, shape (..., d, d), keyword only
+        Lower Cholesky factors L of the covariances Sigma = L L^T: entries
+        above the diagonal exactly zero, positive diagonal.
+    log_std : array_like, shape (..., d), keyword only
+        Log standard deviations of a diagonal covariance diag(exp(2 log_std)),
+        which must be finite and positive in float64.
 
-    Both are stored as read-only float64 copies; float32 and integer input is
-    promoted. Invalid input raises ValueError naming the argument.
+    Exactly one of ``cov``, ``scale_tril``, ``log_std`` is given. The arrays
+    are stored as read-only float64 copies (float32 and integers promoted);
+    of ``scale_tril`` and ``log_std`` the one not in use is None. Invalid
+    input raises ValueError or TypeError naming the argument.
     """
 
     mean: np.ndarray
-    L: np.ndarray
+    scale_tril: np.ndarray | None
+    log_std: np.ndarray | None
 
-    def __post_init__(self):
-        mean = as_float_array(self.mean, "mean", ndim=1)
-        L = check_lower_cholesky(self.L, "L", d=mean.shape[0])
-        object.__setattr__(self, "mean", read_only_copy(mean))
-        object.__setattr__(self, "L", read_only_copy(L))
-
-    @property
-    def d(self):
-        """Dimension."""
-        return self.mean.shape[0]
-
-    @property
-    def cov(self):
-        """Covariance Sigma = L L^T, shape (d, d)."""
-        return self.L @ self.L.T
-
-    @classmethod
-    def from_cov(cls, mean, Sigma):
-        """N(mean, Sigma) from a symmetric positive definite covariance ``Sigma``.
-
-        Raises ValueError naming ``Sigma`` if it is not symmetric positive
-        definite (``refvi._validate.cholesky_of_spd``).
-        """
-        mean = as_float_array(mean, "mean", ndim=1)
-        return cls(mean, cholesky_of_spd(Sigma, "Sigma", d=mean.shape[0]))
-
-
-@dataclass(frozen=True, eq=False)
-class DiagGaussian:
-    """Multivariate normal N(mean, diag(exp(2 log_std))).
-
-    Parameters
-    ----------
-    mean : array_like, shape (d,)
-        The mean.
-    log_std : array_like, shape (d,)
-        Log standard deviations; the variances exp(2 log_std) must be finite
-        and positive in float64.
-
-    Both are stored as read-only float64 copies.
-    """
-
-    mean: np.ndarray
-    log_std: np.ndarray
-
-    def __post_init__(self):
-        mean = as_float_array(self.mean, "mean", ndim=1)
-        log_std = as_float_array(self.log_std, "log_std", shape=(mean.shape[0],))
-        with np.errstate(over="ignore", under="ignore"):
-            var = np.exp(2.0 * log_std)
-        if not np.all(np.isfinite(var) & (var > 0)):
-            raise ValueError(
-                "log_std must give a finite positive variance exp(2 log_std); "
-                f"got log_std in [{log_std.min():.3g}, {log_std.max():.3g}]"
+    def __init__(self, mean, *args, cov=None, scale_tril=None, log_std=None):
+        if args:
+            raise TypeError(
+                "Gaussian takes the mean as its only positional argument and the "
+                f"covariance by keyword: {_KEYWORDS}; got {1 + len(args)} "
+                "positional arguments"
             )
+        given = [
+            k
+            for k, v in (("cov", cov), ("scale_tril", scale_tril), ("log_std", log_std))
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise TypeError(
+                f"Gaussian needs exactly one of cov=, scale_tril=, log_std= "
+                f"({_KEYWORDS}); got {given or 'none'}"
+            )
+        mean = as_float_array(mean, "mean")
+        if mean.ndim == 0:
+            raise ValueError("mean must have shape (..., d); got a scalar")
+        d = mean.shape[-1]
+        if log_std is not None:
+            log_std = as_float_array(log_std, "log_std")
+            if log_std.ndim == 0 or log_std.shape[-1] != d:
+                raise ValueError(
+                    f"log_std must have shape (..., {d}) like mean; got {log_std.shape}"
+                )
+            with np.errstate(over="ignore", under="ignore"):
+                var = np.exp(2.0 * log_std)
+            if not np.all(np.isfinite(var) & (var > 0)):
+                raise ValueError(
+                    "log_std must give a finite positive variance exp(2 log_std); "
+                    f"got log_std in [{log_std.min():.3g}, {log_std.max():.3g}]"
+                )
+            broadcast_batch(("mean", mean.shape[:-1]), ("log_std", log_std.shape[:-1]))
+            log_std = read_only_copy(log_std)
+        else:
+            if cov is not None:
+                scale_tril = cholesky_of_spd(cov, "cov", d=d, batch=True)
+                name = "cov"
+            else:
+                scale_tril = check_lower_cholesky(
+                    scale_tril, "scale_tril", d=d, batch=True
+                )
+                name = "scale_tril"
+            broadcast_batch(("mean", mean.shape[:-1]), (name, scale_tril.shape[:-2]))
+            scale_tril = read_only_copy(scale_tril)
         object.__setattr__(self, "mean", read_only_copy(mean))
-        object.__setattr__(self, "log_std", read_only_copy(log_std))
+        object.__setattr__(self, "scale_tril", scale_tril)
+        object.__setattr__(self, "log_std", log_std)
 
     @property
     def d(self):
-        """Dimension."""
-        return self.mean.shape[0]
+        """Dimension of each normal."""
+        return self.mean.shape[-1]
 
     @property
-    def std(self):
-        """Standard deviations exp(log_std), shape (d,)."""
-        return np.exp(self.log_std)
+    def is_diagonal(self):
+        """Whether the covariance is given by ``log_std`` (the diagonal form)."""
+        return self.log_std is not None
 
     @property
-    def L(self):
-        """Cholesky factor diag(exp(log_std)), shape (d, d)."""
-        return np.diag(self.std)
+    def batch_shape(self):
+        """Broadcast shape of the batch axes of the mean and the covariance."""
+        if self.is_diagonal:
+            scale_batch = self.log_std.shape[:-1]
+        else:
+            scale_batch = self.scale_tril.shape[:-2]
+        return np.broadcast_shapes(self.mean.shape[:-1], scale_batch)
 
     @property
     def cov(self):
-        """Covariance diag(exp(2 log_std)), shape (d, d)."""
-        return np.diag(np.exp(2.0 * self.log_std))
+        """Covariances Sigma, shape (..., d, d) with the covariance's batch shape."""
+        L = _factor(self)
+        return L @ np.swapaxes(L, -1, -2)
 
     def to_full(self):
-        """The same distribution as a ``Gaussian`` with L = diag(exp(log_std))."""
-        return Gaussian(self.mean, self.L)
+        """The same distributions given by ``scale_tril`` (diagonal: exp(log_std))."""
+        return Gaussian(self.mean, scale_tril=_factor(self))
 
 
 def standard_normal(d):
-    """The standard normal N(0, I_d) as a ``Gaussian``."""
+    """The standard normal N(0, I_d), in the diagonal form (log_std = 0)."""
     d = check_int(d, "d", minimum=1)
-    return Gaussian(np.zeros(d), np.eye(d))
+    return Gaussian(np.zeros(d), log_std=np.zeros(d))
+
+
+def _factor(p):
+    """Lower Cholesky factor of ``p``'s covariance, (..., d, d)."""
+    if not p.is_diagonal:
+        return p.scale_tril
+    std = np.exp(p.log_std)
+    return std[..., :, None] * np.eye(p.d)
 
 
 # ---------------------------------------------------------------------------
 # Private kernels: no argument checking.
 
+#: Rows per block of the batched forward substitution in ``_forward_stack``.
+_BLOCK = 4
+
+
+def _forward_stack(L, B):
+    """Solve L_n X_n = B_n for a stack of lower triangular L (N, d, d), B (N, d, r).
+
+    Forward substitution vectorised over the stack, in blocks of ``_BLOCK``
+    rows: a block's rows first lose the part of the already solved rows (one
+    batched matrix product), then are solved row by row,
+    X_i = (B_i - sum_{k<i} L_ik X_k) / L_ii.
+    """
+    N, d, r = B.shape
+    X = np.empty((N, d, r))
+    for s in range(0, d, _BLOCK):
+        e = min(s + _BLOCK, d)
+        acc = B[:, s:e] - L[:, s:e, :s] @ X[:, :s] if s else B[:, s:e].copy()
+        for i in range(s, e):
+            row = acc[:, i - s]
+            for k in range(s, i):
+                row -= L[:, i, k, None] * X[:, k]
+            np.divide(row, L[:, i, i, None], out=X[:, i])
+    return X
+
+
+def _solve_tril(L, B, trans=False):
+    """X with L X = B (L^T X = B if ``trans``), L lower triangular; no checking.
+
+    ``L`` (..., d, d) and ``B`` (..., d, r) broadcast over their batch axes.
+    A single factor (2-D ``L``) is one LAPACK triangular solve with every
+    right-hand side side by side; a stack uses ``_forward_stack``. Never an
+    explicit inverse.
+    """
+    d, r = B.shape[-2:]
+    if L.ndim == 2:
+        cols = np.moveaxis(B, -2, 0).reshape(d, -1)
+        X = solve_triangular(L, cols, lower=True, trans="T" if trans else "N")
+        return np.moveaxis(X.reshape((d,) + B.shape[:-2] + (r,)), 0, -2)
+    batch = np.broadcast_shapes(L.shape[:-2], B.shape[:-2])
+    Ls = np.broadcast_to(L, batch + (d, d)).reshape(-1, d, d)
+    Bs = np.broadcast_to(B, batch + (d, r)).reshape(-1, d, r)
+    if trans:
+        # with J the reversal of the d axis, J L^T J is lower triangular and
+        # (J L^T J)(J X) = J B
+        X = _forward_stack(np.swapaxes(Ls[:, ::-1, ::-1], 1, 2), Bs[:, ::-1])[:, ::-1]
+    else:
+        X = _forward_stack(Ls, Bs)
+    return X.reshape(batch + (d, r))
+
 
 def _whiten(x, mean, L):
-    """z_i = L^{-1} (x_i - mean) for each row of ``x`` (n, d); (G.2)."""
-    return solve_triangular(L, (x - mean).T, lower=True).T
+    """z = L^{-1} (x - mean) over broadcast batch axes, (..., d); (G.2).
+
+    The data are shifted by the mean before the triangular solve.
+    """
+    return _solve_tril(L, (x - mean)[..., None])[..., 0]
 
 
 def _logdet_chol(L):
-    """log det(L L^T) = 2 sum_j log L_jj; (G.3)."""
-    return 2.0 * np.sum(np.log(np.diag(L)))
+    """log det(L L^T) = 2 sum_j log L_jj over the last two axes; (G.3)."""
+    return 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
 
 
 def _mahalanobis_chol(x, mean, L):
-    """(x_i - mean)^T Sigma^{-1} (x_i - mean) = |z_i|^2 for each row, (n,); (G.2)."""
+    """(x - mean)^T Sigma^{-1} (x - mean) = |z|^2 over broadcast batch axes; (G.2)."""
     z = _whiten(x, mean, L)
-    return np.einsum("ij,ij->i", z, z)
+    return np.einsum("...j,...j->...", z, z)
 
 
 def _log_prob_whitened(z, logdet_Sigma):
-    """log N from whitened residuals z (n, d) and log det Sigma; (G.1)."""
-    d = z.shape[1]
-    return -0.5 * (d * LOG_2PI + logdet_Sigma + np.einsum("ij,ij->i", z, z))
+    """log N from whitened residuals z (..., d) and log det Sigma; (G.1)."""
+    d = z.shape[-1]
+    return -0.5 * (d * LOG_2PI + logdet_Sigma + np.einsum("...j,...j->...", z, z))
 
 
 def _log_prob_chol(x, mean, L):
-    """log N(x_i | mean, L L^T) for each row of ``x`` (n, d), (n,); (G.1)."""
+    """log N(x | mean, L L^T) over broadcast batch axes; (G.1)."""
     return _log_prob_whitened(_whiten(x, mean, L), _logdet_chol(L))
 
 
+def _diag_inv(L):
+    """diag(1 / L_jj) over the batch axes of ``L`` (..., d, d)."""
+    d = L.shape[-1]
+    return np.eye(d) / np.diagonal(L, axis1=-2, axis2=-1)[..., :, None]
+
+
+def _entropy_from_logdet(logdet_Sigma, d):
+    """H = d/2 (1 + log 2 pi) + 1/2 log det Sigma; (G.7)."""
+    return 0.5 * d * (1.0 + LOG_2PI) + 0.5 * logdet_Sigma
+
+
 class _KLCache(NamedTuple):
-    M: np.ndarray  # L_q^{-1} L_p, lower triangular (d, d)
-    delta: np.ndarray  # L_q^{-1} (mean_p - mean_q), (d,)
+    X: np.ndarray  # [M | delta]: M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p)
 
 
-def _kl_chol_forward(mean_p, L_p, mean_q, L_q):
-    """KL(N(mean_p, L_p L_p^T) || N(mean_q, L_q L_q^T)) and its cache; (G.6)."""
-    # (G.6)  KL = 1/2 (|M|_F^2 + |delta|^2 - d) + sum log diag L_q - sum log diag L_p
-    M = solve_triangular(L_q, L_p, lower=True)
-    delta = solve_triangular(L_q, mean_p - mean_q, lower=True)
-    d = mean_p.shape[0]
-    value = 0.5 * (np.sum(M * M) + delta @ delta - d)
-    value += 0.5 * (_logdet_chol(L_q) - _logdet_chol(L_p))
-    return float(value), _KLCache(M, delta)
+def _kl_chol_forward(mean_q, L_q, mean_p, L_p):
+    """KL(N(mean_q, L_q L_q^T) || N(mean_p, L_p L_p^T)) over batch axes, and cache.
+
+    (G.6) with the expectation under the first argument.
+    """
+    d = L_q.shape[-1]
+    batch = np.broadcast_shapes(
+        mean_q.shape[:-1], L_q.shape[:-2], mean_p.shape[:-1], L_p.shape[:-2]
+    )
+    rhs = np.empty(batch + (d, d + 1))
+    rhs[..., :d] = L_q
+    rhs[..., d] = mean_q - mean_p
+    # one triangular solve for both: M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p)
+    X = _solve_tril(L_p, rhs)
+    # (G.6)  KL = 1/2 (|M|_F^2 + |delta|^2 - d) + sum log diag L_p - sum log diag L_q
+    value = 0.5 * (np.sum(X * X, axis=(-2, -1)) - d)
+    value += 0.5 * (_logdet_chol(L_p) - _logdet_chol(L_q))
+    return value, _KLCache(X)
 
 
-def _kl_chol(mean_p, L_p, mean_q, L_q):
-    """KL(N(mean_p, L_p L_p^T) || N(mean_q, L_q L_q^T)); (G.6)."""
-    return _kl_chol_forward(mean_p, L_p, mean_q, L_q)[0]
+def _kl_chol(mean_q, L_q, mean_p, L_p):
+    """KL(N(mean_q, L_q L_q^T) || N(mean_p, L_p L_p^T)) over batch axes; (G.6)."""
+    return _kl_chol_forward(mean_q, L_q, mean_p, L_p)[0]
+
+
+def _kl_diag(mean_q, log_std_q, mean_p, log_std_p):
+    """KL between diagonal normals (G.8), with r and u for the gradients."""
+    # (G.8)  r = sigma_q^2 / sigma_p^2,  u = (mean_q - mean_p) / sigma_p
+    #        KL = 1/2 sum_j (r_j + u_j^2 - 1 - log r_j)
+    log_r = 2.0 * (log_std_q - log_std_p)
+    r = np.exp(log_r)
+    u = (mean_q - mean_p) * np.exp(-log_std_p)
+    value = 0.5 * np.sum(r + u * u - 1.0 - log_r, axis=-1)
+    return value, r, u
 
 
 # ---------------------------------------------------------------------------
 # Argument checks shared by the public functions.
 
 
-def _check_dist(p, name="p"):
-    if not isinstance(p, (Gaussian, DiagGaussian)):
-        raise TypeError(
-            f"{name} must be a Gaussian or DiagGaussian; got {type(p).__name__}"
-        )
+def _check_dist(p, name):
+    if not isinstance(p, Gaussian):
+        raise TypeError(f"{name} must be a Gaussian; got {type(p).__name__}")
     return p
 
 
-def _check_pair(p, q):
-    _check_dist(p, "p")
-    _check_dist(q, "q")
-    if type(p) is not type(q):
-        raise TypeError(
-            "p and q must be the same family; got "
-            f"{type(p).__name__} and {type(q).__name__} (use DiagGaussian.to_full())"
-        )
-    if p.d != q.d:
-        raise ValueError(
-            f"q must have the dimension of p; got q.d = {q.d}, p.d = {p.d}"
-        )
+def _check_points(x, p, name):
+    """``x`` (..., d) as float64, its batch shape broadcasting with ``p``'s."""
+    x = as_float_array(x, name)
+    if x.ndim == 0 or x.shape[-1] != p.d:
+        raise ValueError(f"{name} must have shape (..., {p.d}); got {x.shape}")
+    batch = broadcast_batch((name, x.shape[:-1]), ("the distribution", p.batch_shape))
+    return x, batch
+
+
+def _scale_grad(p, dL_or_dlog_std, key):
+    """A gradient dict entry for ``p``'s scale parameter, with ``key`` suffix."""
+    name = "log_std" if p.is_diagonal else "scale_tril"
+    return {name + key: dL_or_dlog_std}
 
 
 # ---------------------------------------------------------------------------
@@ -230,63 +351,68 @@ def _check_pair(p, q):
 
 
 def log_prob(p, x):
-    """log p(x_i) for each row of ``x``.
+    """log p(x) for points ``x`` (..., d), broadcast against the batch; (G.1).
 
     log N(x | mean, Sigma) = -1/2 (d log 2 pi + log det Sigma + |L^{-1}(x - mean)|^2),
     derivations/gaussian_kl.md (G.1)-(G.3).
 
     Parameters
     ----------
-    p : Gaussian or DiagGaussian
-    x : array_like, shape (n, d)
+    p : Gaussian
+    x : array_like, shape (..., d)
+        Data ``(n, d)`` for one distribution gives ``(n,)``; the batch axes of
+        ``x`` broadcast with ``p.batch_shape`` like torch.distributions.
 
     Returns
     -------
-    ndarray, shape (n,)
+    ndarray, shape broadcast(x.shape[:-1], p.batch_shape)
     """
-    return log_prob_and_grad(p, x)[0]
+    _check_dist(p, "p")
+    x, _ = _check_points(x, p, "x")
+    if p.is_diagonal:
+        z = (x - p.mean) * np.exp(-p.log_std)
+        return _log_prob_whitened(z, 2.0 * np.sum(p.log_std, axis=-1))
+    return _log_prob_chol(x, p.mean, p.scale_tril)
 
 
 def log_prob_and_grad(p, x, dout=None):
-    """log p(x_i) and the gradients of sum_i dout_i log p(x_i).
+    """log p(x) and the gradients of sum(dout * log p(x)).
 
-    Implements derivations/gaussian_kl.md (G.1) and its gradients (G.10)-(G.12)
-    (full) and (G.13)-(G.14) (diagonal).
-
-    Parameters
-    ----------
-    p : Gaussian or DiagGaussian
-    x : array_like, shape (n, d)
-    dout : array_like, shape (n,), optional
-        Upstream gradient (default ones).
+    Implements derivations/gaussian_kl.md (G.1) with gradients (G.10)-(G.12)
+    (``scale_tril``) and (G.13)-(G.14) (``log_std``).
 
     Returns
     -------
-    value : ndarray, shape (n,)
+    value : ndarray, shape broadcast(x.shape[:-1], p.batch_shape)
     grads : dict
-        ``{"x": (n, d), "mean": (d,), "L": (d, d) lower}`` for a Gaussian,
-        ``{"x": (n, d), "mean": (d,), "log_std": (d,)}`` for a DiagGaussian.
+        ``{"x", "mean", "scale_tril"}`` or ``{"x", "mean", "log_std"}``, each
+        with the shape of that argument.
     """
-    _check_dist(p)
-    x = as_data(x, p.d)
-    dout = check_dout(dout, x.shape[0])
-    if isinstance(p, DiagGaussian):
+    _check_dist(p, "p")
+    x, batch = _check_points(x, p, "x")
+    dout = check_dout(dout, batch)
+    if p.is_diagonal:
         inv_std = np.exp(-p.log_std)
         z = (x - p.mean) * inv_std
-        value = _log_prob_whitened(z, 2.0 * np.sum(p.log_std))
+        value = _log_prob_whitened(z, 2.0 * np.sum(p.log_std, axis=-1))
         # (G.13)  d/dx = -Sigma^{-1}(x - mean) = -z / std,  d/dmean = +z / std
-        a = dout[:, None] * z * inv_std
+        a = dout[..., None] * z * inv_std
         # (G.14)  d/dlog_std_j = z_j^2 - 1
-        dlog_std = dout @ (z * z) - dout.sum()
-        return value, {"x": -a, "mean": a.sum(axis=0), "log_std": dlog_std}
-    z = _whiten(x, p.mean, p.L)
-    value = _log_prob_whitened(z, _logdet_chol(p.L))
-    # (G.10)  a = Sigma^{-1}(x - mean) = L^{-T} z;  d/dx = -a,  d/dmean = +a
-    a = solve_triangular(p.L, z.T, lower=True, trans="T").T
-    a *= dout[:, None]
-    # (G.12)  d/dL = tril(sum_i dout_i a_i z_i^T) - (sum_i dout_i) diag(1 / L_jj)
-    dL = np.tril(a.T @ z) - dout.sum() * np.diag(1.0 / np.diag(p.L))
-    return value, {"x": -a, "mean": a.sum(axis=0), "L": dL}
+        dlog_std = sum_to_shape(dout[..., None] * (z * z - 1.0), p.log_std.shape)
+        grads = {"log_std": dlog_std}
+    else:
+        L = p.scale_tril
+        z = _whiten(x, p.mean, L)
+        value = _log_prob_whitened(z, _logdet_chol(L))
+        # (G.10)  a = Sigma^{-1}(x - mean) = L^{-T} z;  d/dx = -a,  d/dmean = +a
+        a = dout[..., None] * _solve_tril(L, z[..., None], trans=True)[..., 0]
+        # (G.12)  d/dL = tril(sum dout a z^T) - (sum dout) diag(1 / L_jj)
+        n_out = sum_to_shape(np.broadcast_to(dout, batch), L.shape[:-2])
+        dL = np.tril(outer_sum(a, z, L.shape)) - n_out[..., None, None] * _diag_inv(L)
+        grads = {"scale_tril": dL}
+    grads["x"] = sum_to_shape(-a, x.shape)
+    grads["mean"] = sum_to_shape(a, p.mean.shape)
+    return value, grads
 
 
 # ---------------------------------------------------------------------------
@@ -294,55 +420,66 @@ def log_prob_and_grad(p, x, dout=None):
 
 
 def reparameterize(p, eps):
-    """x_i = mean + L eps_i for each row of ``eps`` (n, d); (G.4).
+    """x = mean + L eps for standard normal noise ``eps`` (..., d); (G.4).
 
-    For a DiagGaussian, L = diag(exp(log_std)).
+    For the diagonal form L = diag(exp(log_std)). The batch axes of ``eps``
+    broadcast with ``p.batch_shape``.
     """
-    return reparameterize_and_grad(p, eps)[0]
+    return reparameterize_and_grad(p, eps, _value_only=True)[0]
 
 
-def reparameterize_and_grad(p, eps, dout=None):
-    """x = mean + eps L^T and the gradients of sum_ij dout_ij x_ij; (G.4)-(G.5).
+def reparameterize_and_grad(p, eps, dout=None, *, _value_only=False):
+    """x = mean + L eps and the gradients of sum(dout * x); (G.4)-(G.5).
 
     Parameters
     ----------
-    p : Gaussian or DiagGaussian
-    eps : array_like, shape (n, d)
+    p : Gaussian
+    eps : array_like, shape (..., d)
         Standard normal noise.
-    dout : array_like, shape (n, d), optional
-        Upstream gradient w.r.t. the samples (default ones).
+    dout : array_like, optional
+        Upstream gradient with the samples' shape (default ones).
 
     Returns
     -------
-    value : ndarray, shape (n, d)
+    value : ndarray, shape broadcast(eps.shape[:-1], p.batch_shape) + (d,)
     grads : dict
-        ``{"eps": (n, d), "mean": (d,), "L": (d, d) lower}`` for a Gaussian,
-        ``{"eps": (n, d), "mean": (d,), "log_std": (d,)}`` for a DiagGaussian.
+        ``{"eps", "mean", "scale_tril"}`` or ``{"eps", "mean", "log_std"}``.
     """
-    _check_dist(p)
-    eps = as_data(eps, p.d, name="eps")
-    if dout is None:
-        dout = np.ones(eps.shape)
-    else:
-        dout = as_float_array(dout, "dout", shape=eps.shape)
-    dmean = dout.sum(axis=0)
-    if isinstance(p, DiagGaussian):
-        std = p.std
+    _check_dist(p, "p")
+    eps, batch = _check_points(eps, p, "eps")
+    if p.is_diagonal:
+        std = np.exp(p.log_std)
         value = p.mean + eps * std
-        # (G.5)  d/deps = dout std,  d/dlog_std_j = sum_i dout_ij eps_ij std_j
-        dlog_std = np.sum(dout * eps, axis=0) * std
-        return value, {"eps": dout * std, "mean": dmean, "log_std": dlog_std}
-    value = p.mean + eps @ p.L.T
-    # (G.5)  d/deps = dout L,  d/dL = tril(dout^T eps)
-    return value, {"eps": dout @ p.L, "mean": dmean, "L": np.tril(dout.T @ eps)}
+    else:
+        L = p.scale_tril
+        Leps = eps @ L.T if L.ndim == 2 else np.einsum("...ij,...j->...i", L, eps)
+        value = p.mean + Leps
+    value = np.broadcast_to(value, batch + (p.d,)).copy()
+    if _value_only:
+        return value, None
+    dout = check_dout(dout, value.shape)
+    grads = {"mean": sum_to_shape(dout, p.mean.shape)}
+    if p.is_diagonal:
+        # (G.5)  d/deps = dout std,  d/dlog_std_j = dout_j eps_j std_j
+        deps = dout * std
+        grads["log_std"] = sum_to_shape(dout * eps * std, p.log_std.shape)
+    else:
+        # (G.5)  d/deps = L^T dout,  d/dL = tril(sum dout eps^T)
+        deps = dout @ L if L.ndim == 2 else np.einsum("...ij,...i->...j", L, dout)
+        grads["scale_tril"] = np.tril(outer_sum(dout, eps, L.shape))
+    grads["eps"] = sum_to_shape(deps, eps.shape)
+    return value, grads
 
 
 def sample(p, rng, n):
-    """``n`` draws from ``p``, shape (n, d): reparameterize(p, rng.standard_normal)."""
-    _check_dist(p)
+    """``n`` draws from each distribution, shape (n, *p.batch_shape, d).
+
+    reparameterize(p, eps) with eps = rng.standard_normal((n, *batch_shape, d)).
+    """
+    _check_dist(p, "p")
     rng = check_rng(rng)
     n = check_int(n, "n", minimum=1)
-    return reparameterize(p, rng.standard_normal((n, p.d)))
+    return reparameterize(p, rng.standard_normal((n, *p.batch_shape, p.d)))
 
 
 # ---------------------------------------------------------------------------
@@ -350,113 +487,130 @@ def sample(p, rng, n):
 
 
 def entropy(p):
-    """Differential entropy H[p] = d/2 (1 + log 2 pi) + 1/2 log det Sigma; (G.7)."""
-    return entropy_and_grad(p)[0]
+    """Differential entropy H[p] = d/2 (1 + log 2 pi) + 1/2 log det Sigma; (G.7).
+
+    Returns an array of shape ``p.batch_shape`` (0-d for one distribution).
+    """
+    _check_dist(p, "p")
+    if p.is_diagonal:
+        logdet = 2.0 * np.sum(p.log_std, axis=-1)
+    else:
+        logdet = _logdet_chol(p.scale_tril)
+    H = _entropy_from_logdet(logdet, p.d)
+    return np.broadcast_to(H, p.batch_shape).copy()
 
 
-def entropy_and_grad(p):
-    """H[p] (G.7) and its gradients (G.15).
+def entropy_and_grad(p, dout=None):
+    """H[p] (G.7) and the gradients of sum(dout * H) (G.15).
 
     Returns
     -------
-    value : float
+    value : ndarray, shape p.batch_shape
     grads : dict
-        ``{"mean": zeros (d,), "L": diag(1 / L_jj)}`` for a Gaussian,
-        ``{"mean": zeros (d,), "log_std": ones (d,)}`` for a DiagGaussian.
+        ``{"mean": zeros, "scale_tril": diag(1 / L_jj)}`` or
+        ``{"mean": zeros, "log_std": ones}``, times ``dout``.
     """
-    _check_dist(p)
-    dmean = np.zeros(p.d)
-    if isinstance(p, DiagGaussian):
-        # (G.7)  H = d/2 (1 + log 2 pi) + sum_j log_std_j
-        value = 0.5 * p.d * (1.0 + LOG_2PI) + np.sum(p.log_std)
-        return float(value), {"mean": dmean, "log_std": np.ones(p.d)}
-    value = 0.5 * p.d * (1.0 + LOG_2PI) + 0.5 * _logdet_chol(p.L)
-    # (G.15)  dH/dL = diag(1 / L_jj)
-    return float(value), {"mean": dmean, "L": np.diag(1.0 / np.diag(p.L))}
+    value = entropy(p)
+    dout = check_dout(dout, p.batch_shape)
+    grads = {"mean": np.zeros(p.mean.shape)}
+    if p.is_diagonal:
+        # (G.15)  dH/dlog_std_j = 1
+        dlog_std = np.broadcast_to(dout[..., None], p.batch_shape + (p.d,))
+        grads["log_std"] = sum_to_shape(dlog_std, p.log_std.shape)
+    else:
+        # (G.15)  dH/dL = diag(1 / L_jj)
+        L = p.scale_tril
+        grads["scale_tril"] = sum_to_shape(
+            dout[..., None, None] * _diag_inv(L), L.shape
+        )
+    return value, grads
 
 
-def kl(p, q):
-    """KL(p || q) between two Gaussians of the same family and dimension; (G.6)."""
-    return kl_and_grad(p, q)[0]
+def _check_kl_pair(q, p):
+    _check_dist(q, "q")
+    _check_dist(p, "p")
+    if p.d != q.d:
+        raise ValueError(
+            f"p must have the dimension of q; got p.d = {p.d}, q.d = {q.d}"
+        )
+    return broadcast_batch(("q", q.batch_shape), ("p", p.batch_shape))
 
 
-def kl_and_grad(p, q):
-    """KL(p || q) and its gradients w.r.t. both arguments.
+def kl(q, p):
+    """KL(q || p) = E_q[log q(z) - log p(z)], batched over broadcast batch axes.
 
-    Full: (G.6) with gradients (G.16)-(G.18). Diagonal: (G.8) with gradients
-    (G.19)-(G.20).
+    The first argument is the distribution the expectation is under, as VI
+    texts write KL(q || p). Either may be full or diagonal. Full: (G.6) with
+    M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p),
+    KL = 1/2 (|M|_F^2 + |delta|^2 - d) + sum log diag L_p - sum log diag L_q;
+    both diagonal: (G.8). derivations/gaussian_kl.md writes the same formulas
+    with the letters p and q exchanged.
 
     Returns
     -------
-    value : float
-    grads : dict
-        ``{"mean_p", "L_p", "mean_q", "L_q"}`` (L gradients lower triangular),
-        or ``{"mean_p", "log_std_p", "mean_q", "log_std_q"}`` for DiagGaussians.
-
-    Raises
-    ------
-    TypeError
-        If p and q are not both Gaussian or both DiagGaussian.
-    ValueError
-        If their dimensions differ.
+    ndarray, shape broadcast(q.batch_shape, p.batch_shape)
     """
-    _check_pair(p, q)
-    if isinstance(p, DiagGaussian):
-        # (G.8)  r = sigma_p^2 / sigma_q^2,  u = (mean_p - mean_q) / sigma_q
-        #        KL = 1/2 sum_j (r_j + u_j^2 - 1 - log r_j)
-        log_r = 2.0 * (p.log_std - q.log_std)
-        r = np.exp(log_r)
-        inv_std_q = np.exp(-q.log_std)
-        u = (p.mean - q.mean) * inv_std_q
-        value = 0.5 * np.sum(r + u * u - 1.0 - log_r)
-        # (G.19)  d/dmean_p = u / sigma_q = -d/dmean_q
-        dmean_p = u * inv_std_q
-        # (G.20)  d/dlog_std_p = r - 1,  d/dlog_std_q = 1 - r - u^2
-        return float(value), {
-            "mean_p": dmean_p,
-            "log_std_p": r - 1.0,
-            "mean_q": -dmean_p,
-            "log_std_q": 1.0 - r - u * u,
-        }
-    value, (M, delta) = _kl_chol_forward(p.mean, p.L, q.mean, q.L)
-    # (G.16)  d/dmean_p = L_q^{-T} delta = Sigma_q^{-1}(mean_p - mean_q) = -d/dmean_q
-    dmean_p = solve_triangular(q.L, delta, lower=True, trans="T")
-    # (G.17)  d/dL_p = tril(L_q^{-T} M) - diag(1 / L_p,jj)
-    dL_p = np.tril(solve_triangular(q.L, M, lower=True, trans="T"))
-    dL_p -= np.diag(1.0 / np.diag(p.L))
-    # (G.18)  d/dL_q = -tril(L_q^{-T} (M M^T + delta delta^T)) + diag(1 / L_q,jj)
-    B = M @ M.T + np.outer(delta, delta)
-    dL_q = -np.tril(solve_triangular(q.L, B, lower=True, trans="T"))
-    dL_q += np.diag(1.0 / np.diag(q.L))
-    return value, {"mean_p": dmean_p, "L_p": dL_p, "mean_q": -dmean_p, "L_q": dL_q}
+    batch = _check_kl_pair(q, p)
+    if q.is_diagonal and p.is_diagonal:
+        value = _kl_diag(q.mean, q.log_std, p.mean, p.log_std)[0]
+    else:
+        value = _kl_chol(q.mean, _factor(q), p.mean, _factor(p))
+    return np.broadcast_to(value, batch).copy()
 
 
-def kl_standard_normal(p):
-    """KL(p || N(0, I)) in closed form; (G.9), Kingma & Welling (2014) App. B."""
-    return kl_standard_normal_and_grad(p)[0]
+def kl_and_grad(q, p, dout=None):
+    """KL(q || p) and the gradients of sum(dout * KL) w.r.t. both arguments.
 
-
-def kl_standard_normal_and_grad(p):
-    """KL(p || N(0, I)) (G.9) and its gradients (G.21)-(G.22).
-
-    Full: KL = 1/2 (|L|_F^2 + |mean|^2 - d) - sum_j log L_jj.
-    Diagonal (Kingma-Welling):
-    KL = 1/2 sum_j (mean_j^2 + sigma_j^2 - 1 - 2 log sigma_j).
+    Full: (G.6) with gradients (G.16)-(G.18); both diagonal: (G.8) with
+    gradients (G.19)-(G.20); a diagonal argument paired with a full one is
+    computed in its full form, L = diag(exp(log_std)), and its gradient taken
+    by the chain rule d/dlog_std_j = L_jj dL_jj.
 
     Returns
     -------
-    value : float
+    value : ndarray, shape broadcast(q.batch_shape, p.batch_shape)
     grads : dict
-        ``{"mean", "L"}`` (L gradient lower triangular) or ``{"mean", "log_std"}``.
+        ``"mean_q"``, ``"scale_tril_q"`` or ``"log_std_q"``, ``"mean_p"``,
+        ``"scale_tril_p"`` or ``"log_std_p"``, each with its parameter's shape.
     """
-    _check_dist(p)
-    mean = p.mean
-    if isinstance(p, DiagGaussian):
-        var = np.exp(2.0 * p.log_std)
-        value = 0.5 * np.sum(mean * mean + var - 1.0 - 2.0 * p.log_std)
-        # (G.22)  d/dmean = mean,  d/dlog_std = sigma^2 - 1
-        return float(value), {"mean": mean.copy(), "log_std": var - 1.0}
-    L = p.L
-    value = 0.5 * (np.sum(L * L) + mean @ mean - p.d) - 0.5 * _logdet_chol(L)
-    # (G.21)  d/dmean = mean,  d/dL = L - diag(1 / L_jj)
-    return float(value), {"mean": mean.copy(), "L": L - np.diag(1.0 / np.diag(L))}
+    batch = _check_kl_pair(q, p)
+    dout = check_dout(dout, batch)
+    if q.is_diagonal and p.is_diagonal:
+        value, r, u = _kl_diag(q.mean, q.log_std, p.mean, p.log_std)
+        w = dout[..., None]
+        # (G.19)  d/dmean_q = u / sigma_p = -d/dmean_p
+        dmean_q = w * u * np.exp(-p.log_std)
+        # (G.20)  d/dlog_std_q = r - 1,  d/dlog_std_p = 1 - r - u^2
+        dq = sum_to_shape(w * (r - 1.0), q.log_std.shape)
+        dp = sum_to_shape(w * (1.0 - r - u * u), p.log_std.shape)
+    else:
+        L_q, L_p = _factor(q), _factor(p)
+        value, (X,) = _kl_chol_forward(q.mean, L_q, p.mean, L_p)
+        d = p.d
+        A = _solve_tril(L_p, X, trans=True)  # [L_p^{-T} M | L_p^{-T} delta]
+        w = dout[..., None, None]
+        # (G.16)  d/dmean_q = L_p^{-T} delta = Sigma_p^{-1}(mean_q - mean_p)
+        #         = -d/dmean_p
+        dmean_q = dout[..., None] * A[..., d]
+        # (G.17)  d/dL_q = tril(L_p^{-T} M) - diag(1 / L_q,jj)
+        dL_q = w * (np.tril(A[..., :d]) - _diag_inv(L_q))
+        # (G.18)  d/dL_p = -tril(L_p^{-T} (M M^T + delta delta^T)) + diag(1 / L_p,jj)
+        dL_p = w * (_diag_inv(L_p) - np.tril(A @ np.swapaxes(X, -1, -2)))
+        dq = _to_scale(q, dL_q)
+        dp = _to_scale(p, dL_p)
+    grads = {
+        "mean_q": sum_to_shape(dmean_q, q.mean.shape),
+        **_scale_grad(q, dq, "_q"),
+        "mean_p": sum_to_shape(-dmean_q, p.mean.shape),
+        **_scale_grad(p, dp, "_p"),
+    }
+    return np.broadcast_to(value, batch).copy(), grads
+
+
+def _to_scale(p, dL):
+    """A full-form gradient dL (batch, d, d) as the gradient of ``p``'s parameter."""
+    if p.is_diagonal:
+        # L = diag(exp(log_std)):  d/dlog_std_j = L_jj dL_jj
+        diag = np.diagonal(dL, axis1=-2, axis2=-1) * np.exp(p.log_std)
+        return sum_to_shape(diag, p.log_std.shape)
+    return sum_to_shape(dL, p.scale_tril.shape)

@@ -11,9 +11,14 @@ None has a closed form. Three routes, each with its own notion of accuracy:
   true upper bound at every iterate) and :func:`kl_bounds` (Durrieu, Thiran &
   Kelly 2012: a true lower and a true upper bound).
 
-p and q may each be a ``refvi.gaussian.Gaussian`` / ``DiagGaussian`` or a
-``refvi.models.mixture.GaussianMixture`` of any covariance type; a Gaussian is
-a mixture with one component. Derivations: ``derivations/mixture_kl.md`` (MK.n).
+Every function takes ``(q, p)`` and estimates KL(q || p) = E_q[log q - log p]:
+the first argument is the distribution the expectation is under, as VI texts
+write it (``derivations/mixture_kl.md`` (MK.n) writes the same formulas with
+f = q and g = p). Each may be a single ``refvi.gaussian.Gaussian`` (full or
+diagonal; a mixture with one component) or a
+``refvi.models.mixture.GaussianMixture`` of any covariance type. The
+component-pair KLs, entropies and overlaps are ``refvi.gaussian``'s kernels,
+batched over all pairs at once.
 
 References: J. R. Hershey and P. A. Olsen, "Approximating the Kullback Leibler
 divergence between Gaussian mixture models", ICASSP 2007. J.-L. Durrieu,
@@ -26,9 +31,15 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from refvi import gaussian
 from refvi._validate import check_int, check_rng, cholesky_of_spd
-from refvi.gaussian import Gaussian, _log_prob_chol
+from refvi.gaussian import (
+    Gaussian,
+    _entropy_from_logdet,
+    _factor,
+    _kl_chol,
+    _log_prob_chol,
+    _logdet_chol,
+)
 from refvi.models import mixture
 from refvi.models.mixture import GaussianMixture
 from refvi.verify.montecarlo import mc_mean
@@ -42,7 +53,7 @@ DEFAULT_N_ITER = 50
 
 
 class KLBounds(NamedTuple):
-    """A lower and an upper bound on KL(p || q); (MK.11)-(MK.12)."""
+    """A lower and an upper bound on KL(q || p); (MK.11)-(MK.12)."""
 
     lower: float
     upper: float
@@ -58,14 +69,15 @@ def _as_mixture(dist, name):
     A Gaussian becomes a one-component mixture; components of weight exactly
     zero are dropped (they contribute to neither density nor expectation).
     """
-    if isinstance(dist, gaussian.DiagGaussian):
-        dist = dist.to_full()
     if isinstance(dist, Gaussian):
-        return GaussianMixture(np.ones(1), dist.mean[None, :], dist.L[None, :, :])
+        if dist.batch_shape != ():
+            raise ValueError(
+                f"{name} must be a single Gaussian; got batch shape {dist.batch_shape}"
+            )
+        return GaussianMixture(np.ones(1), dist.mean[None, :], _factor(dist)[None])
     if not isinstance(dist, GaussianMixture):
         raise TypeError(
-            f"{name} must be a Gaussian, DiagGaussian or GaussianMixture; "
-            f"got {type(dist).__name__}"
+            f"{name} must be a Gaussian or GaussianMixture; got {type(dist).__name__}"
         )
     keep = dist.weights > 0
     if dist.covariance_type == "full":
@@ -75,18 +87,13 @@ def _as_mixture(dist, name):
     return GaussianMixture(dist.weights[keep], dist.means[keep], L[keep])
 
 
-def _check_pair(p, q):
-    f, g = _as_mixture(p, "p"), _as_mixture(q, "q")
+def _check_pair(q, p):
+    f, g = _as_mixture(q, "q"), _as_mixture(p, "p")
     if f.dim != g.dim:
         raise ValueError(
-            f"q must have the dimension of p; got q of dimension {g.dim}, p of {f.dim}"
+            f"p must have the dimension of q; got p of dimension {g.dim}, q of {f.dim}"
         )
     return f, g
-
-
-def _components(f):
-    """The components of a full mixture as ``Gaussian`` objects."""
-    return [Gaussian(m, L) for m, L in zip(f.means, f.L, strict=True)]
 
 
 def _log_ratio(f, g):
@@ -99,26 +106,20 @@ def _log_ratio(f, g):
 
 
 def _pairwise_kl(f, g):
-    """D(f_a || g_b), shape (A, B); (MK.3)."""
-    return np.array(
-        [[gaussian.kl(fa, gb) for gb in _components(g)] for fa in _components(f)]
-    )
+    """D(f_a || g_b), shape (A, B), all pairs in one batched call; (MK.3), (G.6)."""
+    return _kl_chol(f.means[:, None], f.L[:, None], g.means[None], g.L[None])
 
 
 def _entropies(f):
-    """H(f_a), shape (A,); (MK.3)."""
-    return np.array([gaussian.entropy(fa) for fa in _components(f)])
+    """H(f_a), shape (A,); (MK.3), (G.7)."""
+    return _entropy_from_logdet(_logdet_chol(f.L), f.dim)
 
 
 def _log_overlap(f, g):
     """log t_ab = log N(mu_a; nu_b, Sigma_a + Lambda_b), shape (A, B); (MK.5)."""
-    Sigma_f, Sigma_g = f.dense_covariances(), g.dense_covariances()
-    out = np.empty((f.n_components, g.n_components))
-    for a in range(f.n_components):
-        for b in range(g.n_components):
-            L_sum = cholesky_of_spd(Sigma_f[a] + Sigma_g[b], "Sigma_a + Sigma_b")
-            out[a, b] = _log_prob_chol(f.means[a][None, :], g.means[b], L_sum)[0]
-    return out
+    Sigma_sum = f.dense_covariances()[:, None] + g.dense_covariances()[None]
+    L_sum = cholesky_of_spd(Sigma_sum, "Sigma_a + Sigma_b", batch=True)
+    return _log_prob_chol(f.means[:, None], g.means[None], L_sum)
 
 
 def _log_sum_weighted(weights, log_terms):
@@ -130,17 +131,17 @@ def _log_sum_weighted(weights, log_terms):
 # Numerical routes.
 
 
-def kl_quadrature(p, q, order=None):
-    """KL(p || q) by Gauss-Hermite quadrature under each component of p; (MK.6).
+def kl_quadrature(q, p, order=None):
+    """KL(q || p) by Gauss-Hermite quadrature under each component of q; (MK.6).
 
-    KL = sum_a pi_a E_{p_a}[log p(x) - log q(x)], each expectation by the
+    KL = sum_a pi_a E_{q_a}[log q(x) - log p(x)], each expectation by the
     tensor Gauss-Hermite rule of ``refvi.verify.quadrature.expect_gaussian``;
     the error is sum_a pi_a err_a, err_a the component's refinement estimate.
-    Exact to rounding when p and q are single Gaussians (quadratic integrand).
+    Exact to rounding when q and p are single Gaussians (quadratic integrand).
 
     Parameters
     ----------
-    p, q : Gaussian, DiagGaussian or GaussianMixture of equal dimension d <= 3
+    q, p : Gaussian or GaussianMixture of equal dimension d <= 3
     order : int, optional
         Nodes per coordinate (default: ``refvi.verify.quadrature.DEFAULT_ORDER``).
 
@@ -148,17 +149,17 @@ def kl_quadrature(p, q, order=None):
     -------
     QuadResult
     """
-    f, g = _check_pair(p, q)
+    f, g = _check_pair(q, p)
     if f.dim > MAX_QUADRATURE_DIM:
         raise ValueError(
-            f"p must have dimension <= {MAX_QUADRATURE_DIM} for quadrature "
+            f"q must have dimension <= {MAX_QUADRATURE_DIM} for quadrature "
             f"(order^d nodes per component); got {f.dim} - use kl_montecarlo"
         )
     h = _log_ratio(f, g)
     value, error = 0.0, 0.0
-    for pi_a, fa in zip(f.weights, _components(f), strict=True):
+    for pi_a, mean_a, L_a in zip(f.weights, f.means, f.L, strict=True):
         # (MK.6)  E_f[h] = sum_a pi_a E_{f_a}[h]
-        res = expect_gaussian(h, fa.mean, fa.L, order=order)
+        res = expect_gaussian(h, mean_a, L_a, order=order)
         value += pi_a * res.value
         error += pi_a * res.error
     return QuadResult(float(value), float(error))
@@ -171,21 +172,21 @@ def _sample(f, rng, n):
     return f.means[a] + np.einsum("nij,nj->ni", f.L[a], eps)
 
 
-def kl_montecarlo(p, q, rng, n_samples):
-    """KL(p || q) by Monte Carlo over x ~ p, in any dimension; (MK.7).
+def kl_montecarlo(q, p, rng, n_samples):
+    """KL(q || p) by Monte Carlo over x ~ q, in any dimension; (MK.7).
 
     Parameters
     ----------
-    p, q : Gaussian, DiagGaussian or GaussianMixture of equal dimension
+    q, p : Gaussian or GaussianMixture of equal dimension
     rng : numpy.random.Generator
     n_samples : int >= 2
 
     Returns
     -------
     MCEstimate
-        Mean of log p(x_s) - log q(x_s) and its standard error.
+        Mean of log q(x_s) - log p(x_s) and its standard error.
     """
-    f, g = _check_pair(p, q)
+    f, g = _check_pair(q, p)
     rng = check_rng(rng)
     n_samples = check_int(n_samples, "n_samples", minimum=2)
     return mc_mean(_log_ratio(f, g)(_sample(f, rng, n_samples)))
@@ -195,42 +196,42 @@ def kl_montecarlo(p, q, rng, n_samples):
 # Approximation and bounds from the component pairs.
 
 
-def kl_variational(p, q):
-    """Hershey-Olsen variational approximation D_var(p || q); (MK.10).
+def kl_variational(q, p):
+    """Hershey-Olsen variational approximation D_var(q || p); (MK.10).
 
-    D_var = sum_a pi_a log(sum_a' pi_a' exp(-D(p_a||p_a'))
-                         / sum_b w_b exp(-D(p_a||q_b))).
+    D_var = sum_a pi_a log(sum_a' pi_a' exp(-D(q_a||q_a'))
+                         / sum_b w_b exp(-D(q_a||p_b))).
 
     Not a bound (it is the difference of two lower bounds and can be
-    negative); exact when p and q are single Gaussians, zero when p = q.
+    negative); exact when q and p are single Gaussians, zero when q = p.
     """
-    f, g = _check_pair(p, q)
+    f, g = _check_pair(q, p)
     num = _log_sum_weighted(f.weights, -_pairwise_kl(f, f))
     den = _log_sum_weighted(g.weights, -_pairwise_kl(f, g))
     return float(f.weights @ (num - den))
 
 
-def kl_bounds(p, q):
-    """Durrieu-Thiran-Kelly lower and upper bounds on KL(p || q); (MK.11)-(MK.12).
+def kl_bounds(q, p):
+    """Durrieu-Thiran-Kelly lower and upper bounds on KL(q || p); (MK.11)-(MK.12).
 
-    lower = sum_a pi_a [log sum_a' pi_a' e^{-D(p_a||p_a')} - H(p_a)
+    lower = sum_a pi_a [log sum_a' pi_a' e^{-D(q_a||q_a')} - H(q_a)
                         - log sum_b w_b t_ab]
-    upper = sum_a pi_a [log sum_a' pi_a' z_aa' + H(p_a)
-                        - log sum_b w_b e^{-D(p_a||q_b)}]
+    upper = sum_a pi_a [log sum_a' pi_a' z_aa' + H(q_a)
+                        - log sum_b w_b e^{-D(q_a||p_b)}]
 
-    with t_ab = N(mu_a; nu_b, Sigma_a + Lambda_b), z_aa' likewise within p.
+    with t_ab = N(mu_a; nu_b, Sigma_a + Lambda_b), z_aa' likewise within q.
     Both are true bounds (Jensen in each direction, (MK.8)-(MK.9)).
 
     Returns
     -------
     KLBounds(lower, upper)
     """
-    f, g = _check_pair(p, q)
+    f, g = _check_pair(q, p)
     H = _entropies(f)
-    # (MK.8)  lower bounds on E_{p_a} log p and E_{p_a} log q (minus -H(p_a))
+    # (MK.8)  lower bounds on E_{q_a} log q and E_{q_a} log p (minus -H(q_a))
     var_ff = _log_sum_weighted(f.weights, -_pairwise_kl(f, f))
     var_fg = _log_sum_weighted(g.weights, -_pairwise_kl(f, g))
-    # (MK.9)  upper bounds on E_{p_a} log p and E_{p_a} log q
+    # (MK.9)  upper bounds on E_{q_a} log q and E_{q_a} log p
     jensen_ff = _log_sum_weighted(f.weights, _log_overlap(f, f))
     jensen_fg = _log_sum_weighted(g.weights, _log_overlap(f, g))
     lower = f.weights @ (var_ff - H - jensen_fg)  # (MK.11)
@@ -238,10 +239,10 @@ def kl_bounds(p, q):
     return KLBounds(float(lower), float(upper))
 
 
-def kl_variational_upper_bound(p, q, n_iter=DEFAULT_N_ITER):
-    """Hershey-Olsen variational upper bound D_varUB(p || q); (MK.13)-(MK.14).
+def kl_variational_upper_bound(q, p, n_iter=DEFAULT_N_ITER):
+    """Hershey-Olsen variational upper bound D_varUB(q || p); (MK.13)-(MK.14).
 
-    D(p||q) <= sum_ab phi_ab [log(phi_ab / psi_ab) + D(p_a||q_b)] for every
+    D(q||p) <= sum_ab phi_ab [log(phi_ab / psi_ab) + D(q_a||p_b)] for every
     phi, psi with row sums pi and column sums w. Starting from
     phi = psi = pi w^T (the convexity bound), ``n_iter`` alternating exact
     minimisations (MK.14) decrease it monotonically; every iterate is a true
@@ -249,14 +250,14 @@ def kl_variational_upper_bound(p, q, n_iter=DEFAULT_N_ITER):
 
     Parameters
     ----------
-    p, q : Gaussian, DiagGaussian or GaussianMixture of equal dimension
+    q, p : Gaussian or GaussianMixture of equal dimension
     n_iter : int >= 0
 
     Returns
     -------
     float
     """
-    f, g = _check_pair(p, q)
+    f, g = _check_pair(q, p)
     n_iter = check_int(n_iter, "n_iter", minimum=0)
     D = _pairwise_kl(f, g)
     log_pi, log_w = np.log(f.weights), np.log(g.weights)

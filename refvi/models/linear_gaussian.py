@@ -36,10 +36,12 @@ from refvi._validate import (
 )
 from refvi.gaussian import (
     LOG_2PI,
+    _diag_inv,
+    _entropy_from_logdet,
+    _kl_chol,
     _log_prob_chol,
     _log_prob_whitened,
     _logdet_chol,
-    _mahalanobis_chol,
 )
 
 # ---------------------------------------------------------------------------
@@ -377,14 +379,14 @@ def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
 
 
 def _entropy_and_grad(L_q, n, dout):
-    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log (L_q)_jj (LG.11), and d/dL_q."""
-    k = L_q.shape[-1]
-    diag = np.diagonal(L_q, axis1=-2, axis2=-1)
-    value = 0.5 * k * (1.0 + LOG_2PI) + np.sum(np.log(diag), axis=-1)
-    inv_diag = np.eye(k) / diag[..., None, :]  # diag(1 / L_jj), batched if L_q is
+    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log (L_q)_jj (LG.11), and d/dL_q.
+
+    The entropy is refvi.gaussian's (G.7), its gradient diag(1 / L_jj) (G.15).
+    """
+    value = _entropy_from_logdet(_logdet_chol(L_q), L_q.shape[-1])
     if L_q.ndim == 2:
-        return np.full(n, value), dout.sum() * inv_diag
-    return value, dout[:, None, None] * inv_diag
+        return np.full(n, value), dout.sum() * _diag_inv(L_q)
+    return value, dout[:, None, None] * _diag_inv(L_q)
 
 
 def _to_log_std(grads, L_q):
@@ -480,12 +482,7 @@ def kl_to_posterior(model, x, m_q, L_q=None, *, log_std_q=None):
     :func:`elbo`.
     """
     x, m_q, L = _check_q(model, x, m_q, L_q, log_std_q)
-    n, k = m_q.shape
     f = _factor(model.W, model.psi)
     m = _posterior_mean(f, x - model.mu)
-    # tr(S^{-1} L_q L_q^T) = |L_S^{-1} L_q|_F^2: the columns of L_q, whitened
-    cols = np.swapaxes(L, -1, -2).reshape(-1, k)
-    tr = _mahalanobis_chol(cols, np.zeros(k), f.L_S).reshape(-1, k).sum(axis=1)
-    maha = _mahalanobis_chol(m_q, m, f.L_S)
-    logdet_q = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    return 0.5 * (tr + maha - k + _logdet_chol(f.L_S) - logdet_q)
+    # refvi.gaussian's one Gaussian KL, batched over the data (G.6)
+    return _kl_chol(m_q, L, m, f.L_S)

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.linalg import cho_solve, cholesky, eigh
 
 from refvi._validate import as_data, check_int, check_positive
-from refvi.gaussian import LOG_2PI
+from refvi.gaussian import LOG_2PI, _entropy_from_logdet, _logdet_chol
 from refvi.models.em import run_em
 from refvi.models.linear_gaussian import (
     LinearGaussian,
@@ -227,7 +227,7 @@ def elbo_total(model, estats):
     )
     prior = np.trace(es.C_mm) + es.mbar @ es.mbar + np.trace(es.S)
     ecll = -0.5 * ((d + k) * LOG_2PI + np.sum(np.log(psi)) + quad + prior)
-    entropy = 0.5 * k * (1.0 + LOG_2PI) + np.sum(np.log(np.diag(es.L_S)))
+    entropy = _entropy_from_logdet(_logdet_chol(es.L_S), k)
     return float(es.n * (ecll + entropy))
 
 

@@ -298,21 +298,24 @@ def log_posterior(model, x, z):
 
 
 def _check_q(model, q):
-    if isinstance(q, gaussian.DiagGaussian):
-        q = q.to_full()
+    """``q`` as a single full-form Gaussian over z (a diagonal q is promoted)."""
     if not isinstance(q, gaussian.Gaussian):
-        raise TypeError(f"q must be a Gaussian or DiagGaussian; got {type(q).__name__}")
+        raise TypeError(f"q must be a Gaussian; got {type(q).__name__}")
+    if q.batch_shape != ():
+        raise ValueError(
+            f"q must be a single Gaussian; got batch shape {q.batch_shape}"
+        )
     if q.d != model.k:
         raise ValueError(
             f"q must have the latent dimension k = {model.k}; got q.d = {q.d}"
         )
-    return q
+    return q.to_full() if q.is_diagonal else q
 
 
 def _expect_under_q(f, q, method, rng, n_samples, order):
     """E_q[f] by Gauss-Hermite (MP.12) or Monte Carlo (MP.13)."""
     if method == "quadrature":
-        return expect_gaussian(f, q.mean, q.L, order=order)
+        return expect_gaussian(f, q.mean, q.scale_tril, order=order)
     if method == "montecarlo":
         rng = check_rng(rng)
         n_samples = check_int(n_samples, "n_samples", minimum=2)
@@ -341,7 +344,7 @@ def elbo(
     ----------
     model : MixturePrior
     x : array_like, shape (d,)
-    q : Gaussian or DiagGaussian over z (dimension k)
+    q : Gaussian over z (dimension k), full or diagonal
     method : {"quadrature", "montecarlo"}
     rng : numpy.random.Generator, required for Monte Carlo
     n_samples : int, Monte Carlo only
@@ -354,7 +357,7 @@ def elbo(
 
     def integrand(z):
         # (MP.10)  log p(x, z) - log q(z)
-        return _log_joint(model, x, z) - _log_prob_chol(z, q.mean, q.L)
+        return _log_joint(model, x, z) - _log_prob_chol(z, q.mean, q.scale_tril)
 
     return _expect_under_q(integrand, q, method, rng, n_samples, order)
 
@@ -381,6 +384,6 @@ def kl_to_posterior(
 
     def integrand(z):
         # (MP.11)  log q(z) - log p(z | x)
-        return _log_prob_chol(z, q.mean, q.L) - mixture.log_marginal(post, z)
+        return _log_prob_chol(z, q.mean, q.scale_tril) - mixture.log_marginal(post, z)
 
     return _expect_under_q(integrand, q, method, rng, n_samples, order)

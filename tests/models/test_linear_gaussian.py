@@ -230,7 +230,11 @@ def test_kl_to_posterior_matches_refvi_gaussian_kl_per_datum():
     m_q, L_q = rng.standard_normal((3, 2)), random_L(rng, 3, 2)
     post = posterior(model, x)
     want = [
-        kl(Gaussian(m_q[i], L_q[i]), Gaussian(post.m[i], post.L_S)) for i in range(3)
+        kl(
+            Gaussian(m_q[i], scale_tril=L_q[i]),
+            Gaussian(post.m[i], scale_tril=post.L_S),
+        )
+        for i in range(3)
     ]
     assert rel_err(kl_to_posterior(model, x, m_q, L_q), np.array(want)) <= 1e-12
 
@@ -256,7 +260,7 @@ def test_elbo_is_ecll_plus_entropy():
     model = random_model(rng, 4, 2)
     x = random_data(rng, model, 5)
     m_q, L_q = rng.standard_normal((5, 2)), random_L(rng, 5, 2)
-    H = np.array([entropy(Gaussian(m_q[i], L_q[i])) for i in range(5)])
+    H = np.array([entropy(Gaussian(m_q[i], scale_tril=L_q[i])) for i in range(5)])
     np.testing.assert_allclose(
         elbo(model, x, m_q, L_q),
         expected_complete_loglik(model, x, m_q, L_q) + H,
@@ -458,17 +462,19 @@ def test_elbo_matches_quadrature_of_its_definition(q_form):
     m_q = rng.standard_normal((3, 2))
     if q_form == "diag":
         log_std_q = 0.5 * rng.standard_normal((3, 2))
-        qs = [Gaussian(m_q[i], np.diag(np.exp(log_std_q[i]))) for i in range(3)]
+        qs = [
+            Gaussian(m_q[i], scale_tril=np.diag(np.exp(log_std_q[i]))) for i in range(3)
+        ]
         value = elbo(model, x, m_q, log_std_q=log_std_q)
     else:
         L_q = random_L(rng, 2) if q_form == "shared" else random_L(rng, 3, 2)
         L_i = [L_q] * 3 if q_form == "shared" else list(L_q)
-        qs = [Gaussian(m_q[i], L_i[i]) for i in range(3)]
+        qs = [Gaussian(m_q[i], scale_tril=L_i[i]) for i in range(3)]
         value = elbo(model, x, m_q, L_q)
     for i, q in enumerate(qs):
         ref = expect_gaussian(
             lambda z, i=i, q=q: log_joint(model, x[i], z) - log_prob(q, z),
             q.mean,
-            q.L,
+            q.scale_tril,
         )
         assert abs(value[i] - ref.value) <= 1e-10 * abs(ref.value)

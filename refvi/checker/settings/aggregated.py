@@ -86,7 +86,7 @@ def aggregated_setting(seed):
         return np.broadcast_to(lg.log_prior(model, z), (x.shape[0], z.shape[0]))
 
     def gauss(mean, Sigma):
-        return gaussian.Gaussian(mean, np.linalg.cholesky(Sigma))
+        return gaussian.Gaussian(mean, scale_tril=np.linalg.cholesky(Sigma))
 
     q_agg = gauss(A @ m_data + b, A @ C_data @ A.T + sigma_q**2)
     p_agg = gauss(M @ (m_data - model.mu), M @ C_data @ M.T + S)
@@ -110,7 +110,7 @@ def aggregated_setting(seed):
         "E_model": _expectation_over_x(model.mu, np.linalg.cholesky(C), order),
         "log_q_agg": lambda z: gaussian.log_prob(q_agg, z),
         "log_p_agg": lambda z: gaussian.log_prob(p_agg, z),
-        "kl_agg": np.array([gaussian.kl_standard_normal(q_agg_model)]),
+        "kl_agg": np.array([gaussian.kl(q_agg_model, gaussian.standard_normal(k))]),
     }
     names.update(
         W=model.W,

@@ -41,19 +41,20 @@ def gaussian_setting(seed, d="2"):
     """
     d = int(d)
     rng = np.random.default_rng(seed)
-    p = gaussian.Gaussian(rng.normal(size=d), _random_L(rng, d))
-    q = gaussian.Gaussian(rng.normal(size=d), _random_L(rng, d))
+    p = gaussian.Gaussian(rng.normal(size=d), scale_tril=_random_L(rng, d))
+    q = gaussian.Gaussian(rng.normal(size=d), scale_tril=_random_L(rng, d))
     s_p, s_q = rng.normal(scale=0.4, size=(2, d))
-    p_diag = gaussian.DiagGaussian(p.mean, s_p)
-    q_diag = gaussian.DiagGaussian(q.mean, s_q)
+    p_diag = gaussian.Gaussian(p.mean, log_std=s_p)
+    q_diag = gaussian.Gaussian(q.mean, log_std=s_q)
     n = 3
     order = {1: 40, 2: 24}.get(d, 10)
 
     def rule(dist):
-        return GaussianRule(dist.mean[None], dist.L[None], order)
+        return GaussianRule(dist.mean[None], dist.to_full().scale_tril[None], order)
 
     p_rule, q_rule, pd_rule, qd_rule = (rule(g) for g in (p, q, p_diag, q_diag))
-    std_rule = rule(gaussian.standard_normal(d))
+    std = gaussian.standard_normal(d)
+    std_rule = rule(std)
     names = {
         "d": d,
         "log_p": Fn(p_rule.log_density, "log_p"),
@@ -64,38 +65,41 @@ def gaussian_setting(seed, d="2"):
         "E_p": p_rule.expect,
         "E_p_diag": pd_rule.expect,
         "MC_p": monte_carlo(p_rule, seed),
-        "integral": _integral_continuous(p.mean[None], REF_SCALE * p.L[None], order),
+        "integral": _integral_continuous(
+            p.mean[None], REF_SCALE * p.scale_tril[None], order
+        ),
         "logpdf": lambda x, mean, Sigma: stats.multivariate_normal(mean, Sigma).logpdf(
             x
         ),
         "entropy": lambda mean, Sigma: stats.multivariate_normal(mean, Sigma).entropy(),
         "grad": _numerical_grad,
         "kl_fn": lambda mu_p, L_p, mu_q, L_q: gaussian.kl(
-            gaussian.Gaussian(mu_p, L_p), gaussian.Gaussian(mu_q, L_q)
+            gaussian.Gaussian(mu_p, scale_tril=L_p),
+            gaussian.Gaussian(mu_q, scale_tril=L_q),
         ),
         "kl_diag_fn": lambda mu_p, s_p, mu_q, s_q: gaussian.kl(
-            gaussian.DiagGaussian(mu_p, s_p), gaussian.DiagGaussian(mu_q, s_q)
+            gaussian.Gaussian(mu_p, log_std=s_p), gaussian.Gaussian(mu_q, log_std=s_q)
         ),
-        "kl_std_fn": lambda mu, L: gaussian.kl_standard_normal(
-            gaussian.Gaussian(mu, L)
+        "kl_std_fn": lambda mu, L: gaussian.kl(
+            gaussian.Gaussian(mu, scale_tril=L), std
         ),
-        "kl_std_diag_fn": lambda mu, s: gaussian.kl_standard_normal(
-            gaussian.DiagGaussian(mu, s)
+        "kl_std_diag_fn": lambda mu, s: gaussian.kl(
+            gaussian.Gaussian(mu, log_std=s), std
         ),
         "kl": np.array([gaussian.kl(p, q)]),
-        "kl_std": np.array([gaussian.kl_standard_normal(p)]),
+        "kl_std": np.array([gaussian.kl(p, std)]),
         "entropy_p": np.array([gaussian.entropy(p)]),
         "mu_p": p.mean,
-        "L_p": p.L,
+        "L_p": p.scale_tril,
         "Sigma_p": p.cov,
         "mu_q": q.mean,
-        "L_q": q.L,
+        "L_q": q.scale_tril,
         "Sigma_q": q.cov,
         "s_p": s_p,
         "s_q": s_q,
         "sigma_p": np.exp(s_p),
         "sigma_q": np.exp(s_q),
-        "x": p.mean + rng.normal(size=(n, d)) @ p.L.T,
+        "x": p.mean + rng.normal(size=(n, d)) @ p.scale_tril.T,
         "g": rng.normal(size=n),
         "G": rng.normal(size=(n, d)),
         "eps": rng.normal(size=(n, d)),

@@ -89,7 +89,7 @@ def mixture_prior_setting(seed, J="2", d="2"):
         ),
         "log_q": Fn(q_rule.log_density, "log_q"),
     }
-    qs = [gaussian.Gaussian(m_q[i], L_q[i]) for i in range(N_DATA)]
+    qs = [gaussian.Gaussian(m_q[i], scale_tril=L_q[i]) for i in range(N_DATA)]
     names = _latent_names(
         seed,
         x,
@@ -128,9 +128,10 @@ def mixture_prior_setting(seed, J="2", d="2"):
         MC_x_given=_ancestral_moments(model, seed),
     )
     # derivations/mixture_kl.md: f = q_i (one Gaussian), g = the prior mixture
-    prior_components = [gaussian.Gaussian(model.a[j], model.L_B[j]) for j in range(J)]
+    q_batch = gaussian.Gaussian(m_q[:, None], scale_tril=L_q[:, None])
+    prior_components = gaussian.Gaussian(model.a, scale_tril=model.L_B)
     names.update(
-        D_qg=np.array([[gaussian.kl(q, c) for c in prior_components] for q in qs]),
+        D_qg=gaussian.kl(q_batch, prior_components),
         kl_var=np.array([mixture_kl.kl_variational(q, model.prior) for q in qs]),
         kl_var_ub1=np.array(
             [
@@ -153,7 +154,9 @@ def _ancestral_moments(model, seed):
         rng = np.random.default_rng((seed, 2))
         means, ses = [], []
         for j in range(model.J):
-            z = gaussian.sample(gaussian.Gaussian(model.a[j], model.L_B[j]), rng, n)
+            z = gaussian.sample(
+                gaussian.Gaussian(model.a[j], scale_tril=model.L_B[j]), rng, n
+            )
             eps = rng.standard_normal((n, model.d))
             est = mc_mean(
                 np.asarray(f(z @ model.W.T + model.mu + eps * np.sqrt(model.psi)))
