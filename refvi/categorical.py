@@ -18,6 +18,7 @@ always arrays (0-d for a single distribution). Derivations:
 import numpy as np
 from scipy.special import log_softmax as _scipy_log_softmax
 
+from refvi._batch import broadcast_batch, sum_to_shape
 from refvi._validate import as_float_array, check_dout
 
 
@@ -26,27 +27,11 @@ def _log_softmax(logits):
     return _scipy_log_softmax(logits, axis=-1)
 
 
-def _sum_to_shape(g, shape):
-    """Sum a broadcast gradient ``g`` back to the ``shape`` of its argument."""
-    g = g.sum(axis=tuple(range(g.ndim - len(shape))))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return g.sum(axis=axes, keepdims=True) if axes else g
-
-
 def _check_logits(logits, name="logits"):
     arr = as_float_array(logits, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (..., K); got a scalar")
     return arr
-
-
-def _batch_shape(*named_shapes):
-    """Broadcast batch shape of (name, shape) pairs, or ValueError naming them."""
-    try:
-        return np.broadcast_shapes(*(shape for _, shape in named_shapes))
-    except ValueError:
-        described = ", ".join(f"{name} {shape}" for name, shape in named_shapes)
-        raise ValueError(f"batch shapes do not broadcast: {described}") from None
 
 
 def log_softmax(logits):
@@ -96,7 +81,7 @@ def log_prob_and_grad(logits, k, dout=None):
             f"k must lie in 0..{K - 1} (K = {K}); got range "
             f"[{k_arr.min()}, {k_arr.max()}]"
         )
-    batch = _batch_shape(("logits", logits.shape[:-1]), ("k", k_arr.shape))
+    batch = broadcast_batch(("logits", logits.shape[:-1]), ("k", k_arr.shape))
     if 0 in batch:
         raise ValueError(f"k must not be empty; got shape {k_arr.shape}")
     dout = check_dout(dout, batch)
@@ -106,7 +91,7 @@ def log_prob_and_grad(logits, k, dout=None):
     # (C.4)  d log p_k / d logits = onehot(k) - p
     onehot = np.arange(K) == k_b
     dlogits = dout[..., None] * (onehot - np.exp(log_p))
-    return value[..., 0], {"logits": _sum_to_shape(dlogits, logits.shape)}
+    return value[..., 0], {"logits": sum_to_shape(dlogits, logits.shape)}
 
 
 def entropy(logits):
@@ -163,7 +148,7 @@ def kl_and_grad(logits_p, logits_q, dout=None):
             f"logits_q must have K = {logits_p.shape[-1]} categories like "
             f"logits_p; got shape {logits_q.shape}"
         )
-    batch = _batch_shape(
+    batch = broadcast_batch(
         ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
     )
     dout = check_dout(dout, batch)
@@ -178,6 +163,6 @@ def kl_and_grad(logits_p, logits_q, dout=None):
     # (C.7)  dKL/dlogits_q_j = q_j - p_j
     dlogits_q = dout[..., None] * (np.exp(log_q) - p)
     return value, {
-        "logits_p": _sum_to_shape(dlogits_p, logits_p.shape),
-        "logits_q": _sum_to_shape(dlogits_q, logits_q.shape),
+        "logits_p": sum_to_shape(dlogits_p, logits_p.shape),
+        "logits_q": sum_to_shape(dlogits_q, logits_q.shape),
     }
