@@ -190,28 +190,40 @@ def _factor(p):
 # ---------------------------------------------------------------------------
 # Private kernels: no argument checking.
 
-#: Rows per block of the batched forward substitution in ``_forward_stack``.
-_BLOCK = 4
+#: Factors per chunk in ``_forward_stack``: a chunk's arrays stay in cache.
+_CHUNK = 1024
+
+
+def _unit_forward(U, X, s, e):
+    """In place X[:, s:e] <- U[:, s:e, s:e]^{-1} X[:, s:e], U unit lower triangular.
+
+    Recursive halving: solve the top half, subtract its part from the bottom
+    half by one batched matrix product, solve the bottom half.
+    """
+    if e - s == 1:
+        return
+    h = (s + e) // 2
+    _unit_forward(U, X, s, h)
+    if e - s == 2:
+        X[:, h] -= U[:, h, s, None] * X[:, s]
+    else:
+        X[:, h:e] -= U[:, h:e, s:h] @ X[:, s:h]
+    _unit_forward(U, X, h, e)
 
 
 def _forward_stack(L, B):
     """Solve L_n X_n = B_n for a stack of lower triangular L (N, d, d), B (N, d, r).
 
-    Forward substitution vectorised over the stack, in blocks of ``_BLOCK``
-    rows: a block's rows first lose the part of the already solved rows (one
-    batched matrix product), then are solved row by row,
-    X_i = (B_i - sum_{k<i} L_ik X_k) / L_ii.
+    Forward substitution vectorised over the stack: the rows of L and B are
+    first divided by L's diagonal (D^{-1} L X = D^{-1} B, D^{-1} L unit lower
+    triangular), then ``_unit_forward`` eliminates, ``_CHUNK`` factors at a time.
     """
-    N, d, r = B.shape
-    X = np.empty((N, d, r))
-    for s in range(0, d, _BLOCK):
-        e = min(s + _BLOCK, d)
-        acc = B[:, s:e] - L[:, s:e, :s] @ X[:, :s] if s else B[:, s:e].copy()
-        for i in range(s, e):
-            row = acc[:, i - s]
-            for k in range(s, i):
-                row -= L[:, i, k, None] * X[:, k]
-            np.divide(row, L[:, i, i, None], out=X[:, i])
+    X = np.empty(B.shape)
+    for start in range(0, B.shape[0], _CHUNK):
+        rows = slice(start, start + _CHUNK)
+        diag = np.diagonal(L[rows], axis1=1, axis2=2)[:, :, None]
+        X[rows] = B[rows] / diag
+        _unit_forward(L[rows] / diag, X[rows], 0, L.shape[1])
     return X
 
 

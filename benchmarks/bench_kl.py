@@ -1,0 +1,159 @@
+"""A batch of Gaussian KLs: refvi.gaussian.kl vs torch.distributions.kl_divergence.
+
+10,000 pairs of full-covariance normals in d = 16 (distinct mean and Cholesky
+factor for every q and every p). Two measurements, alternating refvi and
+torch in one process after a warm-up, medians of the repeats:
+
+* forward: construct both distributions and compute the 10,000 KL(q || p)
+  (refvi ``gaussian.kl``; torch ``kl_divergence`` of two
+  ``MultivariateNormal(loc, scale_tril=...)`` under ``torch.no_grad``);
+* forward + backward: the same and the gradients w.r.t. both means and both
+  Cholesky factors (refvi ``gaussian.kl_and_grad``; torch autograd of
+  ``kl.sum()``).
+
+torch is given ``validate_args=False`` (refvi always validates its input, so
+its times include that). The values and gradients of the two are compared
+(largest relative difference, which should be near 1e-13). Printed: thread
+settings, the numpy matmul rate at start and end (if they differ much the
+machine was busy), milliseconds for each, and the ratios torch / refvi.
+
+Usage:  python benchmarks/bench_kl.py [--n 10000] [--d 16] [--repeats 15]
+torch is optional (``pip install torch==2.13.0``); without it only refvi is timed.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from refvi import gaussian
+
+try:
+    import torch
+    from torch.distributions import MultivariateNormal, kl_divergence
+except ImportError:  # torch is optional
+    torch = None
+
+
+def gflops():
+    """numpy matmul GFLOP/s on a 1024 x 1024 product (median of 5)."""
+    a = np.random.default_rng(0).normal(size=(1024, 1024))
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - t)
+    return 2 * 1024**3 / np.median(times) / 1e9
+
+
+def make_pairs(n, d, seed=0):
+    """Means and well-conditioned lower Cholesky factors for n pairs (q, p)."""
+    rng = np.random.default_rng(seed)
+
+    def factors():
+        L = np.tril(0.3 * rng.normal(size=(n, d, d)), k=-1)
+        return L + np.exp(0.3 * rng.normal(size=(n, d)))[..., None] * np.eye(d)
+
+    return rng.normal(size=(n, d)), factors(), rng.normal(size=(n, d)), factors()
+
+
+def refvi_forward(mq, Lq, mp, Lp):
+    q = gaussian.Gaussian(mq, scale_tril=Lq)
+    p = gaussian.Gaussian(mp, scale_tril=Lp)
+    return gaussian.kl(q, p)
+
+
+def refvi_backward(mq, Lq, mp, Lp):
+    q = gaussian.Gaussian(mq, scale_tril=Lq)
+    p = gaussian.Gaussian(mp, scale_tril=Lp)
+    value, grads = gaussian.kl_and_grad(q, p)
+    return value, [
+        grads[k] for k in ("mean_q", "scale_tril_q", "mean_p", "scale_tril_p")
+    ]
+
+
+def torch_forward(mq, Lq, mp, Lp):
+    with torch.no_grad():
+        q = MultivariateNormal(mq, scale_tril=Lq, validate_args=False)
+        p = MultivariateNormal(mp, scale_tril=Lp, validate_args=False)
+        return kl_divergence(q, p)
+
+
+def torch_backward(mq, Lq, mp, Lp):
+    leaves = [t.detach().requires_grad_(True) for t in (mq, Lq, mp, Lp)]
+    q = MultivariateNormal(leaves[0], scale_tril=leaves[1], validate_args=False)
+    p = MultivariateNormal(leaves[2], scale_tril=leaves[3], validate_args=False)
+    value = kl_divergence(q, p)
+    value.sum().backward()
+    return value, [leaf.grad for leaf in leaves]
+
+
+def rel_diff(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def alternate(contenders, repeats):
+    """Median seconds of each (name, fn), run alternately after one warm-up each."""
+    for _, fn in contenders:
+        fn()
+    times = {name: [] for name, _ in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders:
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--d", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args(argv)
+
+    pools = {(p["internal_api"], p["num_threads"]) for p in threadpool_info()}
+    print(f"numpy BLAS pools (api, threads): {sorted(pools)}")
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    if torch is not None:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    else:
+        print("torch not installed: refvi only (pip install torch==2.13.0)")
+    print(f"numpy matmul at start: {gflops():.1f} GFLOP/s")
+
+    arrays = make_pairs(args.n, args.d)
+    print(f"{args.n} pairs in d = {args.d}, {args.repeats} repeats (median)")
+    contenders = {
+        "forward": [("refvi", lambda: refvi_forward(*arrays))],
+        "forward+backward": [("refvi", lambda: refvi_backward(*arrays))],
+    }
+    if torch is not None:
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        contenders["forward"].append(("torch", lambda: torch_forward(*tensors)))
+        contenders["forward+backward"].append(
+            ("torch", lambda: torch_backward(*tensors))
+        )
+        value, grads = refvi_backward(*arrays)
+        t_value, t_grads = torch_backward(*tensors)
+        forward = rel_diff(refvi_forward(*arrays), torch_forward(*tensors).numpy())
+        diffs = [f"KL {rel_diff(value, t_value.detach().numpy()):.1e}"]
+        diffs.append(f"KL forward only {forward:.1e}")
+        names = ("mean_q", "L_q", "mean_p", "L_p")
+        for name, g, t in zip(names, grads, t_grads, strict=True):
+            t = np.tril(t.numpy()) if g.ndim == 3 else t.numpy()
+            diffs.append(f"d/d{name} {rel_diff(g, t):.1e}")
+        print("largest relative difference refvi vs torch: " + ", ".join(diffs))
+    for what, cs in contenders.items():
+        med = alternate(cs, args.repeats)
+        line = ", ".join(f"{name} {1e3 * t:.1f} ms" for name, t in med.items())
+        if "torch" in med:
+            line += f"; torch / refvi = {med['torch'] / med['refvi']:.2f}x"
+        print(f"{what}: {line}")
+    print(f"numpy matmul at end: {gflops():.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()
