@@ -21,6 +21,17 @@ from scipy.special import log_softmax as _scipy_log_softmax
 from refvi._batch import broadcast_batch, sum_to_shape
 from refvi._validate import as_float_array, check_dout
 
+__all__ = [
+    "log_softmax",
+    "softmax",
+    "log_prob",
+    "log_prob_and_grad",
+    "entropy",
+    "entropy_and_grad",
+    "kl",
+    "kl_and_grad",
+]
+
 
 def _log_softmax(logits):
     """log softmax along the last axis, shifted by the row maximum; no checking."""

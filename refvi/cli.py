@@ -11,6 +11,11 @@ from importlib import resources
 
 from refvi import __version__
 
+__all__ = [
+    "bundled_derivations",
+    "main",
+]
+
 
 def bundled_derivations():
     """Paths of the derivation files shipped with refvi, sorted by name."""

@@ -45,6 +45,17 @@ from refvi.models.mixture import GaussianMixture
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import QuadResult, expect_gaussian
 
+__all__ = [
+    "KLBounds",
+    "MAX_QUADRATURE_DIM",
+    "DEFAULT_N_ITER",
+    "kl_quadrature",
+    "kl_montecarlo",
+    "kl_variational",
+    "kl_bounds",
+    "kl_variational_upper_bound",
+]
+
 #: Largest dimension accepted by :func:`kl_quadrature` (tensor rule: order^d nodes).
 MAX_QUADRATURE_DIM = 3
 

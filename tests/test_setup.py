@@ -57,3 +57,20 @@ def test_python_dash_m_refvi_runs():
 
 def test_verify_runs_on_the_bundled_derivations():
     assert main(["verify"]) == 0
+
+
+def test_top_level_api_and_every_public_module_declare_all():
+    import importlib
+    import pkgutil
+
+    for name in refvi.__all__:
+        assert hasattr(refvi, name), name
+    modules = ["refvi.gaussian", "refvi.categorical", "refvi.mixture_kl"]
+    for package in ("refvi.models", "refvi.verify"):
+        pkg = importlib.import_module(package)
+        modules += [f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        assert hasattr(module, "__all__"), module_name
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module_name}.{name}"

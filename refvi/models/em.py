@@ -19,6 +19,13 @@ import numpy as np
 
 from refvi._validate import check_int
 
+__all__ = [
+    "DECREASE_EPS",
+    "EMDecreaseWarning",
+    "EMTrace",
+    "run_em",
+]
+
 #: A log-likelihood step counts as a decrease when it goes down by more than
 #: this many machine epsilons relative to |log p(x)| (about 9e-13): rounding in
 #: the sums over the data cannot explain a larger drop.

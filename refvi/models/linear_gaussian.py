@@ -44,6 +44,23 @@ from refvi.gaussian import (
     _logdet_chol,
 )
 
+__all__ = [
+    "LinearGaussian",
+    "Posterior",
+    "log_prior",
+    "log_lik",
+    "log_joint",
+    "log_posterior",
+    "posterior",
+    "log_marginal",
+    "log_marginal_and_grad",
+    "expected_complete_loglik",
+    "expected_complete_loglik_and_grad",
+    "elbo",
+    "elbo_and_grad",
+    "kl_to_posterior",
+]
+
 # ---------------------------------------------------------------------------
 # Parameters.
 

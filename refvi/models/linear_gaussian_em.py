@@ -43,6 +43,25 @@ from refvi.models.linear_gaussian import (
     posterior,
 )
 
+__all__ = [
+    "NOISE_MODELS",
+    "PSI_FLOOR_REL",
+    "SufficientStats",
+    "ExpectedStats",
+    "sufficient_stats",
+    "log_marginal_total",
+    "e_step",
+    "expected_stats",
+    "expected_stats_from_posterior",
+    "elbo_total",
+    "m_step",
+    "m_step_from_stats",
+    "em",
+    "em_from_stats",
+    "ppca_mle",
+    "ppca_mle_from_stats",
+]
+
 #: Default noise floor, relative to the mean variance of the data's columns.
 PSI_FLOOR_REL = 1e-6
 

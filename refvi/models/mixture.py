@@ -41,6 +41,25 @@ from refvi._validate import (
 )
 from refvi.gaussian import _log_prob_whitened
 
+__all__ = [
+    "COVARIANCE_TYPES",
+    "GaussianMixture",
+    "log_prior",
+    "log_lik",
+    "log_joint",
+    "log_marginal",
+    "log_marginal_and_grad",
+    "log_prob",
+    "log_responsibilities",
+    "log_posterior",
+    "responsibilities",
+    "posterior",
+    "elbo",
+    "elbo_and_grad",
+    "kl_to_posterior",
+    "kl_to_posterior_and_grad",
+]
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # Rows per block are chosen so that one (rows, K*d) temporary holds about this

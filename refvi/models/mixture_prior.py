@@ -39,6 +39,22 @@ from refvi.models.mixture import GaussianMixture
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import expect_gaussian
 
+__all__ = [
+    "MixturePrior",
+    "MixturePosterior",
+    "DEFAULT_N_SAMPLES",
+    "METHODS",
+    "marginal",
+    "log_marginal",
+    "posterior",
+    "log_prior",
+    "log_lik",
+    "log_joint",
+    "log_posterior",
+    "elbo",
+    "kl_to_posterior",
+]
+
 #: Default number of Monte Carlo draws for :func:`elbo` and :func:`kl_to_posterior`.
 DEFAULT_N_SAMPLES = 10_000
 

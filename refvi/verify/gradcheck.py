@@ -32,6 +32,16 @@ import numpy as np
 
 from refvi._validate import as_float_array, check_int, check_positive, check_rng
 
+__all__ = [
+    "DEFAULT_STEP",
+    "GradcheckResult",
+    "TaylorResult",
+    "numerical_gradient",
+    "gradcheck",
+    "assert_gradcheck",
+    "taylor_test",
+]
+
 #: Default relative step of the central differences: for the Richardson
 #: combination of steps h and h/2 the truncation error is O(h^4) ~ 1e-12 and
 #: the round-off error ~ 3 eps |f| / h ~ 1e-12 |f| (per unit of scale).

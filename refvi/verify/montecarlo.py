@@ -13,6 +13,14 @@ from scipy import stats
 
 from refvi._validate import as_float_array, check_int, check_positive
 
+__all__ = [
+    "MCEstimate",
+    "ZTest",
+    "mc_mean",
+    "z_test",
+    "assert_z_test",
+]
+
 
 class MCEstimate(NamedTuple):
     """A Monte Carlo mean with its standard error.

@@ -22,6 +22,16 @@ from scipy.special import logsumexp
 
 from refvi._validate import as_float_array, check_int, check_lower_cholesky
 
+__all__ = [
+    "DEFAULT_ORDER",
+    "QuadResult",
+    "gauss_hermite_rule",
+    "expect_gaussian",
+    "log_expect_gaussian",
+    "integrate",
+    "expect_discrete",
+]
+
 #: Default Gauss-Hermite order per coordinate for each dimension d: the
 #: returned value uses this order, the error estimate compares it with a lower
 #: one (:func:`_lower_order`). m = order^d nodes: 60, 1024, 8000, 38416.
