@@ -22,16 +22,16 @@ import ast
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from refvi.checker import limits, read
 from refvi.checker import settings as settings_module
-from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex
 from refvi.checker.namespace import FN_UFUNCS, Estimate, Fn
+from refvi.checker.read import DerivationError
 from refvi.verify.montecarlo import MCEstimate, z_test
 
 DEFAULT_SEEDS = 3
@@ -39,14 +39,6 @@ DEFAULT_TOLERANCE = 1e-9
 DEFAULT_SEPARATION = 1e-6
 DEFAULT_SIGMAS = 5.0
 RELATIONS = ("<=", ">=", "!=", "~", "=", "<", ">")
-FRONT_MATTER_KEYS = (
-    "title",
-    "settings",
-    "seeds",
-    "tolerance",
-    "separation",
-    "sigmas",
-)
 
 #: Builtins a check may call; everything else (open, __import__, ...) is absent.
 SAFE_BUILTINS = {
@@ -89,16 +81,6 @@ _LATEX_REL_RE = re.compile(
     r"\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\neq?(?![a-zA-Z])|\\approx(?![a-zA-Z])"
     r"|(?<![\\<>!])=|<|>"
 )
-
-
-class DerivationError(Exception):
-    """Malformed input: reported as ``path:line: error: message``, exit 2."""
-
-    def __init__(self, path, line, message):
-        super().__init__(f"{path}:{line}: error: {message}")
-        self.path = str(path)
-        self.line = line
-        self.message = message
 
 
 # ---------------------------------------------------------------------------
@@ -179,34 +161,17 @@ class Derivation:
 # Parsing.
 
 
-def _parse_front_matter(lines, path):
-    """Front matter ``---`` / ``key: value`` lines / ``---``; returns (dict, end)."""
-    if not lines or lines[0].strip() != "---":
+def _front_matter(lines, path):
+    """The top-level front-matter entries as {key: (value, line)}, and the
+    index of the first body line."""
+    entries, end = read.front_matter(lines, path)
+    if entries is None:
         raise DerivationError(
             path,
             1,
             "a derivation starts with front matter: '---', 'settings: ...', '---'",
         )
-    meta = {}
-    for i in range(1, len(lines)):
-        text = lines[i].strip()
-        if text == "---":
-            return meta, i + 1
-        if not text or text.startswith("#"):
-            continue
-        key, sep, value = text.partition(":")
-        key = key.strip()
-        if not sep or (
-            key not in FRONT_MATTER_KEYS and not latex_frontmatter.is_key(key)
-        ):
-            raise DerivationError(
-                path,
-                i + 1,
-                f"unknown front-matter entry {text!r}; "
-                f"expected one of {', '.join(FRONT_MATTER_KEYS)}",
-            )
-        meta[key] = (value.strip(), i + 1)
-    raise DerivationError(path, 1, "front matter is not closed by a '---' line")
+    return {e.key: (e.value, e.line) for e in entries if e.section is None}, end
 
 
 def _parse_settings(value, line, path):
@@ -234,23 +199,33 @@ def _parse_settings(value, line, path):
                     path, line, f"setting option {opt!r} is not key=value"
                 )
             options.append((key.strip(), val.strip()))
+        try:
+            limits.check_setting_options(name, options)
+        except ValueError as err:
+            raise DerivationError(path, line, str(err)) from None
         out.append(Setting(name, tuple(options), line))
     return tuple(out)
 
 
-def _number(meta, key, default, kind, path):
+#: Upper bounds of the numeric front-matter options (``limits``).
+_BOUNDS = {
+    "tolerance": limits.MAX_TOLERANCE,
+    "separation": limits.MAX_SEPARATION,
+    "sigmas": limits.MAX_SIGMAS,
+}
+
+
+def _number(meta, key, default, path):
+    """Front-matter option ``key`` within its limits, or ``default``."""
     if key not in meta:
         return default
     value, line = meta[key]
     try:
-        number = kind(value)
-    except ValueError:
-        raise DerivationError(
-            path, line, f"{key} must be a {kind.__name__}; got {value!r}"
-        ) from None
-    if not number > 0:
-        raise DerivationError(path, line, f"{key} must be positive; got {value}")
-    return number
+        if key == "seeds":
+            return limits.check_seeds(value)
+        return limits.check_number(key, value, _BOUNDS[key])
+    except ValueError as err:
+        raise DerivationError(path, line, str(err)) from None
 
 
 def _compile_side(source, line, path):
@@ -299,11 +274,9 @@ def _parse_check_block(body, start, path, tol):
                 unchecked = value
             else:
                 try:
-                    tol = float(value)
-                except ValueError:
-                    raise DerivationError(
-                        path, line, f"tol must be a number; got {value!r}"
-                    ) from None
+                    tol = limits.check_number("tol", value, limits.MAX_TOLERANCE)
+                except ValueError as err:
+                    raise DerivationError(path, line, str(err)) from None
             continue
         if raw[:1] in (" ", "\t") and exprs:
             exprs[-1][1] += " " + text
@@ -350,16 +323,16 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     such a display is an error. ``latex_only`` ignores every check block.
     """
     lines = text.splitlines()
-    meta, i = _parse_front_matter(lines, path)
+    meta, i = _front_matter(lines, path)
     if "settings" not in meta:
         raise DerivationError(
             path, 1, "front matter must name the settings: 'settings: ...'"
         )
     settings = _parse_settings(*meta["settings"], path)
-    seeds = _number(meta, "seeds", DEFAULT_SEEDS, int, path)
-    tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, float, path)
-    separation = _number(meta, "separation", DEFAULT_SEPARATION, float, path)
-    sigmas = _number(meta, "sigmas", DEFAULT_SIGMAS, float, path)
+    seeds = _number(meta, "seeds", DEFAULT_SEEDS, path)
+    tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, path)
+    separation = _number(meta, "separation", DEFAULT_SEPARATION, path)
+    sigmas = _number(meta, "sigmas", DEFAULT_SIGMAS, path)
 
     source = text  # `text` is reused below for each line
     checks = []
@@ -446,10 +419,7 @@ def parse_file(path, latex_only=False, blocks_only=False):
     """Read and parse a derivation file as ``refvi verify`` does: a display
     without a check block is checked from its LaTeX, unless ``blocks_only``,
     which makes such a display an error (every line needs its check block)."""
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DerivationError(path, 0, f"cannot read file: {err}") from None
+    text = read.read_text(path)
     if blocks_only and latex_only:
         raise ValueError("blocks_only and latex_only exclude each other")
     return parse(text, path, from_latex=not blocks_only, latex_only=latex_only)

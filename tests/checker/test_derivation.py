@@ -206,7 +206,7 @@ def test_closed_form_allowed_only_where_the_latex_names_it():
         ("---\ntitle: x\n---\n", 1, "must name the settings"),
         ("---\nsettings: nonsense\n---\n", 2, "unknown setting 'nonsense'"),
         ("---\nsettings: mixture\ncolour: red\n---\n", 3, "unknown front-matter"),
-        ("---\nsettings: mixture\nseeds: many\n---\n", 3, "seeds must be a int"),
+        ("---\nsettings: mixture\nseeds: many\n---\n", 3, "seeds must be an integer"),
         (doc("$$ a = b $$\n\nsome prose\n"), 5, "has no check block"),
         (doc("$$ a = b $$\n"), 5, "has no check block"),
         (doc("$$ a = b\n"), 5, "never closed"),

@@ -18,7 +18,6 @@ is compared with a library of candidate expressions (``hints.py``).
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +26,8 @@ from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
 from refvi.checker.latex.models import make_model
 from refvi.checker.latex.parser import readings, split_equations
-from refvi.checker.latex.tokens import displays
+from refvi.checker.latex.tokens import MalformedLatex, displays
+from refvi.checker.read import read_text
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOL = 1e-9
@@ -290,7 +290,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
     ``.line``) on LaTeX that cannot be read.
     """
     lines = text.splitlines()
-    top, scoped, body_start = frontmatter.read(lines)
+    top, scoped, body_start = frontmatter.read(lines, path)
     titles = _sections(lines)
     result = FileResult(str(path))
     body = "\n".join(lines[body_start:])
@@ -309,6 +309,8 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 for eq in eqs:
                     for e in eq.exprs:
                         ir.infer(e, scope.latent, scope.observed)
+            except RecursionError:
+                raise MalformedLatex("the display nests too deeply", line) from None
             except ir.Unsupported as err:
                 shown = str(err.token) if err.token is not None else ""
                 tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
@@ -353,7 +355,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
 
 def check_latex_file(path, **kwargs):
     """``check_latex_text`` on the file at ``path``."""
-    return check_latex_text(Path(path).read_text(), path, **kwargs)
+    return check_latex_text(read_text(path), path, **kwargs)
 
 
 #: Relations as the reports print them.

@@ -26,9 +26,10 @@ from refvi.checker.latex.evaluate import Shorthands
 from refvi.checker.latex.models import GAUSSIAN_SETTINGS
 from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR
 from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.limits import check_setting_options
+from refvi.checker.read import LATEX_KEYS, DerivationError, front_matter
 
-KEYS = ("settings", "latent", "observed", "family", "shorthands", "reading", "assume")
-_SECTION_RE = re.compile(r'^section\s+"([^"]+)"\s+(\w+)$')
+KEYS = LATEX_KEYS
 _Q_Z = {"q(z|x)": "conditional", "conditional": "conditional", "aggregate": "aggregate",
         "q_agg(z)": "aggregate", "int q(z|x) p_data(x) dx": "aggregate"}  # fmt: skip
 _P_X = {"p_theta(x)": "model", "model": "model", "p_data(x)": "data", "data": "data"}
@@ -64,6 +65,10 @@ def _settings(value, line):
     for name, opts in re.findall(r"([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?", value):
         items = [o.split("=", 1) for o in opts.split(",") if "=" in o]
         pairs = tuple((k.strip(), v.strip()) for k, v in items)
+        try:
+            check_setting_options(name, pairs)
+        except ValueError as err:
+            raise MalformedLatex(str(err), line) from None
         out.append((name, pairs))
     names = {name for name, _ in out}
     if names <= set(GAUSSIAN_SETTINGS):
@@ -134,28 +139,19 @@ def _apply(scope, key, value, line):
     return replace(scope, assume=_assume(value, line))
 
 
-def read(lines):
+def read(lines, path="<derivation>"):
     """(global Scope, {section title: Scope}, first body line index).
 
     ``lines`` are the file's lines; without front matter everything defaults.
+    The entries come from the one front-matter reader (``checker.read``).
     """
-    if not lines or lines[0].strip() != "---":
+    try:
+        found, end = front_matter(lines, path)
+    except DerivationError as err:
+        raise MalformedLatex(err.message, err.line) from None
+    if found is None:
         return Scope(), {}, 0
-    entries, end = [], None
-    for i in range(1, len(lines)):
-        text = lines[i].strip()
-        if text == "---":
-            end = i + 1
-            break
-        if not text or text.startswith("#"):
-            continue
-        key, sep, value = text.partition(":")
-        m = _SECTION_RE.match(key.strip())
-        section, key = (m.group(1), m.group(2)) if m else (None, key.strip())
-        if key in KEYS:
-            entries.append((section, key, value.strip(), i + 1))
-    if end is None:
-        raise MalformedLatex("front matter is not closed by a '---' line", 1)
+    entries = [(e.section, e.key, e.value, e.line) for e in found if e.key in KEYS]
     top = Scope()
     for section, key, value, line in entries:
         if section is None:
@@ -181,9 +177,3 @@ def _default_shorthands(scope, declared):
     if declared or not names <= {"aggregated", "aggregated_mixture_prior"}:
         return scope
     return replace(scope, shorthands=replace(scope.shorthands, q_z="aggregate"))
-
-
-def is_key(key):
-    """Whether a front-matter key belongs to the LaTeX checker."""
-    m = _SECTION_RE.match(key.strip())
-    return (m.group(2) if m else key.strip()) in KEYS

@@ -16,6 +16,8 @@ empty equation, an unterminated ``$$``) raises :class:`MalformedLatex`.
 import re
 from dataclasses import dataclass
 
+from refvi.checker.limits import MAX_LATEX_NESTING
+
 
 class MalformedLatex(ValueError):
     """LaTeX that cannot be read at all; ``line`` is the 1-based file line."""
@@ -170,13 +172,20 @@ def tokenize(src, line=1):
 
 
 def _check_balance(tokens, line):
-    """Raise MalformedLatex unless ``{}``, ``()`` and ``[]`` nest properly."""
+    """Raise MalformedLatex unless ``{}``, ``()`` and ``[]`` nest properly, at
+    most ``MAX_LATEX_NESTING`` deep (the parser recurses into each level)."""
     stack = []
     for tok in tokens:
         if tok.kind != "char":
             continue
         if tok.text in _OPEN:
             stack.append(tok)
+            if len(stack) > MAX_LATEX_NESTING:
+                raise MalformedLatex(
+                    f"brackets nest more than {MAX_LATEX_NESTING} deep "
+                    "(the limit of a display)",
+                    tok.line,
+                )
         elif tok.text in _CLOSE:
             if not stack:
                 raise MalformedLatex(
