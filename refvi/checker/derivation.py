@@ -4,8 +4,10 @@ A derivation is a Markdown file (format: ``derivations/README.md``) whose
 front matter names the settings it is claimed for, and in which every
 displayed equation ``$$ ... $$`` is followed by a ``check`` block computing
 the line numerically, or by ``unchecked: <reason>``. Check expressions are
-Python expressions evaluated in a restricted namespace (``Instance.names`` of
-``refvi.checker.settings``) on several random instances of every setting.
+interpreted by ``refvi.checker.evaluate`` (an allowlist of Python's
+expression syntax, no module, no I/O, within limits) with the names of
+``Instance.names`` (``refvi.checker.settings``) on several random instances
+of every setting.
 
 Consecutive sides of a chain are compared by the relation written before each
 one (``=``, ``<=``, ``>=``, ``<``, ``>``, ``!=``, and ``~`` for a Monte Carlo
@@ -18,19 +20,18 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 ``LineResult``, not an error.
 """
 
-import ast
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from refvi.checker import limits, read
+from refvi.checker import evaluate, limits, read
 from refvi.checker import settings as settings_module
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex
-from refvi.checker.namespace import FN_UFUNCS, Estimate, Fn
+from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import DerivationError
 from refvi.verify.montecarlo import MCEstimate, z_test
 
@@ -39,38 +40,6 @@ DEFAULT_TOLERANCE = 1e-9
 DEFAULT_SEPARATION = 1e-6
 DEFAULT_SIGMAS = 5.0
 RELATIONS = ("<=", ">=", "!=", "~", "=", "<", ">")
-
-#: Builtins a check may call; everything else (open, __import__, ...) is absent.
-SAFE_BUILTINS = {
-    "abs": abs,
-    "min": min,
-    "max": max,
-    "sum": sum,
-    "len": len,
-    "float": float,
-    "range": range,
-}
-
-_ALLOWED_NODES = (
-    ast.Expression,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Call,
-    ast.Name,
-    ast.Load,
-    ast.Constant,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Slice,
-    ast.Tuple,
-    ast.List,
-    ast.Lambda,
-    ast.arguments,
-    ast.arg,
-    ast.keyword,
-    ast.operator,
-    ast.unaryop,
-)
 
 #: A check line's leading relation (two-character ones tried first).
 _RELATION_RE = re.compile(
@@ -229,31 +198,16 @@ def _number(meta, key, default, path):
 
 
 def _compile_side(source, line, path):
-    """Parse one check expression and check it uses only allowed syntax."""
+    """Parse one check expression and check it stays in the check language
+    (``refvi.checker.evaluate``); returns (tree, free names)."""
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        return evaluate.compile_check(source)
     except SyntaxError as err:
         raise DerivationError(
-            path, line, f"syntax error in check: {err.msg}: {source.strip()}"
+            path, line, f"syntax error in check: {err.msg}: {source.strip()[:80]}"
         ) from None
-    bound = set()
-    names = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise DerivationError(
-                path,
-                line,
-                f"{type(node).__name__} is not allowed in a check: {source.strip()}",
-            )
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            raise DerivationError(
-                path, line, f"private attribute {node.attr!r} in a check"
-            )
-        if isinstance(node, ast.arg):
-            bound.add(node.arg)
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-    return compile(tree, f"{path}:{line}", "eval"), frozenset(names - bound)
+    except evaluate.Refused as err:
+        raise DerivationError(path, line, str(err)) from None
 
 
 def _parse_check_block(body, start, path, tol):
@@ -480,34 +434,47 @@ def _check_closed_forms(check, instance, path):
 # Evaluation.
 
 
+def _frozen(value):
+    """``value`` with every array replaced by a read-only copy whose memory is
+    an immutable bytes object (so ``setflags(write=True)`` cannot undo it);
+    lists, tuples and dicts are frozen item by item."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        copy = np.frombuffer(value.tobytes(), dtype=value.dtype)
+        return copy.reshape(value.shape)
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
 @lru_cache(maxsize=256)
 def make_instance(name, options, seed):
-    """The instance of setting ``name`` for ``seed`` (cached, so its arrays are
-    made read-only: a check cannot change what later checks see)."""
+    """The instance of setting ``name`` for ``seed``, cached and deep-frozen:
+    its arrays cannot be made writable, so a check (or an earlier file in the
+    same run) cannot change what later checks see."""
     instance = settings_module.SETTINGS[name](seed, **dict(options))
-    for value in instance.names.values():
-        if isinstance(value, np.ndarray):
-            value.setflags(write=False)
+    instance.names = _frozen(instance.names)
     return instance
 
 
 def _evaluate_side(side, instance, path):
-    unknown = (
-        side.names - set(instance.names) - set(SAFE_BUILTINS) - {"np"} - set(FN_UFUNCS)
-    )
+    known = set(instance.names) | set(evaluate.BUILTINS) | set(evaluate.SHORTHANDS)
+    unknown = side.names - known - {"np"}
     if unknown:
         raise DerivationError(
             path,
             side.line,
             f"unknown name {sorted(unknown)[0]!r} in setting {instance.setting!r}",
         )
-    env = {"__builtins__": SAFE_BUILTINS, "np": np, **FN_UFUNCS, **instance.names}
     where = f"(setting {instance.setting}, seed {instance.seed})"
     try:
         with np.errstate(all="ignore"):
-            value = eval(side.code, env)  # noqa: S307 - restricted AST, no builtins
+            value = evaluate.evaluate(side.code, instance.names)
     except DerivationError:
         raise
+    except evaluate.Refused as err:
+        raise DerivationError(path, side.line, f"{err} {where}") from None
     except Exception as err:  # any error inside a user's check is reported
         raise DerivationError(
             path, side.line, f"{type(err).__name__} in check {where}: {err}"

@@ -119,10 +119,6 @@ def _per_datum_constant(value):
     return value[:, None] if value.ndim == 1 else value
 
 
-#: Shorthands available in checks; on an ``Fn`` they return an ``Fn``.
-FN_UFUNCS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt}
-
-
 def as_fn(f, what):
     """``f`` as an ``Fn``: an ``Fn`` or a callable of z; otherwise TypeError."""
     if isinstance(f, Fn):

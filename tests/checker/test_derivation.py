@@ -151,8 +151,18 @@ def test_instances_are_deterministic():
 
 def test_a_check_cannot_change_the_instance():
     text = doc(block("a = b", "log_px.sort()"), "linear_gaussian")
-    with pytest.raises(DerivationError, match="read-only"):
+    with pytest.raises(DerivationError, match=r"attribute \.sort is not allowed"):
         run(text)
+
+
+def test_instances_are_deep_frozen():
+    """Not even trusted code can make a cached instance's array writable."""
+    W = make_instance("linear_gaussian", (), 0).names["W"]
+    assert not W.flags.writeable
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        W.setflags(write=True)
+    with pytest.raises(ValueError, match="read-only"):
+        W[0, 0] = 1.0
 
 
 def test_unchecked_lines_are_counted_and_break_the_chain():
