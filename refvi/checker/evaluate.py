@@ -215,7 +215,7 @@ def _sum_guard(iterable):
     """Python's sum over a list of arrays adds each in turn."""
     if isinstance(iterable, list | tuple):
         largest = max((_count(i) for i in iterable), default=1)
-        _operations(len(iterable) * largest, "sum")
+        _elements(len(iterable) * largest, "sum over a list")
 
 
 def _stack_guard(arrays, *args, **kwargs):
@@ -254,6 +254,9 @@ class Function:
         for key in kwargs:
             if key not in self.keywords:
                 raise Refused(f"keyword {key}= is not accepted by {self.name}")
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, list | tuple):
+                _count(arg)  # a list becomes an array of this many numbers
         if self.guard is not None:
             self.guard(*args, **kwargs)
         return self.fn(*args, **kwargs)
@@ -463,7 +466,12 @@ def compile_check(source):
     if _nesting(tree) > limits.MAX_NESTING:
         raise Refused(f"expression nests more than {limits.MAX_NESTING} deep")
     bound, names = set(), set()
-    for node in ast.walk(tree):
+    # in source order of where each node ends, so the innermost offence is named
+    nodes = sorted(
+        ast.walk(tree),
+        key=lambda n: (getattr(n, "end_lineno", 0), getattr(n, "end_col_offset", 0)),
+    )
+    for node in nodes:
         if not isinstance(node, NODES):
             raise Refused(f"{type(node).__name__} is not allowed in a check")
         if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANTS):
@@ -658,15 +666,16 @@ class _Run:
         return _checked_value(value)
 
 
-def evaluate(tree, names, seconds=limits.CHECK_SECONDS):
+def evaluate(tree, names, seconds=None):
     """The value of a compiled check (``compile_check``) with ``names``
-    (the instance's) in scope, within ``seconds``.
+    (the instance's) in scope, within ``seconds`` (default
+    ``limits.CHECK_SECONDS``).
 
     Raises ``Refused`` on a construct outside the language or a limit; other
     exceptions are the check's own errors (a shape mismatch, ...).
     """
     env = {**BUILTINS, **SHORTHANDS, "np": NP, **names}
-    run = _Run(env, seconds)
+    run = _Run(env, limits.CHECK_SECONDS if seconds is None else seconds)
     try:
         return run.eval(tree.body, {})
     except RecursionError:
