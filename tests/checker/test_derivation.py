@@ -227,7 +227,7 @@ def test_closed_form_allowed_only_where_the_latex_names_it():
         (doc(block("a = b", "log_px", "log_px")), 9, "needs a relation"),
         (doc(block("a = b", "__import__('os')")), 8, "unknown name '__import__'"),
         (doc(block("a = b", "np.__class__")), 8, "private attribute"),
-        (doc(block("a = b", "[z for z in x]")), 8, "ListComp is not allowed"),
+        (doc(block("a = b", "[z for z in x]")), 8, "comprehension is not allowed"),
         (doc(block("a = b", "unchecked: why", "kl")), 8, "either unchecked"),
         (doc(block("a = b", "unchecked:")), 8, "needs a reason"),
         (doc(block("a = b", "= kl")), 8, "continues a chain"),
