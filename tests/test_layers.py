@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RANKS = {
     "__init__": 0,
     "_validate": 0,
+    "_batch": 0,
     "verify": 1,
     "gaussian": 2,
     "categorical": 2,

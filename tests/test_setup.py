@@ -29,6 +29,9 @@ def test_ci_runs_the_readme_commands_verbatim_in_a_fresh_venv():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in ci
     assert "python3 -m venv" in ci and "mktemp -d" in ci
+    # a fresh clone in a folder named refvi, where the README commands run
+    assert 'git clone --quiet "$repo" "$work/refvi"' in ci
+    assert 'cd "$work/refvi"' in ci
     for command in readme_commands():
         assert f"( {command} )" in ci, command
     assert "ruff check" in ci
