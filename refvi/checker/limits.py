@@ -25,6 +25,8 @@ CHECK_SECONDS = 10.0
 MAX_ARRAY_ELEMENTS = 10**7
 #: Largest operation count of one matrix product, einsum or factorisation.
 MAX_OPERATIONS = 10**9
+#: Most Monte Carlo draws per datum a check may ask of ``MC_q(f, n=...)``.
+MAX_MC_DRAWS = 10**6
 #: Largest integer a check may make (bits).
 MAX_INT_BITS = 10_000
 #: Longest check expression (characters) and its deepest nesting.
@@ -82,3 +84,10 @@ def check_setting_options(name, options):
                 f"setting {name}: {key} must be between 1 and "
                 f"{SETTING_SIZES[key]}; got {value}"
             )
+
+
+def check_draws(n):
+    """``n`` Monte Carlo draws as an int in 1 .. MAX_MC_DRAWS, else ValueError."""
+    if not isinstance(n, int | float) or not 1 <= n <= MAX_MC_DRAWS:
+        raise ValueError(f"draws n must be between 1 and {MAX_MC_DRAWS}; got {n!r}")
+    return int(n)

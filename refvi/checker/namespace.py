@@ -21,6 +21,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
+from refvi.checker.limits import check_draws
 from refvi.gaussian import _log_prob_chol
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import gauss_hermite_rule
@@ -304,7 +305,7 @@ def monte_carlo(rule, seed):
     """
 
     def mc(f, n=MC_DRAWS):
-        points = rule.draw(np.random.default_rng((seed, 1)), int(n))
+        points = rule.draw(np.random.default_rng((seed, 1)), check_draws(n))
         values = _check_values(as_fn(f, "MC")(points), "MC")
         est = mc_mean(values, axis=1)
         return Estimate(est.mean, est.se, est.n)

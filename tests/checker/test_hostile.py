@@ -82,6 +82,7 @@ HOSTILE = [
     ("einsum", "np.einsum('ij,jk,kl->il', *[np.ones((2000, 2000))] * 3)", "Starred"),
     ("einsum-cost", "np.einsum('ij,jk,kl->il', np.ones((3000, 3)), np.ones((3, 3000)), np.ones((3000, 3000)))", "np.einsum"),
     ("eigh-cost", "np.linalg.eigh(np.ones((3000, 3000)))", "factorisation"),
+    ("mc-draws", "MC_q(log_q, n=10**9)", "draws n must be between 1 and 1000000"),
     ("recursion", "(lambda f: f(f))(lambda f: f(f))", "lambdas call each other"),
     ("deep-calls", "abs(" * 150 + "1" + ")" * 150, "nests more than"),
     ("deep-lists", "[" * 120 + "]" * 120, "nests more than"),

@@ -3,6 +3,7 @@
 import numpy as np
 
 from refvi import gaussian, mixture_kl
+from refvi.checker.limits import check_draws
 from refvi.checker.namespace import (
     CONTINUOUS,
     MC_DRAWS,
@@ -151,6 +152,7 @@ def _ancestral_moments(model, seed):
     x ~ N(W z + mu, Psi)), as an ``Estimate`` of shape (J, ...)."""
 
     def mc(f, n=MC_DRAWS):
+        n = check_draws(n)
         rng = np.random.default_rng((seed, 2))
         means, ses = [], []
         for j in range(model.J):
