@@ -80,6 +80,8 @@ def _count(value, seen=None):
     items, each distinct list counted once), refused above the array limit."""
     if isinstance(value, np.ndarray):
         return value.size
+    if isinstance(value, str):
+        return max(len(value), 1)  # an array of strings holds each character
     if not isinstance(value, list | tuple):
         return 1
     seen = {} if seen is None else seen
@@ -188,11 +190,22 @@ def _eye_guard(N, M=None, k=0):
     _elements((N, N if M is None else M), "np.eye")
 
 
-def _diag_guard(v, k=0):
-    shape = _shape(v)
-    if shape is not None and len(shape) == 1:
-        n = shape[0] + abs(int(k))
-        _elements((n, n), "np.diag")
+def _diag_guard(name):
+    """np.diag, np.tril, np.triu make an (n, n) matrix from a vector."""
+
+    def guard(v, k=0):
+        shape = _shape(v)
+        if shape is not None and len(shape) == 1:
+            n = shape[0] + abs(int(k))
+            _elements((n, n), f"np.{name}")
+
+    return guard
+
+
+def _full_guard(shape, fill_value):
+    _elements(shape, "np.full")
+    if not isinstance(fill_value, int | float | np.number):
+        raise Refused("np.full fills with a number")
 
 
 def _outer_guard(a, b):
@@ -204,7 +217,11 @@ def _broadcast_to_guard(array, shape):
 
 
 def _arange_guard(*args):
-    _elements(len(range(*(int(a) for a in args))), "np.arange")
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    count = (float(stop) - float(start)) / float(step)
+    if not math.isfinite(count):
+        raise Refused("np.arange needs finite start, stop and a non-zero step")
+    _elements(max(math.ceil(count), 0), "np.arange")
 
 
 def _range_guard(*args):
@@ -302,9 +319,9 @@ def _np_functions():
         min=(np.min, 2, _AXIS, None),
         trace=(np.trace, 4, ("offset", "axis1", "axis2"), None),
         diagonal=(np.diagonal, 4, ("offset", "axis1", "axis2"), None),
-        diag=(np.diag, 2, ("k",), _diag_guard),
-        tril=(np.tril, 2, ("k",), None),
-        triu=(np.triu, 2, ("k",), None),
+        diag=(np.diag, 2, ("k",), _diag_guard("diag")),
+        tril=(np.tril, 2, ("k",), _diag_guard("tril")),
+        triu=(np.triu, 2, ("k",), _diag_guard("triu")),
         outer=(np.outer, 2, (), _outer_guard),
         concatenate=(np.concatenate, 2, ("axis",), _stack_guard),
         stack=(np.stack, 2, ("axis",), _stack_guard),
@@ -313,7 +330,7 @@ def _np_functions():
         transpose=(np.transpose, 2, ("axes",), None),
         zeros=(np.zeros, 1, (), _shape_guard("zeros")),
         ones=(np.ones, 1, (), _shape_guard("ones")),
-        full=(np.full, 2, (), _shape_guard("full")),
+        full=(np.full, 2, (), _full_guard),
         eye=(np.eye, 3, ("k",), _eye_guard),
         zeros_like=(np.zeros_like, 1, (), None),
         ones_like=(np.ones_like, 1, (), None),
@@ -572,6 +589,15 @@ _SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**
            ast.MatMult: "@"}  # fmt: skip
 
 
+def _fancy_guard(value, index):
+    """Indexing by lists or arrays can make an array larger than its input:
+    at most (index entries) x (input size)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    fancy = sum(_count(p) for p in parts if isinstance(p, list | np.ndarray))
+    if fancy and isinstance(value, np.ndarray):
+        _elements(fancy * value.size, "indexing by a list or array")
+
+
 def _checked_value(value):
     """Refuse an array result above the element limit (a catch-all behind
     the checks made before each operation)."""
@@ -594,6 +620,19 @@ class _Run:
         self.seconds = seconds
         self.steps = 0
         self.depth = 0
+        self.held = 0
+
+    def hold(self, value):
+        """Count ``value`` as held while later operands are evaluated; the
+        arrays held at once are bounded (``MAX_HELD_ELEMENTS``)."""
+        n = _count(value) if isinstance(value, np.ndarray | list | tuple) else 0
+        self.held += n
+        if self.held > limits.MAX_HELD_ELEMENTS:
+            raise Refused(
+                f"the check holds more than {limits.MAX_HELD_ELEMENTS:.0e} "
+                "numbers at once (the limit)"
+            )
+        return n
 
     def tick(self):
         self.steps += 1
@@ -629,14 +668,16 @@ class _Run:
             return _checked_value(_UNARY[type(node.op)](operand))
         if kind is ast.Subscript:
             value = self.eval(node.value, scope)
-            return _checked_value(value[self.eval(node.slice, scope)])
+            index = self.eval(node.slice, scope)
+            _fancy_guard(value, index)
+            return _checked_value(value[index])
         if kind is ast.Slice:
             parts = (node.lower, node.upper, node.step)
             return slice(*(None if p is None else self.eval(p, scope) for p in parts))
         if kind is ast.Tuple:
-            return tuple(self.eval(e, scope) for e in node.elts)
+            return tuple(self.each(node.elts, scope))
         if kind is ast.List:
-            return [self.eval(e, scope) for e in node.elts]
+            return self.each(node.elts, scope)
         if kind is ast.Lambda:
             return _Lambda(self, node, scope)
         raise Refused(f"{kind.__name__} is not allowed in a check")
@@ -649,17 +690,33 @@ class _Run:
             node = node.left
         value = self.eval(node, scope)
         for link in reversed(chain):
-            right = self.eval(link.right, scope)
+            held = self.hold(value)
+            try:
+                right = self.eval(link.right, scope)
+            finally:
+                self.held -= held
             value = _checked_value(_binary(type(link.op), value, right))
             self.tick()
         return value
 
+    def each(self, nodes, scope):
+        """The values of ``nodes``, each held while the next is evaluated."""
+        values, held = [], 0
+        try:
+            for item in nodes:
+                values.append(self.eval(item, scope))
+                held += self.hold(values[-1])
+        finally:
+            self.held -= held
+        return values
+
     def call(self, node, scope):
         fn = self.eval(node.func, scope)
-        args = [self.eval(a, scope) for a in node.args]
-        kwargs = {k.arg: self.eval(k.value, scope) for k in node.keywords}
         if isinstance(fn, Namespace) or not callable(fn):
             raise Refused(f"{fn!r} is not a function a check can call")
+        args = self.each(node.args, scope)
+        values = self.each([k.value for k in node.keywords], scope)
+        kwargs = {k.arg: v for k, v in zip(node.keywords, values, strict=True)}
         self.check_time()
         value = fn(*args, **kwargs)
         self.check_time()

@@ -23,6 +23,8 @@ CHECK_SECONDS = 10.0
 #: Largest array a check may make (elements), checked before allocation where
 #: the size is known from the arguments.
 MAX_ARRAY_ELEMENTS = 10**7
+#: Most numbers a check holds at once while it evaluates its operands.
+MAX_HELD_ELEMENTS = 5 * 10**7
 #: Largest operation count of one matrix product, einsum or factorisation.
 MAX_OPERATIONS = 10**9
 #: Most Monte Carlo draws per datum a check may ask of ``MC_q(f, n=...)``.

@@ -83,6 +83,13 @@ HOSTILE = [
     ("einsum-cost", "np.einsum('ij,jk,kl->il', np.ones((3000, 3)), np.ones((3, 3000)), np.ones((3000, 3000)))", "np.einsum"),
     ("eigh-cost", "np.linalg.eigh(np.ones((3000, 3000)))", "factorisation"),
     ("mc-draws", "MC_q(log_q, n=10**9)", "draws n must be between 1 and 1000000"),
+    ("held-arrays", "[" + ", ".join(["np.ones(10**7)"] * 10) + "]", "holds more than"),
+    ("held-nested", "np.ones(10**7) + (" * 8 + "1" + ")" * 8, "holds more than"),
+    ("full-strings", "np.full((3000, 3000), 'a' * 1000)", "np.full fills with a number"),
+    ("tril-vector", "np.tril(np.ones(10**5))", "np.tril"),
+    ("arange-tiny-step", "np.arange(0, 1, 1e-10)", "np.arange"),
+    ("fancy-index", "np.ones((3000, 3000))[[[0] * 3000] * 3000]", "indexing by a list"),
+    ("string-array", "np.ones_like(['a' * 10**6] * 1000)", "list of"),
     ("recursion", "(lambda f: f(f))(lambda f: f(f))", "lambdas call each other"),
     ("deep-calls", "abs(" * 150 + "1" + ")" * 150, "nests more than"),
     ("deep-lists", "[" * 120 + "]" * 120, "nests more than"),
@@ -127,7 +134,7 @@ def test_hostile_check_is_refused_and_changes_nothing(
     check, construct, honest_alone, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(limits, "CHECK_SECONDS", 2.0)  # the time bomb ends sooner
+    monkeypatch.setattr(limits, "CHECK_SECONDS", 5.0)  # the time bomb ends sooner
     secret_text = "TOP-SECRET-4f1c9a"
     secret = tmp_path / "secret.txt"
     secret.write_text(secret_text + "\n")
