@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Each part of refvi (its first path component under refvi/) and the rank
 #: of its layer; a module may import its own part and parts of lower rank.
 RANKS = {
-    "__init__": 0,
     "_validate": 0,
     "_batch": 0,
     "verify": 1,
@@ -26,6 +25,7 @@ RANKS = {
     "models": 3,
     "mixture_kl": 3,
     "inference": 4,
+    "__init__": 4.5,  # the package's public names, gathered from below
     "checker": 5,
     "crosscheck": 5,
     "cli": 6,
