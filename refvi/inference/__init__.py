@@ -1,0 +1,2 @@
+"""Amortized inference: a linear Gaussian encoder, ELBO gradient estimators, the
+linear VAE, variational EM and the aggregated posterior."""

@@ -1,0 +1,413 @@
+"""Estimators of the ELBO of a linear-Gaussian decoder and of its gradients.
+
+The decoder is ``refvi.models.linear_gaussian.LinearGaussian``:
+z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)). The variational family is
+q_i = N(m_i, Sigma_i), given per datum by ``encoder.QParams`` (m (n, k) with
+``log_std`` (n, k) for a diagonal Sigma_i, or ``L`` (k, k) for a shared full
+one). ELBO_i = E_{q_i}[log p(x_i, z) - log q_i(z)].
+
+Every stochastic estimator takes its noise ``eps`` (S, n, k) explicitly: S
+standard-normal draws per datum, z_si = m_i + L_i eps_si. It is then a
+deterministic function of the parameters, so finite differences of it mean
+something, and its expectation over eps can be taken by Gauss-Hermite
+quadrature. Computation is batched over samples and data (no Python loop).
+
+Estimators (each returns ``(value, grads)``; ``value`` (n,) is the estimate of
+ELBO_i averaged over the S samples, ``grads`` the gradients of
+sum_i dout_i value_i keyed ``m_q``, ``log_std_q`` or ``L_q``, ``W``, ``mu``,
+``psi``):
+
+- :func:`elbo_analytic_and_grad`: the closed form (LG.10)-(LG.14);
+- :func:`elbo_reparam_and_grad`: pathwise (reparameterization, Kingma &
+  Welling 2014), ``form="kl"`` log p(x|z) sampled minus the analytic
+  KL(q || p(z)) (SGVB-B), ``form="entropy"`` log p(x, z) sampled plus the
+  analytic entropy, ``form="sampled"`` log p(x, z) - log q(z) both sampled
+  (SGVB-A): its gradient is the pathwise one plus the score term
+  -d/dphi log q_phi(z) at fixed z;
+- :func:`elbo_path_derivative_and_grad`: "sticking the landing" (Roeder, Wu
+  & Duvenaud 2017): SGVB-A without the score term, which has mean zero; at
+  q = p(z | x) every sample's gradient w.r.t. q is exactly zero;
+- :func:`elbo_score_and_grad`: the score function (REINFORCE):
+  E_q[(f(z) - b) d/dphi log q_phi(z)] with f = log p(x, z) - log q(z) and an
+  optional baseline b independent of eps;
+- :func:`iwae_and_grad`: the importance-weighted bound of Burda, Grosse &
+  Salakhutdinov (2016), log (1/K) sum_s w_s, w_s = p(x, z_s) / q(z_s), with
+  its reparameterized gradient.
+
+With ``per_sample=True`` the value is (S, n) and each gradient has a leading
+axis S: sample s's single-draw estimate (their mean over s is the default
+output). Tests and the variance benchmark use it.
+"""
+
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.special import logsumexp, softmax
+
+from refvi._validate import as_data, as_float_array, check_dout, check_lower_cholesky
+from refvi.gaussian import LOG_2PI, _log_prob_whitened, _logdet_chol
+from refvi.inference.encoder import QParams
+from refvi.models import linear_gaussian as lg
+
+# ---------------------------------------------------------------------------
+# Argument checks.
+
+
+def check_q(q, n, k):
+    """Validate per-datum variational parameters ``q`` for n data points, k latents."""
+    if not isinstance(q, QParams):
+        raise TypeError(f"q must be encoder.QParams; got {type(q).__name__}")
+    m = as_float_array(q.m, "q.m", shape=(n, k))
+    if (q.log_std is None) == (q.L is None):
+        raise ValueError("q must have exactly one of q.log_std and q.L")
+    if q.L is not None:
+        return QParams(m, None, check_lower_cholesky(q.L, "q.L", d=k))
+    return QParams(m, as_float_array(q.log_std, "q.log_std", shape=(n, k)))
+
+
+def _check(model, x, q, eps=None, dout=None):
+    if not isinstance(model, lg.LinearGaussian):
+        raise TypeError(f"model must be a LinearGaussian; got {type(model).__name__}")
+    x = as_data(x, model.d)
+    n, k = x.shape[0], model.k
+    q = check_q(q, n, k)
+    if eps is not None:
+        eps = as_float_array(eps, "eps", ndim=3, shape=(None, n, k))
+    return x, q, eps, check_dout(dout, n)
+
+
+# ---------------------------------------------------------------------------
+# Private kernels: no argument checking. Arrays carry a sample axis S first;
+# ``c`` (S, n) is the upstream weight of each sample's value.
+
+
+def _sum(a, per_sample):
+    """Sum over the sample axis unless ``per_sample``."""
+    return a if per_sample else a.sum(axis=0)
+
+
+def _sample(q, eps):
+    """z_si = m_i + L_i eps_si; (G.4)."""
+    if q.L is not None:
+        return q.m + eps @ q.L.T
+    return q.m + eps * np.exp(q.log_std)
+
+
+def _pathwise(q, eps, g_z, per_sample):
+    """Gradients w.r.t. q of sum_si g_si . z_si with z = m + L eps; (G.5)."""
+    grads = {"m_q": _sum(g_z, per_sample)}
+    if q.L is not None:
+        k = q.L.shape[0]
+        if per_sample:
+            grads["L_q"] = np.tril(np.einsum("sna,snb->sab", g_z, eps))
+        else:
+            grads["L_q"] = np.tril(g_z.reshape(-1, k).T @ eps.reshape(-1, k))
+    else:
+        grads["log_std_q"] = _sum(g_z * eps, per_sample) * np.exp(q.log_std)
+    return grads
+
+
+class _LikCache(NamedTuple):
+    z: np.ndarray  # (S, n, k)
+    Pr: np.ndarray  # Psi^{-1} (x - W z - mu), (S, n, d)
+
+
+def _log_lik_forward(model, x, z):
+    """log p(x_i | z_si) = log N(x_i; W z_si + mu, diag(psi)), (S, n); (LG.1)."""
+    S, n, k = z.shape
+    inv_sqrt_psi = 1.0 / np.sqrt(model.psi)
+    rw = ((x - model.mu) - z @ model.W.T) * inv_sqrt_psi  # whitened residual
+    value = _log_prob_whitened(rw.reshape(S * n, -1), np.sum(np.log(model.psi)))
+    rw *= inv_sqrt_psi
+    return value.reshape(S, n), _LikCache(z, rw)
+
+
+def _log_lik_backward(model, cache, c, per_sample):
+    """Gradients of sum_si c_si log p(x_i | z_si) w.r.t. z and (W, mu, psi)."""
+    z, Pr = cache
+    S, n, k = z.shape
+    d = Pr.shape[-1]
+    a = c[..., None] * Pr
+    g_z = a @ model.W  # d/dz = W^T Psi^{-1} r
+    # d/dpsi_j = -1/2 (1 / psi_j - r_j^2 / psi_j^2)
+    if per_sample:
+        dW = np.einsum("snd,snk->sdk", a, z)
+        dpsi = -0.5 * (
+            c.sum(axis=1)[:, None] / model.psi - np.einsum("snd,snd->sd", a, Pr)
+        )
+        dmu = a.sum(axis=1)
+    else:
+        dW = a.reshape(-1, d).T @ z.reshape(-1, k)
+        dpsi = -0.5 * (c.sum() / model.psi - np.einsum("sni,sni->i", a, Pr))
+        dmu = a.sum(axis=(0, 1))
+    return g_z, {"W": dW, "mu": dmu, "psi": dpsi}
+
+
+def _log_prior(z):
+    """log N(z_si; 0, I), (S, n); (LG.1). Its gradient is -z."""
+    S, n, k = z.shape
+    return _log_prob_whitened(z.reshape(S * n, k), 0.0).reshape(S, n)
+
+
+class _QCache(NamedTuple):
+    u: np.ndarray  # whitened L_i^{-1} (z_si - m_i), (S, n, k)
+
+
+def _log_q_forward(q, z):
+    """log q_i(z_si) = log N(z_si; m_i, Sigma_i), (S, n); (G.1)-(G.3)."""
+    S, n, k = z.shape
+    if q.L is not None:
+        r = (z - q.m).reshape(S * n, k)
+        u = solve_triangular(q.L, r.T, lower=True).T
+        logdet = _logdet_chol(q.L)
+    else:
+        u = (z - q.m) * np.exp(-q.log_std)
+        logdet = np.broadcast_to(2.0 * q.log_std.sum(axis=1), (S, n)).ravel()
+        u = u.reshape(S * n, k)
+    return _log_prob_whitened(u, logdet).reshape(S, n), _QCache(u.reshape(S, n, k))
+
+
+def _log_q_backward(q, cache, c, per_sample):
+    """d/dz and the score d/dq (at fixed z) of sum_si c_si log q_i(z_si).
+
+    (G.10)-(G.14): with a = Sigma^{-1}(z - m) = L^{-T} u, d/dz = -a, d/dm = a,
+    d/dL = tril(a u^T) - diag(1 / L_jj), d/dlog_std = u^2 - 1.
+    """
+    u = cache.u
+    S, n, k = u.shape
+    if q.L is not None:
+        a = solve_triangular(q.L, u.reshape(-1, k).T, lower=True, trans="T").T
+        a = c[..., None] * a.reshape(S, n, k)
+        inv_diag = np.diag(1.0 / np.diag(q.L))
+        if per_sample:
+            dL = np.tril(np.einsum("sna,snb->sab", a, u))
+            dL -= c.sum(axis=1)[:, None, None] * inv_diag
+        else:
+            dL = np.tril(a.reshape(-1, k).T @ u.reshape(-1, k)) - c.sum() * inv_diag
+        return -a, {"m_q": _sum(a, per_sample), "L_q": dL}
+    a = c[..., None] * u * np.exp(-q.log_std)
+    dlog_std = _sum(c[..., None] * (u * u - 1.0), per_sample)
+    return -a, {"m_q": _sum(a, per_sample), "log_std_q": dlog_std}
+
+
+def _kl_prior_and_grad(q):
+    """KL(q_i || N(0, I)) per datum (n,) and its q gradients; (G.9), (G.21)-(G.22).
+
+    Diagonal: 1/2 sum_j (m_j^2 + sigma_j^2 - 1 - 2 log sigma_j). Full, shared L:
+    1/2 (|L|_F^2 + |m|^2 - k) - sum_j log L_jj. Gradients are per datum (the
+    L gradient of each KL_i, identical for all i).
+    """
+    m = q.m
+    if q.L is not None:
+        L = q.L
+        k = L.shape[0]
+        value = 0.5 * (np.sum(L * L) + np.sum(m * m, axis=1) - k) - 0.5 * _logdet_chol(
+            L
+        )
+        return value, {"m_q": m, "L_q": L - np.diag(1.0 / np.diag(L))}
+    var = np.exp(2.0 * q.log_std)
+    value = 0.5 * np.sum(m * m + var - 1.0 - 2.0 * q.log_std, axis=1)
+    return value, {"m_q": m, "log_std_q": var - 1.0}
+
+
+def _entropy_and_grad(q, n):
+    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log sigma_ij (n,) and d/dq; (G.7), (G.15)."""
+    if q.L is not None:
+        k = q.L.shape[0]
+        value = 0.5 * k * (1.0 + LOG_2PI) + 0.5 * _logdet_chol(q.L)
+        return np.full(n, value), {"L_q": np.diag(1.0 / np.diag(q.L))}
+    k = q.log_std.shape[1]
+    value = 0.5 * k * (1.0 + LOG_2PI) + q.log_std.sum(axis=1)
+    return value, {"log_std_q": np.ones_like(q.log_std)}
+
+
+def _add_analytic(grads, analytic, w, S, per_sample):
+    """grads += gradient of sum_i w_i T_i for a per-datum analytic term T.
+
+    ``analytic[key]`` is per datum, (n, ...), or shared by all data (k, k) for
+    ``L_q``; per-sample outputs get it in every sample.
+    """
+    for key, g in analytic.items():
+        if key == "L_q" and g.ndim == 2:
+            term = w.sum() * g
+        else:
+            term = w.reshape((-1,) + (1,) * (g.ndim - 1)) * g
+        grads[key] = grads[key] + (
+            np.broadcast_to(term, (S,) + term.shape) if per_sample else term
+        )
+    return grads
+
+
+def _weights(dout, S, per_sample):
+    """c_si: each sample's share of dout_i (1/S of it, or all of it per sample)."""
+    return np.broadcast_to(dout if per_sample else dout / S, (S, dout.shape[0]))
+
+
+def _mean(values, per_sample):
+    return values if per_sample else values.mean(axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Estimators.
+
+
+def elbo_analytic_and_grad(model, x, q, dout=None):
+    """The closed-form ELBO_i and gradients, ``linear_gaussian.elbo_and_grad``.
+
+    Implements (LG.10)-(LG.14); keys ``m_q``, ``log_std_q`` or ``L_q``, ``W``,
+    ``mu``, ``psi``.
+    """
+    x, q, _, dout = _check(model, x, q, None, dout)
+    if q.L is not None:
+        return lg.elbo_and_grad(model, x, q.m, q.L, dout=dout)
+    return lg.elbo_and_grad(model, x, q.m, log_std_q=q.log_std, dout=dout)
+
+
+REPARAM_FORMS = ("kl", "entropy", "sampled")
+
+
+def elbo_reparam_and_grad(model, x, q, eps, *, form="kl", dout=None, per_sample=False):
+    """Reparameterization (pathwise) estimate of ELBO_i and its gradients.
+
+    With z_s = m + L eps_s (G.4) and f the sampled part, the value is
+    (1/S) sum_s f(z_s) (+ the analytic part) and the gradient the exact
+    gradient of that value at fixed eps:
+
+    - ``"kl"`` (SGVB-B): f = log p(x | z), minus KL(q || N(0, I)) (G.9);
+    - ``"entropy"``: f = log p(x, z), plus H[q] (G.7);
+    - ``"sampled"`` (SGVB-A): f = log p(x, z) - log q(z), its q gradient the
+      pathwise part plus the score term -d/dq log q(z) at fixed z.
+
+    Parameters
+    ----------
+    model : LinearGaussian
+    x : array_like, shape (n, d)
+    q : QParams
+    eps : array_like, shape (S, n, k)
+        Standard-normal noise.
+    form : {"kl", "entropy", "sampled"}
+    dout : array_like, shape (n,), optional
+    per_sample : bool
+        Return each sample's value (S, n) and gradients (leading axis S).
+    """
+    if form not in REPARAM_FORMS:
+        raise ValueError(f"form must be one of {REPARAM_FORMS}; got {form!r}")
+    x, q, eps, dout = _check(model, x, q, eps, dout)
+    return _reparam(model, x, q, eps, form, dout, per_sample, score=form == "sampled")
+
+
+def elbo_path_derivative_and_grad(model, x, q, eps, *, dout=None, per_sample=False):
+    """Path-derivative ("sticking the landing") estimate (Roeder et al. 2017).
+
+    Value as SGVB-A, (1/S) sum_s [log p(x, z_s) - log q(z_s)]; the gradient
+    w.r.t. q is the pathwise gradient of log p(x, z) - log q_stop(z) with the
+    score term (mean zero) dropped: (d/dz log p(x, z) - d/dz log q(z)) dz/dq.
+    At q = p(z | x) the bracket is zero for every z, so the estimator has zero
+    variance. Arguments as in :func:`elbo_reparam_and_grad`.
+    """
+    x, q, eps, dout = _check(model, x, q, eps, dout)
+    return _reparam(model, x, q, eps, "sampled", dout, per_sample, score=False)
+
+
+def _reparam(model, x, q, eps, form, dout, per_sample, score):
+    S = eps.shape[0]
+    c = _weights(dout, S, per_sample)
+    z = _sample(q, eps)
+    f, lik_cache = _log_lik_forward(model, x, z)
+    g_z, grads = _log_lik_backward(model, lik_cache, c, per_sample)
+    if form in ("entropy", "sampled"):
+        f = f + _log_prior(z)
+        g_z = g_z - c[..., None] * z  # d/dz log N(z; 0, I) = -z
+    if form == "sampled":
+        log_q, q_cache = _log_q_forward(q, z)
+        f = f - log_q
+        g_zq, score_grads = _log_q_backward(q, q_cache, c, per_sample)
+        g_z = g_z - g_zq
+    grads.update(_pathwise(q, eps, g_z, per_sample))
+    value = _mean(f, per_sample)
+    if form == "kl":
+        kl, dkl = _kl_prior_and_grad(q)
+        value = value - kl
+        grads = _add_analytic(grads, dkl, -dout, S, per_sample)
+    elif form == "entropy":
+        H, dH = _entropy_and_grad(q, x.shape[0])
+        value = value + H
+        grads = _add_analytic(grads, dH, dout, S, per_sample)
+    elif score:
+        for key, g in score_grads.items():
+            grads[key] = grads[key] - g
+    return value, grads
+
+
+def elbo_score_and_grad(
+    model, x, q, eps, *, baseline=None, dout=None, per_sample=False
+):
+    """Score-function (REINFORCE) estimate of ELBO_i and its gradients.
+
+    With f(z) = log p(x, z) - log q(z) and z_s = m + L eps_s:
+
+        value   = (1/S) sum_s f(z_s),
+        d/dq    = (1/S) sum_s (f(z_s) - b) d/dq log q(z_s)   (z held fixed),
+        d/dtheta = (1/S) sum_s d/dtheta log p(x | z_s).
+
+    Unbiased for the gradient of ELBO_i because E_q[d/dq log q] = 0 and the
+    baseline ``b`` (n,) does not depend on eps (default 0).
+    Arguments as in :func:`elbo_reparam_and_grad`.
+    """
+    x, q, eps, dout = _check(model, x, q, eps, dout)
+    n = x.shape[0]
+    b = (
+        np.zeros(n)
+        if baseline is None
+        else as_float_array(baseline, "baseline", shape=(n,))
+    )
+    S = eps.shape[0]
+    c = _weights(dout, S, per_sample)
+    z = _sample(q, eps)
+    log_lik, lik_cache = _log_lik_forward(model, x, z)
+    log_q, q_cache = _log_q_forward(q, z)
+    f = log_lik + _log_prior(z) - log_q
+    _, grads = _log_lik_backward(model, lik_cache, c, per_sample)
+    _, score_grads = _log_q_backward(q, q_cache, c * (f - b), per_sample)
+    grads.update(score_grads)
+    return _mean(f, per_sample), grads
+
+
+def iwae_and_grad(model, x, q, eps, *, dout=None):
+    """Importance-weighted bound (Burda et al. 2016) and its reparameterized gradient.
+
+    With K = S samples z_s = m + L eps_s and log w_s = log p(x, z_s) - log q(z_s):
+
+        IWAE_K = logsumexp_s(log w_s) - log K,
+        d IWAE_K = sum_s wtilde_s d log w_s,   wtilde = softmax_s(log w_s),
+
+    where d log w_s is the SGVB-A gradient of sample s (pathwise plus score
+    term). IWAE_1 is the SGVB-A estimate; E IWAE_K increases with K to
+    log p(x). Returns value (n,) and grads as the other estimators.
+    """
+    x, q, eps, dout = _check(model, x, q, eps, dout)
+    K = eps.shape[0]
+    z = _sample(q, eps)
+    log_lik, lik_cache = _log_lik_forward(model, x, z)
+    log_q, q_cache = _log_q_forward(q, z)
+    log_w = log_lik + _log_prior(z) - log_q
+    c = dout * softmax(log_w, axis=0)
+    g_z, grads = _log_lik_backward(model, lik_cache, c, False)
+    g_z = g_z - c[..., None] * z
+    g_zq, score_grads = _log_q_backward(q, q_cache, c, False)
+    grads.update(_pathwise(q, eps, g_z - g_zq, False))
+    for key, g in score_grads.items():
+        grads[key] = grads[key] - g
+    return logsumexp(log_w, axis=0) - np.log(K), grads
+
+
+#: The estimators by name, each ``f(model, x, q, eps, *, dout=None, per_sample=False)``.
+ESTIMATORS = {
+    "kl": partial(elbo_reparam_and_grad, form="kl"),
+    "entropy": partial(elbo_reparam_and_grad, form="entropy"),
+    "sampled": partial(elbo_reparam_and_grad, form="sampled"),
+    "path": elbo_path_derivative_and_grad,
+    "score": elbo_score_and_grad,
+}
