@@ -1,0 +1,202 @@
+"""The aggregated posterior q(z) = int q(z | x) p_data(x) dx and ELBO surgery.
+
+For a linear encoder q(z | x) = N(A x + c, Sigma_q) (``encoder.LinearEncoder``
+without a data-dependent log-std):
+
+- Gaussian data p_data = N(m, C): q(z) = N(A m + c, A C A^T + Sigma_q), a
+  Gaussian, and everything below is in closed form;
+- an empirical data set x_1..x_n: q(z) = (1/n) sum_i N(z; A x_i + c, Sigma_q),
+  a mixture of n Gaussians; KL(q(z) || p(z)) by Monte Carlo with a standard
+  error or by Gauss-Hermite quadrature with an error estimate.
+
+ELBO surgery (Hoffman & Johnson 2016, "ELBO surgery: yet another way to carve
+up the variational evidence lower bound"): with q(x, z) = p_data(x) q(z | x),
+
+    E_x KL(q(z | x) || p(z)) = I_q(x; z) + KL(q(z) || p(z)),
+
+I_q(x; z) = E_x KL(q(z | x) || q(z)) = H[q(z)] - E_x H[q(z | x)] the mutual
+information. Here p(z) = N(0, I_k).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import logsumexp
+
+from refvi import gaussian
+from refvi._validate import as_data, as_float_array
+from refvi.inference.encoder import check_encoder
+from refvi.verify.montecarlo import mc_mean
+from refvi.verify.quadrature import QuadResult, expect_gaussian
+
+
+def _check_linear(encoder):
+    check_encoder(encoder)
+    if encoder.B is not None:
+        raise ValueError(
+            "encoder must have a data-independent covariance (B is None) for the "
+            "aggregated posterior"
+        )
+    return encoder
+
+
+def _noise(encoder):
+    """N(0, Sigma_q), the encoder's noise, as a refvi Gaussian."""
+    zeros = np.zeros(encoder.k)
+    if encoder.L is not None:
+        return gaussian.Gaussian(zeros, encoder.L)
+    return gaussian.DiagGaussian(zeros, encoder.log_std)
+
+
+def _check_data_gaussian(encoder, mean_data, cov_data):
+    _check_linear(encoder)
+    mean_data = as_float_array(mean_data, "mean_data", shape=(encoder.d,))
+    gaussian.Gaussian.from_cov(mean_data, cov_data)  # validates cov_data
+    return mean_data, as_float_array(cov_data, "cov_data", shape=(encoder.d,) * 2)
+
+
+# ---------------------------------------------------------------------------
+# Gaussian data: closed forms.
+
+
+def aggregate_gaussian(encoder, mean_data, cov_data):
+    """q(z) = N(A m + c, A C A^T + Sigma_q) for p_data = N(m, C), a ``Gaussian``."""
+    m, C = _check_data_gaussian(encoder, mean_data, cov_data)
+    A = encoder.A
+    cov = A @ C @ A.T + _noise(encoder).cov
+    return gaussian.Gaussian.from_cov(A @ m + encoder.c, 0.5 * (cov + cov.T))
+
+
+class Surgery(NamedTuple):
+    """The three terms of ELBO surgery (Hoffman & Johnson 2016).
+
+    ``expected_kl`` = E_x KL(q(z|x) || p(z)), ``mutual_info`` = I_q(x; z),
+    ``kl_aggregate`` = KL(q(z) || p(z)); the identity is
+    expected_kl = mutual_info + kl_aggregate.
+    """
+
+    expected_kl: object
+    mutual_info: object
+    kl_aggregate: object
+
+
+def surgery_gaussian(encoder, mean_data, cov_data):
+    """ELBO surgery's three terms in closed form for p_data = N(m, C).
+
+    - E_x KL(q(z|x) || p(z)) = KL(N(A m + c, Sigma_q) || p(z)) + 1/2 tr(A C A^T)
+      (G.9 is quadratic in the mean; its expectation over x adds the trace);
+    - I_q(x; z) = H[q(z)] - H[q(z|x)] (G.7);
+    - KL(q(z) || p(z)) (G.9) of the aggregate.
+    Each is computed by its own route, so the identity is a check.
+    """
+    q_agg = aggregate_gaussian(encoder, mean_data, cov_data)
+    m, C = _check_data_gaussian(encoder, mean_data, cov_data)
+    A, noise = encoder.A, _noise(encoder)
+    at_mean = type(noise)(A @ m + encoder.c, *_scale(noise))
+    expected_kl = gaussian.kl_standard_normal(at_mean) + 0.5 * np.sum(A * (A @ C))
+    mutual_info = gaussian.entropy(q_agg) - gaussian.entropy(noise)
+    return Surgery(expected_kl, mutual_info, gaussian.kl_standard_normal(q_agg))
+
+
+def _scale(noise):
+    return (noise.L,) if isinstance(noise, gaussian.Gaussian) else (noise.log_std,)
+
+
+# ---------------------------------------------------------------------------
+# Empirical data: a mixture of n Gaussians.
+
+
+def log_aggregate_empirical(encoder, x, z):
+    """log q(z_j) = logsumexp_i log N(z_j; A x_i + c, Sigma_q) - log n, shape (m,)."""
+    _check_linear(encoder)
+    x = as_data(x, encoder.d)
+    z = as_float_array(z, "z", ndim=2, shape=(None, encoder.k))
+    return _log_aggregate(encoder, x @ encoder.A.T + encoder.c, z)
+
+
+def _log_aggregate(encoder, means, z):
+    """log q(z_j) for the mixture with component means (n, k); z (m, k). No checks."""
+    n, k = means.shape
+    diff = (z[:, None, :] - means[None, :, :]).reshape(-1, k)
+    log_comp = gaussian.log_prob(_noise(encoder), diff).reshape(z.shape[0], n)
+    return logsumexp(log_comp, axis=1) - np.log(n)
+
+
+def _check_eps(eps, n, k):
+    return as_float_array(eps, "eps", ndim=3, shape=(None, n, k))
+
+
+def _draws(encoder, x, eps):
+    """z_si = A x_i + c + L eps_si: one draw per data point per replicate s."""
+    _check_linear(encoder)
+    x = as_data(x, encoder.d)
+    eps = _check_eps(eps, x.shape[0], encoder.k)
+    means = x @ encoder.A.T + encoder.c
+    S, n, k = eps.shape
+    z = means + gaussian.reparameterize(_noise(encoder), eps.reshape(-1, k)).reshape(
+        S, n, k
+    )
+    return means, z
+
+
+def surgery_empirical_mc(encoder, x, eps):
+    """ELBO surgery on an empirical data set, the two integrals by Monte Carlo.
+
+    Each replicate s draws one z_si ~ q(z | x_i) for every i, which is a
+    stratified draw from q(x, z) = (1/n) sum_i delta(x - x_i) q(z | x):
+
+        I_s  = (1/n) sum_i [log q(z_si | x_i) - log q(z_si)],
+        KL_s = (1/n) sum_i [log q(z_si) - log p(z_si)],
+
+    averaged over the S replicates with standard errors (``MCEstimate``).
+    ``expected_kl`` is exact, the mean of the closed-form KL(q(z|x_i) || p(z)).
+
+    Parameters
+    ----------
+    encoder : LinearEncoder
+    x : array_like, shape (n, d)
+    eps : array_like, shape (S, n, k), S >= 2
+
+    Returns
+    -------
+    Surgery
+        ``expected_kl`` float, ``mutual_info`` and ``kl_aggregate`` MCEstimates.
+    """
+    means, z = _draws(encoder, x, eps)
+    S, n, k = z.shape
+    noise = _noise(encoder)
+    flat = z.reshape(-1, k)
+    log_q_agg = _log_aggregate(encoder, means, flat).reshape(S, n)
+    log_q_cond = gaussian.log_prob(noise, (z - means).reshape(-1, k)).reshape(S, n)
+    log_p = gaussian.log_prob(gaussian.standard_normal(k), flat).reshape(S, n)
+    kl_i = gaussian.kl_standard_normal(noise) + 0.5 * np.sum(means * means, axis=1)
+    return Surgery(
+        float(np.mean(kl_i)),
+        mc_mean(np.mean(log_q_cond - log_q_agg, axis=1)),
+        mc_mean(np.mean(log_q_agg - log_p, axis=1)),
+    )
+
+
+def kl_aggregate_empirical_quad(encoder, x, *, order=None):
+    """KL(q(z) || p(z)) for an empirical data set by Gauss-Hermite quadrature.
+
+    KL = (1/n) sum_i E_{u ~ N(0, I)}[log q(z_i(u)) - log p(z_i(u))] with
+    z_i(u) = A x_i + c + L u: one ``verify.quadrature.expect_gaussian`` over u
+    (k <= 4) whose integrand is the vector over the n components. Its error
+    estimate (two orders compared) is averaged likewise. The cost is
+    n^2 order^k evaluations of a Gaussian density.
+    """
+    _check_linear(encoder)
+    x = as_data(x, encoder.d)
+    k = encoder.k
+    means = x @ encoder.A.T + encoder.c
+    noise = _noise(encoder)
+    p = gaussian.standard_normal(k)
+
+    def f(u):  # (m, k) nodes -> (m, n)
+        z = (gaussian.reparameterize(noise, u)[:, None, :] + means).reshape(-1, k)
+        values = _log_aggregate(encoder, means, z) - gaussian.log_prob(p, z)
+        return values.reshape(u.shape[0], -1)
+
+    res = expect_gaussian(f, np.zeros(k), np.eye(k), order=order)
+    return QuadResult(float(np.mean(res.value)), float(np.mean(res.error)))
