@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from refvi import gaussian
-from refvi._validate import as_data, as_float_array
+from refvi._validate import as_data, as_float_array, cholesky_of_spd
 from refvi.inference.encoder import check_encoder
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import QuadResult, expect_gaussian
@@ -51,7 +51,7 @@ def _noise(encoder):
 def _check_data_gaussian(encoder, mean_data, cov_data):
     _check_linear(encoder)
     mean_data = as_float_array(mean_data, "mean_data", shape=(encoder.d,))
-    gaussian.Gaussian.from_cov(mean_data, cov_data)  # validates cov_data
+    cholesky_of_spd(cov_data, "cov_data", d=encoder.d)
     return mean_data, as_float_array(cov_data, "cov_data", shape=(encoder.d,) * 2)
 
 

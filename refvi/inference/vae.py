@@ -15,23 +15,24 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import eigh
 
-from refvi._validate import as_data, check_int, check_positive, check_rng
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_dout,
+    check_int,
+    check_positive,
+    check_rng,
+)
 from refvi.inference.encoder import (
     LinearEncoder,
     _encode,
     check_encoder,
     encode_backward,
 )
-from refvi.inference.estimators import (
-    ESTIMATORS,
-    elbo_analytic_and_grad,
-    iwae_and_grad,
-)
+from refvi.inference.estimators import KERNELS, elbo_analytic_and_grad
 from refvi.models import linear_gaussian as lg
 from refvi.models.linear_gaussian_em import log_marginal_total, sufficient_stats
 
-#: Estimator names accepted by :func:`elbo_and_grad` and :func:`train`.
-ESTIMATOR_NAMES = ("analytic", *ESTIMATORS, "iwae")
 NOISE_MODELS = ("isotropic", "diag", "fixed")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -60,7 +61,7 @@ def elbo_and_grad(encoder, model, x, eps=None, *, estimator="kl", dout=None):
     eps : array_like, shape (S, n, k)
         Noise for the stochastic estimators (ignored by ``"analytic"``).
     estimator : str
-        One of ``ESTIMATOR_NAMES``: ``"analytic"``, ``"kl"``, ``"entropy"``,
+        One of ``estimators.KERNELS``: ``"analytic"``, ``"kl"``, ``"entropy"``,
         ``"sampled"``, ``"path"``, ``"score"``, ``"iwae"`` (see
         ``refvi.inference.estimators``).
     dout : array_like, shape (n,), optional
@@ -72,18 +73,21 @@ def elbo_and_grad(encoder, model, x, eps=None, *, estimator="kl", dout=None):
         Encoder ``A, c`` and ``log_std`` [``B``] or ``L``; decoder ``W, mu, psi``.
     """
     check_pair(encoder, model)
-    if estimator not in ESTIMATOR_NAMES:
+    if estimator not in KERNELS:
         raise ValueError(
-            f"estimator must be one of {ESTIMATOR_NAMES}; got {estimator!r}"
+            f"estimator must be one of {tuple(KERNELS)}; got {estimator!r}"
         )
     x = as_data(x, model.d)
+    if estimator != "analytic":
+        eps = as_float_array(eps, "eps", ndim=3, shape=(None, x.shape[0], model.k))
+    dout = check_dout(dout, x.shape[0])
+    return _elbo_and_grad(encoder, model, x, eps, estimator, dout)
+
+
+def _elbo_and_grad(encoder, model, x, eps, estimator, dout):
+    """:func:`elbo_and_grad` on checked arguments."""
     q = _encode(encoder, x)
-    if estimator == "analytic":
-        value, g = elbo_analytic_and_grad(model, x, q, dout=dout)
-    elif estimator == "iwae":
-        value, g = iwae_and_grad(model, x, q, eps, dout=dout)
-    else:
-        value, g = ESTIMATORS[estimator](model, x, q, eps, dout=dout)
+    value, g = KERNELS[estimator](model, x, q, eps, dout)
     grads = encode_backward(encoder, x, g)
     grads.update(W=g["W"], mu=g["mu"], psi=g["psi"])
     return value, grads
@@ -256,7 +260,7 @@ def train(
     n_samples = check_int(n_samples, "n_samples", minimum=1)
     for name, value, allowed in (
         ("optimizer", optimizer, OPTIMIZERS),
-        ("estimator", estimator, ESTIMATOR_NAMES),
+        ("estimator", estimator, tuple(KERNELS)),
         ("noise", noise, NOISE_MODELS),
     ):
         if value not in allowed:
@@ -286,7 +290,7 @@ def train(
             xb = x[order[start : start + batch_size]]
             eps = rng.standard_normal((n_samples, batch_size, model.k))
             dout = np.full(batch_size, 1.0 / batch_size)
-            _, grads = elbo_and_grad(enc, mod, xb, eps, estimator=estimator, dout=dout)
+            _, grads = _elbo_and_grad(enc, mod, xb, eps, estimator, dout)
             grads = _chain_noise(grads, mod, noise)
             t += 1
             for name, g in grads.items():
