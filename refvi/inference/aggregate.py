@@ -40,12 +40,20 @@ def _check_linear(encoder):
     return encoder
 
 
-def _noise(encoder):
-    """N(0, Sigma_q), the encoder's noise, as a refvi Gaussian."""
-    zeros = np.zeros(encoder.k)
+def _conditional(encoder, mean):
+    """N(mean, Sigma_q) with the encoder's covariance, a (batch of) ``Gaussian``."""
     if encoder.L is not None:
-        return gaussian.Gaussian(zeros, encoder.L)
-    return gaussian.DiagGaussian(zeros, encoder.log_std)
+        return gaussian.Gaussian(mean, scale_tril=encoder.L)
+    return gaussian.Gaussian(mean, log_std=encoder.log_std)
+
+
+def _noise(encoder):
+    """N(0, Sigma_q), the encoder's noise."""
+    return _conditional(encoder, np.zeros(encoder.k))
+
+
+def _prior(k):
+    return gaussian.standard_normal(k)
 
 
 def _check_data_gaussian(encoder, mean_data, cov_data):
@@ -64,7 +72,7 @@ def aggregate_gaussian(encoder, mean_data, cov_data):
     m, C = _check_data_gaussian(encoder, mean_data, cov_data)
     A = encoder.A
     cov = A @ C @ A.T + _noise(encoder).cov
-    return gaussian.Gaussian.from_cov(A @ m + encoder.c, 0.5 * (cov + cov.T))
+    return gaussian.Gaussian(A @ m + encoder.c, cov=0.5 * (cov + cov.T))
 
 
 class Surgery(NamedTuple):
@@ -91,15 +99,11 @@ def surgery_gaussian(encoder, mean_data, cov_data):
     """
     q_agg = aggregate_gaussian(encoder, mean_data, cov_data)
     m, C = _check_data_gaussian(encoder, mean_data, cov_data)
-    A, noise = encoder.A, _noise(encoder)
-    at_mean = type(noise)(A @ m + encoder.c, *_scale(noise))
-    expected_kl = gaussian.kl_standard_normal(at_mean) + 0.5 * np.sum(A * (A @ C))
-    mutual_info = gaussian.entropy(q_agg) - gaussian.entropy(noise)
-    return Surgery(expected_kl, mutual_info, gaussian.kl_standard_normal(q_agg))
-
-
-def _scale(noise):
-    return (noise.L,) if isinstance(noise, gaussian.Gaussian) else (noise.log_std,)
+    A, k = encoder.A, encoder.k
+    at_mean = _conditional(encoder, A @ m + encoder.c)
+    expected_kl = float(gaussian.kl(at_mean, _prior(k))) + 0.5 * np.sum(A * (A @ C))
+    mutual_info = float(gaussian.entropy(q_agg) - gaussian.entropy(_noise(encoder)))
+    return Surgery(expected_kl, mutual_info, float(gaussian.kl(q_agg, _prior(k))))
 
 
 # ---------------------------------------------------------------------------
@@ -116,10 +120,8 @@ def log_aggregate_empirical(encoder, x, z):
 
 def _log_aggregate(encoder, means, z):
     """log q(z_j) for the mixture with component means (n, k); z (m, k). No checks."""
-    n, k = means.shape
-    diff = (z[:, None, :] - means[None, :, :]).reshape(-1, k)
-    log_comp = gaussian.log_prob(_noise(encoder), diff).reshape(z.shape[0], n)
-    return logsumexp(log_comp, axis=1) - np.log(n)
+    log_comp = gaussian.log_prob(_conditional(encoder, means), z[:, None, :])  # (m, n)
+    return logsumexp(log_comp, axis=1) - np.log(means.shape[0])
 
 
 def _check_eps(eps, n, k):
@@ -132,11 +134,7 @@ def _draws(encoder, x, eps):
     x = as_data(x, encoder.d)
     eps = _check_eps(eps, x.shape[0], encoder.k)
     means = x @ encoder.A.T + encoder.c
-    S, n, k = eps.shape
-    z = means + gaussian.reparameterize(_noise(encoder), eps.reshape(-1, k)).reshape(
-        S, n, k
-    )
-    return means, z
+    return means, gaussian.reparameterize(_conditional(encoder, means), eps)
 
 
 def surgery_empirical_mc(encoder, x, eps):
@@ -164,12 +162,11 @@ def surgery_empirical_mc(encoder, x, eps):
     """
     means, z = _draws(encoder, x, eps)
     S, n, k = z.shape
-    noise = _noise(encoder)
-    flat = z.reshape(-1, k)
-    log_q_agg = _log_aggregate(encoder, means, flat).reshape(S, n)
-    log_q_cond = gaussian.log_prob(noise, (z - means).reshape(-1, k)).reshape(S, n)
-    log_p = gaussian.log_prob(gaussian.standard_normal(k), flat).reshape(S, n)
-    kl_i = gaussian.kl_standard_normal(noise) + 0.5 * np.sum(means * means, axis=1)
+    conditional = _conditional(encoder, means)
+    log_q_agg = _log_aggregate(encoder, means, z.reshape(-1, k)).reshape(S, n)
+    log_q_cond = gaussian.log_prob(conditional, z)
+    log_p = gaussian.log_prob(_prior(k), z)
+    kl_i = gaussian.kl(conditional, _prior(k))
     return Surgery(
         float(np.mean(kl_i)),
         mc_mean(np.mean(log_q_cond - log_q_agg, axis=1)),
@@ -190,12 +187,11 @@ def kl_aggregate_empirical_quad(encoder, x, *, order=None):
     x = as_data(x, encoder.d)
     k = encoder.k
     means = x @ encoder.A.T + encoder.c
-    noise = _noise(encoder)
-    p = gaussian.standard_normal(k)
+    conditional = _conditional(encoder, means)
 
     def f(u):  # (m, k) nodes -> (m, n)
-        z = (gaussian.reparameterize(noise, u)[:, None, :] + means).reshape(-1, k)
-        values = _log_aggregate(encoder, means, z) - gaussian.log_prob(p, z)
+        z = gaussian.reparameterize(conditional, u[:, None, :]).reshape(-1, k)
+        values = _log_aggregate(encoder, means, z) - gaussian.log_prob(_prior(k), z)
         return values.reshape(u.shape[0], -1)
 
     res = expect_gaussian(f, np.zeros(k), np.eye(k), order=order)

@@ -43,11 +43,11 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.special import logsumexp, softmax
 
+from refvi import gaussian
 from refvi._validate import as_data, as_float_array, check_dout, check_lower_cholesky
-from refvi.gaussian import LOG_2PI, _log_prob_whitened, _logdet_chol
+from refvi.gaussian import LOG_2PI
 from refvi.inference.encoder import QParams
 from refvi.models import linear_gaussian as lg
 
@@ -161,97 +161,60 @@ def _log_lik_backward(model, cache, c, per_sample):
 
 def _log_prior(z):
     """log N(z_si; 0, I), (S, n); (LG.1). Its gradient is -z."""
-    S, n, k = z.shape
-    return _log_prob_whitened(z.reshape(S * n, k), 0.0).reshape(S, n)
+    return gaussian.log_prob(gaussian.standard_normal(z.shape[-1]), z)
 
 
-class _QCache(NamedTuple):
-    u: np.ndarray  # whitened L_i^{-1} (z_si - m_i), (S, n, k)
+#: refvi.gaussian's parameter names -> the estimators' names for q's.
+_Q_KEYS = {"mean": "m_q", "log_std": "log_std_q", "scale_tril": "L_q"}
 
 
-def _log_q_forward(q, z):
-    """log q_i(z_si) = log N(z_si; m_i, Sigma_i), (S, n); (G.1)-(G.3)."""
-    S, n, k = z.shape
+def _q_dist(q, S=None):
+    """q_i as a batch (n,) of ``gaussian.Gaussian``; with ``S``, broadcast to a
+    batch (S, n) so that gradients come per sample (S, n, k) / (S, 1, k, k)."""
+    m = q.m if S is None else np.broadcast_to(q.m, (S,) + q.m.shape)
     if q.L is not None:
-        r = (z - q.m).reshape(S * n, k)
-        u = solve_triangular(q.L, r.T, lower=True).T
-        logdet = _logdet_chol(q.L)
+        L = q.L if S is None else np.broadcast_to(q.L, (S, 1) + q.L.shape)
+        return gaussian.Gaussian(m, scale_tril=L)
+    log_std = q.log_std if S is None else np.broadcast_to(q.log_std, m.shape)
+    return gaussian.Gaussian(m, log_std=log_std)
+
+
+def _rename(grads, per_sample, suffix=""):
+    """gaussian's q gradients under the estimators' keys, (S, k, k) per sample."""
+    out = {}
+    for key, name in _Q_KEYS.items():
+        if key + suffix in grads:
+            g = grads[key + suffix]
+            out[name] = g[:, 0] if per_sample and name == "L_q" else g
+    return out
+
+
+def _log_q(q, z):
+    """log q_i(z_si) = log N(z_si; m_i, Sigma_i), (S, n); (G.1)."""
+    return gaussian.log_prob(_q_dist(q), z)
+
+
+def _log_q_grads(q, z, c, per_sample):
+    """d/dz and the score d/dq (z fixed) of sum_si c_si log q_i(z_si); (G.10)-(G.14)."""
+    S = z.shape[0]
+    _, g = gaussian.log_prob_and_grad(_q_dist(q, S if per_sample else None), z, c)
+    return g["x"], _rename(g, per_sample)
+
+
+def _analytic_term(q, fn, w, S, per_sample):
+    """Gradients w.r.t. q of sum_i w_i T(q_i) for T = KL to N(0, I) or entropy,
+    from ``gaussian.kl_and_grad`` (G.9) / ``gaussian.entropy_and_grad`` (G.15);
+    per sample, every sample gets the whole term."""
+    qd = _q_dist(q)
+    if fn == "kl":
+        value, g = gaussian.kl_and_grad(qd, gaussian.standard_normal(qd.d), w)
+        g = _rename(g, False, "_q")
     else:
-        u = (z - q.m) * np.exp(-q.log_std)
-        logdet = np.broadcast_to(2.0 * q.log_std.sum(axis=1), (S, n)).ravel()
-        u = u.reshape(S * n, k)
-    return _log_prob_whitened(u, logdet).reshape(S, n), _QCache(u.reshape(S, n, k))
-
-
-def _log_q_backward(q, cache, c, per_sample):
-    """d/dz and the score d/dq (at fixed z) of sum_si c_si log q_i(z_si).
-
-    (G.10)-(G.14): with a = Sigma^{-1}(z - m) = L^{-T} u, d/dz = -a, d/dm = a,
-    d/dL = tril(a u^T) - diag(1 / L_jj), d/dlog_std = u^2 - 1.
-    """
-    u = cache.u
-    S, n, k = u.shape
-    if q.L is not None:
-        a = solve_triangular(q.L, u.reshape(-1, k).T, lower=True, trans="T").T
-        a = c[..., None] * a.reshape(S, n, k)
-        inv_diag = np.diag(1.0 / np.diag(q.L))
-        if per_sample:
-            dL = np.tril(np.einsum("sna,snb->sab", a, u))
-            dL -= c.sum(axis=1)[:, None, None] * inv_diag
-        else:
-            dL = np.tril(a.reshape(-1, k).T @ u.reshape(-1, k)) - c.sum() * inv_diag
-        return -a, {"m_q": _sum(a, per_sample), "L_q": dL}
-    a = c[..., None] * u * np.exp(-q.log_std)
-    dlog_std = _sum(c[..., None] * (u * u - 1.0), per_sample)
-    return -a, {"m_q": _sum(a, per_sample), "log_std_q": dlog_std}
-
-
-def _kl_prior_and_grad(q):
-    """KL(q_i || N(0, I)) per datum (n,) and its q gradients; (G.9), (G.21)-(G.22).
-
-    Diagonal: 1/2 sum_j (m_j^2 + sigma_j^2 - 1 - 2 log sigma_j). Full, shared L:
-    1/2 (|L|_F^2 + |m|^2 - k) - sum_j log L_jj. Gradients are per datum (the
-    L gradient of each KL_i, identical for all i).
-    """
-    m = q.m
-    if q.L is not None:
-        L = q.L
-        k = L.shape[0]
-        value = 0.5 * (np.sum(L * L) + np.sum(m * m, axis=1) - k) - 0.5 * _logdet_chol(
-            L
-        )
-        return value, {"m_q": m, "L_q": L - np.diag(1.0 / np.diag(L))}
-    var = np.exp(2.0 * q.log_std)
-    value = 0.5 * np.sum(m * m + var - 1.0 - 2.0 * q.log_std, axis=1)
-    return value, {"m_q": m, "log_std_q": var - 1.0}
-
-
-def _entropy_and_grad(q, n):
-    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log sigma_ij (n,) and d/dq; (G.7), (G.15)."""
-    if q.L is not None:
-        k = q.L.shape[0]
-        value = 0.5 * k * (1.0 + LOG_2PI) + 0.5 * _logdet_chol(q.L)
-        return np.full(n, value), {"L_q": np.diag(1.0 / np.diag(q.L))}
-    k = q.log_std.shape[1]
-    value = 0.5 * k * (1.0 + LOG_2PI) + q.log_std.sum(axis=1)
-    return value, {"log_std_q": np.ones_like(q.log_std)}
-
-
-def _add_analytic(grads, analytic, w, S, per_sample):
-    """grads += gradient of sum_i w_i T_i for a per-datum analytic term T.
-
-    ``analytic[key]`` is per datum, (n, ...), or shared by all data (k, k) for
-    ``L_q``; per-sample outputs get it in every sample.
-    """
-    for key, g in analytic.items():
-        if key == "L_q" and g.ndim == 2:
-            term = w.sum() * g
-        else:
-            term = w.reshape((-1,) + (1,) * (g.ndim - 1)) * g
-        grads[key] = grads[key] + (
-            np.broadcast_to(term, (S,) + term.shape) if per_sample else term
-        )
-    return grads
+        value, g = gaussian.entropy_and_grad(qd, w)
+        g = _rename(g, False)
+    if per_sample:
+        g = {key: np.broadcast_to(v, (S,) + v.shape) for key, v in g.items()}
+    return value, g
 
 
 def _weights(dout, S, per_sample):
@@ -344,20 +307,17 @@ def _reparam(model, x, q, eps, dout, *, form, per_sample, score):
         f = f + _log_prior(z)
         g_z = g_z - c[..., None] * z  # d/dz log N(z; 0, I) = -z
     if form == "sampled":
-        log_q, q_cache = _log_q_forward(q, z)
-        f = f - log_q
-        g_zq, score_grads = _log_q_backward(q, q_cache, c, per_sample)
+        f = f - _log_q(q, z)
+        g_zq, score_grads = _log_q_grads(q, z, c, per_sample)
         g_z = g_z - g_zq
     grads.update(_pathwise(q, eps, g_z, per_sample))
     value = _mean(f, per_sample)
-    if form == "kl":
-        kl, dkl = _kl_prior_and_grad(q)
-        value = value - kl
-        grads = _add_analytic(grads, dkl, -dout, S, per_sample)
-    elif form == "entropy":
-        H, dH = _entropy_and_grad(q, x.shape[0])
-        value = value + H
-        grads = _add_analytic(grads, dH, dout, S, per_sample)
+    if form in ("kl", "entropy"):
+        sign = -1.0 if form == "kl" else 1.0
+        term, dterm = _analytic_term(q, form, sign * dout, S, per_sample)
+        value = value + sign * term
+        for key, g in dterm.items():
+            grads[key] = grads[key] + g
     elif score:
         for key, g in score_grads.items():
             grads[key] = grads[key] - g
@@ -394,10 +354,9 @@ def _score(model, x, q, eps, dout, per_sample=False, b=0.0):
     c = _weights(dout, S, per_sample)
     z = _sample(q, eps)
     log_lik, lik_cache = _log_lik_forward(model, x, z)
-    log_q, q_cache = _log_q_forward(q, z)
-    f = log_lik + _log_prior(z) - log_q
+    f = log_lik + _log_prior(z) - _log_q(q, z)
     _, grads = _log_lik_backward(model, lik_cache, c, per_sample)
-    _, score_grads = _log_q_backward(q, q_cache, c * (f - b), per_sample)
+    _, score_grads = _log_q_grads(q, z, c * (f - b), per_sample)
     grads.update(score_grads)
     return _mean(f, per_sample), grads
 
@@ -422,12 +381,11 @@ def _iwae(model, x, q, eps, dout):
     K = eps.shape[0]
     z = _sample(q, eps)
     log_lik, lik_cache = _log_lik_forward(model, x, z)
-    log_q, q_cache = _log_q_forward(q, z)
-    log_w = log_lik + _log_prior(z) - log_q
+    log_w = log_lik + _log_prior(z) - _log_q(q, z)
     c = dout * softmax(log_w, axis=0)
     g_z, grads = _log_lik_backward(model, lik_cache, c, False)
     g_z = g_z - c[..., None] * z
-    g_zq, score_grads = _log_q_backward(q, q_cache, c, False)
+    g_zq, score_grads = _log_q_grads(q, z, c, False)
     grads.update(_pathwise(q, eps, g_z - g_zq, False))
     for key, g in score_grads.items():
         grads[key] = grads[key] - g
