@@ -13,9 +13,13 @@ single-sample estimates (``per_sample=True``) and prints, per block, the
 total variance sum_entries Var[g] of one sample's gradient (of the ELBO summed
 over the data), with the Monte Carlo bias |mean - analytic| / se of the worst
 entry as a sanity column (the s.e. floored at 1e-12 of the block's scale,
-so a zero-variance block shows its rounding error in units of that). The path-derivative estimator's q-gradients have
-zero variance at the posterior (Roeder et al. 2017); the score function's are
-orders of magnitude larger than the pathwise ones.
+so a zero-variance block shows its rounding error in units of that). The
+path-derivative estimator's q-gradients have zero variance at the posterior
+(Roeder et al. 2017), and so do the score function's with the exact ELBO as
+baseline (f(z) = log p(x) there); without a baseline they are orders of
+magnitude larger than the pathwise ones. SGVB-A and the analytic-entropy form
+have identical gradients (for a Gaussian q the total derivative of
+log q(m + L eps) is that of -H[q]).
 
 Usage::
 
