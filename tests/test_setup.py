@@ -69,7 +69,7 @@ def test_top_level_api_and_every_public_module_declare_all():
     for name in refvi.__all__:
         assert hasattr(refvi, name), name
     modules = ["refvi.gaussian", "refvi.categorical", "refvi.mixture_kl"]
-    for package in ("refvi.models", "refvi.verify"):
+    for package in ("refvi.models", "refvi.verify", "refvi.inference"):
         pkg = importlib.import_module(package)
         modules += [f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)]
     for module_name in modules:

@@ -29,6 +29,15 @@ from refvi.inference.encoder import check_encoder
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import QuadResult, expect_gaussian
 
+__all__ = [
+    "aggregate_gaussian",
+    "Surgery",
+    "surgery_gaussian",
+    "log_aggregate_empirical",
+    "surgery_empirical_mc",
+    "kl_aggregate_empirical_quad",
+]
+
 
 def _check_linear(encoder):
     check_encoder(encoder)

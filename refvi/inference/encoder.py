@@ -29,6 +29,15 @@ from refvi._validate import (
 )
 from refvi.models import linear_gaussian as lg
 
+__all__ = [
+    "LinearEncoder",
+    "QParams",
+    "check_encoder",
+    "encode",
+    "encode_backward",
+    "exact_posterior_encoder",
+]
+
 
 @dataclass(frozen=True, eq=False)
 class LinearEncoder:

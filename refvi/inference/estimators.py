@@ -51,6 +51,19 @@ from refvi.gaussian import LOG_2PI
 from refvi.inference.encoder import QParams
 from refvi.models import linear_gaussian as lg
 
+__all__ = [
+    "check_q",
+    "elbo_analytic_and_grad",
+    "elbo_reparam_and_grad",
+    "elbo_path_derivative_and_grad",
+    "elbo_score_and_grad",
+    "iwae_and_grad",
+    "REPARAM_FORMS",
+    "ESTIMATORS",
+    "KERNELS",
+]
+
+
 # ---------------------------------------------------------------------------
 # Argument checks.
 

@@ -33,6 +33,18 @@ from refvi.inference.estimators import KERNELS, elbo_analytic_and_grad
 from refvi.models import linear_gaussian as lg
 from refvi.models.linear_gaussian_em import log_marginal_total, sufficient_stats
 
+__all__ = [
+    "check_pair",
+    "elbo_and_grad",
+    "Optimum",
+    "optimum",
+    "TrainTrace",
+    "train",
+    "NOISE_MODELS",
+    "OPTIMIZERS",
+]
+
+
 NOISE_MODELS = ("isotropic", "diag", "fixed")
 OPTIMIZERS = ("sgd", "adam")
 

@@ -36,6 +36,13 @@ from refvi.models.linear_gaussian_em import (
     sufficient_stats,
 )
 
+__all__ = [
+    "mean_field_variances",
+    "mean_field_stats",
+    "VariationalEMTrace",
+    "variational_em",
+]
+
 
 def mean_field_variances(model):
     """v_j = 1 / Lambda_jj with Lambda = I + W^T Psi^{-1} W, shape (k,)."""
