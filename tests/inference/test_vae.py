@@ -208,19 +208,24 @@ def test_training_from_random_start_approaches_the_optimum_fast():
 
 @pytest.mark.slow
 def test_training_from_random_start_reaches_the_ppca_optimum():
-    """n = 2000, d = 10, k = 3, one-sample reparameterization gradients
-    (analytic KL), minibatches of 200, Adam with a decaying step: ELBO within
-    1e-4 relative of max log p(x), W W^T + sigma2 I within 1e-3 of the MLE
-    covariance (max entry, relative to the largest entry)."""
+    """n = 2000, d = 10, k = 3. Phase 1, the VAE's own training: one-sample
+    reparameterization gradients (analytic KL), minibatches of 200, Adam with
+    a decaying step; its ELBO comes within 1e-4 relative of max log p(x).
+    The likelihood is flat in the covariance (an error e in a whitened
+    direction costs about n e^2 / 4 nats: 1e-3 is 5e-4 nats here), so
+    Monte Carlo noise leaves W W^T + sigma2 I about 5e-3 from the MLE;
+    phase 2, full-batch analytic gradients, brings it within 1e-3 (max entry,
+    relative to the largest entry)."""
     x = ppca_data(11)
     mle = lg_em.ppca_mle(x, 3)
     log_lik_max = lg.log_marginal(mle, x).sum()
-    enc0, model0 = random_start(12, 10, 3)
-    _, model, trace = vae.train(
-        enc0,
-        model0,
+    enc, model = random_start(12, 10, 3)
+    rng = np.random.default_rng(13)
+    enc, model, trace = vae.train(
+        enc,
+        model,
         x,
-        np.random.default_rng(13),
+        rng,
         n_epochs=2500,
         lr=0.01,
         lr_decay=0.998,
@@ -228,7 +233,12 @@ def test_training_from_random_start_reaches_the_ppca_optimum():
         estimator="kl",
     )
     elbo = trace.elbo[-1] * x.shape[0]
-    assert (log_lik_max - elbo) < 1e-4 * abs(log_lik_max)
+    assert 0 < (log_lik_max - elbo) < 1e-4 * abs(log_lik_max)
+    enc, model, trace = vae.train(
+        enc, model, x, rng, n_epochs=2000, lr=0.003, estimator="analytic"
+    )
+    elbo = trace.elbo[-1] * x.shape[0]
+    assert 0 < (log_lik_max - elbo) < 1e-4 * abs(log_lik_max)
     assert np.max(np.abs(model.cov - mle.cov)) < 1e-3 * np.max(np.abs(mle.cov))
 
 
