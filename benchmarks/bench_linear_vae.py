@@ -26,6 +26,7 @@ Usage::
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -94,7 +95,7 @@ def torch_step(params, x, eps):
         kl = 0.5 * (m * m + std * std - 1.0 - 2.0 * t["log_std"]).sum(1)
         value = (ll - kl).sum()
         value.backward()
-        return float(value), {key: v.grad.numpy() for key, v in t.items()}
+        return float(value.detach()), {key: v.grad.numpy() for key, v in t.items()}
 
     return step
 
@@ -148,7 +149,7 @@ def matmuls_step(params, x, eps):
 
 def thread_note():
     blas = sorted({(i["internal_api"], i["num_threads"]) for i in threadpool_info()})
-    note = f"numpy BLAS threads: {blas}"
+    note = f"numpy BLAS threads: {blas}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     try:
         import torch
 
@@ -166,8 +167,19 @@ def main():
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--inner", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS and torch threads (1 also makes XLA single-threaded)",
+    )
     args = parser.parse_args()
+    if args.threads == 1:
+        # XLA's CPU thread pool is not BLAS: ask it for one thread before jax loads
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
     if args.threads is not None:
         try:
             import torch
