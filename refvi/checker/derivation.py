@@ -291,6 +291,7 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     source = text  # `text` is reused below for each line
     checks = []
     pending = None  # (line, latex) of a display still waiting for its check
+    displayed = 0
     from_latex = from_latex or latex_only
 
     def unblocked(display):
@@ -361,6 +362,14 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
                     path, start + 1, "one displayed equation per '$$ ... $$'"
                 )
             pending = (start + 1, latex)
+            displayed += 1
+            if displayed > limits.MAX_DISPLAYS:
+                raise DerivationError(
+                    path,
+                    start + 1,
+                    f"more than {limits.MAX_DISPLAYS} displayed equations in one "
+                    "file (the limit)",
+                )
         i += 1
     if pending is not None:
         checks.append(unblocked(pending))

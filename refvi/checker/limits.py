@@ -36,8 +36,11 @@ MAX_EXPRESSION_CHARS = 20_000
 MAX_NESTING = 100
 #: Deepest chain of lambdas calling lambdas.
 MAX_CALL_DEPTH = 10
-#: Deepest bracket nesting of a LaTeX display.
+#: Deepest bracket nesting of a LaTeX display, and its most tokens.
 MAX_LATEX_NESTING = 50
+MAX_LATEX_TOKENS = 2000
+#: Most displayed equations in one file.
+MAX_DISPLAYS = 1000
 #: Bounds of the size options of settings (e.g. ``linear_gaussian(d=3)``).
 SETTING_SIZES = {"d": 20, "k": 3, "K": 50, "J": 10, "n": 1000}
 

@@ -62,6 +62,8 @@ CASES = [
     ("unary-minus", doc(block("a = b", "-" * 100_000 + "1")), 2, ":8: error: expression of 100001 characters"),
     ("deep-calls", doc(block("a = b", "abs(" * 150 + "1" + ")" * 150)), 2, ":8: error: expression nests more than 100 deep"),
     ("latex-braces", doc("$$ " + "{" * 150 + "x" + "}" * 150 + " = x $$\n"), 2, ":5: error: brackets nest more than 50 deep"),
+    ("latex-tokens", doc("$$ " + " + ".join(["x"] * 20000) + " = x $$\n"), 2, ":5: error: more than 2000 tokens in one display"),
+    ("displays", doc(block("a = a", "log_px", "= log_px") * 1001), 2, ":6005: error: more than 1000 displayed equations"),
     ("thousand-terms", doc(block("a = b", " + ".join(["log_px"] * 1000), "= 1000 * log_px")), 0, None),
     ("thousand-terms-wrong", doc(block("a = b", " + ".join(["log_px"] * 1000), "= 999 * log_px")), 1, None),
     ("deep-parens", doc(block("a = b", "(" * 150 + "log_px" + ")" * 150, "= log_px")), 0, None),

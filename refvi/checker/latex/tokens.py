@@ -16,7 +16,7 @@ empty equation, an unterminated ``$$``) raises :class:`MalformedLatex`.
 import re
 from dataclasses import dataclass
 
-from refvi.checker.limits import MAX_LATEX_NESTING
+from refvi.checker.limits import MAX_LATEX_NESTING, MAX_LATEX_TOKENS
 
 
 class MalformedLatex(ValueError):
@@ -167,6 +167,10 @@ def tokenize(src, line=1):
             tokens.append(Token("char", text, start_line))
         else:
             tokens.append(Token(kind, text, start_line))
+    if len(tokens) > MAX_LATEX_TOKENS:
+        raise MalformedLatex(
+            f"more than {MAX_LATEX_TOKENS} tokens in one display (the limit)", line
+        )
     _check_balance(tokens, line)
     return tokens
 
