@@ -20,7 +20,8 @@ Limits (``refvi.checker.limits``): sizes of arrays are checked before they are
 made where the arguments give them (``zeros``, ``ones``, ``eye``, ``outer``,
 broadcasting, ``range``, integer ``**`` and ``*``); matrix products, einsum
 and factorisations are bounded in operation count; an expression runs at most
-``CHECK_SECONDS`` (checked at every node and around every call) and nests at
+``CHECK_SECONDS`` of computing time (checked at every node and around
+every call; wall time at most ``WALL_FACTOR`` times that) and nests at
 most ``MAX_NESTING`` deep. Anything outside the language or a limit raises
 ``Refused`` naming the construct.
 """
@@ -616,7 +617,10 @@ class _Run:
 
     def __init__(self, names, seconds):
         self.names = names
-        self.deadline = time.monotonic() + seconds
+        # the check's own computing time, robust to other load on the machine,
+        # and a wall-clock cap for a machine so loaded that it barely runs
+        self.cpu_deadline = time.thread_time() + seconds
+        self.wall_deadline = time.monotonic() + limits.WALL_FACTOR * seconds
         self.seconds = seconds
         self.steps = 0
         self.depth = 0
@@ -640,7 +644,8 @@ class _Run:
             self.check_time()
 
     def check_time(self):
-        if time.monotonic() > self.deadline:
+        late = time.monotonic() > self.wall_deadline
+        if late or time.thread_time() > self.cpu_deadline:
             raise Refused(f"the check ran longer than {self.seconds:g} s (the limit)")
 
     def eval(self, node, scope):

@@ -18,8 +18,11 @@ MAX_SEEDS = 1000
 MAX_TOLERANCE = 1e-2
 MAX_SEPARATION = 1.0
 MAX_SIGMAS = 10.0
-#: Wall time of one check expression (seconds).
+#: Computing time of one check expression (seconds of its thread's CPU time,
+#: so that other load on the machine does not fail an honest check), and the
+#: factor that bounds its wall time on a machine too loaded to run it.
 CHECK_SECONDS = 10.0
+WALL_FACTOR = 6
 #: Largest array a check may make (elements), checked before allocation where
 #: the size is known from the arguments.
 MAX_ARRAY_ELEMENTS = 10**7
