@@ -3,7 +3,7 @@ hand-made corpus, and print the corpus's precision, recall and separation.
 
     python benchmarks/latex_check.py
 
-The seed derivation must check in under 10 s on 2 cores (issue 6); the
+The seed derivation must check in under 10 s on 2 cores; the
 instances are built once per process, so the first file pays for them.
 """
 

@@ -24,6 +24,29 @@ def bundled_derivations():
     return sorted((p for p in found if p.name != "README.md"), key=lambda p: p.name)
 
 
+#: The legend of ``refvi verify``'s report, shown by ``refvi verify --help``
+#: and quoted in the README.
+VERIFY_LEGEND = """\
+report: one row per displayed line, e.g.
+  L42  D_{KL}(q(z|x) \\| p(z|x)) = \\int ...  =  +4.53e-13  ok  [block]
+  L42        line of the display in the file
+  D_{KL}...  start of its LaTeX
+  =          relation to the line before it in its chain (def: first line
+             of a chain, nothing compared)
+  +4.53e-13  worst deviation over every instance and entry; its meaning
+             depends on the relation, with scale = max(1, |a|, |b|):
+               =          |a - b| / scale
+               !=         |a - b| / scale, the smallest (must exceed the
+                          separation)
+               <=, <      (a - b) / scale (negative: holds with room)
+               >=, >      (b - a) / scale (negative: holds with room)
+               ~          |a - b| in standard errors (Bonferroni z-score)
+  ok/FAIL    verdict; "unchecked: <reason>" for a line with no check
+  [block]    checked from its check block; [latex] from its LaTeX alone
+exit status: 0 every line holds, 1 some line fails, 2 malformed input
+"""
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="refvi",
@@ -38,6 +61,8 @@ def _build_parser():
         "verify",
         help="check derivations line by line (default: the bundled ones)",
         description="Check every displayed line of the given derivation files.",
+        epilog=VERIFY_LEGEND,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("paths", nargs="*", metavar="PATH", help="derivation files")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -75,7 +75,7 @@ class KLBounds(NamedTuple):
 
 
 def _as_mixture(dist, name):
-    """``dist`` as a full-covariance GaussianMixture with positive weights.
+    """``dist`` as a full-covariance GaussianMixture with positive weights (MK.1).
 
     A Gaussian becomes a one-component mixture; components of weight exactly
     zero are dropped (they contribute to neither density nor expectation).
@@ -231,7 +231,8 @@ def kl_bounds(q, p):
                         - log sum_b w_b e^{-D(q_a||p_b)}]
 
     with t_ab = N(mu_a; nu_b, Sigma_a + Lambda_b), z_aa' likewise within q.
-    Both are true bounds (Jensen in each direction, (MK.8)-(MK.9)).
+    Both are true bounds (Jensen in each direction, (MK.8)-(MK.9), with
+    E_{q_a}[log p_b] = -H(q_a) - D(q_a || p_b) (MK.4)).
 
     Returns
     -------

@@ -233,7 +233,10 @@ def log_lik(model, x, z):
 
 
 def log_joint(model, x, z):
-    """log p(x, z_j) = log p(z_j) + log p(x | z_j) -> (m,); (LG.1)."""
+    """log p(x, z_j) = log p(z_j) + log p(x | z_j) -> (m,); (LG.1).
+
+    Minus :func:`log_posterior` it is log p(x) at every z (LG.3).
+    """
     return log_prior(model, z) + log_lik(model, x, z)
 
 
@@ -349,7 +352,8 @@ def log_marginal_and_grad(model, x, dout=None):
 
 
 def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
-    """E_q[log p(x_i, z)] (LG.10) and gradients (LG.12)-(LG.13); no checking.
+    """E_q[log p(x_i, z)] (LG.10), by the Gaussian expectation of a quadratic
+    (LG.0), and gradients (LG.12)-(LG.13); no checking.
 
     ``L_q`` is (k, k) shared by all data points or (n, k, k).
     """

@@ -1,8 +1,9 @@
 """The seed text's derivation is covered line by line, and each of its wrong
 lines, transcribed as written, is rejected by the checker at that line.
 
-The seed is ../shared/seed/variational-encoding.md; its displayed lines are
-transcribed here so the tests do not depend on a file outside the repository.
+The seed is a blog-style derivation of the ELBO ("Variational encoding"; a
+copy is tests/checker/latex_corpus/seed_variational_encoding.md); its
+displayed lines are transcribed here.
 """
 
 from pathlib import Path
