@@ -27,7 +27,7 @@ setup(
     package_data={"refvi.derivations": ["*.md"]},
     install_requires=["numpy>=1.23", "scipy>=1.9"],
     extras_require={
-        "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2"],
+        "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2", "matplotlib>=3.5"],
         "plot": ["matplotlib>=3.5"],
         "dev": ["ruff>=0.6"],
     },

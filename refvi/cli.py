@@ -91,7 +91,45 @@ def _build_parser():
         action="store_true",
         help="print how each LaTeX-checked line was read (its typed form)",
     )
+    figures = sub.add_parser(
+        "figures",
+        help="draw the figures as PNG files (needs the 'plot' extra: matplotlib)",
+        description="Compute and draw refvi's figures, one PNG file each.",
+    )
+    figures.add_argument(
+        "names", nargs="*", metavar="NAME", help="figures to draw (default: all)"
+    )
+    figures.add_argument(
+        "--out", default="figures", metavar="DIR", help="folder (default: figures)"
+    )
+    figures.add_argument("--list", action="store_true", help="list the figures")
     return parser
+
+
+def _figures(args):
+    """Draw the figures; exit 0, or 2 with one line if matplotlib is missing or
+    a name is unknown."""
+    from refvi.figures import FIGURES, MatplotlibMissing, render
+
+    if args.list:
+        for figure in FIGURES.values():
+            print(f"{figure.name:<16s} {figure.about}")
+        return 0
+    unknown = [name for name in args.names if name not in FIGURES]
+    if unknown:
+        print(
+            f"refvi figures: error: unknown figure {unknown[0]!r}; "
+            f"the figures are {', '.join(FIGURES)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        for name in args.names or FIGURES:
+            print(render(name, args.out))
+    except MatplotlibMissing as err:
+        print(f"refvi figures: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _seeds(text):
@@ -149,6 +187,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "figures":
+        return _figures(args)
     parser.print_help()
     return 0
 

@@ -130,6 +130,8 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 CODE_PATH = re.compile(
     r"`((?:\.{1,2}/)?[\w.-]+(?:/[\w.-]+)+\.(?:md|py|json|png|yaml|toml|ini|txt))`"
 )
+#: <img src="..."> in HTML embedded in Markdown.
+SRC = re.compile(r'\bsrc="([^"]+)"')
 FENCE = re.compile(r"^(```|~~~).*?^\1", flags=re.S | re.M)
 
 
@@ -142,6 +144,7 @@ def broken_links(path, text=None):
     for number, line in enumerate(prose.splitlines(), 1):
         targets = [(t, "link") for t in LINK.findall(line)]
         targets += [(t, "path") for t in CODE_PATH.findall(line)]
+        targets += [(t, "link") for t in SRC.findall(line)]
         for target, kind in targets:
             if re.match(r"^[a-z]+:", target) or target.startswith("#"):
                 continue  # a URL or an anchor in the same page
@@ -169,14 +172,11 @@ def test_link_checker_catches_a_broken_and_an_outside_link():
     page = ROOT / "docs" / "_probe.md"
     text = (
         "[ok](../README.md) [gone](nothing.md) `../../etc/passwd.txt` "
-        "[out](../../x.md) [web](https://example.org) [here](#index)\n"
+        "[out](../../x.md) [web](https://example.org) [here](#index) "
+        '<img src="gone.png">\n'
     )
     whys = sorted(why for _, _, why in broken_links(page, text))
-    assert whys == [
-        "does not exist",
-        "outside the repository",
-        "outside the repository",
-    ]
+    assert whys == ["does not exist"] * 2 + ["outside the repository"] * 2
 
 
 # ---------------------------------------------------------------- outside refs
@@ -294,3 +294,13 @@ def test_readme_quotes_the_verify_legend_of_the_help():
     from refvi.cli import VERIFY_LEGEND
 
     assert f"```text\n{VERIFY_LEGEND}```" in (ROOT / "README.md").read_text()
+
+
+def test_readme_gallery_shows_every_figure():
+    from refvi.figures import FIGURES
+
+    readme = (ROOT / "README.md").read_text()
+    gallery = readme.split("<!-- gallery -->", 1)[1].split("<!-- /gallery -->", 1)[0]
+    shown = re.findall(r'src="docs/figures/(\w+)\.png"', gallery)
+    assert sorted(shown) == sorted(FIGURES)
+    assert "refvi figures --out docs/figures" in readme
