@@ -16,6 +16,8 @@ from refvi.models import linear_gaussian_em, mixture_em
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture import GaussianMixture
 
+__all__ = ["EMHalfSteps", "draw", "factor_analysis_data", "half_steps", "mixture_data"]
+
 
 class EMHalfSteps(NamedTuple):
     """Totals over the data after each half-step s = 0 .. 2T-1 (per datum).

@@ -16,6 +16,8 @@ from refvi.figures._plot import new_figure
 from refvi.gaussian import Gaussian
 from refvi.models.mixture import GaussianMixture
 
+__all__ = ["MixtureKLCurves", "data", "draw", "pair"]
+
 
 class MixtureKLCurves(NamedTuple):
     """Each route's KL(q_s || p) at each separation s."""
