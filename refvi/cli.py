@@ -67,6 +67,13 @@ def _build_parser():
     verify.add_argument("paths", nargs="*", metavar="PATH", help="derivation files")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument(
+        "--format",
+        choices=("text", "json", "junit", "github"),
+        default="text",
+        help="report format: text (default), json (= --json), junit (JUnit XML, "
+        "one test case per displayed line) or github (workflow annotations)",
+    )
+    verify.add_argument(
         "--seeds",
         type=_seeds,
         metavar="N",
@@ -148,6 +155,8 @@ def _verify(args):
     from refvi.checker.derivation import DerivationError, verify_file
     from refvi.checker.report import format_file, format_total, to_json
 
+    if args.json:
+        args.format = "json"
     if args.paths:
         targets = [(path, path) for path in args.paths]
     else:
@@ -170,12 +179,19 @@ def _verify(args):
             continue
         result.path = name
         results.append(result)
-        if not args.json:
+        if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))
-    if args.json:
+    if args.format == "json":
         print(to_json(results, errors))
-    else:
+    elif args.format == "text":
         print(format_total(results))
+    else:
+        from refvi.checker import ci_report
+
+        if args.format == "junit":
+            print(ci_report.junit_xml(results, errors))
+        else:
+            print("\n".join(ci_report.github_annotations(results, errors)))
     if errors:
         return 2
     return 0 if all(r.ok for r in results) else 1
