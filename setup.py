@@ -24,7 +24,11 @@ setup(
     # The top-level derivations/ folder ships inside the package so that
     # `refvi verify` finds the bundled derivations after a plain `pip install .`.
     package_dir={"refvi.derivations": "derivations"},
-    package_data={"refvi.derivations": ["*.md"]},
+    package_data={
+        "refvi.derivations": ["*.md"],
+        # KaTeX (MIT), inlined into refvi verify --html pages
+        "refvi.checker": ["html_assets/*", "html_assets/fonts/*"],
+    },
     install_requires=["numpy>=1.23", "scipy>=1.9"],
     extras_require={
         "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2", "matplotlib>=3.5"],

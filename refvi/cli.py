@@ -8,6 +8,7 @@ import argparse
 import sys
 import traceback
 from importlib import resources
+from pathlib import Path
 
 from refvi import __version__
 
@@ -72,6 +73,11 @@ def _build_parser():
         default="text",
         help="report format: text (default), json (= --json), junit (JUnit XML, "
         "one test case per displayed line) or github (workflow annotations)",
+    )
+    verify.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML page of the checked derivations",
     )
     verify.add_argument(
         "--seeds",
@@ -161,7 +167,7 @@ def _verify(args):
         targets = [(path, path) for path in args.paths]
     else:
         targets = [(p, f"derivations/{p.name}") for p in bundled_derivations()]
-    results, errors = [], []
+    results, errors, sources = [], [], []
     for path, name in targets:
         try:
             result = verify_file(
@@ -179,6 +185,7 @@ def _verify(args):
             continue
         result.path = name
         results.append(result)
+        sources.append(Path(path).read_text(encoding="utf-8"))
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))
     if args.format == "json":
@@ -192,6 +199,11 @@ def _verify(args):
             print(ci_report.junit_xml(results, errors))
         else:
             print("\n".join(ci_report.github_annotations(results, errors)))
+    if args.html:
+        from refvi.checker.html_report import html_page
+
+        page = html_page(results, sources, errors)
+        Path(args.html).write_text(page, encoding="utf-8")
     if errors:
         return 2
     return 0 if all(r.ok for r in results) else 1
