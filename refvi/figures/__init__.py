@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from refvi.figures import em_trace, mixture_kl
+from refvi.figures import em_trace, linear_vae, mixture_kl
 from refvi.figures._plot import MatplotlibMissing, pyplot, save
 
 __all__ = ["FIGURES", "Figure", "MatplotlibMissing", "render"]
@@ -44,6 +44,20 @@ FIGURES = {
             "separation: quadrature, Monte Carlo, bounds, D_var",
             mixture_kl.data,
             mixture_kl.draw,
+        ),
+        Figure(
+            "vae_training",
+            "the linear VAE's ELBO gap closing while it trains, with the pPCA "
+            "maximum of log p(x) as a line",
+            linear_vae.training_data,
+            linear_vae.draw_training,
+        ),
+        Figure(
+            "posterior_collapse",
+            "the linear VAE's optimum as the noise variance crosses the "
+            "eigenvalues: which latent directions collapse",
+            linear_vae.collapse_data,
+            linear_vae.draw_collapse,
         ),
     )
 }
