@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from refvi.figures import em_trace, linear_vae, mixture_kl
+from refvi.figures import em_trace, estimator_variance, linear_vae, mixture_kl
 from refvi.figures._plot import MatplotlibMissing, pyplot, save
 
 __all__ = ["FIGURES", "Figure", "MatplotlibMissing", "render"]
@@ -44,6 +44,14 @@ FIGURES = {
             "separation: quadrature, Monte Carlo, bounds, D_var",
             mixture_kl.data,
             mixture_kl.draw,
+        ),
+        Figure(
+            "estimator_variance",
+            "variance of ELBO gradient estimators (reparameterization, path "
+            "derivative, score function with and without baseline) against the "
+            "distance from the exact posterior",
+            estimator_variance.data,
+            estimator_variance.draw,
         ),
         Figure(
             "vae_training",
