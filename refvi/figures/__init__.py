@@ -9,7 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from refvi.figures import em_trace, estimator_variance, linear_vae, mixture_kl
+from refvi.figures import (
+    aggregate,
+    em_trace,
+    estimator_variance,
+    linear_vae,
+    mixture_kl,
+)
 from refvi.figures._plot import MatplotlibMissing, pyplot, save
 
 __all__ = ["FIGURES", "Figure", "MatplotlibMissing", "render"]
@@ -44,6 +50,13 @@ FIGURES = {
             "separation: quadrature, Monte Carlo, bounds, D_var",
             mixture_kl.data,
             mixture_kl.draw,
+        ),
+        Figure(
+            "aggregated_posterior",
+            "the aggregated posterior of a 2-D linear VAE against the prior for "
+            "the exact-posterior, a mean-field and the collapsed encoder",
+            aggregate.data,
+            aggregate.draw,
         ),
         Figure(
             "estimator_variance",
