@@ -202,3 +202,70 @@ def read_only_copy(arr):
     out = np.array(arr, dtype=np.float64, copy=True)
     out.setflags(write=False)
     return out
+
+
+def check_instance(value, cls, name):
+    """Return ``value`` after checking it is an instance of ``cls`` (TypeError)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}; got {type(value).__name__}")
+    return value
+
+
+def check_float(value, name, minimum=None):
+    """Return ``value`` as a finite Python float, >= ``minimum`` when given.
+
+    A string, None, a boolean or an array of more than one entry is refused
+    with TypeError; NaN, an infinity or a value below ``minimum`` with
+    ValueError.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        if not (isinstance(value, np.ndarray) and value.size == 1):
+            raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    value = float(np.asarray(value, dtype=float).reshape(()))
+    bound = "" if minimum is None else f" >= {minimum:g}"
+    if not np.isfinite(value) or (minimum is not None and value < minimum):
+        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+    return value
+
+
+def check_callable(f, name):
+    """Return ``f`` after checking it can be called (TypeError naming it)."""
+    if not callable(f):
+        raise TypeError(f"{name} must be callable; got {type(f).__name__}")
+    return f
+
+
+def check_record(value, cls, name, fields, sizes=None):
+    """A NamedTuple ``cls`` with its array fields checked and promoted to float64.
+
+    ``fields`` maps each field to check to its shape, a tuple of ints and
+    symbols (strings, e.g. ``("d", "k")``), or to ``"count"`` for an integer
+    >= 1. A symbol takes its length from ``sizes`` when given there, else from
+    the first field that has it, and every later field must agree. Errors name
+    the field as ``name.field``. Returns ``value._replace(...)`` with the
+    checked arrays (the caller's record is not changed).
+    """
+    check_instance(value, cls, name)
+    sizes = dict(sizes or {})
+    checked = {}
+    for field, spec in fields.items():
+        label = f"{name}.{field}"
+        v = getattr(value, field)
+        if spec == "count":
+            checked[field] = check_int(v, label, minimum=1)
+            continue
+        arr = as_float_array(v, label, ndim=len(spec))
+        for axis, sym in enumerate(spec):
+            want = (
+                sizes.setdefault(sym, arr.shape[axis]) if isinstance(sym, str) else sym
+            )
+            if arr.shape[axis] != want:
+                shape = ", ".join(str(sizes.get(s, s)) for s in spec)
+                raise ValueError(
+                    f"{label} must have shape ({shape}{',' * (len(spec) == 1)}); "
+                    f"got {arr.shape}"
+                )
+        checked[field] = arr
+    return value._replace(**checked)

@@ -37,6 +37,7 @@ from refvi._batch import broadcast_batch, outer_sum, sum_to_shape
 from refvi._validate import (
     as_float_array,
     check_dout,
+    check_instance,
     check_int,
     check_lower_cholesky,
     check_rng,
@@ -338,9 +339,7 @@ def _kl_diag(mean_q, log_std_q, mean_p, log_std_p):
 
 
 def _check_dist(p, name):
-    if not isinstance(p, Gaussian):
-        raise TypeError(f"{name} must be a Gaussian; got {type(p).__name__}")
-    return p
+    return check_instance(p, Gaussian, name)
 
 
 def _check_points(x, p, name):

@@ -104,16 +104,39 @@ def _children(value):
     return []
 
 
-def _arrays(value, depth=0):
-    """Every ndarray reachable from ``value`` (the objects themselves)."""
-    if isinstance(value, np.ndarray):
-        return [value]
+def _collect(value, leaf, depth=0):
+    """The leaves of ``value``: ``leaf(v)`` is a list for a leaf, None otherwise."""
+    found = leaf(value)
+    if found is not None:
+        return found
     if depth > 4:
         return []
     out = []
     for child in _children(value):
-        out += _arrays(child, depth + 1)
+        out += _collect(child, leaf, depth + 1)
     return out
+
+
+def _array_leaf(v):
+    return [v] if isinstance(v, np.ndarray) else None
+
+
+def _float_leaf(v):
+    if isinstance(v, (float, np.floating)):
+        return [np.asarray(v)]
+    if isinstance(v, np.ndarray):
+        return [v] if v.dtype.kind == "f" else []
+    return None
+
+
+def _arrays(value):
+    """Every ndarray reachable from ``value`` (the objects themselves)."""
+    return _collect(value, _array_leaf)
+
+
+def _floats(value):
+    """Float arrays (and floats) in a result, for the NaN check."""
+    return _collect(value, _float_leaf)
 
 
 def _snapshot(kwargs):
@@ -127,20 +150,6 @@ def _mutated(snapshot):
         ):
             return True
     return False
-
-
-def _floats(value, depth=0):
-    """Float arrays (and floats) in a result, for the NaN check."""
-    if isinstance(value, (float, np.floating)):
-        return [np.asarray(value)]
-    if isinstance(value, np.ndarray):
-        return [value] if value.dtype.kind == "f" else []
-    if depth > 4:
-        return []
-    out = []
-    for child in _children(value):
-        out += _floats(child, depth + 1)
-    return out
 
 
 def _has_nan(result):
@@ -211,8 +220,9 @@ def _record_variants(value, make_field_bad):
     out = []
     for name in value._fields:
         v = getattr(value, name)
-        if isinstance(v, np.ndarray):
-            out.append((name, value._replace(**{name: make_field_bad(v)})))
+        if isinstance(v, (np.ndarray, float, np.floating)):
+            bad = make_field_bad(np.atleast_1d(v) if np.ndim(v) == 0 else v)
+            out.append((name, value._replace(**{name: bad})))
     return out
 
 
@@ -705,13 +715,14 @@ def _lazy():
         E(gaussian.kl_and_grad, {"q": Q_GAUSS, "p": Q_GAUSS}),
     ]
     # ---- refvi.categorical
+    DOUT2 = A(lambda: np.array([1.0, 2.0]), "array")
     for name in ("log_softmax", "softmax", "entropy"):
         e[f"refvi.categorical.{name}"] = E(
             getattr(categorical, name), {"logits": LOGITS_FREE}
         )
     e["refvi.categorical.entropy_and_grad"] = E(
         categorical.entropy_and_grad,
-        {"logits": LOGITS_FREE, "dout": A(lambda: np.array([1.0, 2.0]), "array")},
+        {"logits": LOGITS_FREE, "dout": DOUT2},
     )
     K_OUT = A(
         lambda: np.array([0, 2]), "array", r"\bk\b|\bdout\b", ndim=EITHER, float32=RAISE
@@ -724,7 +735,7 @@ def _lazy():
         {
             "logits": LOGITS_FREE,
             "k": K_OUT,
-            "dout": A(lambda: np.array([1.0, 2.0]), "array"),
+            "dout": DOUT2,
         },
     )
     e["refvi.categorical.kl"] = E(
@@ -735,7 +746,7 @@ def _lazy():
         {
             "logits_p": LOGITS,
             "logits_q": LOGITS,
-            "dout": A(lambda: np.array([1.0, 2.0]), "array"),
+            "dout": DOUT2,
         },
     )
     # ---- refvi.mixture_kl

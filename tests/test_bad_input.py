@@ -100,3 +100,131 @@ def test_harness_counts_crash_garbage_unclear_refused_and_mutation():
     assert ("str", "unclear") in found  # refused, but without naming x
     assert ("float32", "refused") in _statuses(refuses_float32)
     assert ("posinf", "mutation") in _statuses(writes_into_x)
+
+
+# ---------------------------------------------------------------------------
+# Each defect the matrix found, one test (each failed before its fix).
+
+
+def test_mixture_functions_check_the_model_type():
+    from refvi import gaussian
+    from refvi.models import mixture, mixture_em
+
+    g = gaussian.standard_normal(2)
+    x = np.zeros((3, 2))
+    with pytest.raises(
+        TypeError, match="model must be a GaussianMixture; got Gaussian"
+    ):
+        mixture.log_marginal(g, x)  # was AttributeError: no attribute 'dim'
+    with pytest.raises(TypeError, match="model must be a GaussianMixture; got str"):
+        mixture.log_prior("full")
+    with pytest.raises(TypeError, match="model must be a GaussianMixture"):
+        mixture_em.auxiliary(g, x, np.ones((3, 1)))
+
+
+def test_record_arguments_are_checked():
+    from bad_input_matrix import _estats, _lg, _post, _stats, _x_lg
+
+    from refvi.models import linear_gaussian_em as lge
+    from refvi.verify import montecarlo
+
+    with pytest.raises(TypeError, match="estats must be a ExpectedStats; got NoneType"):
+        lge.elbo_total(_lg(), None)  # was AttributeError: no attribute 'xbar'
+    bad = _estats()._replace(C_mm=np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="estats.C_mm contains NaN"):
+        lge.elbo_total(_lg(), bad)  # was nan
+    with pytest.raises(ValueError, match="estats.L_S must be lower triangular"):
+        lge.m_step_from_stats(_estats()._replace(L_S=np.ones((2, 2))))
+    with pytest.raises(ValueError, match="stats.Sigma_hat contains NaN"):
+        lge.expected_stats(_lg(), _stats()._replace(Sigma_hat=np.full((3, 3), np.nan)))
+    with pytest.raises(ValueError, match=r"post.S must have shape \(2, 2\)"):
+        lge.m_step(_x_lg(), _post()._replace(S=np.eye(3)))
+    est = montecarlo.mc_mean(np.array([1.0, 2.0, 4.0]))
+    with pytest.raises(ValueError, match="estimate.se must be non-negative"):
+        montecarlo.z_test(est._replace(se=-1.0), 2.0)
+    with pytest.raises(ValueError, match="estimate.mean contains NaN"):
+        montecarlo.z_test(est._replace(mean=np.nan), 2.0)  # was z = nan, ok = False
+
+
+def test_m_step_from_stats_names_the_matrix_that_is_not_positive_definite():
+    from bad_input_matrix import _estats
+
+    from refvi.models import linear_gaussian_em as lge
+
+    bad = _estats()._replace(S=-np.eye(2))  # was numpy.linalg.LinAlgError
+    with pytest.raises(ValueError, match=r"estats.S \+ estats.C_mm must be positive"):
+        lge.m_step_from_stats(bad)
+
+
+def test_run_em_refuses_a_nan_log_likelihood_instead_of_running_to_max_iter():
+    from refvi.models.em import run_em
+
+    def e_step(m):
+        return m, float("nan")
+
+    with pytest.raises(ValueError, match="e_step gave the log-likelihood nan"):
+        run_em(0.0, e_step=e_step, m_step=lambda p: p, elbo=lambda m, p: 0.0, n=1)
+    with pytest.raises(ValueError, match="elbo gave the ELBO inf"):
+        run_em(
+            0.0,
+            e_step=lambda m: (m, -1.0),
+            m_step=lambda p: p,
+            elbo=lambda m, p: np.inf,
+            n=1,
+        )
+    with pytest.raises(TypeError, match="m_step must be callable; got NoneType"):
+        run_em(0.0, e_step=e_step, m_step=None, elbo=lambda m, p: 0.0, n=1)
+
+
+def test_integrate_refuses_bad_tolerances():
+    from refvi.verify.quadrature import integrate
+
+    def f(z):
+        return np.exp(-0.5 * z[:, 0] ** 2)
+
+    for bad in (np.nan, np.inf, -1.0):
+        with pytest.raises(ValueError, match="epsrel must be a finite number >= 0"):
+            integrate(f, 1, epsrel=bad)  # nan was accepted
+    with pytest.raises(ValueError, match="epsrel must be >= 1.11e-14"):
+        integrate(f, 1, epsrel=0.0)
+    with pytest.raises(ValueError, match="f returned nan"):
+        integrate(lambda z: np.full(len(z), np.nan), 1)  # was value nan
+
+
+def test_m_step_accepts_float32_responsibilities():
+    from bad_input_matrix import _gm, _x_mix
+
+    from refvi.models import mixture_em
+
+    r = mixture_em.e_step(_gm(), _x_mix())
+    m64 = mixture_em.m_step(_x_mix(), r, "full")
+    m32 = mixture_em.m_step(_x_mix(), r.astype(np.float32), "full")
+    # was: ValueError about "weights" summing to 1.0000000014
+    np.testing.assert_allclose(m32.weights, m64.weights, rtol=1e-6)
+    with pytest.raises(ValueError, match="r must have rows summing to one"):
+        mixture_em.m_step(_x_mix(), 0.5 * r, "full")
+    with pytest.raises(TypeError, match="previous must be a GaussianMixture"):
+        mixture_em.m_step(_x_mix(), r, "full", previous="full")
+
+
+def test_mixture_posterior_index_out_of_range_names_i():
+    from bad_input_matrix import _mix_post
+
+    post = _mix_post()
+    with pytest.raises(ValueError, match="i must be < n = 4"):
+        post.mixture(4)  # was IndexError
+
+
+def test_gradient_checks_refuse_a_non_finite_value():
+    from refvi.verify.gradcheck import gradcheck, numerical_gradient, taylor_test
+
+    def nan_and_grad(p):
+        return np.nan, {"a": np.zeros(2)}
+
+    params = {"a": np.ones(2)}
+    with pytest.raises(ValueError, match="f_and_grad returned nan"):
+        taylor_test(nan_and_grad, params, np.random.default_rng(0))  # was ok=True
+    with pytest.raises(ValueError, match="f_and_grad returned nan"):
+        gradcheck(nan_and_grad, params)
+    with pytest.raises(ValueError, match="f returned inf"):
+        numerical_gradient(lambda p: np.inf, params)

@@ -1,5 +1,7 @@
 """Input validation: every refusal names the argument; valid input is promoted."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
@@ -8,10 +10,14 @@ from refvi._validate import (
     as_datum,
     as_float_array,
     as_latent,
+    check_callable,
     check_dout,
+    check_float,
+    check_instance,
     check_int,
     check_lower_cholesky,
     check_positive,
+    check_record,
     check_rng,
     check_weights,
     cholesky_of_spd,
@@ -149,3 +155,62 @@ def test_datum_latent_and_read_only_copies():
     assert frozen[0] == 1.0
     with pytest.raises(ValueError, match="read-only"):
         frozen[0] = 3.0
+
+
+def test_check_instance_names_the_argument_and_the_types():
+    assert check_instance(3, int, "n") == 3
+    with pytest.raises(TypeError, match="model must be a dict; got str"):
+        check_instance("abc", dict, "model")
+
+
+@pytest.mark.parametrize("value", [2, 2.5, np.float32(2.5), np.array(2.5)])
+def test_check_float_accepts_real_numbers(value):
+    assert check_float(value, "tol") == float(value)
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        (None, TypeError, "tol must be a real number; got NoneType"),
+        ("1e-3", TypeError, "tol must be a real number; got str"),
+        (True, TypeError, "tol must be a real number; got bool"),
+        (np.ones(2), TypeError, "tol must be a real number; got ndarray"),
+        (np.nan, ValueError, "tol must be a finite number >= 0; got nan"),
+        (np.inf, ValueError, "tol must be a finite number >= 0; got inf"),
+        (-1.0, ValueError, r"tol must be a finite number >= 0; got -1.0"),
+    ],
+)
+def test_check_float_refuses_by_name(value, error, match):
+    with pytest.raises(error, match=match):
+        check_float(value, "tol", minimum=0.0)
+
+
+def test_check_callable():
+    assert check_callable(len, "f") is len
+    with pytest.raises(TypeError, match="f must be callable; got int"):
+        check_callable(3, "f")
+
+
+class _Rec(NamedTuple):
+    n: int
+    a: np.ndarray
+    B: np.ndarray
+
+
+def test_check_record_promotes_and_checks_each_field_by_name():
+    rec = _Rec(3, np.arange(2, dtype=np.float32), np.eye(2))
+    out = check_record(rec, _Rec, "rec", {"n": "count", "a": ("d",), "B": ("d", "d")})
+    assert out.a.dtype == np.float64 and rec.a.dtype == np.float32  # a copy
+    fields = {"n": "count", "a": ("d",), "B": ("d", "d")}
+    with pytest.raises(TypeError, match="rec must be a _Rec; got tuple"):
+        check_record(tuple(rec), _Rec, "rec", fields)
+    with pytest.raises(ValueError, match=r"rec.a must have shape \(3,\); got \(2,\)"):
+        check_record(rec, _Rec, "rec", fields, sizes={"d": 3})
+    with pytest.raises(
+        ValueError, match=r"rec.B must have shape \(2, 2\); got \(3, 3\)"
+    ):
+        check_record(rec._replace(B=np.eye(3)), _Rec, "rec", fields)
+    with pytest.raises(ValueError, match="rec.a contains NaN"):
+        check_record(rec._replace(a=np.array([0.0, np.nan])), _Rec, "rec", fields)
+    with pytest.raises(ValueError, match="rec.n must be >= 1"):
+        check_record(rec._replace(n=0), _Rec, "rec", fields)

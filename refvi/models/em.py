@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refvi._validate import check_int
+from refvi._validate import check_callable, check_float, check_int
 
 __all__ = [
     "DECREASE_EPS",
@@ -100,27 +100,35 @@ def run_em(model, *, e_step, m_step, elbo, n, tol=1e-10, max_iter=200):
     trace : EMTrace
         Every term of the EM chain, per iteration.
 
+    Raises
+    ------
+    ValueError
+        When ``e_step`` gives a NaN or infinite log-likelihood, or ``elbo`` a
+        non-finite ELBO, naming the function and the iteration (EM cannot
+        converge from there, and would otherwise run silently to ``max_iter``).
+
     Warns
     -----
     EMDecreaseWarning
         When an iteration lowers the log-likelihood by more than rounding can
         explain; the iteration is flagged in ``trace.decreased`` and EM goes on.
     """
+    for f, name in ((e_step, "e_step"), (m_step, "m_step"), (elbo, "elbo")):
+        check_callable(f, name)
     n = check_int(n, "n", minimum=1)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
-    if not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0; got {tol}")
+    tol = check_float(tol, "tol", minimum=0.0)
 
     post, log_lik = e_step(model)
-    log_liks = [float(log_lik)]
+    log_liks = [_finite(log_lik, "e_step", "log-likelihood", 0)]
     elbo_e, elbo_m, decreased = [], [], []
     converged = False
-    for _ in range(max_iter):
-        elbo_e.append(float(elbo(model, post)))
+    for t in range(1, max_iter + 1):
+        elbo_e.append(_finite(elbo(model, post), "elbo", "ELBO", t))
         model = m_step(post)
-        elbo_m.append(float(elbo(model, post)))
+        elbo_m.append(_finite(elbo(model, post), "elbo", "ELBO", t))
         post, log_lik = e_step(model)
-        log_liks.append(float(log_lik))
+        log_liks.append(_finite(log_lik, "e_step", "log-likelihood", t))
         step = log_liks[-1] - log_liks[-2]
         went_down = step < -DECREASE_EPS * np.finfo(float).eps * abs(log_liks[-2])
         decreased.append(went_down)
@@ -146,3 +154,17 @@ def run_em(model, *, e_step, m_step, elbo, n, tol=1e-10, max_iter=200):
         converged=converged,
         n_iter=len(elbo_m),
     )
+
+
+def _finite(value, source, what, t):
+    """``value`` as a float, or ValueError naming ``source`` when it is not finite."""
+    value = float(value)
+    if not np.isfinite(value):
+        model = (
+            "the initial model" if t == 0 else f"the model m_step gave in iteration {t}"
+        )
+        raise ValueError(
+            f"{source} gave the {what} {value!r} for {model}; EM cannot go on "
+            "from a non-finite value"
+        )
+    return value

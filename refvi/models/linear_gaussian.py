@@ -30,6 +30,7 @@ from refvi._validate import (
     as_float_array,
     as_latent,
     check_dout,
+    check_instance,
     check_lower_cholesky,
     check_positive,
     read_only_copy,
@@ -170,10 +171,8 @@ def _posterior_mean(f, r):
     return cho_solve((f.L_M, True), (r @ f.PW).T).T
 
 
-def _check_model(model):
-    if not isinstance(model, LinearGaussian):
-        raise TypeError(f"model must be a LinearGaussian; got {type(model).__name__}")
-    return model
+def _check_model(model, name="model"):
+    return check_instance(model, LinearGaussian, name)
 
 
 def _check_q(model, x, m_q, L_q, log_std_q):

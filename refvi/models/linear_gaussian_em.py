@@ -29,9 +29,16 @@ variance psi_floor instead of 0 (which would make C singular and give NaN).
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, eigh
+from scipy.linalg import cho_solve, eigh
 
-from refvi._validate import as_data, check_int, check_positive
+from refvi._validate import (
+    as_data,
+    check_int,
+    check_lower_cholesky,
+    check_positive,
+    check_record,
+    cholesky_of_spd,
+)
 from refvi.gaussian import LOG_2PI, _entropy_from_logdet, _logdet_chol
 from refvi.models.em import run_em
 from refvi.models.linear_gaussian import (
@@ -130,18 +137,38 @@ def sufficient_stats(x):
     return SufficientStats(x.shape[0], xbar, y.T @ y / x.shape[0])
 
 
+def _check_variances(var, name):
+    if np.any(var < 0):
+        raise ValueError(f"{name} must be non-negative; got min {var.min():.3g}")
+
+
 def _check_stats(stats, model=None):
-    if not isinstance(stats, SufficientStats):
-        raise TypeError(
-            "stats must be SufficientStats (from sufficient_stats(x)); "
-            f"got {type(stats).__name__}"
-        )
-    if model is not None and stats.xbar.shape[0] != model.d:
-        raise ValueError(
-            f"stats must have the model's dimension d = {model.d}; "
-            f"got d = {stats.xbar.shape[0]}"
-        )
+    """``stats`` as checked SufficientStats (of the model's d when given)."""
+    sizes = None if model is None else {"d": model.d}
+    fields = {"n": "count", "xbar": ("d",), "Sigma_hat": ("d", "d")}
+    stats = check_record(stats, SufficientStats, "stats", fields, sizes)
+    _check_variances(np.diag(stats.Sigma_hat), "the diagonal of stats.Sigma_hat")
     return stats
+
+
+def _check_estats(estats, model=None):
+    """``estats`` as checked ExpectedStats (of the model's d and k when given)."""
+    sizes = None if model is None else {"d": model.d, "k": model.k}
+    fields = {"n": "count", "xbar": ("d",), "var_x": ("d",), "mbar": ("k",)}
+    fields |= {"C_xm": ("d", "k"), "C_mm": ("k", "k"), "S": ("k", "k")}
+    fields["L_S"] = ("k", "k")
+    estats = check_record(estats, ExpectedStats, "estats", fields, sizes)
+    _check_variances(estats.var_x, "estats.var_x")
+    check_lower_cholesky(estats.L_S, "estats.L_S")
+    return estats
+
+
+def _check_post(post, n):
+    """``post`` as a checked Posterior with one row of ``m`` per data point."""
+    fields = {"m": (n, "k"), "S": ("k", "k"), "L_S": ("k", "k")}
+    post = check_record(post, Posterior, "post", fields)
+    check_lower_cholesky(post.L_S, "post.L_S")
+    return post
 
 
 def log_marginal_total(model, stats):
@@ -153,7 +180,7 @@ def log_marginal_total(model, stats):
     lemma: O(d^2 k + d k^2). Equals ``log_marginal(model, x).sum()``.
     """
     _check_model(model)
-    _check_stats(stats, model)
+    stats = _check_stats(stats, model)
     f = _factor(model.W, model.psi)
     # (LG.19)  tr(C^{-1} Sigma_hat) = tr(Psi^{-1} Sigma_hat)
     #            - tr(S W^T Psi^{-1} Sigma_hat Psi^{-1} W)
@@ -184,7 +211,7 @@ def expected_stats(model, stats):
     C_mm = A Sigma_hat A^T, for q_i the posterior under ``model``.
     """
     _check_model(model)
-    _check_stats(stats, model)
+    stats = _check_stats(stats, model)
     f = _factor(model.W, model.psi)
     At = f.PW @ f.S  # A^T = Psi^{-1} W S, (d, k)
     C_xm = stats.Sigma_hat @ At
@@ -204,13 +231,8 @@ def expected_stats(model, stats):
 def expected_stats_from_posterior(x, post):
     """The same ExpectedStats from the data and the posterior means, O(n d k)."""
     x = as_data(x)
-    if not isinstance(post, Posterior):
-        raise TypeError(f"post must be a Posterior; got {type(post).__name__}")
     n = x.shape[0]
-    if post.m.shape[0] != n:
-        raise ValueError(
-            f"post.m must have one row per data point ({n}); got {post.m.shape}"
-        )
+    post = _check_post(post, n)
     xbar, mbar = x.mean(axis=0), post.m.mean(axis=0)
     y, dm = x - xbar, post.m - mbar
     return ExpectedStats(
@@ -232,6 +254,7 @@ def elbo_total(model, estats):
     ``post`` the statistics came from, in O(d k^2) without the data.
     """
     _check_model(model)
+    estats = _check_estats(estats, model)
     W, psi = model.W, model.psi
     d, k = W.shape
     es = estats
@@ -292,13 +315,12 @@ def m_step_from_stats(estats, *, noise="diag", psi_floor=None):
         Lower bound on the noise variances (default ``PSI_FLOOR_REL`` times
         the mean of ``estats.var_x``); see the module docstring.
     """
-    if not isinstance(estats, ExpectedStats):
-        raise TypeError(f"estats must be ExpectedStats; got {type(estats).__name__}")
+    estats = _check_estats(estats)
     _check_noise(noise)
     floor = _resolve_floor(psi_floor, estats.var_x)
     es = estats
     # (LG.22)  W (S + C_mm) = C_xm
-    L_zz = cholesky(es.S + es.C_mm, lower=True)
+    L_zz = cholesky_of_spd(es.S + es.C_mm, "estats.S + estats.C_mm")
     W = cho_solve((L_zz, True), es.C_xm.T).T
     mu = es.xbar - W @ es.mbar  # (LG.21)
     psi = es.var_x - np.sum(W * es.C_xm, axis=1)  # (LG.23)
@@ -356,7 +378,7 @@ def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
     model : LinearGaussian
     trace : refvi.models.em.EMTrace
     """
-    _check_model(model0)
+    _check_model(model0, "model0")
     stats = sufficient_stats(as_data(x, model0.d))
     return em_from_stats(
         stats, model0, noise=noise, tol=tol, max_iter=max_iter, psi_floor=psi_floor
@@ -367,8 +389,8 @@ def em_from_stats(
     stats, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None
 ):
     """:func:`em` for data given by their ``SufficientStats`` (no pass over x)."""
-    _check_model(model0)
-    _check_stats(stats, model0)
+    _check_model(model0, "model0")
+    stats = _check_stats(stats, model0)
     _check_noise(noise)
     _check_fit_dims(model0.d, model0.k)
     if noise == "isotropic" and np.ptp(model0.psi) != 0:
@@ -408,7 +430,7 @@ def ppca_mle(x, k, *, psi_floor=None):
 
 def ppca_mle_from_stats(stats, k, *, psi_floor=None):
     """:func:`ppca_mle` for data given by their ``SufficientStats``."""
-    _check_stats(stats)
+    stats = _check_stats(stats)
     k = check_int(k, "k", minimum=1)
     _check_fit_dims(stats.xbar.shape[0], k)
     lam, U = eigh(stats.Sigma_hat)

@@ -34,6 +34,7 @@ from refvi._validate import (
     as_data,
     as_float_array,
     check_dout,
+    check_instance,
     check_lower_cholesky,
     check_weights,
     cholesky_of_spd,
@@ -168,16 +169,19 @@ class GaussianMixture:
         variances positive.
         """
         _check_covariance_type(covariance_type)
+        d = as_float_array(means, "means", ndim=2).shape[1]
         if covariance_type == "full":
-            C = as_float_array(covariances, "covariances", ndim=3)
+            C = as_float_array(covariances, "covariances", shape=(None, d, d))
             L = np.stack(
                 [cholesky_of_spd(C_k, f"covariances[{k}]") for k, C_k in enumerate(C)]
             )
         elif covariance_type == "tied":
-            L = cholesky_of_spd(covariances, "covariances")
+            L = cholesky_of_spd(covariances, "covariances", d=d)
         else:
             var = as_float_array(
-                covariances, "covariances", ndim=2 if covariance_type == "diag" else 1
+                covariances,
+                "covariances",
+                shape=(None, d) if covariance_type == "diag" else (None,),
             )
             if np.any(var <= 0):
                 raise ValueError(
@@ -337,7 +341,12 @@ def _log_joint(model, x):
     return out
 
 
+def _check_model(model, name="model"):
+    return check_instance(model, GaussianMixture, name)
+
+
 def _validate_x(model, x):
+    _check_model(model)
     return as_data(x, d=model.dim)
 
 
@@ -351,6 +360,7 @@ def log_prior(model):
 
     An emptied component (weight exactly 0) gives -inf.
     """
+    _check_model(model)
     return _log_weights(model.weights)
 
 

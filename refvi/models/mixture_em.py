@@ -37,12 +37,19 @@ import numpy as np
 from scipy import linalg
 from scipy.special import entr, xlogy
 
-from refvi._validate import as_data, as_float_array, check_int, check_rng
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_float,
+    check_int,
+    check_rng,
+)
 from refvi.gaussian import LOG_2PI
 from refvi.models.em import EMTrace, run_em
 from refvi.models.mixture import (
     GaussianMixture,
     _check_covariance_type,
+    _check_model,
     _full_whitening,
     _grads,
     _log_joint_block,
@@ -189,8 +196,8 @@ def _m_step_stats(stats, reg_covar):
     empty = _empty_components(stats)
     if np.any(empty) and stats.model is None:
         raise ValueError(
-            f"components {np.flatnonzero(empty).tolist()} have no responsibility "
-            "and there are no previous parameters to keep"
+            f"r gives components {np.flatnonzero(empty).tolist()} no responsibility "
+            "and previous is None: there are no previous parameters to keep"
         )
     N_safe = np.where(empty, 1.0, N)
     # (GM.19)  pi_k = N_k / n,  (GM.20)  mu_k = s_k / N_k  (shifted coordinates)
@@ -296,18 +303,42 @@ def e_step(model, x):
     return responsibilities(model, x)
 
 
-def _check_r(r, n):
-    r = as_float_array(r, "r", ndim=2, shape=(n, None))
+#: Rows of given responsibilities must sum to one within this tolerance (float32
+#: responsibilities do); they are then renormalised in float64.
+R_SUM_TOL = 1e-6
+
+
+def _check_r(r, n, K=None):
+    """Responsibilities (n, K): non-negative rows summing to one, renormalised."""
+    r = as_float_array(r, "r", ndim=2, shape=(n, K))
     if np.any(r < 0):
         raise ValueError(f"r must be non-negative; got min {r.min():.3g}")
-    return r
+    total = r.sum(axis=1, keepdims=True)
+    worst = float(np.max(np.abs(total - 1.0)))
+    if worst > R_SUM_TOL:
+        raise ValueError(
+            f"r must have rows summing to one (within {R_SUM_TOL:g}); a row sums "
+            f"to {float(total.flat[np.argmax(np.abs(total - 1.0))])!r}"
+        )
+    return r / total
 
 
 def _check_reg_covar(reg_covar):
-    reg = float(reg_covar)
-    if not np.isfinite(reg) or reg < 0:
-        raise ValueError(f"reg_covar must be a finite number >= 0; got {reg_covar}")
-    return reg
+    return check_float(reg_covar, "reg_covar", minimum=0.0)
+
+
+def _check_previous(previous, K, d, covariance_type):
+    """``previous`` (None or a mixture of the M-step's K, d and covariance type)."""
+    if previous is None:
+        return None
+    _check_model(previous, "previous")
+    if previous.means.shape != (K, d) or previous.covariance_type != covariance_type:
+        raise ValueError(
+            f"previous must have K = {K} components in d = {d} (from r and x) and "
+            f"covariance_type {covariance_type!r}; got means of shape "
+            f"{previous.means.shape} and {previous.covariance_type!r}"
+        )
+    return previous
 
 
 def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
@@ -322,7 +353,8 @@ def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
     ----------
     x : array_like, shape (n, d)
     r : array_like, shape (n, K)
-        Responsibilities (rows summing to one).
+        Responsibilities: non-negative, rows summing to one within
+        ``R_SUM_TOL`` (float32 responsibilities do), renormalised in float64.
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float
         Added to every variance (default 1e-6, as scikit-learn).
@@ -338,6 +370,7 @@ def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
     x = as_data(x)
     r = _check_r(r, x.shape[0])
     reg = _check_reg_covar(reg_covar)
+    previous = _check_previous(previous, r.shape[1], x.shape[1], covariance_type)
     stats = _stats_of(x, r, covariance_type, x.mean(axis=0))
     return _m_step_stats(stats._replace(model=previous), reg)
 
@@ -368,11 +401,7 @@ def auxiliary_and_grad(model, x, r, reg_covar=0.0):
         ``"logits"``, ``"means"``, ``"L"``.
     """
     x = _validate_x(model, x)
-    r = _check_r(r, x.shape[0])
-    if r.shape[1] != model.n_components:
-        raise ValueError(
-            f"r must have K = {model.n_components} columns; got shape {r.shape}"
-        )
+    r = _check_r(r, x.shape[0], model.n_components)
     reg = _check_reg_covar(reg_covar)
     lj = log_joint(model, x)
     value = float(np.sum(np.where(r > 0, r * lj, 0.0)))
@@ -465,8 +494,7 @@ def em(x, init, *, reg_covar=1e-6, tol=1e-10, max_iter=100):
     model : GaussianMixture
     trace : MixtureEMTrace
     """
-    if not isinstance(init, GaussianMixture):
-        raise TypeError(f"init must be a GaussianMixture; got {type(init).__name__}")
+    _check_model(init, "init")
     x = _validate_x(init, x)
     if init.n_components > x.shape[0]:
         raise ValueError(

@@ -25,6 +25,7 @@ from refvi._validate import (
     as_datum,
     as_float_array,
     as_latent,
+    check_instance,
     check_int,
     check_lower_cholesky,
     check_rng,
@@ -143,7 +144,8 @@ class MixturePrior:
         Each B_j must be symmetric positive definite; otherwise ValueError
         naming ``B[j]`` (``refvi._validate.cholesky_of_spd``).
         """
-        B = as_float_array(B, "B", ndim=3)
+        k = as_float_array(a, "a", ndim=2).shape[1]
+        B = as_float_array(B, "B", shape=(None, k, k))
         L_B = np.stack([cholesky_of_spd(B_j, f"B[{j}]") for j, B_j in enumerate(B)])
         return cls(weights, a, L_B, W, mu, psi)
 
@@ -169,6 +171,9 @@ class MixturePosterior(NamedTuple):
     def mixture(self, i=0):
         """The posterior of datum ``i`` as a ``GaussianMixture`` over z."""
         i = check_int(i, "i", minimum=0)
+        n = self.log_weights.shape[0]
+        if i >= n:
+            raise ValueError(f"i must be < n = {n} (the number of data); got {i}")
         return GaussianMixture(np.exp(self.log_weights[i]), self.m[i], self.L_S)
 
 
@@ -177,9 +182,7 @@ class MixturePosterior(NamedTuple):
 
 
 def _check_model(model):
-    if not isinstance(model, MixturePrior):
-        raise TypeError(f"model must be a MixturePrior; got {type(model).__name__}")
-    return model
+    return check_instance(model, MixturePrior, "model")
 
 
 class _PosteriorFactor(NamedTuple):

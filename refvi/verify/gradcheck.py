@@ -30,7 +30,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refvi._validate import as_float_array, check_int, check_positive, check_rng
+from refvi._validate import (
+    as_float_array,
+    check_callable,
+    check_int,
+    check_positive,
+    check_rng,
+)
 
 __all__ = [
     "DEFAULT_STEP",
@@ -135,15 +141,25 @@ def _as_params(params):
     }
 
 
-def _scalar(value, what):
-    """``value`` as a Python float, refusing arrays with more than one entry."""
+def _scalar(value, what, finite=False):
+    """``value`` as a Python float, refusing arrays with more than one entry.
+
+    With ``finite``, a NaN or infinite value is refused too (ValueError naming
+    ``what``): no derivative can be taken there.
+    """
     arr = np.asarray(value)
     if arr.size != 1:
         raise ValueError(
             f"{what} must return a scalar; got shape {arr.shape} (for a "
             "vector-valued function check sum(dout * value) with a random dout)"
         )
-    return float(arr.reshape(()))
+    value = float(arr.reshape(()))
+    if finite and not np.isfinite(value):
+        raise ValueError(
+            f"{what} returned {value!r}; it must be finite at the point and at "
+            "the points of the finite differences"
+        )
+    return value
 
 
 def _steps(arr, step):
@@ -182,6 +198,7 @@ def numerical_gradient(f, params, *, lower_triangular=None, step=None):
     dict of str to ndarray
         The numerical gradient, each entry with its parameter's shape.
     """
+    check_callable(f, "f")
     params = _as_params(params)
     lower = _lower_triangular_names(params, lower_triangular)
     steps = step if isinstance(step, dict) else dict.fromkeys(params, step)
@@ -197,7 +214,7 @@ def numerical_gradient(f, params, *, lower_triangular=None, step=None):
             moved[idx] = x_new
             trial = {key: val.copy() for key, val in params.items()}
             trial[name] = moved
-            return _scalar(f(trial), "f")
+            return _scalar(f(trial), "f", finite=True)
 
         for idx in map(tuple, np.argwhere(_free_mask(arr, name in lower))):
             x = arr[idx]
@@ -291,11 +308,13 @@ def gradcheck(f_and_grad, params, *, rtol=1e-7, lower_triangular=None, step=None
         entry above the diagonal of a factor's gradient, or a ``f_and_grad``
         that modifies its input also gives ``ok=False`` with a message.
     """
+    check_callable(f_and_grad, "f_and_grad")
     params = _as_params(params)
     rtol = float(check_positive(rtol, "rtol"))
     lower = _lower_triangular_names(params, lower_triangular)
     trial = {name: arr.copy() for name, arr in params.items()}
-    _, grads = f_and_grad(trial)
+    f0, grads = f_and_grad(trial)
+    _scalar(f0, "f_and_grad", finite=True)
     for name, arr in params.items():
         if not np.array_equal(trial[name], arr):
             msg = f"gradcheck failed: f_and_grad modified its input params[{name!r}]"
@@ -407,12 +426,13 @@ def taylor_test(
     TaylorResult
         ``orders`` (one per direction) and ``ok``.
     """
+    check_callable(f_and_grad, "f_and_grad")
     params = _as_params(params)
     check_rng(rng)
     n_directions = check_int(n_directions, "n_directions", minimum=1)
     lower = _lower_triangular_names(params, lower_triangular)
     f0, grads = f_and_grad({name: arr.copy() for name, arr in params.items()})
-    f0 = _scalar(f0, "f_and_grad")
+    f0 = _scalar(f0, "f_and_grad", finite=True)
     _, problem = _structure_problem(grads, params, lower)
     if problem is not None:
         raise ValueError(f"taylor_test: {problem}")

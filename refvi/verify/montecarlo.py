@@ -93,6 +93,16 @@ def mc_mean(samples, axis=0):
     return MCEstimate(mean, se, n)
 
 
+def _check_estimate(estimate):
+    """The finite mean and non-negative se (of the mean's shape) of ``estimate``."""
+    mean = as_float_array(estimate.mean, "estimate.mean")
+    se = as_float_array(estimate.se, "estimate.se", shape=mean.shape)
+    if np.any(se < 0):
+        raise ValueError(f"estimate.se must be non-negative; got min {se.min():.3g}")
+    check_int(estimate.n, "estimate.n", minimum=2)
+    return mean, se
+
+
 def z_test(estimate, target, *, n_sigma=5.0):
     """z-scores of a Monte Carlo estimate against exact values, Bonferroni-adjusted.
 
@@ -126,7 +136,7 @@ def z_test(estimate, target, *, n_sigma=5.0):
             f"{type(estimate).__name__}"
         )
     n_sigma = float(check_positive(n_sigma, "n_sigma"))
-    mean, se = np.asarray(estimate.mean), np.asarray(estimate.se)
+    mean, se = _check_estimate(estimate)
     target = as_float_array(target, "target")
     try:
         diff = mean - np.broadcast_to(target, mean.shape)

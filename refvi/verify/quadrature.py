@@ -20,7 +20,13 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import integrate as sp_integrate
 from scipy.special import logsumexp
 
-from refvi._validate import as_float_array, check_int, check_lower_cholesky
+from refvi._validate import (
+    as_float_array,
+    check_callable,
+    check_float,
+    check_int,
+    check_lower_cholesky,
+)
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -112,13 +118,26 @@ def _gaussian_nodes(mean, L, order):
     return rules
 
 
-def _evaluate(f, z, name):
-    """``f(z)`` as a float array whose first axis matches the points ``z``."""
-    values = np.asarray(f(z), dtype=float)
+def _evaluate(f, z, name, allow_neginf=False):
+    """``f(z)`` as a finite float array whose first axis matches the points ``z``.
+
+    A NaN or an infinity (``-inf`` allowed with ``allow_neginf``, a log of 0)
+    raises ValueError naming ``f``: a sum through it would be NaN or inf.
+    """
+    values = np.asarray(check_callable(f, name)(z), dtype=float)
     if values.ndim == 0 or values.shape[0] != z.shape[0]:
         raise ValueError(
             f"{name} must return an array of shape (m, ...) for points of shape "
             f"{z.shape}; got shape {values.shape}"
+        )
+    bad = np.isnan(values) | (values == np.inf)
+    if not allow_neginf:
+        bad |= values == -np.inf
+    if np.any(bad):
+        at = np.asarray(z[np.argwhere(bad)[0][0]]).tolist()
+        raise ValueError(
+            f"{name} returned {float(values[bad].flat[0])!r} at {at}; "
+            "it must be finite" + (" or -inf" if allow_neginf else "")
         )
     return values
 
@@ -184,7 +203,7 @@ def log_expect_gaussian(log_f, mean, L, *, order=None):
     (z_lo, w_lo), (z_hi, w_hi) = _gaussian_nodes(mean, L, order)
     results = []
     for z, w in ((z_lo, w_lo), (z_hi, w_hi)):
-        log_values = _evaluate(log_f, z, "log_f")
+        log_values = _evaluate(log_f, z, "log_f", allow_neginf=True)
         log_w = np.log(w).reshape((-1,) + (1,) * (log_values.ndim - 1))
         results.append(logsumexp(log_values + log_w, axis=0))
     q_lo, q_hi = results
@@ -194,6 +213,9 @@ def log_expect_gaussian(log_f, mean, L, *, order=None):
 #: Half-width (in units of ``scale``) and points per axis of the grid on which
 #: :func:`integrate` estimates the size of ``f`` to set absolute tolerances.
 _GRID_HALF_WIDTH, _GRID_POINTS = 8.0, 65
+
+#: Smallest relative tolerance QUADPACK accepts without an absolute one.
+_EPSREL_MIN = 50 * np.finfo(float).eps
 
 
 def integrate(f, d, *, center=None, scale=None, epsrel=1e-12, epsabs=0.0):
@@ -240,6 +262,13 @@ def integrate(f, d, *, center=None, scale=None, epsrel=1e-12, epsabs=0.0):
     d = check_int(d, "d")
     if d not in (1, 2):
         raise ValueError(f"d must be 1 or 2 for adaptive integration; got {d}")
+    epsrel = check_float(epsrel, "epsrel", minimum=0.0)
+    epsabs = check_float(epsabs, "epsabs", minimum=0.0)
+    if epsabs == 0 and epsrel < _EPSREL_MIN:
+        raise ValueError(
+            f"epsrel must be >= {_EPSREL_MIN:.3g} (50 machine epsilons, QUADPACK's "
+            f"limit) when epsabs is 0; got {epsrel!r}"
+        )
     center = np.zeros(d) if center is None else as_float_array(center, "center")
     center = np.broadcast_to(center, (d,)) if center.ndim == 0 else center
     if center.shape != (d,):

@@ -204,7 +204,7 @@ def test_fits_from_stats_equal_fits_from_data():
     fit_s, trace_s = em_from_stats(stats, a, max_iter=20)
     np.testing.assert_array_equal(fit_x.psi, fit_s.psi)
     np.testing.assert_array_equal(trace_x.log_lik, trace_s.log_lik)
-    with pytest.raises(TypeError, match="stats must be SufficientStats"):
+    with pytest.raises(TypeError, match="stats must be a SufficientStats"):
         em_from_stats(x, a)
 
 
@@ -318,11 +318,13 @@ def test_bad_input_raises_naming_the_problem():
         sufficient_stats(x_nan)
     with pytest.raises(ValueError, match="every column of x is constant"):
         ppca_mle(np.ones((10, 3)), 1)
-    with pytest.raises(TypeError, match="stats must be SufficientStats"):
+    with pytest.raises(TypeError, match="stats must be a SufficientStats"):
         log_marginal_total(model, (30, x.mean(0), np.cov(x.T)))
-    with pytest.raises(ValueError, match="stats must have the model's dimension"):
+    with pytest.raises(
+        ValueError, match=r"stats.xbar must have shape \(5,\); got \(4,\)"
+    ):
         log_marginal_total(random_model(rng, 5, 2), sufficient_stats(x))
-    with pytest.raises(ValueError, match="post.m must have one row per data point"):
+    with pytest.raises(ValueError, match=r"post.m must have shape \("):
         m_step(x[:10], e_step(x, model))
 
 
