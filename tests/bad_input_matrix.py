@@ -1182,9 +1182,178 @@ def _lazy():
         },
         exc=(AssertionError,),
     )
+    e.update(_inference_rows())
     return {
         name: rows if isinstance(rows, list) else [rows] for name, rows in e.items()
     }
+
+
+def _inference_rows():
+    """Rows of refvi.inference (empty while the package is absent)."""
+    try:
+        from refvi.inference import aggregate, encoder, estimators, vae
+        from refvi.inference import variational_em as vem
+    except ImportError:
+        return {}
+    E = Entry
+
+    def enc(**kw):
+        return encoder.LinearEncoder(
+            np.array([[0.5, -0.5, 1.0], [1.0, 0.0, -0.5]]),
+            np.array([0.25, -0.25]),
+            **(kw or {"log_std": np.array([-0.5, 0.25])}),
+        )
+
+    def q_diag():
+        return encoder.encode(enc(), _x_lg())
+
+    def q_full():
+        return encoder.encode(enc(L=_L2()), _x_lg())
+
+    ENC = A(enc, "model")
+    EPS = A(lambda: np.linspace(-1.5, 1.5, 4 * 6 * 2).reshape(4, 6, 2), "array")
+    Q = A(q_diag, "record")
+    e = {}
+    pre = "refvi.inference"
+    e[f"{pre}.encoder.LinearEncoder"] = [
+        E(
+            encoder.LinearEncoder,
+            {
+                "A": A(lambda: enc().A, "array", mismatch=EITHER),  # A fixes k and d
+                "c": A(lambda: enc().c, "array"),
+                "log_std": A(lambda: enc().log_std, "array"),
+                "B": A(lambda: np.full((2, 3), 0.25), "array"),
+            },
+        ),
+        E(
+            encoder.LinearEncoder,
+            {
+                "A": A(lambda: enc().A, "array", mismatch=EITHER),
+                "c": A(lambda: enc().c, "array"),
+                "L": A(_L2, "chol"),
+            },
+        ),
+    ]
+    e[f"{pre}.encoder.check_encoder"] = E(encoder.check_encoder, {"encoder": ENC})
+    e[f"{pre}.encoder.encode"] = E(encoder.encode, {"encoder": ENC, "x": X_LG})
+    e[f"{pre}.encoder.encode_backward"] = E(
+        encoder.encode_backward,
+        {
+            "encoder": ENC,
+            "x": X_LG,
+            "grads_q": A(
+                lambda: {"m_q": np.ones((6, 2)), "log_std_q": np.ones((6, 2))}, "params"
+            ),
+        },
+    )
+    e[f"{pre}.encoder.exact_posterior_encoder"] = E(
+        encoder.exact_posterior_encoder, {"model": LG}
+    )
+    e[f"{pre}.estimators.check_q"] = E(
+        estimators.check_q, {"q": Q, "n": A(const(6), "int"), "k": A(const(2), "int")}
+    )
+    e[f"{pre}.estimators.elbo_analytic_and_grad"] = [
+        E(
+            estimators.elbo_analytic_and_grad,
+            {"model": LG, "x": X_LG, "q": Q, "dout": DOUT_LG},
+        ),
+        E(
+            estimators.elbo_analytic_and_grad,
+            {"model": LG, "x": X_LG, "q": A(q_full, "record")},
+        ),
+    ]
+    for name in (
+        "elbo_reparam_and_grad",
+        "elbo_path_derivative_and_grad",
+        "elbo_score_and_grad",
+        "iwae_and_grad",
+    ):
+        fn = getattr(estimators, name)
+        e[f"{pre}.estimators.{name}"] = [
+            E(fn, {"model": LG, "x": X_LG, "q": Q, "eps": EPS, "dout": DOUT_LG}),
+            E(fn, {"model": LG, "x": X_LG, "q": A(q_full, "record"), "eps": EPS}),
+        ]
+    e[f"{pre}.vae.check_pair"] = E(vae.check_pair, {"encoder": ENC, "model": LG})
+    e[f"{pre}.vae.elbo_and_grad"] = [
+        E(
+            vae.elbo_and_grad,
+            {
+                "encoder": ENC,
+                "model": LG,
+                "x": X_LG,
+                "eps": EPS,
+                "estimator": A(const("kl"), "choice"),
+                "dout": DOUT_LG,
+            },
+        ),
+        E(
+            vae.elbo_and_grad,
+            {
+                "encoder": ENC,
+                "model": LG,
+                "x": X_LG,
+                "estimator": A(const("analytic"), "choice"),
+            },
+        ),
+    ]
+    e[f"{pre}.vae.optimum"] = E(
+        vae.optimum,
+        {
+            "x": X_LG_FREE,
+            "k": A(const(1), "int"),
+            "sigma2": A(const(0.5), "float", zero=RAISE),
+        },
+    )
+    e[f"{pre}.vae.train"] = E(
+        vae.train,
+        {
+            "encoder": ENC,
+            "model": LG,
+            "x": X_LG,
+            "rng": RNG,
+            "n_epochs": A(const(2), "int"),
+            "lr": A(const(0.01), "float", zero=RAISE),
+            "batch_size": A(const(3), "int"),
+            "optimizer": A(const("adam"), "choice"),
+            "estimator": A(const("kl"), "choice"),
+            "n_samples": A(const(2), "int"),
+        },
+    )
+    e[f"{pre}.variational_em.mean_field_variances"] = E(
+        vem.mean_field_variances, {"model": LG}
+    )
+    e[f"{pre}.variational_em.mean_field_stats"] = E(
+        vem.mean_field_stats, {"model": LG, "stats": STATS}
+    )
+    e[f"{pre}.variational_em.variational_em"] = E(
+        vem.variational_em,
+        {
+            "x": X_LG,
+            "model0": LG,
+            "noise": A(const("diag"), "choice"),
+            "tol": TOL,
+            "max_iter": MAX_ITER,
+            "psi_floor": A(const(1e-6), "float", zero=RAISE),
+        },
+    )
+    MEAN_DATA = A(lambda: np.array([0.5, -0.5, 1.0]), "array")
+    COV_DATA = A(lambda: np.diag([2.0, 1.0, 0.5]), "cov")
+    for name in ("aggregate_gaussian", "surgery_gaussian"):
+        e[f"{pre}.aggregate.{name}"] = E(
+            getattr(aggregate, name),
+            {"encoder": ENC, "mean_data": MEAN_DATA, "cov_data": COV_DATA},
+        )
+    e[f"{pre}.aggregate.log_aggregate_empirical"] = E(
+        aggregate.log_aggregate_empirical, {"encoder": ENC, "x": X_LG, "z": Z_LG}
+    )
+    e[f"{pre}.aggregate.surgery_empirical_mc"] = E(
+        aggregate.surgery_empirical_mc, {"encoder": ENC, "x": X_LG, "eps": EPS}
+    )
+    e[f"{pre}.aggregate.kl_aggregate_empirical_quad"] = E(
+        aggregate.kl_aggregate_empirical_quad,
+        {"encoder": ENC, "x": X_LG, "order": A(const(6), "int")},
+    )
+    return e
 
 
 _TABLE = None
@@ -1221,6 +1390,11 @@ EXEMPT = {
     "refvi.verify.montecarlo.MCEstimate": _RECORD,
     "refvi.verify.montecarlo.ZTest": "result record",
     "refvi.verify.quadrature.QuadResult": "result record",
+    "refvi.inference.encoder.QParams": _RECORD,
+    "refvi.inference.vae.Optimum": "result record",
+    "refvi.inference.vae.TrainTrace": "result record",
+    "refvi.inference.variational_em.VariationalEMTrace": "result record",
+    "refvi.inference.aggregate.Surgery": "result record",
 }
 
 
