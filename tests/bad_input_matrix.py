@@ -1317,6 +1317,7 @@ def _inference_rows():
             "optimizer": A(const("adam"), "choice"),
             "estimator": A(const("kl"), "choice"),
             "n_samples": A(const(2), "int"),
+            "noise": A(const("diag"), "choice"),
         },
     )
     e[f"{pre}.variational_em.mean_field_variances"] = E(
