@@ -40,33 +40,7 @@ def test_the_matrix_tries_at_least_15_kinds_and_the_valid_dtypes():
     assert set(MUST_WORK) <= kinds
 
 
-#: Entry points of refvi.inference whose argument checks are still to come (the
-#: package is newer than the matrix): measured on its branch, these crash on a
-#: wrong model type (encode_backward, exact_posterior_encoder), eps=None (the
-#: sampling estimators) and non-integer n, k (check_q).
-PENDING = {
-    f"refvi.inference.{name}": "argument checks of refvi.inference pending"
-    for name in (
-        "encoder.encode_backward",
-        "encoder.exact_posterior_encoder",
-        "estimators.check_q",
-        "estimators.elbo_reparam_and_grad",
-        "estimators.elbo_path_derivative_and_grad",
-        "estimators.elbo_score_and_grad",
-        "estimators.iwae_and_grad",
-    )
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=PENDING[n], strict=False))
-        if n in PENDING
-        else n
-        for n in sorted(entries())
-    ],
-)
+@pytest.mark.parametrize("name", sorted(entries()))
 def test_bad_input_works_or_is_refused_by_name(name):
     bad = [o for o in run_entry(name) if o.status != "ok"]
     assert not bad, "\n".join(
@@ -254,3 +228,25 @@ def test_gradient_checks_refuse_a_non_finite_value():
         gradcheck(nan_and_grad, params)
     with pytest.raises(ValueError, match="f returned inf"):
         numerical_gradient(lambda p: np.inf, params)
+
+
+def test_inference_entry_points_check_their_arguments():
+    from bad_input_matrix import _lg, _x_lg
+
+    from refvi.inference import encoder, estimators
+
+    enc = encoder.exact_posterior_encoder(_lg())
+    with pytest.raises(TypeError, match="model must be a LinearGaussian; got str"):
+        encoder.exact_posterior_encoder("lg")  # was AttributeError
+    grads_q = {"m_q": np.ones((6, 2)), "L_q": np.eye(2)}
+    with pytest.raises(TypeError, match="encoder must be a LinearEncoder"):
+        encoder.encode_backward(None, _x_lg(), grads_q)  # was AttributeError
+    with pytest.raises(ValueError, match="grads_q must have the keys"):
+        encoder.encode_backward(enc, _x_lg(), {"m_q": np.ones((6, 2))})  # KeyError
+    with pytest.raises(ValueError, match="x contains NaN"):
+        encoder.encode_backward(enc, np.full((6, 3), np.nan), grads_q)  # was NaN
+    q = encoder.encode(enc, _x_lg())
+    with pytest.raises(TypeError, match="eps must be a real numeric array"):
+        estimators.elbo_reparam_and_grad(_lg(), _x_lg(), q, None)  # AttributeError
+    with pytest.raises(TypeError, match="n must be an integer"):
+        estimators.check_q(q, None, 2)  # was accepted

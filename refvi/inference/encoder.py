@@ -24,6 +24,7 @@ import numpy as np
 from refvi._validate import (
     as_data,
     as_float_array,
+    check_instance,
     check_lower_cholesky,
     read_only_copy,
 )
@@ -150,6 +151,23 @@ def _encode(encoder, x):
     return QParams(m, np.broadcast_to(encoder.log_std, m.shape))
 
 
+def _check_grads_q(encoder, grads_q, n):
+    """``grads_q`` with its arrays checked against the outputs of :func:`encode`."""
+    check_instance(grads_q, dict, "grads_q")
+    k = encoder.k
+    shapes = {"m_q": (n, k)}
+    shapes.update({"L_q": (k, k)} if encoder.L is not None else {"log_std_q": (n, k)})
+    missing = sorted(set(shapes) - set(grads_q))
+    if missing:
+        raise ValueError(
+            f"grads_q must have the keys {sorted(shapes)}; missing {missing}"
+        )
+    return {
+        key: as_float_array(grads_q[key], f"grads_q[{key!r}]", shape=shape)
+        for key, shape in shapes.items()
+    }
+
+
 def encode_backward(encoder, x, grads_q):
     """Backward pass of :func:`encode`: gradients w.r.t. the encoder's parameters.
 
@@ -167,6 +185,13 @@ def encode_backward(encoder, x, grads_q):
         ``A = dm^T x``, ``c = sum_i dm_i``; ``log_std = sum_i dlog_std_i``
         and ``B = dlog_std^T x``, or ``L = dL_q``.
     """
+    check_encoder(encoder)
+    x = as_data(x, encoder.d)
+    return _encode_backward(encoder, x, _check_grads_q(encoder, grads_q, x.shape[0]))
+
+
+def _encode_backward(encoder, x, grads_q):
+    """:func:`encode_backward` without argument checking."""
     dm = grads_q["m_q"]
     grads = {"A": dm.T @ x, "c": dm.sum(axis=0)}
     if encoder.L is not None:
@@ -186,6 +211,7 @@ def exact_posterior_encoder(model):
     with A = S W^T Psi^{-1}; so A, c = -A mu and L = chol(S). The rows of A
     are read off the posterior means of x = mu + e_j.
     """
+    check_instance(model, lg.LinearGaussian, "model")
     post = lg.posterior(model, model.mu + np.eye(model.d))
     A = post.m.T
     return LinearEncoder(A, -A @ model.mu, L=post.L_S)

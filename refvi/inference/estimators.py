@@ -46,7 +46,13 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from refvi import gaussian
-from refvi._validate import as_data, as_float_array, check_dout, check_lower_cholesky
+from refvi._validate import (
+    as_data,
+    as_float_array,
+    check_dout,
+    check_int,
+    check_lower_cholesky,
+)
 from refvi.gaussian import LOG_2PI
 from refvi.inference.encoder import QParams
 from refvi.models import linear_gaussian as lg
@@ -70,6 +76,8 @@ __all__ = [
 
 def check_q(q, n, k):
     """Validate per-datum variational parameters ``q`` for n data points, k latents."""
+    n = check_int(n, "n", minimum=1)
+    k = check_int(k, "k", minimum=1)
     if not isinstance(q, QParams):
         raise TypeError(f"q must be encoder.QParams; got {type(q).__name__}")
     m = as_float_array(q.m, "q.m", shape=(n, k))
@@ -80,13 +88,13 @@ def check_q(q, n, k):
     return QParams(m, as_float_array(q.log_std, "q.log_std", shape=(n, k)))
 
 
-def _check(model, x, q, eps=None, dout=None):
+def _check(model, x, q, eps=None, dout=None, *, need_eps=True):
     if not isinstance(model, lg.LinearGaussian):
         raise TypeError(f"model must be a LinearGaussian; got {type(model).__name__}")
     x = as_data(x, model.d)
     n, k = x.shape[0], model.k
     q = check_q(q, n, k)
-    if eps is not None:
+    if need_eps:
         eps = as_float_array(eps, "eps", ndim=3, shape=(None, n, k))
     return x, q, eps, check_dout(dout, n)
 
@@ -249,7 +257,7 @@ def elbo_analytic_and_grad(model, x, q, dout=None):
     Implements (LG.10)-(LG.14); keys ``m_q``, ``log_std_q`` or ``L_q``, ``W``,
     ``mu``, ``psi``.
     """
-    x, q, _, dout = _check(model, x, q, None, dout)
+    x, q, _, dout = _check(model, x, q, None, dout, need_eps=False)
     return _analytic(model, x, q, None, dout)
 
 

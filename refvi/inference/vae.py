@@ -26,8 +26,8 @@ from refvi._validate import (
 from refvi.inference.encoder import (
     LinearEncoder,
     _encode,
+    _encode_backward,
     check_encoder,
-    encode_backward,
 )
 from refvi.inference.estimators import KERNELS, elbo_analytic_and_grad
 from refvi.models import linear_gaussian as lg
@@ -100,7 +100,7 @@ def _elbo_and_grad(encoder, model, x, eps, estimator, dout):
     """:func:`elbo_and_grad` on checked arguments."""
     q = _encode(encoder, x)
     value, g = KERNELS[estimator](model, x, q, eps, dout)
-    grads = encode_backward(encoder, x, g)
+    grads = _encode_backward(encoder, x, g)
     grads.update(W=g["W"], mu=g["mu"], psi=g["psi"])
     return value, grads
 
