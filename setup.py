@@ -27,7 +27,11 @@ setup(
     package_data={
         "refvi.derivations": ["*.md"],
         # KaTeX (MIT), inlined into refvi verify --html pages
-        "refvi.checker": ["html_assets/*", "html_assets/fonts/*"],
+        "refvi.checker": [
+            "html_assets/*",
+            "html_assets/fonts/*",
+            "report_schema.json",
+        ],
     },
     install_requires=["numpy>=1.23", "scipy>=1.9"],
     extras_require={

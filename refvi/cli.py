@@ -1,7 +1,10 @@
 """The `refvi` command line.
 
 ``refvi verify [PATH ...]`` checks derivations; with no path it checks the
-bundled ones (installed as the package ``refvi.derivations``).
+bundled ones (installed as the package ``refvi.derivations``). Exit codes: 0
+every displayed line holds; 1 a line fails; 2 malformed input; 3 (under
+``--strict``, the default) nothing fails but a line is undetermined,
+unsupported or unchecked, or a file has no displayed line.
 """
 
 import argparse
@@ -29,12 +32,16 @@ def bundled_derivations():
 #: and quoted in the README.
 VERIFY_LEGEND = """\
 report: one row per displayed line, e.g.
-  L42  D_{KL}(q(z|x) \\| p(z|x)) = \\int ...  =  +4.53e-13  ok  [block]
+  L42  D_{KL}(q(z|x) \\| p(z|x)) = \\int ...  =  holds  dev +4.53e-13 ±1.2e-14
+       tol 1e-09  margin +1.00e-09  [block: quadrature]
   L42        line of the display in the file
   D_{KL}...  start of its LaTeX
-  =          relation to the line before it in its chain (def: first line
-             of a chain, nothing compared)
-  +4.53e-13  worst deviation over every instance and entry; its meaning
+  =          relation to the line before it in its chain (expr: first line
+             of a chain, holds when a later line holds against it)
+  holds      verdict: holds, fails, undetermined (numerical error too large
+             to decide, or a side diverges or overflows: the next row says
+             why), unsupported or unchecked (with the reason)
+  dev        worst deviation over every instance and entry; its meaning
              depends on the relation, with scale = max(1, |a|, |b|):
                =          |a - b| / scale
                !=         |a - b| / scale, the smallest (must exceed the
@@ -42,9 +49,13 @@ report: one row per displayed line, e.g.
                <=, <      (a - b) / scale (negative: holds with room)
                >=, >      (b - a) / scale (negative: holds with room)
                ~          |a - b| in standard errors (Bonferroni z-score)
-  ok/FAIL    verdict; "unchecked: <reason>" for a line with no check
-  [block]    checked from its check block; [latex] from its LaTeX alone
-exit status: 0 every line holds, 1 some line fails, 2 malformed input
+  ±          the numerical error estimate of the deviation (when not zero)
+  tol        the tolerance (separation for !=, z threshold for ~)
+  margin     positive: holds with this much room; negative: fails by this
+  [block: ]  checked from its check block ([latex: ] from its LaTeX alone)
+             and the route: direct, quadrature, monte carlo
+exit status: 0 every line holds, 1 some line fails, 2 malformed input,
+3 (--strict, the default) nothing fails but a line is not shown to hold
 """
 
 
@@ -84,6 +95,16 @@ def _build_parser():
         type=_seeds,
         metavar="N",
         help="random instances per setting, at most 1000 (default: each file's own)",
+    )
+    verify.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=(
+            "exit 3 when nothing fails but a line is undetermined, unsupported "
+            "or unchecked, or a file has no displayed line (default: on; "
+            "--no-strict exits 0 when no line fails)"
+        ),
     )
     verify.add_argument(
         "--debug", action="store_true", help="show the traceback of an error"
@@ -156,10 +177,18 @@ def _seeds(text):
 
 
 def _verify(args):
-    """Verify each derivation; exit 0 if every line holds, 1 if one fails,
-    2 on malformed input (one ``path:line: error: ...`` line per file)."""
+    """Verify each derivation and return the exit code of ``report.exit_code``:
+    0 every line holds, 1 a line fails, 2 malformed input (one
+    ``path:line: error: ...`` line per file), 3 under ``--strict`` (the
+    default) when nothing fails but a line is not shown to hold."""
     from refvi.checker.derivation import DerivationError, verify_file
-    from refvi.checker.report import format_file, format_total, to_json
+    from refvi.checker.report import (
+        error_object,
+        exit_code,
+        format_file,
+        format_total,
+        to_json,
+    )
 
     if args.json:
         args.format = "json"
@@ -168,6 +197,7 @@ def _verify(args):
     else:
         targets = [(p, f"derivations/{p.name}") for p in bundled_derivations()]
     results, errors, sources = [], [], []
+    error_objects = []  # the errors as the JSON report lists them
     for path, name in targets:
         try:
             result = verify_file(
@@ -178,7 +208,9 @@ def _verify(args):
             )
         except DerivationError as err:
             message = f"{name}:{err.line}: error: {err.message}"
+            kind = getattr(err, "kind", "malformed")
             errors.append(message)
+            error_objects.append(error_object(name, err.line, kind, err.message))
             if args.debug:
                 traceback.print_exc()
             print(message, file=sys.stderr)
@@ -189,9 +221,9 @@ def _verify(args):
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))
     if args.format == "json":
-        print(to_json(results, errors))
+        print(to_json(results, error_objects, strict=args.strict))
     elif args.format == "text":
-        print(format_total(results))
+        print(format_total(results, errors, strict=args.strict))
     else:
         from refvi.checker import ci_report
 
@@ -204,9 +236,7 @@ def _verify(args):
 
         page = html_page(results, sources, errors)
         Path(args.html).write_text(page, encoding="utf-8")
-    if errors:
-        return 2
-    return 0 if all(r.ok for r in results) else 1
+    return exit_code(results, errors, strict=args.strict)
 
 
 def main(argv=None):

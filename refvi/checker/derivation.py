@@ -21,19 +21,21 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from refvi.checker import evaluate, limits, read
 from refvi.checker import settings as settings_module
+from refvi.checker.judge import Value, judge_chain, worse
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.measured import Measured
 from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import DerivationError
-from refvi.verify.montecarlo import MCEstimate, z_test
+from refvi.checker.results import UNCHECKED, FileResult, LineResult
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOLERANCE = 1e-9
@@ -492,7 +494,10 @@ def _evaluate_side(side, instance, path):
         mean, se = value.mean, value.se
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(se))):
             raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
-        return MCEstimate(mean, se, value.n)
+        return Value(mean, 0.0, "monte carlo", se, value.n)
+    route, error = "direct", 0.0
+    if isinstance(value, Measured):
+        route, error, value = "quadrature", value.error, value.value
     if isinstance(value, Fn) or callable(value):
         raise DerivationError(
             path,
@@ -510,160 +515,7 @@ def _evaluate_side(side, instance, path):
         ) from None
     if not np.all(np.isfinite(value)):
         raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
-    return value
-
-
-def _compare_mc(a, b, sigmas):
-    """(largest |z|, holds) for ``a ~ b``: a Monte Carlo estimate against a value
-    (or another estimate), within ``sigmas`` standard errors, Bonferroni-adjusted
-    over the entries (``montecarlo.z_test``)."""
-    if isinstance(a, MCEstimate) and isinstance(b, MCEstimate):
-        a = MCEstimate(a.mean - b.mean, np.sqrt(a.se**2 + b.se**2), min(a.n, b.n))
-        b = np.zeros_like(a.mean)
-    elif isinstance(b, MCEstimate):
-        a, b = b, a
-    test = z_test(a, b, n_sigma=sigmas)
-    return float(np.max(np.abs(test.z))), test.ok
-
-
-def _compare(a, b, relation, tol, separation):
-    """(deviation, holds) of ``a <relation> b`` elementwise, worst entry.
-
-    Deviations are scaled by max(1, |a|, |b|): relative above 1, absolute below.
-    ``=``: max |a - b| / scale <= tol. ``<=``: max (a - b) / scale <= tol.
-    ``<``: the same quantity < -tol (strict beyond rounding). ``!=``: max
-    |a - b| / scale > separation. ``>=`` and ``>`` mirror ``<=`` and ``<``.
-    """
-    scale = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-    if relation in (">=", ">"):
-        a, b, relation = b, a, relation.replace(">", "<")
-    if relation == "=":
-        dev = float(np.max(np.abs(a - b) / scale))
-        return dev, dev <= tol
-    if relation == "!=":
-        dev = float(np.max(np.abs(a - b) / scale))
-        return dev, dev > separation
-    dev = float(np.max((a - b) / scale))
-    return dev, (dev <= tol if relation == "<=" else dev < -tol)
-
-
-@dataclass
-class LineResult:
-    """The verdict on one displayed line (worst case over all instances)."""
-
-    line: int
-    latex: str
-    relation: str
-    deviation: float | None
-    holds: bool
-    unchecked: str | None = None
-    method: str = "block"  # or "latex": checked from the LaTeX alone
-    note: tuple = ()  # hints, readings, assumptions (LaTeX-checked lines)
-    explain: tuple = ()  # how the LaTeX was read (``--explain``)
-
-
-@dataclass
-class FileResult:
-    """The verdicts on one derivation file."""
-
-    path: str
-    settings: list
-    seeds: int
-    lines: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
-
-    @property
-    def checked(self):
-        return sum(r.unchecked is None for r in self.lines)
-
-    @property
-    def hold(self):
-        return sum(r.unchecked is None and r.holds for r in self.lines)
-
-    @property
-    def unchecked(self):
-        return sum(r.unchecked is not None for r in self.lines)
-
-    @property
-    def ok(self):
-        return self.hold == self.checked
-
-
-def _compose(relations):
-    """The relation between the ends of a run of links, or None if it has none.
-
-    ``=`` links are transparent; ``<=`` with ``<`` gives ``<``; links pointing
-    in both directions, or a ``!=`` in a run of two or more, compose to None.
-    """
-    if len(relations) == 1:
-        return relations[0]
-    if "!=" in relations or "~" in relations:
-        return None
-    kinds = set(relations) - {"="}
-    if not kinds:
-        return "="
-    if kinds <= {"<=", "<"}:
-        return "<" if "<" in kinds else "<="
-    if kinds <= {">=", ">"}:
-        return ">" if ">" in kinds else ">="
-    return None
-
-
-def _judge_chain(nodes, separation, sigmas):
-    """Compare the nodes of one chain and blame the lines that break it.
-
-    ``nodes`` are (check index, relation, value, tol). Each node is compared
-    with the last node that held (through the composed relation of the links
-    between them), so one wrong line in a chain of equalities is blamed alone
-    and the lines after it are still compared with a good value. When the first
-    link fails but the second holds and the first value disagrees with the
-    third, the first line is the odd one out and is blamed instead.
-
-    Returns a list of (check index, relation, deviation, holds) for every
-    judged node.
-    """
-    out = []
-    good = 0
-    i = 1
-    while i < len(nodes):
-        c, _, value, tol = nodes[i]
-        relation = _compose([n[1] for n in nodes[good + 1 : i + 1]])
-        ref = good if relation is not None else i - 1
-        relation = relation or nodes[i][1]
-        if relation == "~":
-            dev, holds = _compare_mc(nodes[ref][2], value, sigmas)
-        else:
-            dev, holds = _compare(nodes[ref][2], value, relation, tol, separation)
-        if not holds and ref == 0 and i == 1 and len(nodes) > 2:
-            r12 = nodes[2][1]
-            r02 = _compose([nodes[1][1], r12])
-            if "~" in (nodes[1][1], r12):
-                r02 = None
-            ok12 = (
-                (False, False)
-                if r02 is None
-                else _compare(value, nodes[2][2], r12, nodes[2][3], separation)
-            )
-            if ok12[1] and r02 not in (None, "~") and nodes[0][0] != nodes[1][0]:
-                ok02 = _compare(nodes[0][2], nodes[2][2], r02, nodes[2][3], separation)
-                if not ok02[1]:
-                    out.append((nodes[0][0], nodes[1][1], dev, False))
-                    out.append((c, nodes[1][1], ok12[0], True))
-                    out.append((nodes[2][0], r12, ok12[0], True))
-                    good, i = 2, 3
-                    continue
-        out.append((c, nodes[i][1], dev, holds))
-        if holds:
-            good = i
-        i += 1
-    return out
-
-
-def _worse(relation, old, new):
-    """The worse of two deviations for ``relation`` (for != the smaller)."""
-    if old is None:
-        return new
-    return min(old, new) if relation == "!=" else max(old, new)
+    return Value(value, error, route)
 
 
 def _instance_chains(derivation, instance):
@@ -690,7 +542,7 @@ def _instance_chains(derivation, instance):
             chain = chains[-1]
             if chain:
                 prev = chain[-1][2]
-                estimate = isinstance(prev, MCEstimate) or isinstance(value, MCEstimate)
+                estimate = prev.is_estimate or value.is_estimate
                 if estimate != (side.relation == "~"):
                     raise DerivationError(
                         path,
@@ -701,12 +553,13 @@ def _instance_chains(derivation, instance):
                 if estimate:
                     chain.append((c, side.relation, value, check.tol))
                     continue
-                if prev.shape != value.shape and prev.ndim and value.ndim:
+                shapes = np.shape(prev.value), np.shape(value.value)
+                if shapes[0] != shapes[1] and all(shapes):
                     raise DerivationError(
                         path,
                         side.line,
-                        f"the sides of {side.relation!r} have shapes {prev.shape} "
-                        f"and {value.shape} (setting {instance.setting}, "
+                        f"the sides of {side.relation!r} have shapes {shapes[0]} "
+                        f"and {shapes[1]} (setting {instance.setting}, "
                         f"seed {instance.seed})",
                     )
             chain.append((c, side.relation, value, check.tol))
@@ -714,7 +567,7 @@ def _instance_chains(derivation, instance):
 
 
 def verify(derivation, seeds=None):
-    """Evaluate every check of a parsed derivation on every instance.
+    """Evaluate every check of a parsed derivation on every instance and judge it.
 
     Parameters
     ----------
@@ -725,13 +578,14 @@ def verify(derivation, seeds=None):
     Returns
     -------
     FileResult
-        One ``LineResult`` per displayed line, with the worst deviation over
-        all instances; a line fails when it is blamed on any instance.
+        One ``LineResult`` per displayed line: the judge's (``refvi.checker.judge``)
+        worst comparison over all instances; a line fails when it is blamed
+        on any instance.
     """
     path = derivation.path
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
-    worst = [{} for _ in derivation.checks]  # per check: relation -> [dev, holds]
+    worst = [{} for _ in derivation.checks]  # per check: relation -> Comparison
     block_settings = [
         s for s in derivation.settings if s.name not in LATEX_ONLY_SETTINGS
     ]
@@ -746,20 +600,21 @@ def verify(derivation, seeds=None):
                     path, setting.line, f"setting {setting.label()}: {err}"
                 ) from None
             for chain in _instance_chains(derivation, instance):
-                for c, relation, dev, holds in _judge_chain(
-                    chain, derivation.separation, derivation.sigmas
-                ):
-                    old = worst[c].get(relation, [None, True])
-                    worst[c][relation] = [
-                        _worse(relation, old[0], dev),
-                        old[1] and holds,
-                    ]
+                judged = judge_chain(chain, derivation.separation, derivation.sigmas)
+                for c, relation, comparison in judged:
+                    old = worst[c].get(relation)
+                    worst[c][relation] = worse(relation, old, comparison)
     by_display = {}
     latex_lines = [c.line for c in derivation.checks if c.method == "latex"]
     if latex_lines:
         try:
             by_display, result.warnings = latex_line_results(
-                derivation.source, path, latex_lines, n_seeds, LineResult
+                derivation.source,
+                path,
+                latex_lines,
+                n_seeds,
+                tolerance=derivation.tolerance,
+                separation=derivation.separation,
             )
         except MalformedLatex as err:
             raise DerivationError(path, err.line, str(err)) from None
@@ -768,14 +623,38 @@ def verify(derivation, seeds=None):
             result.lines.extend(by_display.get(check.line, []))
             continue
         relations = [s.relation for s in check.sides if s.relation]
-        label = " ".join(relations) or "def"
-        # shown: a failing relation first, else an equality, else the first
-        shown = sorted(verdict.items(), key=lambda kv: (kv[1][1], kv[0] != "="))
-        dev, holds = shown[0][1] if shown else (None, True)
-        result.lines.append(
-            LineResult(check.line, check.latex, label, dev, holds, check.unchecked)
-        )
+        label = " ".join(relations) or "expr"
+        if check.unchecked is not None or not verdict:
+            reason = check.unchecked or "a definition: nothing to compare"
+            result.lines.append(
+                LineResult(check.line, check.latex, label, UNCHECKED, reason=reason)
+            )
+            continue
+        result.lines.append(_line_result(check, label, verdict))
     return result
+
+
+def _line_result(check, label, verdict):
+    """The ``LineResult`` of a block-checked line from its worst comparison per
+    relation: the worst verdict is shown (a failing relation first, then an
+    undetermined one, then an equality, then the first)."""
+    rank = {"fails": 0, "undetermined": 1, "holds": 2}
+    relation, shown = min(
+        verdict.items(), key=lambda kv: (rank[kv[1].verdict], kv[0] != "=")
+    )
+    routes = sorted({c.route for c in verdict.values()})
+    return LineResult(
+        check.line,
+        check.latex,
+        label,
+        shown.verdict,
+        deviation=shown.deviation,
+        error=shown.error,
+        tolerance=shown.tolerance,
+        margin=shown.margin,
+        route=", ".join(routes),
+        reason=shown.reason,
+    )
 
 
 def verify_file(path, seeds=None, latex_only=False, blocks_only=False):

@@ -2,7 +2,8 @@
 
 * :func:`expect_gaussian`, :func:`log_expect_gaussian`: expectations under
   ``N(mean, L L^T)`` by tensor-product Gauss-Hermite quadrature (dimension 1-4),
-  the error estimated by comparing two orders;
+  the error estimated by comparing two orders; :func:`expect_gaussian_refined`
+  raises the order until the estimate is below a target or a budget is spent;
 * :func:`integrate`: integrals over R^d (d = 1, 2) by adaptive QUADPACK
   quadrature after an affine change of variables;
 * :func:`expect_discrete`: exact sums over the categories of a discrete
@@ -26,6 +27,7 @@ from refvi._validate import (
     check_float,
     check_int,
     check_lower_cholesky,
+    check_positive,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "QuadResult",
     "gauss_hermite_rule",
     "expect_gaussian",
+    "expect_gaussian_refined",
     "log_expect_gaussian",
     "integrate",
     "expect_discrete",
@@ -176,6 +179,39 @@ def expect_gaussian(f, mean, L, *, order=None):
     q_lo = np.tensordot(w_lo, _evaluate(f, z_lo, "f"), axes=(0, 0))[()]
     q_hi = np.tensordot(w_hi, _evaluate(f, z_hi, "f"), axes=(0, 0))[()]
     return QuadResult(q_hi, np.abs(q_hi - q_lo))
+
+
+def expect_gaussian_refined(f, mean, L, *, rtol, orders):
+    """:func:`expect_gaussian`, the order raised until the error estimate is small.
+
+    Tries each of ``orders`` in turn and stops at the first whose error
+    estimate is at most ``rtol * max(1, |value|)`` on every entry; when the
+    last order (the budget) does not reach it, returns that order's result, so
+    the caller sees an error estimate above ``rtol`` and can decide what it
+    means.
+
+    Parameters
+    ----------
+    f, mean, L
+        As in :func:`expect_gaussian`.
+    rtol : float
+        Target error, relative above 1 and absolute below (> 0).
+    orders : sequence of int
+        Increasing orders to try (each >= 2); the last is the budget.
+
+    Returns
+    -------
+    QuadResult
+    """
+    rtol = check_positive(rtol, "rtol")
+    if len(orders) == 0:
+        raise ValueError("orders must name at least one order")
+    for order in orders:
+        result = expect_gaussian(f, mean, L, order=order)
+        scale = np.maximum(1.0, np.abs(result.value))
+        if np.all(result.error <= rtol * scale):
+            break
+    return result
 
 
 def log_expect_gaussian(log_f, mean, L, *, order=None):

@@ -1,4 +1,5 @@
-"""`refvi verify`: report, summary, exit status 0 / 1 / 2, --json, --seeds, --debug."""
+"""`refvi verify`: report, summary, exit status 0 / 1 / 2 / 3, --json, --seeds,
+--strict, --debug."""
 
 import json
 import subprocess
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_latex_integrate import verdict_and_method
 
 from refvi.cli import bundled_derivations, main
 
@@ -43,16 +45,31 @@ def good(tmp_path):
     return path
 
 
-def test_holding_derivation_prints_each_line_and_exits_0(good, capsys):
-    assert main(["verify", str(good)]) == 0
+SUMMARY = "3 lines: 2 hold, 0 fail, 0 undetermined, 0 unsupported, 1 unchecked"
+
+
+def test_holding_derivation_prints_each_line_and_exits_0_without_strict(good, capsys):
+    assert main(["verify", "--no-strict", str(good)]) == 0
     out = capsys.readouterr().out.splitlines()
     rows = [row for row in out if row.strip().startswith("L")]
     assert [row.split()[0] for row in rows] == ["L5", "L12", "L18"]
-    assert rows[0].split()[-2:] == ["ok", "[block]"]
+    # verdict, deviation, tolerance, margin, front end and route
+    assert rows[0].split()[-10:] == [
+        "=", "holds", "dev", rows[0].split()[-7], "tol", "1e-09", "margin",
+        "+1.00e-09", "[block:", "direct]",
+    ]  # fmt: skip
     assert "D_{KL}(q \\| p) = \\int" in rows[0]
     assert "unchecked: prose" in rows[2]
-    assert f"{good}: 2 lines checked, 2 hold, 1 unchecked" in out[-2]
-    assert out[-1] == "total: 2 lines checked, 2 hold, 1 unchecked (1 files)"
+    assert out[-2] == f"  {good}: {SUMMARY}"
+    assert out[-1] == f"total: {SUMMARY} (1 files); exit 0: no line fails"
+
+
+def test_strict_is_the_default_an_unchecked_line_exits_3(good, capsys):
+    assert main(["verify", str(good)]) == 3
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (
+        f"total: {SUMMARY} (1 files); exit 3: strict: a line is not shown to hold"
+    )
 
 
 def test_failing_line_is_marked_and_exits_1(tmp_path, capsys):
@@ -61,19 +78,31 @@ def test_failing_line_is_marked_and_exits_1(tmp_path, capsys):
     assert main(["verify", str(path)]) == 1
     out = capsys.readouterr().out
     row = next(r for r in out.splitlines() if r.strip().startswith("L12"))
-    assert row.split()[-2:] == ["FAIL", "[block]"]
-    assert "2 lines checked, 1 hold, 1 unchecked" in out
+    assert row.split()[-10:-8] == ["=", "fails"]
+    assert float(row.split()[-3]) < 0  # the margin
+    assert "3 lines: 1 hold, 1 fail, 0 undetermined" in out
+    assert main(["verify", "--no-strict", str(path)]) == 1
 
 
 def test_json_report(good, capsys):
-    assert main(["verify", "--json", "--seeds", "2", str(good)]) == 0
+    assert main(["verify", "--json", "--seeds", "2", str(good)]) == 3
     report = json.loads(capsys.readouterr().out)
-    assert (report["checked"], report["hold"], report["unchecked"]) == (2, 2, 1)
+    assert report["schema_version"] == 1 and report["exit_code"] == 3
+    assert report["counts"] == {
+        "holds": 2, "fails": 0, "undetermined": 0, "unsupported": 0, "unchecked": 1
+    }  # fmt: skip
     (entry,) = report["files"]
     assert entry["seeds"] == 2 and entry["settings"] == ["linear_gaussian", "mixture"]
     assert [line["line"] for line in entry["lines"]] == [5, 12, 18]
-    assert entry["lines"][1]["relation"] == "=" and entry["lines"][1]["holds"]
-    assert entry["lines"][2]["unchecked"] == "prose"
+    line = entry["lines"][1]
+    assert (line["relation"], line["verdict"], line["route"]) == (
+        "=",
+        "holds",
+        "direct",
+    )
+    assert line["tolerance"] == 1e-9 and line["deviation"] < 1e-12
+    assert entry["lines"][2]["verdict"] == "unchecked"
+    assert entry["lines"][2]["reason"] == "prose"
     assert report["errors"] == []
 
 
@@ -110,8 +139,11 @@ def test_a_display_without_a_block_is_checked_from_its_latex(tmp_path, capsys):
     )
     assert main(["verify", str(path)]) == 0
     out = capsys.readouterr().out
-    rows = [r.split() for r in out.splitlines() if r.strip().startswith("L")]
-    assert [row[-2:] for row in rows] == [["ok", "[block]"], ["ok", "[latex]"]]
+    rows = [r for r in out.splitlines() if r.strip().startswith("L")]
+    assert [verdict_and_method(r) for r in rows] == [
+        ("holds", "block"),
+        ("holds", "latex"),
+    ]
     assert main(["verify", "--blocks-only", str(path)]) == 2
     assert f"{path}:12: error: displayed equation has no check block" in (
         capsys.readouterr().err
@@ -169,4 +201,7 @@ def test_verify_of_the_seed_based_derivations_holds_in_a_subprocess(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]
-    assert last == "total: 33 lines checked, 33 hold, 0 unchecked (3 files)"
+    assert last == (
+        "total: 33 lines: 33 hold, 0 fail, 0 undetermined, 0 unsupported, "
+        "0 unchecked (3 files); exit 0: every line holds"
+    )

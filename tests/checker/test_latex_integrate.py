@@ -3,7 +3,6 @@
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -30,7 +29,7 @@ $$ a := b $$
 
 def test_results_per_relation_with_method_and_notes():
     by_display, warnings = latex_line_results(
-        TEXT, "t.md", [4, 6, 13], 2, SimpleNamespace
+        TEXT, "t.md", [4, 6, 13], 2, tolerance=1e-9, separation=1e-6
     )
     assert sorted(by_display) == [4, 6, 13]
     (first,) = by_display[4]
@@ -40,7 +39,8 @@ def test_results_per_relation_with_method_and_notes():
         False,
         None,
     )
-    assert any("its value equals" in n for n in first.note)
+    assert first.verdict == "fails" and first.hint
+    assert first.tolerance == 1e-9 and first.margin < 0
     eq, le = by_display[6]
     assert (eq.line, eq.holds, le.line, le.relation, le.holds) == (
         8,
@@ -58,9 +58,7 @@ def test_results_per_relation_with_method_and_notes():
 
 def test_malformed_display_raises_with_its_line():
     with pytest.raises(MalformedLatex) as info:
-        latex_line_results(
-            "---\n---\n$$ \\frac{a $$\n", "t.md", [3], 2, SimpleNamespace
-        )
+        latex_line_results("---\n---\n$$ \\frac{a $$\n", "t.md", [3], 2, 1e-9, 1e-6)
     assert info.value.line == 3
 
 
@@ -83,6 +81,12 @@ $$ \log p(x) \le \mathrm{ELBO} $$
 """
 
 
+def verdict_and_method(row):
+    """The verdict and the front end of a row of the text report."""
+    verdict = re.search(r"\s(holds|fails|undetermined)\s", row).group(1)
+    return verdict, re.search(r"\[(\w+): [^]]*\]$", row).group(1)
+
+
 def run_cli(capsys, *args):
     from refvi.cli import main
 
@@ -98,8 +102,11 @@ def test_refvi_verify_checks_lines_without_a_block_from_their_latex(tmp_path, ca
     assert status == 1  # line 13 fails
     rows = [r for r in out.splitlines() if r.startswith("  L")]
     assert [r.split()[0] for r in rows] == ["L4", "L11", "L13"]
-    assert rows[0].endswith("ok  [block]")
-    assert rows[1].endswith("ok  [latex]") and rows[2].endswith("FAIL  [latex]")
+    assert [verdict_and_method(r) for r in rows] == [
+        ("holds", "block"),
+        ("holds", "latex"),
+        ("fails", "latex"),
+    ]
     assert "fails on linear_gaussian (3/3 instances)" in out
 
 
@@ -108,7 +115,8 @@ def test_latex_only_ignores_the_check_blocks(tmp_path, capsys):
     path.write_text(MIXED)
     _, out, _ = run_cli(capsys, "--latex-only", "--explain", path)
     rows = [r for r in out.splitlines() if r.startswith("  L")]
-    assert rows[0].startswith("  L4") and rows[0].endswith("ok  [latex]")
+    assert rows[0].startswith("  L4")
+    assert verdict_and_method(rows[0]) == ("holds", "latex")
     assert "KL(q || p(z|x))    : scalar of (x)" in out  # --explain: the typed form
 
 

@@ -13,6 +13,7 @@ from scipy import stats
 from refvi.verify.quadrature import (
     expect_discrete,
     expect_gaussian,
+    expect_gaussian_refined,
     gauss_hermite_rule,
     integrate,
     log_expect_gaussian,
@@ -127,6 +128,35 @@ def test_badly_resolved_integrand_has_a_large_error_estimate():
     actual = abs(result.value - stats.norm.sf(0.3))
     assert result.error > 1e-4
     assert actual > 1e-4  # the estimate flags a real error
+
+
+def narrow_ridge(x):
+    """N(x_1 + x_2 / 2; 0.2, 0.15^2): a ridge in x narrower than N(0, I)."""
+    return stats.norm.pdf(x[:, 0] + 0.5 * x[:, 1] - 0.2, scale=0.15)
+
+
+def test_refined_expectation_raises_the_order_until_the_estimate_is_small():
+    # x_1 + x_2 / 2 ~ N(0, 1.25), so the expectation is N(0.2; 0, 0.15^2 + 1.25)
+    exact = stats.norm.pdf(0.2, scale=np.sqrt(0.15**2 + 1.25))
+    low = expect_gaussian(narrow_ridge, [0.0, 0.0], np.eye(2), order=40)
+    assert abs(low.value - exact) > 1e-4  # the fixed rule is not enough
+    result = expect_gaussian_refined(
+        narrow_ridge, [0.0, 0.0], np.eye(2), rtol=1e-10, orders=(40, 80, 160, 320)
+    )
+    assert result.error <= 1e-10
+    assert abs(result.value - exact) <= 1e-12
+
+
+def test_refined_expectation_returns_the_budget_result_when_it_cannot_reach():
+    result = expect_gaussian_refined(
+        narrow_ridge, [0.0, 0.0], np.eye(2), rtol=1e-14, orders=(20, 30)
+    )
+    budget = expect_gaussian(narrow_ridge, [0.0, 0.0], np.eye(2), order=30)
+    assert result == budget and result.error > 1e-14
+    with pytest.raises(ValueError, match="rtol must be positive"):
+        expect_gaussian_refined(narrow_ridge, [0.0], [[1.0]], rtol=0, orders=(5,))
+    with pytest.raises(ValueError, match="orders must name"):
+        expect_gaussian_refined(narrow_ridge, [0.0], [[1.0]], rtol=1, orders=())
 
 
 def test_expect_gaussian_array_valued_integrand_gives_elementwise_results():

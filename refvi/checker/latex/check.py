@@ -3,14 +3,14 @@
 Every display equation is split into chains, every chain read in every way
 its LaTeX allows (``parser.readings``), every relation evaluated on several
 random instances of each declared setting under each declared assumption
-(``frontmatter``), and judged:
-
-- ``=``: max relative deviation <= ``tol`` (plus ten times the quadrature
-  error estimate); densities are compared by their logs;
-- ``\\neq``: the relative deviation exceeds ``separation`` on every instance;
-- ``\\le``/``\\ge`` (``<``/``>``): the signed deviation is <= tol (< -tol);
-- ``:=`` is recorded as a definition, a display without a relation as an
-  expression; neither is checked.
+(``frontmatter``), and judged by ``refvi.checker.judge``, the judge of the
+check blocks: each side is a value with an error estimate (the difference
+between the quadrature at two step sizes), a relation holds, fails or is
+undetermined (the error is too large to decide, or a side overflows), and
+each side of a chain is compared with the last side that held, so a wrong
+row does not make the next row fail. Densities are compared by their logs.
+``:=`` is recorded as a definition, a display without a relation as an
+expression; neither is checked.
 
 A construct outside the vocabulary makes its line ``unsupported`` (with the
 token and the reason); the rest of the file is still checked. A failing ``=``
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from refvi.checker.judge import FAILS, Value, judge_chain, worse
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
@@ -32,26 +33,35 @@ from refvi.checker.read import read_text
 DEFAULT_SEEDS = 3
 DEFAULT_TOL = 1e-9
 DEFAULT_SEPARATION = 1e-6
+SIGMAS = 5.0  # the LaTeX front end has no Monte Carlo relation
 
 
 @dataclass
 class Verdict:
-    """A relation's verdict under one reading and one assumption."""
+    """A relation's verdict under one reading and one assumption: the judge's
+    worst comparison over the instances (``refvi.checker.judge``)."""
 
-    holds: bool
-    deviation: float
-    error: float = 0.0
+    comparison: object = None  # judge.Comparison of the worst instance
     failing: list = field(default_factory=list)  # labels of failing instances
     skipped: str | None = None  # a setting left out, and why
     values: list = field(default_factory=list)  # right-hand values per instance
     lefts: list = field(default_factory=list)
+
+    @property
+    def status(self):
+        return self.comparison.verdict
+
+    @property
+    def deviation(self):
+        return self.comparison.deviation
 
 
 @dataclass
 class LineResult:
     """The verdict on one relation of a display (the unit a report lists).
 
-    ``status``: 'holds', 'fails', 'definition', 'expression', 'unsupported'.
+    ``status``: 'holds', 'fails', 'undetermined', 'definition', 'expression',
+    'unsupported'.
     """
 
     line: int
@@ -61,6 +71,9 @@ class LineResult:
     method: str = "latex"
     deviation: float | None = None
     error: float | None = None
+    tolerance: float | None = None
+    margin: float | None = None
+    route: str = ""
     hint: str | None = None
     failing: str | None = None
     skipped: str | None = None
@@ -104,35 +117,38 @@ def _reading_label(eq):
     return "; ".join(parts)
 
 
-def _compare(op, left, right, both_densities, tol, separation):
-    """(deviation, holds) of ``left op right`` (signed-log pairs), worst entry."""
-    if both_densities and op in ("=", "\\neq"):
-        dev = float(np.max(np.abs(left[0] - right[0])))
-    else:
-        a, b = real(left), real(right)
-        a, b = np.broadcast_arrays(a, b)
-        scale = np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
-        if op in ("\\ge", ">"):
-            a, b = b, a
-        if op in ("=", "\\neq"):
-            dev = float(np.max(np.abs(a - b) / scale))
-        else:
-            dev = float(np.max((a - b) / scale))
-    if op == "=":
-        return dev, dev <= tol
-    if op == "\\neq":
-        return dev, dev > separation
-    if op in ("\\le", "\\ge"):
-        return dev, dev <= tol
-    return dev, dev < -tol
-
-
 def _is_density(node, scope):
     return ir.infer(node, scope.latent, scope.observed).kind == "density"
 
 
+#: The judge's name of each LaTeX relation; ``:=`` and ``=:`` are definitions.
+JUDGE_OP = {"=": "=", "\\neq": "!=", "\\le": "<=", "\\ge": ">=", "<": "<", ">": ">"}
+
+
+def _side(pairs, density):
+    """A ``judge.Value`` from the signed-log values at levels 0 and 1: the
+    level-0 value, the difference of the levels as its error estimate; a
+    density also as its log (``Value.log``: densities are compared by their
+    logs)."""
+    (v, w) = pairs
+
+    def value(a, b):
+        with np.errstate(invalid="ignore"):
+            error = np.abs(a - b)
+        error = np.where(np.isfinite(a) & np.isfinite(b), error, np.inf)
+        route = "quadrature" if np.any(error > 0) else "direct"
+        return Value(a, error, route)
+
+    with np.errstate(over="ignore"):  # an overflow is judged undetermined
+        out = value(real(v), real(w))
+    if density and np.all(v[1] > 0) and np.all(w[1] > 0):
+        return Value(out.value, out.error, out.route, log=value(v[0], w[0]))
+    return out
+
+
 class _Judge:
-    """Evaluates one relation on every instance of a scope."""
+    """Evaluates the chains of a scope on every instance and judges them with
+    ``refvi.checker.judge`` (the same judge as the check blocks')."""
 
     def __init__(self, scope, seeds, tol, separation):
         self.scope, self.seeds, self.tol, self.separation = (
@@ -142,6 +158,7 @@ class _Judge:
             separation,
         )
         self.cache = {}
+        self.chains = {}
 
     def value(self, node, model, level, free_z):
         """The signed-log value of ``node`` on ``model`` (memoised per display)."""
@@ -169,54 +186,104 @@ class _Judge:
             raise missing
         return out
 
-    def verdict(self, rel, variant):
+    def verdict(self, eq, k, variant):
+        """The ``Verdict`` of relation ``k`` of the chain ``eq`` (raises the
+        ``Unsupported``/``EvaluationError`` that kept it from being judged)."""
+        key = (eq, variant)
+        if key not in self.chains:
+            self.chains[key] = self._chain(eq, variant)
+        out = self.chains[key][k]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def _chain(self, eq, variant):
+        """Judge every relation of ``eq`` on every instance: each side is
+        compared with the last side that held (``judge.judge_chain``), so a
+        wrong row does not make the next, correct row fail."""
         sc = self.scope
-        free_z = any(
-            sc.latent in ir.infer(e, sc.latent, sc.observed).free
-            for e in (rel.left, rel.right)
-        )
-        dens = _is_density(rel.left, sc) and _is_density(rel.right, sc)
-        worst = Verdict(True, np.inf if rel.op == "\\neq" else -np.inf)
+        exprs = eq.exprs
+        try:
+            free_z = any(
+                sc.latent in ir.infer(e, sc.latent, sc.observed).free for e in exprs
+            )
+            models = self.models(variant)
+        except ir.Unsupported as err:
+            return [err] * len(eq.relations)
+        dens = [_is_density(e, sc) for e in exprs]
+        out = [Verdict() for _ in eq.relations]
+        errors = [None] * len(eq.relations)
         skipped = None
-        for model in self.models(variant):
-            vals = []
-            errs = []
+        for model in models:
             try:
-                pairs = [
-                    tuple(self.value(node, model, lv, free_z) for lv in (0, 1))
-                    for node in (rel.left, rel.right)
-                ]
+                pairs = self._pairs(exprs, model, free_z)
             except ir.Unsupported as err:  # a density this setting lacks
                 skipped = (model.label.split("/")[0], err)
                 continue
-            for v, w in pairs:
-                if not np.all(np.isfinite(v[0]) | (v[1] == 0)):
-                    raise EvaluationError(
-                        f"a side is not finite on instance {model.label}"
-                    )
-                err = np.abs(real(v) - real(w)) / np.maximum(1.0, np.abs(real(v)))
-                vals.append(v)
-                errs.append(float(np.max(err)))
-            err = max(errs)
-            dev, holds = _compare(
-                rel.op, vals[0], vals[1], dens, self.tol + 10 * err, self.separation
-            )
-            worst.holds = worst.holds and holds
-            if not holds:
-                worst.failing.append(model.label)
-            worst.deviation = (
-                min(worst.deviation, dev)
-                if rel.op == "\\neq"
-                else max(worst.deviation, dev)
-            )
-            worst.error = max(worst.error, err)
-            worst.values.append((model, vals[1]))
-            worst.lefts.append((model, vals[0]))
-        if not worst.values:
-            raise skipped[1]
-        if skipped is not None:
-            worst.skipped = f"not on {skipped[0]}: {skipped[1]}"
-        return worst
+            for k in range(len(eq.relations)):
+                for j in (k, k + 1):
+                    if isinstance(pairs[j], Exception):
+                        errors[k] = pairs[j]
+            for segment in _segments(eq, pairs):
+                nodes = [
+                    (k, JUDGE_OP.get(op), _side(pairs[j], dens[j]), self.tol)
+                    for k, op, j in segment
+                ]
+                for k, _, comparison in judge_chain(nodes, self.separation, SIGMAS):
+                    v = out[k]
+                    op = JUDGE_OP[eq.relations[k].op]
+                    v.comparison = worse(op, v.comparison, comparison)
+                    if comparison.verdict == FAILS:
+                        v.failing.append(model.label)
+            for k, v in enumerate(out):
+                if errors[k] is None:
+                    v.lefts.append((model, pairs[k][0]))
+                    v.values.append((model, pairs[k + 1][0]))
+        result = []
+        for k, v in enumerate(out):
+            if v.comparison is None:
+                result.append(errors[k] or (skipped or (None, _NOT_JUDGED))[1])
+                continue
+            if skipped is not None:
+                v.skipped = f"not on {skipped[0]}: {skipped[1]}"
+            result.append(v)
+        return result
+
+    def _pairs(self, exprs, model, free_z):
+        """Each side's signed-log values at levels 0 and 1, or the
+        ``EvaluationError`` that stopped it; raises ``ir.Unsupported``."""
+        out = []
+        for e in exprs:
+            try:
+                out.append(tuple(self.value(e, model, lv, free_z) for lv in (0, 1)))
+            except EvaluationError as err:
+                out.append(err)
+        return out
+
+
+_NOT_JUDGED = ir.Unsupported("not a relation the judge compares")
+
+
+def _segments(eq, pairs):
+    """Runs of consecutive sides joined by judged relations and all evaluated:
+    lists of (relation index, op, side index); the first entry of a run is
+    its first side (relation index of the link after it, op None)."""
+    runs, run = [], []
+    for k, r in enumerate(eq.relations):
+        ok = r.op in JUDGE_OP and not any(
+            isinstance(p, Exception) for p in pairs[k : k + 2]
+        )
+        if not ok:
+            if len(run) > 1:
+                runs.append(run)
+            run = []
+            continue
+        if not run:
+            run = [(k, None, k)]
+        run.append((k, r.op, k + 1))
+    if len(run) > 1:
+        runs.append(run)
+    return runs
 
 
 def _summarise(labels, seeds):
@@ -228,8 +295,13 @@ def _summarise(labels, seeds):
     return ", ".join(f"{k} ({c}/{seeds} instances)" for k, c in counts.items())
 
 
-def _status(v):
-    return "holds" if v.holds else "fails"
+def _hint(v, r, scope):
+    """What a failing ``=`` computes, from the hint library, or None: a hint
+    never replaces the verdict, so a side the library cannot read gives none."""
+    try:
+        return match_hint(v, r, scope)
+    except (ir.Unsupported, EvaluationError, ValueError, TypeError):
+        return None
 
 
 def _check_relation(rel, eqs, k, scope, judge, section, latex):
@@ -240,33 +312,35 @@ def _check_relation(rel, eqs, k, scope, judge, section, latex):
         return res
     primary = None
     for eq in eqs:
-        r = eq.relations[k]
         per_assumption = []
         for name, variant in scope.assume:
             try:
-                v = judge.verdict(r, variant)
+                v = judge.verdict(eq, k, variant)
             except (ir.Unsupported, EvaluationError) as err:
                 if eq is eqs[0] and not per_assumption:
                     res.status, res.reason = "unsupported", str(err)
                     return res
                 per_assumption.append((name, "unsupported", None))
                 continue
-            per_assumption.append((name, _status(v), v.deviation))
+            per_assumption.append((name, v.status, v.deviation))
             if eq is eqs[0] and primary is None:
-                primary = (r, v)
+                primary = (eq.relations[k], v)
         if len(eqs) > 1:
             st, dev = per_assumption[0][1], per_assumption[0][2]
             res.readings.append((_reading_label(eq), st, dev))
         if eq is eqs[0] and len(scope.assume) > 1:
             res.assumptions = per_assumption
     r, v = primary
-    res.status = _status(v)
-    res.deviation, res.error = v.deviation, v.error
+    c = v.comparison
+    res.status, res.deviation, res.error = c.verdict, c.deviation, c.error
+    res.tolerance, res.margin, res.route = c.tolerance, c.margin, c.route
+    if c.reason:
+        res.reason = c.reason
     if v.failing:
         res.failing = _summarise(v.failing, judge.seeds)
     res.skipped = v.skipped
-    if not v.holds and r.op == "=":
-        res.hint = match_hint(v, r, scope)
+    if c.verdict == FAILS and r.op == "=":
+        res.hint = _hint(v, r, scope)
     return res
 
 
@@ -400,7 +474,9 @@ def format_result(result, explain=False):
     checked = result.count("holds") + result.count("fails")
     out.append(
         f"{result.path}: {result.count('holds')}/{checked} relations hold, "
-        f"{result.count('fails')} fail, {result.count('unsupported')} unsupported, "
+        f"{result.count('fails')} fail, "
+        f"{result.count('undetermined')} undetermined, "
+        f"{result.count('unsupported')} unsupported, "
         f"{result.count('definition')} definitions, "
         f"{result.count('expression')} expressions"
     )

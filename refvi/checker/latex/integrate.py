@@ -3,10 +3,12 @@
 The derivation checker hands over the displays that have no check block (or
 all of them, with ``--latex-only``); :func:`latex_line_results` checks them
 from their LaTeX and returns one line result per relation, in the derivation
-checker's own result type, marked ``method='latex'``.
+checker's own result type (``results.LineResult``), marked
+``method='latex'``.
 """
 
 from refvi.checker.latex.check import OP_TEXT, check_latex_text
+from refvi.checker.results import UNCHECKED, LineResult
 
 _UNCHECKED = {
     "definition": "a definition (:=), recorded, not checked",
@@ -21,8 +23,6 @@ def _note(r):
         out.append(f"fails on {r.failing}")
     if r.skipped:
         out.append(r.skipped)
-    if r.hint:
-        out.append(f"line {r.line} fails; its value equals {r.hint}")
     for label, status, _ in r.readings:
         out.append(f"ambiguous; reading {label}: {status}")
     for name, status, _ in r.assumptions:
@@ -30,7 +30,7 @@ def _note(r):
     return tuple(out)
 
 
-def latex_line_results(source, path, lines, seeds, make):
+def latex_line_results(source, path, lines, seeds, tolerance, separation):
     """Check the displays opening at file ``lines`` of ``source`` from LaTeX.
 
     Parameters
@@ -42,40 +42,49 @@ def latex_line_results(source, path, lines, seeds, make):
         1-based lines of the ``$$`` of the displays to check.
     seeds : int
         Instances per setting.
-    make : callable
-        The result type: ``make(line=, latex=, relation=, deviation=, holds=,
-        unchecked=, method=, note=, explain=)``.
+    tolerance, separation : float
+        The file's tolerance of ``=`` and inequalities, and separation of
+        ``\\neq`` (the judge's, as for the check blocks).
 
     Returns
     -------
     by_display : dict
-        Display line -> list of results (one per relation, or one for a line
-        that is unsupported, a definition or an expression).
+        Display line -> list of ``results.LineResult`` (one per relation, or
+        one for a line that is unsupported, a definition or an expression).
     warnings : list of str
         Ambiguity warnings, ``path:line: ambiguous: ...``.
 
     Raises ``MalformedLatex`` on LaTeX that cannot be read.
     """
-    result = check_latex_text(source, path, seeds=seeds, only_lines=set(lines))
+    result = check_latex_text(
+        source,
+        path,
+        seeds=seeds,
+        tol=tolerance,
+        separation=separation,
+        only_lines=set(lines),
+    )
     by_display = {}
     starts = sorted(set(lines))
     for r in result.lines:
         display = max(s for s in starts if s <= r.line)
-        if r.status in ("holds", "fails"):
-            unchecked, holds = None, r.status == "holds"
-        elif r.status == "unsupported":
-            unchecked, holds = f"unsupported: {r.reason}", False
-        else:
-            unchecked, holds = _UNCHECKED[r.status], False
+        verdict, reason = r.status, r.reason
+        if r.status in _UNCHECKED:
+            verdict, reason = UNCHECKED, _UNCHECKED[r.status]
         by_display.setdefault(display, []).append(
-            make(
-                line=r.line,
-                latex=r.latex,
-                relation=OP_TEXT.get(r.op, r.op or "-"),
+            LineResult(
+                r.line,
+                r.latex,
+                OP_TEXT.get(r.op, r.op or "-"),
+                verdict,
                 deviation=r.deviation,
-                holds=holds,
-                unchecked=unchecked,
+                error=r.error,
+                tolerance=r.tolerance,
+                margin=r.margin,
+                route=r.route,
+                reason=reason,
                 method="latex",
+                hint=r.hint,
                 note=_note(r),
                 explain=tuple(r.explain),
             )

@@ -3,6 +3,7 @@
 import numpy as np
 
 from refvi import gaussian
+from refvi.checker.measured import Measured
 from refvi.checker.namespace import (
     Instance,
 )
@@ -14,7 +15,7 @@ from refvi.gaussian import _log_prob_whitened, _logdet_chol, _whiten
 from refvi.inference import aggregate
 from refvi.inference.encoder import LinearEncoder, exact_posterior_encoder
 from refvi.models import linear_gaussian as lg
-from refvi.verify.quadrature import expect_gaussian
+from refvi.verify.quadrature import expect_gaussian_refined
 
 
 def _conditional_log_density(z, means, L):
@@ -25,11 +26,23 @@ def _conditional_log_density(z, means, L):
     return _log_prob_whitened(u, _logdet_chol(L)).reshape(N, z.shape[0])
 
 
-def _expectation_over_x(mean, L, order):
-    """E_{x ~ N(mean, L L^T)} f(x) by Gauss–Hermite (``quadrature.expect_gaussian``)."""
+#: Gauss–Hermite orders per coordinate tried by ``E_data``, ``E_data2``,
+#: ``E_model``: the first whose error estimate is below ``RTOL_X`` decides;
+#: the last is the budget (300 x 300 nodes).
+ORDERS_X = (40, 60, 90, 135, 200, 300)
+
+#: Target error of the expectations over x: a tenth of the default tolerance.
+RTOL_X = 1e-10
+
+
+def _expectation_over_x(mean, L):
+    """E_{x ~ N(mean, L L^T)} f(x) by Gauss–Hermite, the order raised until
+    the error estimate is below ``RTOL_X`` or the budget ``ORDERS_X`` is spent
+    (``quadrature.expect_gaussian_refined``); a ``Measured`` value and error."""
 
     def expect(f):
-        return expect_gaussian(f, mean, L, order=order).value
+        result = expect_gaussian_refined(f, mean, L, rtol=RTOL_X, orders=ORDERS_X)
+        return Measured(result.value, result.error)
 
     return expect
 
@@ -48,9 +61,10 @@ def aggregated_setting(seed):
     (q(z|x) = p(z)) and ``log_enc_flip`` (q(z|x) = N(-M (x - mu), S));
     of z: ``log_prior``; of x (N,): ``log_pdata``, ``log_pdata2``,
     ``log_pmodel``, ``kl_enc`` (KL(q(z|x) || p(z|x)),
-    ``linear_gaussian.kl_to_posterior``). Expectations over x by a 40 x 40
-    Gauss–Hermite rule: ``E_data``, ``E_data2``, ``E_model``. Closed forms,
-    from ``refvi.inference.aggregate``:
+    ``linear_gaussian.kl_to_posterior``). Expectations over x by Gauss–Hermite
+    rules refined under their error estimate (``Measured`` values):
+    ``E_data``, ``E_data2``, ``E_model``. Closed forms, from
+    ``refvi.inference.aggregate``:
     ``log_q_agg`` (int q(z|x) p_data(x) dx), ``log_p_agg``
     (int p(z|x) p_data(x) dx), ``kl_agg`` (KL of the encoder's aggregate over
     p_theta to p(z)). Parameters ``W, mu, psi, C, M, S, A, b, sigma_q,
@@ -74,7 +88,6 @@ def aggregated_setting(seed):
     v = np.array([-M[0, 1], M[0, 0]]) / np.linalg.norm(M)  # M v = 0
     m_data2 = model.mu + 1.0 * v
     C_data2 = C + 0.8 * np.outer(v, v)
-    order = 40
 
     def log_enc(z, x):
         return _conditional_log_density(z, x @ A.T + b, L_enc)
@@ -110,9 +123,9 @@ def aggregated_setting(seed):
         "kl_enc": lambda x: lg.kl_to_posterior(
             model, x, x @ A.T + b, np.broadcast_to(L_enc, (x.shape[0], k, k))
         ),
-        "E_data": _expectation_over_x(m_data, L_data, order),
-        "E_data2": _expectation_over_x(m_data2, np.linalg.cholesky(C_data2), order),
-        "E_model": _expectation_over_x(model.mu, np.linalg.cholesky(C), order),
+        "E_data": _expectation_over_x(m_data, L_data),
+        "E_data2": _expectation_over_x(m_data2, np.linalg.cholesky(C_data2)),
+        "E_model": _expectation_over_x(model.mu, np.linalg.cholesky(C)),
         "log_q_agg": lambda z: gaussian.log_prob(q_agg, z),
         "log_p_agg": lambda z: gaussian.log_prob(p_agg, z),
         "kl_agg": np.array([kl_agg]),

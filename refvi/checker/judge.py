@@ -1,0 +1,303 @@
+"""One judge for every relation ``refvi verify`` checks: holds, fails, undetermined.
+
+Both front ends (check blocks and LaTeX) hand each side of a relation to the
+judge as a :class:`Value`: the number a computation returned together with an
+estimate of its numerical error (zero for plain arithmetic, the quadrature
+error estimate for a refined rule, the standard error of a Monte Carlo mean).
+With ``scale = max(1, |a|, |b|)`` elementwise (relative above 1, absolute
+below), ``d = |a - b| / scale`` (signed ``(a - b) / scale`` for inequalities)
+and ``e = (error_a + error_b) / scale``, the true deviation lies in
+``[d - e, d + e]``, and
+
+- ``=``: holds if ``d + e <= tol`` on every entry, fails if ``d - e > tol`` on
+  some entry, else undetermined;
+- ``<=`` (``>=`` mirrored): the same with the signed deviation;
+- ``<`` (``>``): holds if ``d + e < -tol`` everywhere, fails if ``d - e >= -tol``
+  somewhere;
+- ``!=``: holds if ``d - e > separation`` on some entry, fails if
+  ``d + e <= separation`` on every entry;
+- ``~``: a Monte Carlo estimate against a value, or another estimate, within
+  ``sigmas`` standard errors, Bonferroni-adjusted over the entries
+  (``montecarlo.z_test``): holds or fails.
+
+A side that is NaN or infinite (an integral that diverges, a value that
+overflows) makes the relation undetermined, as does an error estimate too
+large to decide; the comparison says why. A chain ``e0 r1 e1 r2 e2 ...`` is
+judged by :func:`judge_chain`: each side is compared with the last side that
+held, so exactly the wrong line fails.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from refvi.verify.montecarlo import MCEstimate, z_test
+
+HOLDS, FAILS, UNDETERMINED = "holds", "fails", "undetermined"
+
+#: Verdicts from best to worst; a line's verdict is its worst over instances.
+_RANK = {HOLDS: 0, UNDETERMINED: 1, FAILS: 2}
+
+
+@dataclass(frozen=True)
+class Value:
+    """One side of a relation as a front end computed it.
+
+    Attributes
+    ----------
+    value : ndarray
+        The value (a Monte Carlo mean for route ``"monte carlo"``).
+    error : ndarray or float
+        Estimated absolute numerical error, elementwise, >= 0: zero for plain
+        arithmetic (rounding only), the quadrature error estimate otherwise.
+    route : str
+        How it was computed: ``"direct"`` (closed forms, fixed rules and
+        arithmetic), ``"quadrature"`` (a rule refined under an error
+        estimate), ``"monte carlo"``.
+    se : ndarray or None
+        The standard error of a Monte Carlo mean (route ``"monte carlo"``).
+    n : int or None
+        Draws of a Monte Carlo mean.
+    log : Value or None
+        The same side as the log of a positive quantity (a density): when
+        both sides have one, ``=`` and ``!=`` compare the logs, unscaled (an
+        absolute difference of logs is a relative difference of densities).
+    """
+
+    value: object
+    error: object = 0.0
+    route: str = "direct"
+    se: object = None
+    n: int | None = None
+    log: object = None
+
+    @property
+    def is_estimate(self):
+        return self.se is not None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The judge's verdict on one relation on one instance.
+
+    ``deviation`` is the worst entry's (for ``!=`` the largest separation, for
+    ``~`` the largest |z|); ``error`` the numerical error estimate on the
+    deviation's scale; ``tolerance`` the bound it was held to (for ``!=`` the
+    separation, for ``~`` the z threshold); ``margin`` is positive when the
+    line holds with room, negative when it fails; ``reason`` says why a
+    comparison is undetermined.
+    """
+
+    verdict: str
+    deviation: float | None
+    error: float
+    tolerance: float
+    margin: float | None
+    route: str
+    reason: str | None = None
+
+    @property
+    def holds(self):
+        return self.verdict == HOLDS
+
+
+def _route(a, b):
+    return a.route if a.route == b.route else f"{a.route} {b.route}"
+
+
+def _compare_mc(a, b, sigmas):
+    """``a ~ b``: a Monte Carlo estimate within ``sigmas`` standard errors."""
+    if not a.is_estimate:
+        a, b = b, a
+    estimate = MCEstimate(a.value, a.se, a.n)
+    if b.is_estimate:
+        estimate = MCEstimate(
+            a.value - b.value, np.sqrt(a.se**2 + b.se**2), min(a.n, b.n)
+        )
+        target = np.zeros_like(estimate.mean)
+    else:
+        target = b.value
+    test = z_test(estimate, target, n_sigma=sigmas)
+    dev = float(np.max(np.abs(test.z)))
+    threshold = float(np.max(test.threshold))
+    verdict = HOLDS if test.ok else FAILS
+    return Comparison(verdict, dev, 0.0, threshold, threshold - dev, "monte carlo")
+
+
+def compare(a, b, relation, tol, separation, sigmas):
+    """The verdict on ``a <relation> b`` for two ``Value`` sides (worst entry).
+
+    Parameters
+    ----------
+    a, b : Value
+    relation : str
+        ``=``, ``!=``, ``<=``, ``>=``, ``<``, ``>`` or ``~``.
+    tol, separation, sigmas : float
+        The line's tolerance, the file's separation for ``!=`` and its number
+        of standard errors for ``~``.
+
+    Returns
+    -------
+    Comparison
+    """
+    if relation == "~":
+        return _compare_mc(a, b, sigmas)
+    route = _route(a, b)
+    bound = separation if relation == "!=" else tol
+    in_logs = relation in ("=", "!=") and a.log is not None and b.log is not None
+    if in_logs:
+        a, b = a.log, b.log
+    x, y = np.broadcast_arrays(
+        np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)
+    )
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        reason = "a side is not finite (the integral diverges or a value overflows)"
+        return Comparison(UNDETERMINED, None, np.inf, bound, None, route, reason)
+    scale = np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
+    if in_logs:
+        scale = np.ones_like(scale)
+    e = np.broadcast_to((np.abs(a.error) + np.abs(b.error)) / scale, scale.shape)
+    if relation in (">=", ">"):
+        x, y, relation = y, x, relation.replace(">", "<")
+    if relation in ("=", "!="):
+        d = np.abs(x - y) / scale
+    else:
+        d = (x - y) / scale
+    if relation == "!=":
+        low, high = d - e, d + e
+        verdict = (
+            HOLDS if np.any(low > bound) else FAILS if np.all(high <= bound) else None
+        )
+        dev, margin = float(np.max(d)), float(np.max(low) - bound)
+    else:
+        limit = -tol if relation == "<" else tol
+        if relation == "<":
+            ok, bad = np.all(d + e < limit), np.any(d - e >= limit)
+        else:
+            ok, bad = np.all(d + e <= limit), np.any(d - e > limit)
+        verdict = HOLDS if ok else FAILS if bad else None
+        dev, margin = float(np.max(d)), float(limit - np.max(d + e))
+    error = float(np.max(e)) if e.size else 0.0
+    reason = None
+    if verdict is None:
+        verdict = UNDETERMINED
+        reason = (
+            f"the numerical error estimate {error:.1e} is too large to decide "
+            f"at {'separation' if relation == '!=' else 'tolerance'} {bound:.0e}"
+        )
+    return Comparison(verdict, dev, error, bound, margin, route, reason)
+
+
+def compose(relations):
+    """The relation between the ends of a run of links, or None if it has none.
+
+    ``=`` links are transparent; ``<=`` with ``<`` gives ``<``; links pointing
+    in both directions, or a ``!=`` or ``~`` in a run of two or more, compose
+    to None.
+    """
+    if len(relations) == 1:
+        return relations[0]
+    if "!=" in relations or "~" in relations:
+        return None
+    kinds = set(relations) - {"="}
+    if not kinds:
+        return "="
+    if kinds <= {"<=", "<"}:
+        return "<" if "<" in kinds else "<="
+    if kinds <= {">=", ">"}:
+        return ">" if ">" in kinds else ">="
+    return None
+
+
+def judge_chain(nodes, separation, sigmas):
+    """Judge the links of one chain and blame the lines that break it.
+
+    ``nodes`` are ``(key, relation, Value, tol)``; the first node's relation
+    is ignored. Each node is compared with the last node that held (through
+    the composed relation of the links between them), so one wrong line in a
+    chain of equalities is blamed alone and the lines after it are still
+    compared with a good value. When the first link fails but the second holds
+    and the first value disagrees with the third, the first node is the odd
+    one out and is blamed instead.
+
+    Returns
+    -------
+    list of (key, relation, Comparison)
+        One entry per judged link, in order (the first link may be reported
+        under the first node's key). A first node whose key no link carries
+        (a line that only starts the chain) gets an entry of relation
+        ``START``: the first comparison with it that held, else undetermined.
+    """
+    out = []
+    good = 0
+    confirmed = None  # a link from the first node that held
+    i = 1
+    while i < len(nodes):
+        key, rel, value, tol = nodes[i]
+        relation = compose([n[1] for n in nodes[good + 1 : i + 1]])
+        ref = good if relation is not None else i - 1
+        relation = relation or rel
+        comparison = compare(nodes[ref][2], value, relation, tol, separation, sigmas)
+        if comparison.verdict == FAILS and ref == 0 and i == 1 and len(nodes) > 2:
+            odd = _first_is_odd(nodes, separation, sigmas)
+            if odd is not None:
+                link12 = odd
+                out.append((nodes[0][0], rel, comparison))
+                out.append((key, rel, link12))
+                out.append((nodes[2][0], nodes[2][1], link12))
+                good, i = 2, 3
+                continue
+        out.append((key, rel, comparison))
+        if comparison.verdict == HOLDS:
+            good = i
+            if ref == 0 and confirmed is None:
+                confirmed = comparison
+        i += 1
+    if len(nodes) > 1 and all(k != nodes[0][0] for k, _, _ in out):
+        out.insert(0, (nodes[0][0], START, confirmed or _unconfirmed(out[0][2])))
+    return out
+
+
+#: The "relation" of a chain's first side when its line has none of its own
+#: (a display that is an expression, compared by the lines after it).
+START = "start"
+
+
+def _unconfirmed(first):
+    """The verdict on a chain's first side that no link confirmed (and none
+    blamed): undetermined."""
+    reason = "no line after it holds against its value"
+    return Comparison(
+        UNDETERMINED, None, first.error, first.tolerance, None, first.route, reason
+    )
+
+
+def _first_is_odd(nodes, separation, sigmas):
+    """The comparison of nodes 1 and 2 if it holds while node 0 disagrees
+    with node 2 (so node 0, not node 1, is the wrong one); else None."""
+    (k0, _, v0, _), (k1, r1, v1, _), (_, r2, v2, tol2) = nodes[:3]
+    r02 = compose([r1, r2])
+    if r02 is None or "~" in (r1, r2):
+        return None
+    link12 = compare(v1, v2, r2, tol2, separation, sigmas)
+    if link12.verdict != HOLDS:
+        return None
+    link02 = compare(v0, v2, r02, tol2, separation, sigmas)
+    return link12 if link02.verdict == FAILS else None
+
+
+def worse(relation, old, new):
+    """The worse of two comparisons of one relation on two instances.
+
+    The worse verdict (fails, then undetermined, then holds) decides; between
+    equal verdicts the larger deviation (for ``!=`` the smaller) is shown.
+    """
+    if old is None:
+        return new
+    if _RANK[new.verdict] != _RANK[old.verdict]:
+        return new if _RANK[new.verdict] > _RANK[old.verdict] else old
+    if new.deviation is None or old.deviation is None:
+        return old if old.deviation is None else new
+    if relation == "!=":
+        return new if new.deviation < old.deviation else old
+    return new if new.deviation > old.deviation else old

@@ -1,0 +1,97 @@
+"""The verdicts ``refvi verify`` reports: one ``LineResult`` per displayed relation.
+
+Verdicts: ``holds``, ``fails``, ``undetermined`` (the numerical error is too
+large to decide, or a side diverges or overflows; ``reason`` says which),
+``unsupported`` (the LaTeX front end cannot read the line; ``reason`` says
+why) and ``unchecked`` (an ``unchecked:`` block, a definition, or an
+expression without a relation; ``reason`` says which).
+"""
+
+from dataclasses import dataclass, field
+
+from refvi.checker.judge import FAILS, HOLDS, UNDETERMINED
+
+UNSUPPORTED, UNCHECKED = "unsupported", "unchecked"
+VERDICTS = (HOLDS, FAILS, UNDETERMINED, UNSUPPORTED, UNCHECKED)
+
+
+@dataclass
+class LineResult:
+    """The verdict on one displayed line (worst case over all instances).
+
+    ``deviation``, ``error``, ``tolerance`` and ``margin`` are those of the
+    worst instance (``judge.Comparison``); ``route`` names how the sides were
+    computed and ``method`` which front end read the line (``block`` or
+    ``latex``); ``hint`` says what a failing side computes, when the hint
+    library knows; ``note`` holds further lines the report prints (readings,
+    assumptions, failing instances) and ``explain`` how the LaTeX was read.
+    """
+
+    line: int
+    latex: str
+    relation: str
+    verdict: str
+    deviation: float | None = None
+    error: float | None = None
+    tolerance: float | None = None
+    margin: float | None = None
+    route: str = ""
+    reason: str | None = None
+    method: str = "block"
+    hint: str | None = None
+    note: tuple = ()
+    explain: tuple = ()
+
+    @property
+    def holds(self):
+        return self.verdict == HOLDS
+
+    @property
+    def unchecked(self):
+        """The reason of an unchecked or unsupported line, else None."""
+        if self.verdict in (UNCHECKED, UNSUPPORTED):
+            prefix = "" if self.verdict == UNCHECKED else "unsupported: "
+            return prefix + str(self.reason)
+        return None
+
+
+@dataclass
+class FileResult:
+    """The verdicts on one derivation file."""
+
+    path: str
+    settings: list
+    seeds: int
+    lines: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def count(self, verdict):
+        return sum(r.verdict == verdict for r in self.lines)
+
+    @property
+    def counts(self):
+        """Lines per verdict, every verdict present."""
+        return {v: self.count(v) for v in VERDICTS}
+
+    @property
+    def checked(self):
+        """Lines the judge decided or could not decide (not unchecked/unsupported)."""
+        return sum(r.verdict in (HOLDS, FAILS, UNDETERMINED) for r in self.lines)
+
+    @property
+    def hold(self):
+        return self.count(HOLDS)
+
+    @property
+    def unchecked(self):
+        return self.count(UNCHECKED) + self.count(UNSUPPORTED)
+
+    @property
+    def ok(self):
+        """No line fails."""
+        return self.count(FAILS) == 0
+
+    @property
+    def all_hold(self):
+        """Every displayed line holds, and there is at least one."""
+        return bool(self.lines) and self.hold == len(self.lines)
