@@ -1095,6 +1095,16 @@ def _lazy():
         quadrature.expect_gaussian,
         {"f": SQUARE, "mean": QUAD_MEAN, "L": QUAD_L, "order": A(const(8), "int")},
     )
+    e["refvi.verify.quadrature.expect_gaussian_refined"] = E(
+        quadrature.expect_gaussian_refined,
+        {
+            "f": SQUARE,
+            "mean": QUAD_MEAN,
+            "L": QUAD_L,
+            "rtol": A(const(1e-10), "float"),
+            "orders": A(const((4, 8)), "fixed"),
+        },
+    )
     e["refvi.verify.quadrature.log_expect_gaussian"] = E(
         quadrature.log_expect_gaussian,
         {
