@@ -19,7 +19,15 @@ import numpy as np
 
 from refvi._validate import check_callable, check_float, check_int
 
+#: Default largest number of EM iterations, the same for every model.
+DEFAULT_MAX_ITER = 1000
+
+#: Default tolerance on the increase of log p(x) / n per iteration, for every model.
+DEFAULT_TOL = 1e-10
+
 __all__ = [
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_TOL",
     "DECREASE_EPS",
     "EMDecreaseWarning",
     "EMTrace",
@@ -70,7 +78,9 @@ class EMTrace:
     n_iter: int
 
 
-def run_em(model, *, e_step, m_step, elbo, n, tol=1e-10, max_iter=200):
+def run_em(
+    model, *, e_step, m_step, elbo, n, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER
+):
     """Run EM from ``model`` until convergence or ``max_iter`` iterations.
 
     Parameters

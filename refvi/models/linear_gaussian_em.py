@@ -40,7 +40,7 @@ from refvi._validate import (
     cholesky_of_spd,
 )
 from refvi.gaussian import LOG_2PI, _entropy_from_logdet, _logdet_chol
-from refvi.models.em import run_em
+from refvi.models.em import DEFAULT_MAX_ITER, DEFAULT_TOL, run_em
 from refvi.models.linear_gaussian import (
     LinearGaussian,
     Posterior,
@@ -348,10 +348,12 @@ def _check_fit_dims(d, k):
         )
 
 
-def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
+def em(
+    x, init, *, noise="diag", tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER, psi_floor=None
+):
     """Fit factor analysis (``noise="diag"``) or pPCA (``"isotropic"``) by exact EM.
 
-    ``em_from_stats(sufficient_stats(x), model0, ...)``: the data enter once,
+    ``em_from_stats(sufficient_stats(x), init, ...)``: the data enter once,
     through their sufficient statistics; each iteration costs
     O(d^2 k + d k^2). The loop, its trace and its convergence rule are
     ``refvi.models.em.run_em``: it stops when an iteration raises the mean
@@ -361,7 +363,7 @@ def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
     Parameters
     ----------
     x : array_like, shape (n, d)
-    model0 : LinearGaussian
+    init : LinearGaussian
         Initial parameters (e.g. ``ppca_mle(x, k)``); for ``"isotropic"`` its
         psi must already be isotropic. The M-step gives mu = xbar - W mbar
         with mbar = A (xbar - mu_old): from mu_old = xbar, mu stays at xbar
@@ -378,28 +380,34 @@ def em(x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None):
     model : LinearGaussian
     trace : refvi.models.em.EMTrace
     """
-    _check_model(model0, "model0")
-    stats = sufficient_stats(as_data(x, model0.d))
+    _check_model(init, "init")
+    stats = sufficient_stats(as_data(x, init.d))
     return em_from_stats(
-        stats, model0, noise=noise, tol=tol, max_iter=max_iter, psi_floor=psi_floor
+        stats, init, noise=noise, tol=tol, max_iter=max_iter, psi_floor=psi_floor
     )
 
 
 def em_from_stats(
-    stats, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None
+    stats,
+    init,
+    *,
+    noise="diag",
+    tol=DEFAULT_TOL,
+    max_iter=DEFAULT_MAX_ITER,
+    psi_floor=None,
 ):
     """:func:`em` for data given by their ``SufficientStats`` (no pass over x)."""
-    _check_model(model0, "model0")
-    stats = _check_stats(stats, model0)
+    _check_model(init, "init")
+    stats = _check_stats(stats, init)
     _check_noise(noise)
-    _check_fit_dims(model0.d, model0.k)
-    if noise == "isotropic" and np.ptp(model0.psi) != 0:
+    _check_fit_dims(init.d, init.k)
+    if noise == "isotropic" and np.ptp(init.psi) != 0:
         raise ValueError(
-            "model0.psi must be isotropic (all entries equal) for noise='isotropic'"
+            "init.psi must be isotropic (all entries equal) for noise='isotropic'"
         )
     floor = _resolve_floor(psi_floor, np.diag(stats.Sigma_hat))
     return run_em(
-        model0,
+        init,
         e_step=lambda model: (
             expected_stats(model, stats),
             log_marginal_total(model, stats),

@@ -45,7 +45,7 @@ from refvi._validate import (
     check_rng,
 )
 from refvi.gaussian import LOG_2PI
-from refvi.models.em import EMTrace, run_em
+from refvi.models.em import DEFAULT_MAX_ITER, DEFAULT_TOL, EMTrace, run_em
 from refvi.models.mixture import (
     GaussianMixture,
     _check_covariance_type,
@@ -294,7 +294,7 @@ def _elbo_stats(model, stats):
 # --------------------------------------------------------------------------
 
 
-def e_step(model, x):
+def e_step(x, model):
     """The E-step: responsibilities r_ik = p(z=k | x_i; theta), shape (n, K).
 
     Implements derivations/mixture.md (GM.5) (same as
@@ -469,7 +469,7 @@ def kmeans_plusplus_init(x, n_components, covariance_type, rng, reg_covar=1e-6):
     return m_step(x, r, covariance_type, reg_covar)
 
 
-def em(x, init, *, reg_covar=1e-6, tol=1e-10, max_iter=100):
+def em(x, init, *, reg_covar=1e-6, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
     """Exact EM from the parameters ``init``; returns (model, MixtureEMTrace).
 
     Each iteration is one blocked pass over x (module docstring) driven by

@@ -306,7 +306,7 @@ def test_bad_input_raises_naming_the_problem():
         ppca_mle(x, 0)
     with pytest.raises(ValueError, match="noise must be one of"):
         em(x, model, noise="full")
-    with pytest.raises(ValueError, match="model0.psi must be isotropic"):
+    with pytest.raises(ValueError, match="init.psi must be isotropic"):
         em(x, model, noise="isotropic")
     with pytest.raises(ValueError, match="psi_floor must be positive"):
         em(x, model, psi_floor=0.0)

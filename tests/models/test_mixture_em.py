@@ -75,7 +75,7 @@ def test_m_step_is_a_stationary_point_of_the_auxiliary_function(
     rng = np.random.default_rng(22)
     x = clustered(rng, 80, 3, 3)
     old = random_mixture(rng, 3, 3, covariance_type)
-    r = mixture_em.e_step(old, x)
+    r = mixture_em.e_step(x, old)
     new = mixture_em.m_step(x, r, covariance_type, reg_covar=reg_covar)
     _, grads = mixture_em.auxiliary_and_grad(new, x, r, reg_covar=reg_covar)
     scale = np.abs(mixture_em.auxiliary(new, x, r, reg_covar))
@@ -116,7 +116,7 @@ def test_stationarity_check_catches_a_biased_variance():
     rng = np.random.default_rng(24)
     x = clustered(rng, 50, 2, 2)
     old = random_mixture(rng, 2, 2, "diag")
-    r = mixture_em.e_step(old, x)
+    r = mixture_em.e_step(x, old)
     new = mixture_em.m_step(x, r, "diag", reg_covar=0.0)
     N = r.sum(axis=0)
     wrong = gm.GaussianMixture(

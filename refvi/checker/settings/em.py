@@ -126,7 +126,7 @@ def em_mixture_setting(seed, K="3", d="2", n="30"):
         rng.normal(scale=1.5, size=(K, d)),
         np.stack([_random_L(rng, d) for _ in range(K)]),
     )
-    r = mixture_em.e_step(model, x)
+    r = mixture_em.e_step(x, model)
     hard = np.full((n, K), HARD_EPS / K)
     hard[np.arange(n), np.argmax(r, axis=1)] += 1.0 - HARD_EPS
     models = {
