@@ -225,8 +225,11 @@ def log_lik(model, x, z):
         Latent points.
     """
     _check_model(model)
-    x = as_datum(x, model.d)
-    z = as_latent(z, model.k)
+    return _log_lik(model, as_datum(x, model.d), as_latent(z, model.k))
+
+
+def _log_lik(model, x, z):
+    """log N(x; W z + mu, diag(psi)) over broadcast batch axes; no checking."""
     resid = (x - model.mu) - z @ model.W.T
     return _log_prob_whitened(resid / np.sqrt(model.psi), np.sum(np.log(model.psi)))
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.special import logsumexp
 
 from refvi import gaussian
 from refvi._validate import (
@@ -33,7 +34,7 @@ from refvi._validate import (
     cholesky_of_spd,
     read_only_copy,
 )
-from refvi.gaussian import _log_prob_chol
+from refvi.gaussian import _log_prob_chol, _log_prob_whitened, _logdet_chol
 from refvi.models import linear_gaussian, mixture
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture import GaussianMixture
@@ -44,7 +45,6 @@ __all__ = [
     "MixturePrior",
     "MixturePosterior",
     "DEFAULT_N_SAMPLES",
-    "METHODS",
     "marginal",
     "log_marginal",
     "posterior",
@@ -52,14 +52,15 @@ __all__ = [
     "log_lik",
     "log_joint",
     "log_posterior",
-    "elbo",
-    "kl_to_posterior",
+    "elbo_quadrature",
+    "elbo_montecarlo",
+    "kl_to_posterior_quadrature",
+    "kl_to_posterior_montecarlo",
 ]
 
-#: Default number of Monte Carlo draws for :func:`elbo` and :func:`kl_to_posterior`.
+#: Default number of Monte Carlo draws per datum (:func:`elbo_montecarlo`,
+#: :func:`kl_to_posterior_montecarlo`).
 DEFAULT_N_SAMPLES = 10_000
-
-METHODS = ("quadrature", "montecarlo")
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,96 +314,151 @@ def log_posterior(model, x, z):
 
 
 # ---------------------------------------------------------------------------
-# ELBO and KL to the posterior for a Gaussian q: quadrature or Monte Carlo.
+# ELBO and KL to the posterior for Gaussian q_i: quadrature or Monte Carlo.
 
 
-def _check_q(model, q):
-    """``q`` as a single full-form Gaussian over z (a diagonal q is promoted)."""
+def _check_q(model, q, n):
+    """Mean (n, k) and Cholesky factor (n, k, k) of q_i, one per datum.
+
+    ``q`` is one Gaussian over z (used for every datum) or a batch of n, full
+    or diagonal (a diagonal q in its full form, L = diag(exp(log_std))).
+    """
     if not isinstance(q, gaussian.Gaussian):
         raise TypeError(f"q must be a Gaussian; got {type(q).__name__}")
-    if q.batch_shape != ():
-        raise ValueError(
-            f"q must be a single Gaussian; got batch shape {q.batch_shape}"
-        )
     if q.d != model.k:
         raise ValueError(
             f"q must have the latent dimension k = {model.k}; got q.d = {q.d}"
         )
-    return q.to_full() if q.is_diagonal else q
+    if q.batch_shape not in ((), (n,)):
+        raise ValueError(
+            f"q must be one Gaussian or a batch of n = {n} (one per datum); "
+            f"got batch shape {q.batch_shape}"
+        )
+    full = q.to_full()
+    k = model.k
+    return (
+        np.broadcast_to(full.mean, (n, k)),
+        np.broadcast_to(full.scale_tril, (n, k, k)),
+    )
 
 
-def _expect_under_q(f, q, method, rng, n_samples, order):
-    """E_q[f] by Gauss-Hermite (MP.12) or Monte Carlo (MP.13)."""
-    if method == "quadrature":
-        return expect_gaussian(f, q.mean, q.scale_tril, order=order)
-    if method == "montecarlo":
-        rng = check_rng(rng)
-        n_samples = check_int(n_samples, "n_samples", minimum=2)
-        return mc_mean(f(gaussian.sample(q, rng, n_samples)))
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+def _log_q_and_z(mean, L, eps):
+    """z = mean_i + L_i eps and log q_i(z) = log N(eps; 0, I) - log det L_i; (G.4)."""
+    z = mean + np.einsum("nij,...nj->...ni", L, eps)
+    return _log_prob_whitened(eps, _logdet_chol(L)), z
 
 
-def elbo(
-    model,
-    x,
-    q,
-    method="quadrature",
-    rng=None,
-    n_samples=DEFAULT_N_SAMPLES,
-    order=None,
-):
-    """ELBO(q) = E_q[log p(x, z) - log q(z)] for one datum ``x`` (d,); (MP.10).
+def _log_joint_at(model, x, z):
+    """log p(x_i, z_si) for x (n, d) and z (s, n, k) -> (s, n); (MP.2)."""
+    log_prior = mixture.log_marginal(model.prior, z.reshape(-1, model.k))
+    log_lik = linear_gaussian._log_lik(model.likelihood, x, z)
+    return log_prior.reshape(z.shape[:-1]) + log_lik
 
-    No closed form (log p(z) is the log of a sum). ``method="quadrature"``
-    applies the Gauss-Hermite rule under q (MP.12) and returns
-    ``QuadResult(value, error)`` with the error estimated by refinement;
-    ``method="montecarlo"`` averages over ``n_samples`` draws z ~ q from
-    ``rng`` (MP.13) and returns ``MCEstimate(mean, se, n)``.
+
+def _log_posterior_at(post, z):
+    """log p(z_si | x_i) for z (s, n, k) from the posterior mixtures -> (s, n).
+
+    logsumexp_j [log r_ij + log N(z; m_ij, S_j)] (MP.5), all j at once.
+    """
+    log_N = _log_prob_chol(z[..., None, :], post.m, post.L_S)  # (s, n, J)
+    return logsumexp(post.log_weights + log_N, axis=-1)
+
+
+def _elbo_integrand(model, x, mean, L):
+    def h(eps):
+        # (MP.10)  log p(x_i, z) - log q_i(z),  z = mean_i + L_i eps
+        log_q, z = _log_q_and_z(mean, L, eps)
+        return _log_joint_at(model, x, z) - log_q
+
+    return h
+
+
+def _kl_integrand(model, x, mean, L):
+    post = posterior(model, x)
+
+    def h(eps):
+        # (MP.11)  log q_i(z) - log p(z | x_i)
+        log_q, z = _log_q_and_z(mean, L, eps)
+        return log_q - _log_posterior_at(post, z)
+
+    return h
+
+
+def _quadrature(h, k, order):
+    """E_{eps ~ N(0, I)} h(eps) per datum by Gauss-Hermite; (MP.12)."""
+    return expect_gaussian(
+        lambda u: h(u[:, None, :]), np.zeros(k), np.eye(k), order=order
+    )
+
+
+def _montecarlo(h, k, n, rng, n_samples):
+    """E_{eps ~ N(0, I)} h(eps) per datum from independent draws; (MP.13)."""
+    rng = check_rng(rng)
+    n_samples = check_int(n_samples, "n_samples", minimum=2)
+    return mc_mean(h(rng.standard_normal((n_samples, n, k))))
+
+
+def elbo_quadrature(model, x, q, *, order=None):
+    """ELBO(q_i) = E_{q_i}[log p(x_i, z) - log q_i(z)] per datum by quadrature.
+
+    No closed form (log p(z) is the log of a sum): the Gauss-Hermite rule under
+    each q_i (MP.10), (MP.12), vectorised over the data.
 
     Parameters
     ----------
     model : MixturePrior
-    x : array_like, shape (d,)
-    q : Gaussian over z (dimension k), full or diagonal
-    method : {"quadrature", "montecarlo"}
-    rng : numpy.random.Generator, required for Monte Carlo
-    n_samples : int, Monte Carlo only
+    x : array_like, shape (n, d)
+    q : Gaussian over z (dimension k), full or diagonal: one for every datum
+        or a batch of shape (n,)
     order : int, optional
         Gauss-Hermite order per dimension (default: the quadrature module's).
+
+    Returns
+    -------
+    QuadResult
+        ``value`` (n,) and ``error`` (n,), the refinement estimate.
     """
     _check_model(model)
-    x = as_datum(x, model.d)
-    q = _check_q(model, q)
-
-    def integrand(z):
-        # (MP.10)  log p(x, z) - log q(z)
-        return _log_joint(model, x, z) - _log_prob_chol(z, q.mean, q.scale_tril)
-
-    return _expect_under_q(integrand, q, method, rng, n_samples, order)
+    x = as_data(x, model.d)
+    mean, L = _check_q(model, q, x.shape[0])
+    return _quadrature(_elbo_integrand(model, x, mean, L), model.k, order)
 
 
-def kl_to_posterior(
-    model,
-    x,
-    q,
-    method="quadrature",
-    rng=None,
-    n_samples=DEFAULT_N_SAMPLES,
-    order=None,
-):
-    """KL(q || p(z | x)) = E_q[log q(z) - log p(z | x)] for one datum; (MP.11).
+def elbo_montecarlo(model, x, q, rng, n_samples=DEFAULT_N_SAMPLES):
+    """ELBO(q_i) per datum by Monte Carlo over z ~ q_i; (MP.10), (MP.13).
 
-    log p(z | x) is the closed-form posterior mixture (MP.5)-(MP.9), not
+    Arguments as in :func:`elbo_quadrature`; ``rng`` a numpy Generator and
+    ``n_samples`` >= 2 draws per datum. Returns ``MCEstimate`` with ``mean``
+    (n,) and ``se`` (n,).
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    mean, L = _check_q(model, q, x.shape[0])
+    h = _elbo_integrand(model, x, mean, L)
+    return _montecarlo(h, model.k, x.shape[0], rng, n_samples)
+
+
+def kl_to_posterior_quadrature(model, x, q, *, order=None):
+    """KL(q_i || p(z | x_i)) = E_{q_i}[log q_i(z) - log p(z | x_i)] per datum.
+
+    By Gauss-Hermite quadrature under each q_i (MP.11), (MP.12); log p(z | x)
+    is the closed-form posterior mixture (MP.5)-(MP.9), not
     log p(x, z) - log p(x), so log p(x) = ELBO(q) + KL is a real check.
-    Arguments and return types as in :func:`elbo`.
+    Arguments and result as in :func:`elbo_quadrature`.
     """
     _check_model(model)
-    x = as_datum(x, model.d)
-    q = _check_q(model, q)
-    post = posterior(model, x[None, :]).mixture(0)
+    x = as_data(x, model.d)
+    mean, L = _check_q(model, q, x.shape[0])
+    return _quadrature(_kl_integrand(model, x, mean, L), model.k, order)
 
-    def integrand(z):
-        # (MP.11)  log q(z) - log p(z | x)
-        return _log_prob_chol(z, q.mean, q.scale_tril) - mixture.log_marginal(post, z)
 
-    return _expect_under_q(integrand, q, method, rng, n_samples, order)
+def kl_to_posterior_montecarlo(model, x, q, rng, n_samples=DEFAULT_N_SAMPLES):
+    """KL(q_i || p(z | x_i)) per datum by Monte Carlo over z ~ q_i; (MP.13).
+
+    Arguments and result as in :func:`elbo_montecarlo`.
+    """
+    _check_model(model)
+    x = as_data(x, model.d)
+    mean, L = _check_q(model, q, x.shape[0])
+    h = _kl_integrand(model, x, mean, L)
+    return _montecarlo(h, model.k, x.shape[0], rng, n_samples)

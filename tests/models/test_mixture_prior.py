@@ -18,8 +18,10 @@ from refvi.models import linear_gaussian as lg
 from refvi.models.mixture import GaussianMixture
 from refvi.models.mixture_prior import (
     MixturePrior,
-    elbo,
-    kl_to_posterior,
+    elbo_montecarlo,
+    elbo_quadrature,
+    kl_to_posterior_montecarlo,
+    kl_to_posterior_quadrature,
     log_joint,
     log_lik,
     log_marginal,
@@ -194,9 +196,9 @@ def test_bad_data_and_arguments_raise_naming_the_argument():
     with pytest.raises(ValueError, match="x contains NaN"):
         posterior(model, x_nan[None, :])
     with pytest.raises(ValueError, match="x contains NaN"):
-        elbo(model, x_nan, q)
+        elbo_quadrature(model, x_nan[None, :], q)
     with pytest.raises(ValueError, match="x contains NaN"):
-        kl_to_posterior(model, x_nan, q)
+        kl_to_posterior_montecarlo(model, x_nan[None, :], q, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 3\)"):
         log_marginal(model, np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"x must have shape \(3,\)"):
@@ -205,16 +207,17 @@ def test_bad_data_and_arguments_raise_naming_the_argument():
         log_prior(model, np.zeros((4, 3)))
     with pytest.raises(ValueError, match="z contains NaN"):
         log_posterior(model, np.zeros(3), np.full((1, 2), np.nan))
+    x = np.zeros((2, 3))
     with pytest.raises(ValueError, match="q must have the latent dimension k = 2"):
-        elbo(model, np.zeros(3), Gaussian(np.zeros(3), scale_tril=np.eye(3)))
+        elbo_quadrature(model, x, Gaussian(np.zeros(3), scale_tril=np.eye(3)))
     with pytest.raises(TypeError, match="q must be a Gaussian"):
-        elbo(model, np.zeros(3), (np.zeros(2), np.eye(2)))
-    with pytest.raises(ValueError, match="method must be one of"):
-        elbo(model, np.zeros(3), q, method="exact")
+        elbo_quadrature(model, x, (np.zeros(2), np.eye(2)))
+    with pytest.raises(ValueError, match="q must be one Gaussian or a batch of n = 2"):
+        kl_to_posterior_quadrature(model, x, Gaussian(np.zeros((3, 2)), log_std=[0, 0]))
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        kl_to_posterior(model, np.zeros(3), q, method="montecarlo", rng=0)
+        kl_to_posterior_montecarlo(model, x, q, rng=0)
     with pytest.raises(ValueError, match="n_samples must be >= 2"):
-        elbo(model, np.zeros(3), q, "montecarlo", np.random.default_rng(0), 1)
+        elbo_montecarlo(model, x, q, np.random.default_rng(0), 1)
     with pytest.raises(TypeError, match="model must be a MixturePrior"):
         log_marginal(
             lg.LinearGaussian(np.ones((3, 2)), np.zeros(3), np.ones(3)), [[0, 0, 0]]
@@ -232,8 +235,8 @@ def test_nothing_mutates_its_inputs():
     posterior(model, x)
     log_posterior(model, x[0], z)
     log_joint(model, x[0], z)
-    elbo(model, x[0], q, order=8)
-    kl_to_posterior(model, x[0], q, "montecarlo", rng, 10)
+    elbo_quadrature(model, x, q, order=8)
+    kl_to_posterior_montecarlo(model, x, q, rng, 10)
     for a, b in zip((x, z), before, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -349,12 +352,14 @@ def test_one_standard_component_reduces_to_the_linear_gaussian_model():
     np.testing.assert_allclose(post.m[:, 0], post_ref.m, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(post.L_S[0], post_ref.L_S, rtol=1e-12)
     q = Gaussian(rng.standard_normal(2), scale_tril=random_L(rng, 2))
-    kl = kl_to_posterior(model, x[0], q)
-    kl_ref = lg.kl_to_posterior(ref, x[:1], q.mean[None, :], q.scale_tril)[0]
-    assert abs(kl.value - kl_ref) <= 1e-10 * kl_ref and kl.error <= 1e-10 * kl_ref
-    e = elbo(model, x[0], q)
-    e_ref = lg.elbo(ref, x[:1], q.mean[None, :], q.scale_tril)[0]
-    assert abs(e.value - e_ref) <= 1e-10 * abs(e_ref)
+    kl = kl_to_posterior_quadrature(model, x, q)
+    m_q = np.broadcast_to(q.mean, (3, 2))
+    kl_ref = lg.kl_to_posterior(ref, x, m_q, q.scale_tril)
+    assert np.all(np.abs(kl.value - kl_ref) <= 1e-10 * kl_ref)
+    assert np.all(kl.error <= 1e-10 * kl_ref)
+    e = elbo_quadrature(model, x, q)
+    e_ref = lg.elbo(ref, x, m_q, q.scale_tril)
+    assert np.all(np.abs(e.value - e_ref) <= 1e-10 * np.abs(e_ref))
 
 
 def test_kl_is_zero_at_the_posterior_of_a_one_component_prior():
@@ -363,9 +368,9 @@ def test_kl_is_zero_at_the_posterior_of_a_one_component_prior():
     x = random_datum(rng, model)
     post = posterior(model, x[None, :])
     q = Gaussian(post.m[0, 0], scale_tril=post.L_S[0])
-    assert abs(kl_to_posterior(model, x, q).value) <= 1e-12
-    e = elbo(model, x, q)
-    assert abs(e.value - log_marginal(model, x[None, :])[0]) <= 1e-12 * abs(e.value)
+    assert abs(kl_to_posterior_quadrature(model, x[None, :], q).value[0]) <= 1e-12
+    e = elbo_quadrature(model, x[None, :], q).value[0]
+    assert abs(e - log_marginal(model, x[None, :])[0]) <= 1e-12 * abs(e)
 
 
 # ---------------------------------------------------------------------------
@@ -481,24 +486,26 @@ def test_log_marginal_minus_elbo_equals_kl_by_quadrature(case):
     model, x, log_px = case
     q = _q_for(model, x, np.random.default_rng(9))
     order = {1: 80, 2: 48}[model.k]  # enough nodes for an error estimate <= 1e-9
-    e = elbo(model, x, q, order=order)
-    kl = kl_to_posterior(model, x, q, order=order)
-    assert kl.value > 0.01  # a q that is not the posterior
-    assert e.error <= 1e-9 and kl.error <= 1e-9
-    assert abs((log_px - e.value) - kl.value) <= 1e-8
+    e = elbo_quadrature(model, x[None, :], q, order=order)
+    kl = kl_to_posterior_quadrature(model, x[None, :], q, order=order)
+    assert kl.value[0] > 0.01  # a q that is not the posterior
+    assert e.error[0] <= 1e-9 and kl.error[0] <= 1e-9
+    assert abs((log_px - e.value[0]) - kl.value[0]) <= 1e-8
     # the identity fails when the KL is taken to a wrong posterior
     other = random_model(np.random.default_rng(10), model.k)
-    wrong = kl_to_posterior(other, x, q, order=order).value
-    assert abs((log_px - e.value) - wrong) > 1e-8
+    wrong = kl_to_posterior_quadrature(other, x[None, :], q, order=order).value[0]
+    assert abs((log_px - e.value[0]) - wrong) > 1e-8
 
 
 def test_montecarlo_agrees_with_quadrature_within_5_standard_errors(case):
     model, x, log_px = case
     q = _q_for(model, x, np.random.default_rng(11))
     rng = np.random.default_rng(12)
-    e_mc = elbo(model, x, q, method="montecarlo", rng=rng, n_samples=20_000)
-    kl_mc = kl_to_posterior(model, x, q, method="montecarlo", rng=rng, n_samples=20_000)
-    e, kl = elbo(model, x, q).value, kl_to_posterior(model, x, q).value
+    x = x[None, :]
+    e_mc = elbo_montecarlo(model, x, q, rng, n_samples=20_000)
+    kl_mc = kl_to_posterior_montecarlo(model, x, q, rng, n_samples=20_000)
+    e = elbo_quadrature(model, x, q).value
+    kl = kl_to_posterior_quadrature(model, x, q).value
     assert_z_test(e_mc, e)
     assert_z_test(kl_mc, kl)
     # log p(x) - ELBO by Monte Carlo (same standard error) against KL by quadrature
@@ -512,7 +519,21 @@ def test_montecarlo_is_reproducible_and_accepts_a_diagonal_q():
     model = random_model(rng_model, 2)
     x = random_datum(rng_model, model)
     q = Gaussian(np.zeros(2), log_std=np.array([-0.2, 0.1]))
-    a = elbo(model, x, q, "montecarlo", np.random.default_rng(5), 500)
-    b = elbo(model, x, q, "montecarlo", np.random.default_rng(5), 500)
-    assert a == b
-    assert_z_test(a, elbo(model, x, q.to_full()).value)
+    x = x[None, :]
+    a = elbo_montecarlo(model, x, q, np.random.default_rng(5), 500)
+    b = elbo_montecarlo(model, x, q, np.random.default_rng(5), 500)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert_z_test(a, elbo_quadrature(model, x, q.to_full()).value)
+
+
+def test_batched_q_matches_one_datum_at_a_time():
+    rng = np.random.default_rng(14)
+    model = random_model(rng, 2)
+    x = np.stack([random_datum(rng, model) for _ in range(3)])
+    L = np.stack([random_L(rng, 2) for _ in range(3)])
+    q = Gaussian(rng.standard_normal((3, 2)), scale_tril=L)
+    for f in (elbo_quadrature, kl_to_posterior_quadrature):
+        batch = f(model, x, q, order=12)
+        for i in range(3):
+            one = f(model, x[i : i + 1], Gaussian(q.mean[i], scale_tril=L[i]), order=12)
+            assert abs(batch.value[i] - one.value[0]) <= 1e-13 * abs(one.value[0])

@@ -34,8 +34,9 @@ def mixture_prior_setting(seed, J="2", d="2"):
 
     The posterior is a Gaussian mixture (``E_post`` sums one Gauss–Hermite
     rule per component); q_i is a random Gaussian. ``kl`` and ``elbo`` have no
-    closed form: they are ``mixture_prior.kl_to_posterior`` / ``elbo`` by the
-    model module's own quadrature. Parameters ``weights``, ``a``, ``B``,
+    closed form: they are the model module's own quadrature,
+    ``mixture_prior.kl_to_posterior_quadrature`` and ``elbo_quadrature``.
+    Parameters ``weights``, ``a``, ``B``,
     ``W``, ``mu``, ``psi``, ``J``; points ``zs`` (n, 7, 1); ``MC_x_given``.
     For derivations/mixture_kl.md (f = q_i, g = the prior mixture): ``D_qg``
     (n, J), the Gaussian KLs D(q_i || N(a_j, B_j)) (``gaussian.kl``), and the
@@ -91,6 +92,7 @@ def mixture_prior_setting(seed, J="2", d="2"):
         "log_q": Fn(q_rule.log_density, "log_q"),
     }
     qs = [gaussian.Gaussian(m_q[i], scale_tril=L_q[i]) for i in range(N_DATA)]
+    q_batch = gaussian.Gaussian(m_q, scale_tril=L_q)
     names = _latent_names(
         seed,
         x,
@@ -111,15 +113,8 @@ def mixture_prior_setting(seed, J="2", d="2"):
         psi=model.psi,
         m_q=m_q,
         L_q=L_q,
-        kl=np.array(
-            [
-                mp.kl_to_posterior(model, x[i], q, order=order).value
-                for i, q in enumerate(qs)
-            ]
-        ),
-        elbo=np.array(
-            [mp.elbo(model, x[i], q, order=order).value for i, q in enumerate(qs)]
-        ),
+        kl=mp.kl_to_posterior_quadrature(model, x, q_batch, order=order).value,
+        elbo=mp.elbo_quadrature(model, x, q_batch, order=order).value,
     )
     # drawn from a second generator, so the instance above stays as it was
     extra = np.random.default_rng((seed, 3))
@@ -129,10 +124,11 @@ def mixture_prior_setting(seed, J="2", d="2"):
         MC_x_given=_ancestral_moments(model, seed),
     )
     # derivations/mixture_kl.md: f = q_i (one Gaussian), g = the prior mixture
-    q_batch = gaussian.Gaussian(m_q[:, None], scale_tril=L_q[:, None])
     prior_components = gaussian.Gaussian(model.a, scale_tril=model.L_B)
     names.update(
-        D_qg=gaussian.kl(q_batch, prior_components),
+        D_qg=gaussian.kl(
+            gaussian.Gaussian(m_q[:, None], scale_tril=L_q[:, None]), prior_components
+        ),
         kl_var=np.array([mixture_kl.kl_variational(q, model.prior) for q in qs]),
         kl_var_ub1=np.array(
             [
