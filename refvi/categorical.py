@@ -133,12 +133,17 @@ def entropy_and_grad(logits, dout=None):
 
 
 def kl(logits_p, logits_q):
-    """KL(p || q) = sum_j p_j (log p_j - log q_j) along the last axis; (C.3)."""
+    """KL(p || q) = sum_j p_j (log p_j - log q_j) along the last axis; (C.3).
+
+    The first argument is the distribution the expectation is under.
+    """
     return kl_and_grad(logits_p, logits_q)[0]
 
 
 def kl_and_grad(logits_p, logits_q, dout=None):
     """KL(p || q) (C.3) and the gradients of sum(dout * KL) (C.6)-(C.7).
+
+    The expectation is under the first argument, p.
 
     d KL / d logits_p_j = p_j (log p_j - log q_j - KL),
     d KL / d logits_q_j = q_j - p_j.

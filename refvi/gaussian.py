@@ -212,29 +212,28 @@ def _unit_forward(U, X, s, e):
     _unit_forward(U, X, h, e)
 
 
-def _forward_stack(L, B):
-    """Solve L_n X_n = B_n for a stack of lower triangular L (N, d, d), B (N, d, r).
+def _forward_stack(L, X):
+    """In place X_n <- L_n^{-1} X_n for lower triangular L (N, d, d), X (N, d, r).
 
-    Forward substitution vectorised over the stack: the rows of L and B are
+    Forward substitution vectorised over the stack: the rows of L and X are
     first divided by L's diagonal (D^{-1} L X = D^{-1} B, D^{-1} L unit lower
     triangular), then ``_unit_forward`` eliminates, ``_CHUNK`` factors at a time.
     """
-    X = np.empty(B.shape)
-    for start in range(0, B.shape[0], _CHUNK):
+    for start in range(0, X.shape[0], _CHUNK):
         rows = slice(start, start + _CHUNK)
         diag = np.diagonal(L[rows], axis1=1, axis2=2)[:, :, None]
-        X[rows] = B[rows] / diag
+        X[rows] /= diag
         _unit_forward(L[rows] / diag, X[rows], 0, L.shape[1])
-    return X
 
 
-def _solve_tril(L, B, trans=False):
+def _solve_tril(L, B, trans=False, overwrite_b=False):
     """X with L X = B (L^T X = B if ``trans``), L lower triangular; no checking.
 
     ``L`` (..., d, d) and ``B`` (..., d, r) broadcast over their batch axes.
     A single factor (2-D ``L``) is one LAPACK triangular solve with every
-    right-hand side side by side; a stack uses ``_forward_stack``. Never an
-    explicit inverse.
+    right-hand side side by side; a stack uses ``_forward_stack``, in the
+    memory of ``B`` when ``overwrite_b`` and B has the full batch shape. Never
+    an explicit inverse.
     """
     d, r = B.shape[-2:]
     if L.ndim == 2:
@@ -243,14 +242,19 @@ def _solve_tril(L, B, trans=False):
         return np.moveaxis(X.reshape((d,) + B.shape[:-2] + (r,)), 0, -2)
     batch = np.broadcast_shapes(L.shape[:-2], B.shape[:-2])
     Ls = np.broadcast_to(L, batch + (d, d)).reshape(-1, d, d)
-    Bs = np.broadcast_to(B, batch + (d, r)).reshape(-1, d, r)
+    full = batch + (d, r)
+    if overwrite_b and B.shape == full and B.flags.c_contiguous:
+        X = B
+    else:
+        X = np.array(np.broadcast_to(B, full), dtype=np.float64)
+    Xs = X.reshape(-1, d, r)
     if trans:
         # with J the reversal of the d axis, J L^T J is lower triangular and
         # (J L^T J)(J X) = J B
-        X = _forward_stack(np.swapaxes(Ls[:, ::-1, ::-1], 1, 2), Bs[:, ::-1])[:, ::-1]
+        _forward_stack(np.swapaxes(Ls[:, ::-1, ::-1], 1, 2), Xs[:, ::-1])
     else:
-        X = _forward_stack(Ls, Bs)
-    return X.reshape(batch + (d, r))
+        _forward_stack(Ls, Xs)
+    return X
 
 
 def _whiten(x, mean, L):
@@ -311,9 +315,9 @@ def _kl_chol_forward(mean_q, L_q, mean_p, L_p):
     rhs[..., :d] = L_q
     rhs[..., d] = mean_q - mean_p
     # one triangular solve for both: M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p)
-    X = _solve_tril(L_p, rhs)
+    X = _solve_tril(L_p, rhs, overwrite_b=True)
     # (G.6)  KL = 1/2 (|M|_F^2 + |delta|^2 - d) + sum log diag L_p - sum log diag L_q
-    value = 0.5 * (np.sum(X * X, axis=(-2, -1)) - d)
+    value = 0.5 * (np.einsum("...ij,...ij->...", X, X) - d)
     value += 0.5 * (_logdet_chol(L_p) - _logdet_chol(L_q))
     return value, _KLCache(X)
 
@@ -585,6 +589,7 @@ def kl_and_grad(q, p, dout=None):
         ``"scale_tril_p"`` or ``"log_std_p"``, each with its parameter's shape.
     """
     batch = _check_kl_pair(q, p)
+    unit_dout = dout is None
     dout = check_dout(dout, batch)
     if q.is_diagonal and p.is_diagonal:
         value, r, u = _kl_diag(q.mean, q.log_std, p.mean, p.log_std)
@@ -597,16 +602,21 @@ def kl_and_grad(q, p, dout=None):
     else:
         L_q, L_p = _factor(q), _factor(p)
         value, (X,) = _kl_chol_forward(q.mean, L_q, p.mean, L_p)
-        d = p.d
+        d, diag = p.d, np.arange(p.d)
         A = _solve_tril(L_p, X, trans=True)  # [L_p^{-T} M | L_p^{-T} delta]
-        w = dout[..., None, None]
         # (G.16)  d/dmean_q = L_p^{-T} delta = Sigma_p^{-1}(mean_q - mean_p)
         #         = -d/dmean_p
         dmean_q = dout[..., None] * A[..., d]
         # (G.17)  d/dL_q = tril(L_p^{-T} M) - diag(1 / L_q,jj)
-        dL_q = w * (np.tril(A[..., :d]) - _diag_inv(L_q))
+        dL_q = np.tril(A[..., :d])
+        dL_q[..., diag, diag] -= 1.0 / L_q[..., diag, diag]
         # (G.18)  d/dL_p = -tril(L_p^{-T} (M M^T + delta delta^T)) + diag(1 / L_p,jj)
-        dL_p = w * (_diag_inv(L_p) - np.tril(A @ np.swapaxes(X, -1, -2)))
+        dL_p = np.tril(A @ np.swapaxes(X, -1, -2))
+        np.negative(dL_p, out=dL_p)
+        dL_p[..., diag, diag] += 1.0 / L_p[..., diag, diag]
+        if not unit_dout:
+            dL_q *= dout[..., None, None]
+            dL_p *= dout[..., None, None]
         dq = _to_scale(q, dL_q)
         dp = _to_scale(p, dL_p)
     grads = {
