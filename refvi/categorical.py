@@ -55,6 +55,30 @@ def softmax(logits):
     return np.exp(log_softmax(logits))
 
 
+def _check_outcomes(logits, k):
+    """Outcomes ``k`` as integers in 0..K-1, broadcast with the batch, (..., 1)."""
+    K = logits.shape[-1]
+    k_arr = np.asarray(k)
+    if k_arr.dtype == bool or not np.issubdtype(k_arr.dtype, np.integer):
+        raise TypeError(f"k must be an integer array; got dtype {k_arr.dtype}")
+    if k_arr.size and (k_arr.min() < 0 or k_arr.max() >= K):
+        raise ValueError(
+            f"k must lie in 0..{K - 1} (K = {K}); got range "
+            f"[{k_arr.min()}, {k_arr.max()}]"
+        )
+    batch = broadcast_batch(("logits", logits.shape[:-1]), ("k", k_arr.shape))
+    if 0 in batch:
+        raise ValueError(f"k must not be empty; got shape {k_arr.shape}")
+    return np.broadcast_to(k_arr, batch)[..., None]
+
+
+def _log_prob_forward(logits, k_b):
+    """log p_k (C.1) at outcomes ``k_b`` (batch..., 1), and log p."""
+    log_p = _log_softmax(logits)
+    batch_log_p = np.broadcast_to(log_p, k_b.shape[:-1] + logits.shape[-1:])
+    return np.take_along_axis(batch_log_p, k_b, axis=-1)[..., 0], log_p
+
+
 def log_prob(logits, k):
     """log p_k for outcomes ``k``; (C.1).
 
@@ -68,7 +92,8 @@ def log_prob(logits, k):
     -------
     ndarray, the broadcast batch shape
     """
-    return log_prob_and_grad(logits, k)[0]
+    logits = _check_logits(logits)
+    return _log_prob_forward(logits, _check_outcomes(logits, k))[0]
 
 
 def log_prob_and_grad(logits, k, dout=None):
@@ -83,31 +108,25 @@ def log_prob_and_grad(logits, k, dout=None):
         ``{"logits": logits.shape}``.
     """
     logits = _check_logits(logits)
-    K = logits.shape[-1]
-    k_arr = np.asarray(k)
-    if k_arr.dtype == bool or not np.issubdtype(k_arr.dtype, np.integer):
-        raise TypeError(f"k must be an integer array; got dtype {k_arr.dtype}")
-    if k_arr.size and (k_arr.min() < 0 or k_arr.max() >= K):
-        raise ValueError(
-            f"k must lie in 0..{K - 1} (K = {K}); got range "
-            f"[{k_arr.min()}, {k_arr.max()}]"
-        )
-    batch = broadcast_batch(("logits", logits.shape[:-1]), ("k", k_arr.shape))
-    if 0 in batch:
-        raise ValueError(f"k must not be empty; got shape {k_arr.shape}")
-    dout = check_dout(dout, batch)
-    log_p = _log_softmax(logits)
-    k_b = np.broadcast_to(k_arr, batch)[..., None]
-    value = np.take_along_axis(np.broadcast_to(log_p, batch + (K,)), k_b, axis=-1)
+    k_b = _check_outcomes(logits, k)
+    value, log_p = _log_prob_forward(logits, k_b)
+    dout = check_dout(dout, value.shape)
     # (C.4)  d log p_k / d logits = onehot(k) - p
-    onehot = np.arange(K) == k_b
+    onehot = np.arange(logits.shape[-1]) == k_b
     dlogits = dout[..., None] * (onehot - np.exp(log_p))
-    return value[..., 0], {"logits": sum_to_shape(dlogits, logits.shape)}
+    return value, {"logits": sum_to_shape(dlogits, logits.shape)}
+
+
+def _entropy_forward(logits):
+    log_p = _log_softmax(logits)
+    p = np.exp(log_p)
+    # (C.2)  H = -sum_j p_j log p_j   (p_j = 0 contributes 0: log p_j is finite)
+    return -np.sum(p * log_p, axis=-1), p, log_p
 
 
 def entropy(logits):
     """H = -sum_j p_j log p_j along the last axis, shape logits.shape[:-1]; (C.2)."""
-    return entropy_and_grad(logits)[0]
+    return _entropy_forward(_check_logits(logits))[0]
 
 
 def entropy_and_grad(logits, dout=None):
@@ -123,21 +142,43 @@ def entropy_and_grad(logits, dout=None):
     """
     logits = _check_logits(logits)
     dout = check_dout(dout, logits.shape[:-1])
-    log_p = _log_softmax(logits)
-    p = np.exp(log_p)
-    # (C.2)  H = -sum_j p_j log p_j   (p_j = 0 contributes 0: log p_j is finite)
-    H = -np.sum(p * log_p, axis=-1)
+    H, p, log_p = _entropy_forward(logits)
     # (C.5)  dH/dlogits_j = -p_j (log p_j + H)
     dlogits = -dout[..., None] * p * (log_p + H[..., None])
     return H, {"logits": dlogits}
 
 
+def _check_pair(logits_p, logits_q):
+    logits_p = _check_logits(logits_p, "logits_p")
+    logits_q = _check_logits(logits_q, "logits_q")
+    if logits_q.shape[-1] != logits_p.shape[-1]:
+        raise ValueError(
+            f"logits_q must have K = {logits_p.shape[-1]} categories like "
+            f"logits_p; got shape {logits_q.shape}"
+        )
+    batch = broadcast_batch(
+        ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
+    )
+    return logits_p, logits_q, batch
+
+
+def _kl_forward(logits_p, logits_q):
+    log_p = _log_softmax(logits_p)
+    log_q = _log_softmax(logits_q)
+    p = np.exp(log_p)
+    # (C.3)  KL = sum_j p_j (log p_j - log q_j)
+    log_ratio = log_p - log_q
+    return np.sum(p * log_ratio, axis=-1), p, log_q, log_ratio
+
+
 def kl(logits_p, logits_q):
     """KL(p || q) = sum_j p_j (log p_j - log q_j) along the last axis; (C.3).
 
-    The first argument is the distribution the expectation is under.
+    The first argument is the distribution the expectation is under. The batch
+    shapes broadcast; KL of identical logits is exactly 0.
     """
-    return kl_and_grad(logits_p, logits_q)[0]
+    logits_p, logits_q, _ = _check_pair(logits_p, logits_q)
+    return _kl_forward(logits_p, logits_q)[0]
 
 
 def kl_and_grad(logits_p, logits_q, dout=None):
@@ -157,23 +198,9 @@ def kl_and_grad(logits_p, logits_q, dout=None):
     grads : dict
         ``{"logits_p": logits_p.shape, "logits_q": logits_q.shape}``.
     """
-    logits_p = _check_logits(logits_p, "logits_p")
-    logits_q = _check_logits(logits_q, "logits_q")
-    if logits_q.shape[-1] != logits_p.shape[-1]:
-        raise ValueError(
-            f"logits_q must have K = {logits_p.shape[-1]} categories like "
-            f"logits_p; got shape {logits_q.shape}"
-        )
-    batch = broadcast_batch(
-        ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
-    )
+    logits_p, logits_q, batch = _check_pair(logits_p, logits_q)
     dout = check_dout(dout, batch)
-    log_p = _log_softmax(logits_p)
-    log_q = _log_softmax(logits_q)
-    p = np.exp(log_p)
-    # (C.3)  KL = sum_j p_j (log p_j - log q_j)
-    log_ratio = log_p - log_q
-    value = np.sum(p * log_ratio, axis=-1)
+    value, p, log_q, log_ratio = _kl_forward(logits_p, logits_q)
     # (C.6)  dKL/dlogits_p_j = p_j (log p_j - log q_j - KL)
     dlogits_p = dout[..., None] * p * (log_ratio - value[..., None])
     # (C.7)  dKL/dlogits_q_j = q_j - p_j

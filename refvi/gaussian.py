@@ -440,10 +440,23 @@ def reparameterize(p, eps):
     For the diagonal form L = diag(exp(log_std)). The batch axes of ``eps``
     broadcast with ``p.batch_shape``.
     """
-    return reparameterize_and_grad(p, eps, _value_only=True)[0]
+    _check_dist(p, "p")
+    eps, batch = _check_points(eps, p, "eps")
+    return _reparameterize_forward(p, eps, batch)
 
 
-def reparameterize_and_grad(p, eps, dout=None, *, _value_only=False):
+def _reparameterize_forward(p, eps, batch):
+    """mean + L eps over the broadcast batch, (batch..., d); (G.4)."""
+    if p.is_diagonal:
+        value = p.mean + eps * np.exp(p.log_std)
+    else:
+        L = p.scale_tril
+        Leps = eps @ L.T if L.ndim == 2 else np.einsum("...ij,...j->...i", L, eps)
+        value = p.mean + Leps
+    return np.broadcast_to(value, batch + (p.d,)).copy()
+
+
+def reparameterize_and_grad(p, eps, dout=None):
     """x = mean + L eps and the gradients of sum(dout * x); (G.4)-(G.5).
 
     Parameters
@@ -462,24 +475,17 @@ def reparameterize_and_grad(p, eps, dout=None, *, _value_only=False):
     """
     _check_dist(p, "p")
     eps, batch = _check_points(eps, p, "eps")
-    if p.is_diagonal:
-        std = np.exp(p.log_std)
-        value = p.mean + eps * std
-    else:
-        L = p.scale_tril
-        Leps = eps @ L.T if L.ndim == 2 else np.einsum("...ij,...j->...i", L, eps)
-        value = p.mean + Leps
-    value = np.broadcast_to(value, batch + (p.d,)).copy()
-    if _value_only:
-        return value, None
+    value = _reparameterize_forward(p, eps, batch)
     dout = check_dout(dout, value.shape)
     grads = {"mean": sum_to_shape(dout, p.mean.shape)}
     if p.is_diagonal:
+        std = np.exp(p.log_std)
         # (G.5)  d/deps = dout std,  d/dlog_std_j = dout_j eps_j std_j
         deps = dout * std
         grads["log_std"] = sum_to_shape(dout * eps * std, p.log_std.shape)
     else:
         # (G.5)  d/deps = L^T dout,  d/dL = tril(sum dout eps^T)
+        L = p.scale_tril
         deps = dout @ L if L.ndim == 2 else np.einsum("...ij,...i->...j", L, dout)
         grads["scale_tril"] = np.tril(outer_sum(dout, eps, L.shape))
     grads["eps"] = sum_to_shape(deps, eps.shape)
