@@ -45,7 +45,12 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
             want_str = "(" + ", ".join("*" if s is None else str(s) for s in shape)
             want_str += ",)" if len(shape) == 1 else ")"
             raise ValueError(f"{name} must have shape {want_str}; got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    # a sum is finite only if every term is (NaN and inf propagate); only a
+    # non-finite sum, which finite terms can also give by overflow, needs the
+    # entry-by-entry check
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(arr)
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains NaN or inf ({bad} non-finite entries)")
     return arr
@@ -92,8 +97,9 @@ def check_lower_cholesky(L, name, d=None, n=None, batch=False):
     any leading axes, shape (..., d, d); each factor is checked so.
     """
     L = _as_square(L, name, d, n, batch)
-    upper = np.triu(L, k=1)
-    if np.any(upper != 0):
+    # row by row (views, no copy of a large stack)
+    if any(np.any(L[..., i, i + 1 :]) for i in range(L.shape[-1] - 1)):
+        upper = np.triu(L, k=1)
         raise ValueError(
             f"{name} must be lower triangular; largest entry above the diagonal "
             f"is {np.max(np.abs(upper)):.3g}"
