@@ -246,8 +246,8 @@ def _solve_tril(L, B, trans=False, overwrite_b=False):
     if overwrite_b and B.shape == full and B.flags.c_contiguous:
         X = B
     else:
-        X = np.array(np.broadcast_to(B, full), dtype=np.float64)
-    Xs = X.reshape(-1, d, r)
+        X = np.array(np.broadcast_to(B, full), dtype=np.float64, order="C")
+    Xs = X.reshape(-1, d, r)  # a view: the solve below writes into X
     if trans:
         # with J the reversal of the d axis, J L^T J is lower triangular and
         # (J L^T J)(J X) = J B

@@ -155,6 +155,10 @@ def test_batched_triangular_solve_matches_numpy_solve(d, trans):
     assert rel_err(G._solve_tril(L, B, trans=trans), want) <= 1e-10
     one = G._solve_tril(L[0], B[:, 0], trans=trans)  # the LAPACK route
     np.testing.assert_allclose(one, want[:, 0], rtol=1e-10)
+    # both broadcast: L (2, 1, d, d) against B (7, d, 3)
+    L2 = random_L(rng, (2, 1), d)
+    want = np.linalg.solve(np.swapaxes(L2, -1, -2) if trans else L2, B[0])
+    assert rel_err(G._solve_tril(L2, B[0], trans=trans), want) <= 1e-10
 
 
 def test_diag_agrees_with_its_full_form():
