@@ -846,7 +846,7 @@ def _lazy():
             mem.m_step,
             {
                 "x": X_FREE,
-                "r": A(lambda: mem.e_step(_gm(), _x_mix()), "resp"),
+                "r": A(lambda: mem.e_step(_x_mix(), _gm()), "resp"),
                 "covariance_type": CTYPE,
             },
         ),
@@ -991,7 +991,7 @@ def _lazy():
         lge.em,
         {
             "x": X_LG,
-            "model0": LG,
+            "init": LG,
             "noise": NOISE,
             "tol": TOL,
             "max_iter": MAX_ITER,
@@ -1002,7 +1002,7 @@ def _lazy():
         lge.em_from_stats,
         {
             "stats": STATS,
-            "model0": LG,
+            "init": LG,
             "noise": NOISE,
             "tol": TOL,
             "max_iter": MAX_ITER,
@@ -1061,30 +1061,22 @@ def _lazy():
     Q_MP = A(
         lambda: gaussian.Gaussian(np.array([0.5, 0.0]), scale_tril=_L2()), "gaussian1"
     )
-    for name in ("elbo", "kl_to_posterior"):
-        e[f"refvi.models.mixture_prior.{name}"] = [
-            E(
-                getattr(mp, name),
-                {
-                    "model": MP,
-                    "x": DATUM_LG,
-                    "q": Q_MP,
-                    "method": A(const("quadrature"), "choice"),
-                    "order": A(const(6), "int"),
-                },
-            ),
-            E(
-                getattr(mp, name),
-                {
-                    "model": MP,
-                    "x": DATUM_LG,
-                    "q": Q_MP,
-                    "method": A(const("montecarlo"), "choice"),
-                    "rng": RNG,
-                    "n_samples": A(const(50), "int"),
-                },
-            ),
-        ]
+    for name in ("elbo_quadrature", "kl_to_posterior_quadrature"):
+        e[f"refvi.models.mixture_prior.{name}"] = E(
+            getattr(mp, name),
+            {"model": MP, "x": X_LG, "q": Q_MP, "order": A(const(6), "int")},
+        )
+    for name in ("elbo_montecarlo", "kl_to_posterior_montecarlo"):
+        e[f"refvi.models.mixture_prior.{name}"] = E(
+            getattr(mp, name),
+            {
+                "model": MP,
+                "x": X_LG,
+                "q": Q_MP,
+                "rng": RNG,
+                "n_samples": A(const(50), "int"),
+            },
+        )
     # ---- refvi.verify.quadrature
     e["refvi.verify.quadrature.gauss_hermite_rule"] = E(
         quadrature.gauss_hermite_rule,

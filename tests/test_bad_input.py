@@ -196,7 +196,7 @@ def test_m_step_accepts_float32_responsibilities():
 
     from refvi.models import mixture_em
 
-    r = mixture_em.e_step(_gm(), _x_mix())
+    r = mixture_em.e_step(_x_mix(), _gm())
     m64 = mixture_em.m_step(_x_mix(), r, "full")
     m32 = mixture_em.m_step(_x_mix(), r.astype(np.float32), "full")
     # was: ValueError about "weights" summing to 1.0000000014
