@@ -213,7 +213,10 @@ def read_only_copy(arr):
 def check_instance(value, cls, name):
     """Return ``value`` after checking it is an instance of ``cls`` (TypeError)."""
     if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__}; got {type(value).__name__}")
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{name} must be {article} {cls.__name__}; got {type(value).__name__}"
+        )
     return value
 
 

@@ -128,7 +128,7 @@ def test_record_arguments_are_checked():
     from refvi.models import linear_gaussian_em as lge
     from refvi.verify import montecarlo
 
-    with pytest.raises(TypeError, match="estats must be a ExpectedStats; got NoneType"):
+    with pytest.raises(TypeError, match="estats must be an ExpectedStats; got None"):
         lge.elbo_total(_lg(), None)  # was AttributeError: no attribute 'xbar'
     bad = _estats()._replace(C_mm=np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="estats.C_mm contains NaN"):
