@@ -82,9 +82,10 @@ class TaylorResult(NamedTuple):
     ----------
     orders : ndarray of shape (n_directions,)
         Fitted convergence order of the Taylor remainder along each direction
-        (``inf`` when the remainder is at round-off level for every step).
+        (``inf`` when the remainder is at round-off level for every step,
+        ``nan`` when a value or gradient is not finite).
     ok : bool
-        Whether every order is >= ``min_order``.
+        Whether every order is >= ``min_order`` (never for a ``nan`` order).
     """
 
     orders: np.ndarray
@@ -366,6 +367,10 @@ def _fitted_order(h, r, floor, n_fit):
     stop = start
     while stop < len(r) and np.isfinite(r[stop]) and r[stop] > floor:
         stop += 1
+    if stop < len(r) and not np.isfinite(r[stop]):
+        return np.nan  # non-finite at a small step: no order can be claimed
+    if start == len(r):
+        return np.nan  # every step non-finite
     if stop - start < 2:
         return np.inf  # remainder at round-off already: no first-order error seen
     lo = max(start, stop - n_fit)
@@ -397,7 +402,9 @@ def taylor_test(
     ``n_fit`` smallest steps whose remainder is still above the round-off
     level ``noise * max(|f(p)|, |f(p + h0 v)|)`` (steps giving a non-finite
     value at the large end are skipped). The order is ``inf`` when no two
-    steps clear that level, i.e. the linear model is exact to round-off.
+    steps clear that level, i.e. the linear model is exact to round-off, and
+    ``nan`` (so ``ok`` is False) when the value or gradient at ``p``, or the
+    value at a small step, is NaN or infinite.
 
     Directions are standard normal entries from ``rng``, scaled per parameter
     by ``max_i |p_i|`` (1 for an all-zero parameter) and zero above the
@@ -436,6 +443,9 @@ def taylor_test(
     _, problem = _structure_problem(grads, params, lower)
     if problem is not None:
         raise ValueError(f"taylor_test: {problem}")
+    if not np.isfinite(f0) or not all(np.all(np.isfinite(g)) for g in grads.values()):
+        # a non-finite value or gradient is never a passing check
+        return TaylorResult(np.full(n_directions, np.nan), False)
     h = h0 * 2.0 ** -np.arange(n_steps)
     orders = np.empty(n_directions)
     for j in range(n_directions):
