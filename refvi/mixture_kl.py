@@ -90,12 +90,13 @@ def _as_mixture(dist, name):
         raise TypeError(
             f"{name} must be a Gaussian or GaussianMixture; got {type(dist).__name__}"
         )
-    keep = dist.weights > 0
+    keep = dist.log_weights > -np.inf
     if dist.covariance_type == "full":
         L = dist.L
     else:
         L = np.linalg.cholesky(dist.dense_covariances())
-    return GaussianMixture(dist.weights[keep], dist.means[keep], L[keep])
+    lw = dist.log_weights[keep]
+    return GaussianMixture(None, dist.means[keep], L[keep], log_weights=lw)
 
 
 def _check_pair(q, p):
@@ -107,11 +108,16 @@ def _check_pair(q, p):
     return f, g
 
 
-def _log_ratio(f, g):
-    """x (m, d) -> log f(x) - log g(x), (m,); log densities by logsumexp (MK.2)."""
+def _log_ratio(f, g, origin=None):
+    """x (m, d) -> log f(x) - log g(x), (m,); log densities by logsumexp (MK.2).
+
+    With ``origin``, the rows are offsets from it: the densities are evaluated
+    at origin + x without rounding origin + x (shift before whitening).
+    """
 
     def log_ratio(x):
-        return mixture.log_marginal(f, x) - mixture.log_marginal(g, x)
+        log_f = logsumexp(mixture._log_joint(f, x, origin), axis=1)
+        return log_f - logsumexp(mixture._log_joint(g, x, origin), axis=1)
 
     return log_ratio
 
@@ -133,9 +139,9 @@ def _log_overlap(f, g):
     return _log_prob_chol(f.means[:, None], g.means[None], L_sum)
 
 
-def _log_sum_weighted(weights, log_terms):
+def _log_sum_weighted(log_weights, log_terms):
     """log sum_b weights_b exp(log_terms[a, b]) for each row a, (A,)."""
-    return logsumexp(np.log(weights)[None, :] + log_terms, axis=1)
+    return logsumexp(log_weights[None, :] + log_terms, axis=1)
 
 
 # ---------------------------------------------------------------------------
@@ -166,11 +172,12 @@ def kl_quadrature(q, p, order=None):
             f"q must have dimension <= {MAX_QUADRATURE_DIM} for quadrature "
             f"(order^d nodes per component); got {f.dim} - use kl_montecarlo"
         )
-    h = _log_ratio(f, g)
     value, error = 0.0, 0.0
     for pi_a, mean_a, L_a in zip(f.weights, f.means, f.L, strict=True):
-        # (MK.6)  E_f[h] = sum_a pi_a E_{f_a}[h]
-        res = expect_gaussian(h, mean_a, L_a, order=order)
+        # (MK.6)  E_f[h] = sum_a pi_a E_{f_a}[h]; nodes as offsets L_a u from
+        # mu_a, so a component narrower than the rounding of mu_a is resolved
+        h = _log_ratio(f, g, origin=mean_a)
+        res = expect_gaussian(h, np.zeros(f.dim), L_a, order=order)
         value += pi_a * res.value
         error += pi_a * res.error
     return QuadResult(float(value), float(error))
@@ -217,8 +224,8 @@ def kl_variational(q, p):
     negative); exact when q and p are single Gaussians, zero when q = p.
     """
     f, g = _check_pair(q, p)
-    num = _log_sum_weighted(f.weights, -_pairwise_kl(f, f))
-    den = _log_sum_weighted(g.weights, -_pairwise_kl(f, g))
+    num = _log_sum_weighted(f.log_weights, -_pairwise_kl(f, f))
+    den = _log_sum_weighted(g.log_weights, -_pairwise_kl(f, g))
     return float(f.weights @ (num - den))
 
 
@@ -241,11 +248,11 @@ def kl_bounds(q, p):
     f, g = _check_pair(q, p)
     H = _entropies(f)
     # (MK.8)  lower bounds on E_{q_a} log q and E_{q_a} log p (minus -H(q_a))
-    var_ff = _log_sum_weighted(f.weights, -_pairwise_kl(f, f))
-    var_fg = _log_sum_weighted(g.weights, -_pairwise_kl(f, g))
+    var_ff = _log_sum_weighted(f.log_weights, -_pairwise_kl(f, f))
+    var_fg = _log_sum_weighted(g.log_weights, -_pairwise_kl(f, g))
     # (MK.9)  upper bounds on E_{q_a} log q and E_{q_a} log p
-    jensen_ff = _log_sum_weighted(f.weights, _log_overlap(f, f))
-    jensen_fg = _log_sum_weighted(g.weights, _log_overlap(f, g))
+    jensen_ff = _log_sum_weighted(f.log_weights, _log_overlap(f, f))
+    jensen_fg = _log_sum_weighted(g.log_weights, _log_overlap(f, g))
     lower = f.weights @ (var_ff - H - jensen_fg)  # (MK.11)
     upper = f.weights @ (jensen_ff + H - var_fg)  # (MK.12)
     return KLBounds(float(lower), float(upper))
@@ -272,7 +279,7 @@ def kl_variational_upper_bound(q, p, n_iter=DEFAULT_N_ITER):
     f, g = _check_pair(q, p)
     n_iter = check_int(n_iter, "n_iter", minimum=0)
     D = _pairwise_kl(f, g)
-    log_pi, log_w = np.log(f.weights), np.log(g.weights)
+    log_pi, log_w = f.log_weights, g.log_weights
     log_phi = log_pi[:, None] + log_w[None, :]
     log_psi = log_phi
     for _ in range(n_iter):

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
-from scipy.special import entr, xlogy
+from scipy.special import entr
 
 from refvi._validate import (
     as_data,
@@ -50,7 +50,6 @@ from refvi.models.mixture import (
     GaussianMixture,
     _check_covariance_type,
     _check_model,
-    _full_whitening,
     _grads,
     _log_joint_block,
     _prepare,
@@ -145,7 +144,7 @@ def _e_pass(model, x, shift):
     """
     ctype = model.covariance_type
     K, d = model.n_components, model.dim
-    prep = _prepare(model, shift)
+    prep = _prepare(model)
     N, s = np.zeros(K), np.zeros((K, d))
     S = _zero_second_moment(ctype, K, d)
     log_lik = entropy = 0.0
@@ -259,7 +258,7 @@ def _elbo_stats(model, stats):
     C_k = sum_i q_ik (x_i - mu_k)(x_i - mu_k)^T = S_k - s_k m^T - m s_k^T + N_k m m^T
     about m = mu_k - shift. No argument checking.
     """
-    prep = _prepare(model, stats.shift)
+    prep = _prepare(model)
     N, s, S = stats.N, stats.s, stats.S
     d = model.dim
     m = model.means - stats.shift
@@ -273,8 +272,7 @@ def _elbo_stats(model, stats):
         )
         if ctype == "full":
             C += S
-            K = model.n_components
-            P = _full_whitening(prep, K, d)
+            P = prep.P
         else:
             # (GM.17)  one shared Sigma: only sum_k C_k enters, S is that sum's moment
             C = (S + C.sum(axis=0))[None]
@@ -284,7 +282,8 @@ def _elbo_stats(model, stats):
     else:
         C = S - 2.0 * s * m + N[:, None] * m**2
         trace = float(np.sum(C * prep.P**2))
-    value = float(np.sum(xlogy(N, model.weights)))
+    pos = N > 0  # an emptied component (N_k = 0, maybe log pi_k = -inf) adds 0
+    value = float(np.sum(N[pos] * model.log_weights[pos]))
     value -= 0.5 * float(np.sum(np.where(N > 0, N * (d * LOG_2PI + prep.logdet), 0)))
     return value - 0.5 * trace + stats.entropy
 

@@ -175,7 +175,9 @@ class MixturePosterior(NamedTuple):
         n = self.log_weights.shape[0]
         if i >= n:
             raise ValueError(f"i must be < n = {n} (the number of data); got {i}")
-        return GaussianMixture(np.exp(self.log_weights[i]), self.m[i], self.L_S)
+        return GaussianMixture(
+            None, self.m[i], self.L_S, log_weights=self.log_weights[i]
+        )
 
 
 # ---------------------------------------------------------------------------
