@@ -29,7 +29,7 @@ variance psi_floor instead of 0 (which would make C singular and give NaN).
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_solve, eigh
+from scipy.linalg import cho_solve, eigh, lapack
 
 from refvi._validate import (
     as_data,
@@ -46,7 +46,10 @@ from refvi.models.linear_gaussian import (
     Posterior,
     _check_model,
     _factor,
+    _augmented_qr,
+    _logdet_C_qr,
     _posterior_mean,
+    _whitened_residuals,
     posterior,
 )
 
@@ -171,28 +174,50 @@ def _check_post(post, n):
     return post
 
 
+def _psd_root(Sigma_hat):
+    """R (d, r) with R R^T = Sigma_hat, by pivoted Cholesky (LAPACK dpstrf).
+
+    No argument checking. r is the numerical rank, so a singular sample
+    covariance (n <= d, a constant column) is fine. The factor is invariant to
+    scaling the coordinates, so a graded Sigma_hat keeps its small entries.
+    """
+    c, piv, rank, _ = lapack.dpstrf(Sigma_hat, lower=1)
+    R = np.zeros((Sigma_hat.shape[0], rank))
+    R[piv - 1] = np.tril(c)[:, :rank]
+    return R
+
+
 def log_marginal_total(model, stats):
     """sum_i log N(x_i; mu, C) from the sufficient statistics; (LG.19).
 
         -n/2 [d log 2 pi + log det C + tr(C^{-1} Sigma_hat) + delta^T C^{-1} delta],
 
-    delta = xbar - mu, with C^{-1} and det C by Woodbury and the determinant
-    lemma: O(d^2 k + d k^2). Equals ``log_marginal(model, x).sum()``.
+    delta = xbar - mu, with det C by the determinant lemma and the two
+    quadratic terms as in (LG.7): delta^T C^{-1} delta directly and the trace
+    from a pivoted-Cholesky root R of Sigma_hat as |Psi^{-1/2}(R - W A R)|_F^2
+    + |A R|_F^2 (A = S W^T Psi^{-1}), sums of squares without cancellation:
+    O(d^3). Equals ``log_marginal(model, x).sum()``.
+
+    Accuracy: within eps times the condition number
+    kappa = sum_ij |(C^{-1})_ij Sigma_hat_ij| / |tr(C^{-1} Sigma_hat)| of the
+    trace (large when some psi_j is tiny: then Sigma_hat's rounding alone moves
+    the value by that much); see docs/accuracy.md.
     """
     _check_model(model)
     stats = _check_stats(stats, model)
-    f = _factor(model.W, model.psi)
-    # (LG.19)  tr(C^{-1} Sigma_hat) = tr(Psi^{-1} Sigma_hat)
-    #            - tr(S W^T Psi^{-1} Sigma_hat Psi^{-1} W)
-    K = f.PW.T @ (stats.Sigma_hat @ f.PW)
-    tr = np.sum(np.diag(stats.Sigma_hat) / model.psi) - np.sum(f.S * K)
+    # (LG.19)  with Sigma_hat = R R^T:  tr(C^{-1} Sigma_hat)
+    #            = |Psi^{-1/2}(R - W A R)|_F^2 + |A R|_F^2,   A = S W^T Psi^{-1},
+    # the per-datum (LG.7) summed over the columns of R: a sum of squares, not
+    # tr(Psi^{-1} Sigma_hat) minus a Woodbury correction (two numbers of size
+    # 1/psi that cancel)
+    aq = _augmented_qr(model.W, model.psi)
+    u, AR = _whitened_residuals(aq, _psd_root(stats.Sigma_hat).T)
+    tr = np.sum(u * u) + np.sum(AR * AR)
     # (LG.7)  delta^T C^{-1} delta = |Psi^{-1/2}(delta - W m)|^2 + |m|^2
-    delta = (stats.xbar - model.mu)[None, :]
-    m = _posterior_mean(f, delta)
-    e = delta - m @ model.W.T
-    quad = np.sum(e * e / model.psi) + np.sum(m * m)
+    u, m = _whitened_residuals(aq, (stats.xbar - model.mu)[None, :])
+    quad = np.sum(u * u) + np.sum(m * m)
     d = model.d
-    return float(-0.5 * stats.n * (d * LOG_2PI + f.logdet_C + tr + quad))
+    return float(-0.5 * stats.n * (d * LOG_2PI + _logdet_C_qr(aq) + tr + quad))
 
 
 # ---------------------------------------------------------------------------
