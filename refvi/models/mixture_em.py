@@ -22,6 +22,15 @@ log p(x), EM is guaranteed monotone in log p(x) only for ``reg_covar=0``; with
 the floor, a component whose variance is near ``reg_covar`` can lower log p(x)
 by about reg_covar * N_k tr Sigma_k^{-1}, and ``run_em`` flags such steps.
 
+``reg_covar`` is absolute, in the squared units of the data (as in
+scikit-learn), so its effect depends on the data's scale: for data in small
+units (column variances of 1e-8, say) the default 1e-6 swamps every
+covariance and EM collapses the means onto the data centre. :func:`em`,
+:func:`m_step` and :func:`kmeans_plusplus_init` therefore warn
+(:class:`RegCovarWarning`) when ``reg_covar`` exceeds ``REG_COVAR_WARN_REL``
+times the smallest non-zero column variance of x; pass a ``reg_covar``
+scaled to the data (e.g. 1e-6 times that variance) to silence it.
+
 Emptied components: a component whose total responsibility N_k is at most
 n * eps (eps = 2^-52, i.e. lost in the rounding of sum_k N_k = n) keeps its
 previous mean and covariance; its weight is N_k / n like every other weight
@@ -60,7 +69,9 @@ from refvi.models.mixture import (
 )
 
 __all__ = [
+    "REG_COVAR_WARN_REL",
     "EmptyComponentWarning",
+    "RegCovarWarning",
     "MixtureEMTrace",
     "auxiliary",
     "auxiliary_and_grad",
@@ -69,6 +80,29 @@ __all__ = [
     "kmeans_plusplus_init",
     "m_step",
 ]
+
+
+#: :class:`RegCovarWarning` when reg_covar > this times the smallest non-zero
+#: column variance of the data.
+REG_COVAR_WARN_REL = 1e-3
+
+
+class RegCovarWarning(UserWarning):
+    """reg_covar is not small against the data's variances: it dominates the fit."""
+
+
+def _warn_if_reg_dominates(x, reg_covar):
+    """Warn when reg_covar > REG_COVAR_WARN_REL * min non-zero column variance."""
+    var = x.var(axis=0)
+    var = var[var > 0]
+    if var.size and reg_covar > REG_COVAR_WARN_REL * var.min():
+        warnings.warn(
+            f"reg_covar = {reg_covar:g} is more than {REG_COVAR_WARN_REL:g} times "
+            f"the smallest column variance of x ({var.min():.3g}): it dominates "
+            "the fitted covariances; scale reg_covar to the data",
+            RegCovarWarning,
+            stacklevel=3,
+        )
 
 
 class EmptyComponentWarning(UserWarning):
@@ -356,7 +390,8 @@ def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
         ``R_SUM_TOL`` (float32 responsibilities do), renormalised in float64.
     covariance_type : {"full", "tied", "diag", "spherical"}
     reg_covar : float
-        Added to every variance (default 1e-6, as scikit-learn).
+        Added to every variance (default 1e-6, as scikit-learn; absolute, see
+        the module docstring and :class:`RegCovarWarning`).
     previous : GaussianMixture, optional
         Parameters kept by components with N_k <= n eps; without it such a
         component raises ValueError.
@@ -370,6 +405,7 @@ def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
     r = _check_r(r, x.shape[0])
     reg = _check_reg_covar(reg_covar)
     previous = _check_previous(previous, r.shape[1], x.shape[1], covariance_type)
+    _warn_if_reg_dominates(x, reg)
     stats = _stats_of(x, r, covariance_type, x.mean(axis=0))
     return _m_step_stats(stats._replace(model=previous), reg)
 
@@ -483,7 +519,9 @@ def em(x, init, *, reg_covar=1e-6, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
     init : GaussianMixture
         theta_0 (use :func:`kmeans_plusplus_init` for a seeded start).
     reg_covar : float
-        Added to every variance in the M-step (default 1e-6, as scikit-learn).
+        Added to every variance in the M-step (default 1e-6, as scikit-learn;
+        absolute: a :class:`RegCovarWarning` when it dominates the data's
+        variances, see the module docstring).
     tol : float
         Stop when an iteration raises log p(x) / n by no more than ``tol``.
     max_iter : int
@@ -501,6 +539,7 @@ def em(x, init, *, reg_covar=1e-6, tol=DEFAULT_TOL, max_iter=DEFAULT_MAX_ITER):
             "data points"
         )
     reg = _check_reg_covar(reg_covar)
+    _warn_if_reg_dominates(x, reg)
     shift = x.mean(axis=0)
     empty = []
 
