@@ -44,11 +44,10 @@ from refvi.models.em import DEFAULT_MAX_ITER, DEFAULT_TOL, run_em
 from refvi.models.linear_gaussian import (
     LinearGaussian,
     Posterior,
+    _augmented_qr,
     _check_model,
     _factor,
-    _augmented_qr,
     _logdet_C_qr,
-    _posterior_mean,
     _whitened_residuals,
     posterior,
 )

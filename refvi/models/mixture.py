@@ -43,12 +43,12 @@ from scipy.special import logsumexp
 
 from refvi import categorical
 from refvi._validate import (
+    WEIGHT_SUM_TOL,
     as_data,
     as_float_array,
     check_dout,
     check_instance,
     check_lower_cholesky,
-    WEIGHT_SUM_TOL,
     check_weights,
     cholesky_of_spd,
     read_only_copy,
@@ -109,21 +109,28 @@ def _check_L(L, covariance_type, K, d):
     return L
 
 
-def _check_log_weights(log_weights):
-    """Log mixing weights: no NaN or +inf (-inf is a zero weight), at least one
-    finite, logsumexp within ``WEIGHT_SUM_TOL`` of 0."""
-    lw = np.asarray(log_weights)
+def _as_log_weights(a, name):
+    """A vector of logits or log-weights: real, no NaN or +inf (-inf is a zero
+    weight), at least one finite entry."""
+    lw = np.asarray(a)
     if lw.dtype == bool or not (
         np.issubdtype(lw.dtype, np.integer) or np.issubdtype(lw.dtype, np.floating)
     ):
-        raise TypeError(f"log_weights must be a real numeric array; got dtype {lw.dtype}")
+        raise TypeError(f"{name} must be a real numeric array; got dtype {lw.dtype}")
     lw = lw.astype(np.float64)
     if lw.ndim != 1 or lw.size == 0:
-        raise ValueError(f"log_weights must be a non-empty vector; got shape {lw.shape}")
-    if np.any(np.isnan(lw)) or np.any(lw == np.inf):
-        raise ValueError("log_weights must not contain NaN or +inf (-inf is weight 0)")
-    if not np.any(np.isfinite(lw)):
-        raise ValueError("log_weights must have at least one finite entry")
+        raise ValueError(f"{name} must be a non-empty vector; got shape {lw.shape}")
+    if np.any(np.isnan(lw)) or np.any(lw == np.inf) or not np.any(np.isfinite(lw)):
+        raise ValueError(
+            f"{name} must be finite or -inf (a zero weight), at least one finite"
+        )
+    return lw
+
+
+def _check_log_weights(log_weights):
+    """Log mixing weights (:func:`_as_log_weights`) with logsumexp within
+    ``WEIGHT_SUM_TOL`` of 0."""
+    lw = _as_log_weights(log_weights, "log_weights")
     total = float(logsumexp(lw))
     if abs(np.expm1(total)) > WEIGHT_SUM_TOL:
         raise ValueError(
@@ -170,7 +177,12 @@ class GaussianMixture:
     covariance_type: str = "full"
 
     def __init__(
-        self, weights=None, means=None, L=None, covariance_type="full", *,
+        self,
+        weights=None,
+        means=None,
+        L=None,
+        covariance_type="full",
+        *,
         log_weights=None,
     ):
         _check_covariance_type(covariance_type)
@@ -216,21 +228,8 @@ class GaussianMixture:
     def from_logits(cls, logits, means, L, covariance_type="full"):
         """Build a mixture with pi = softmax(logits) (GM.1), stored exactly as
         log_weights = logits - logsumexp(logits); a -inf logit is a zero weight."""
-        lg = np.asarray(logits)
-        if lg.dtype == bool or not (
-            np.issubdtype(lg.dtype, np.integer) or np.issubdtype(lg.dtype, np.floating)
-        ):
-            raise TypeError(f"logits must be a real numeric array; got dtype {lg.dtype}")
-        lg = lg.astype(np.float64)
-        if lg.ndim != 1 or lg.size == 0:
-            raise ValueError(f"logits must be a non-empty vector; got shape {lg.shape}")
-        if np.any(np.isnan(lg)) or np.any(lg == np.inf) or not np.any(np.isfinite(lg)):
-            raise ValueError(
-                "logits must be finite or -inf (a zero weight), at least one finite"
-            )
-        return cls(
-            None, means, L, covariance_type, log_weights=lg - logsumexp(lg)
-        )
+        lg = _as_log_weights(logits, "logits")
+        return cls(None, means, L, covariance_type, log_weights=lg - logsumexp(lg))
 
     @classmethod
     def from_covariances(cls, weights, means, covariances, covariance_type="full"):
@@ -549,7 +548,9 @@ def _component_grads(model, x, g):
         dmeans = np.einsum("kij,kj->ki", P, m)
         # (GM.11)  d/dL_k = tril(L_k^{-T} M_k) - G_k diag(1 / L_k,jj)
         dL = np.tril(P @ M)
-        dL -= G[:, None, None] * np.eye(d) / np.diagonal(L, axis1=1, axis2=2)[:, None, :]
+        dL -= (
+            G[:, None, None] * np.eye(d) / np.diagonal(L, axis1=1, axis2=2)[:, None, :]
+        )
     elif ctype == "tied":
         P = prep.P
         dmeans = m @ P.T

@@ -29,9 +29,7 @@ def vec(a):
 
 def to_float(M):
     """mpmath matrix -> float64 ndarray of its shape."""
-    return np.array(
-        [[float(M[i, j]) for j in range(M.cols)] for i in range(M.rows)]
-    )
+    return np.array([[float(M[i, j]) for j in range(M.cols)] for i in range(M.rows)])
 
 
 def cov_from_factor(L):
@@ -115,7 +113,7 @@ def mixture_all(model, x, q_logits=None):
     """
     with mpmath.workdps(DPS):
         log_w, mus, Sig = mixture_dense(model)
-        K, d = len(mus), model.dim
+        K = len(mus)
         Sinv = [mpmath.inverse(S) for S in Sig]
         n = x.shape[0]
         lj = [[None] * K for _ in range(n)]
@@ -170,13 +168,19 @@ def _mixture_param_grads(model, x, mus, Sig, Sinv, log_w, g, prefix=""):
         dL = np.tril(to_float(2 * tot * mat(model.L)))
     elif ctype == "diag":
         dL = np.array(
-            [[float(2 * mpf(model.L[k][j]) * dSig[k][j, j]) for j in range(d)]
-             for k in range(K)]
+            [
+                [float(2 * mpf(model.L[k][j]) * dSig[k][j, j]) for j in range(d)]
+                for k in range(K)
+            ]
         )
     else:
         dL = np.array(
-            [float(2 * mpf(model.L[k]) * mpmath.fsum(dSig[k][j, j] for j in range(d)))
-             for k in range(K)]
+            [
+                float(
+                    2 * mpf(model.L[k]) * mpmath.fsum(dSig[k][j, j] for j in range(d))
+                )
+                for k in range(K)
+            ]
         )
     return {
         prefix + "logits": np.array([float(v) for v in dlogits]),
@@ -200,14 +204,19 @@ def _mixture_q_terms(q_logits, lj, lr, model, x, mus, Sig, Sinv):
         ]
         e = mpmath.fsum(terms)
         elbo.append(e)
-        kl.append(mpmath.fsum(
-            q[k] * (lq[k] - lr[i][k]) if q[k] != 0 else mpmath.mpf(0) for k in range(K)
-        ))
+        kl.append(
+            mpmath.fsum(
+                q[k] * (lq[k] - lr[i][k]) if q[k] != 0 else mpmath.mpf(0)
+                for k in range(K)
+            )
+        )
         # d ELBO_i / d q_logits_ik = q_ik (f_ik - ELBO_i), f = log p(x, k) - log q
-        dq.append([
-            q[k] * (lj[i][k] - lq[k] - e) if q[k] != 0 else mpmath.mpf(0)
-            for k in range(K)
-        ])
+        dq.append(
+            [
+                q[k] * (lj[i][k] - lq[k] - e) if q[k] != 0 else mpmath.mpf(0)
+                for k in range(K)
+            ]
+        )
     out = {
         "elbo": np.array([float(v) for v in elbo]),
         "kl": np.array([float(v) for v in kl]),
@@ -267,8 +276,10 @@ def lg_log_marginal_total(model, stats):
         CiS = mpmath.inverse(C) * S
         tr = mpmath.fsum(CiS[j, j] for j in range(d))
         quad = (delta.T * mpmath.lu_solve(C, delta))[0]
-        val = -mpf(stats.n) / 2 * (
-            d * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.det(C)) + tr + quad
+        val = (
+            -mpf(stats.n)
+            / 2
+            * (d * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.det(C)) + tr + quad)
         )
         return float(val)
 
@@ -335,4 +346,6 @@ def lg_total_condition(model, stats):
         S = mat(stats.Sigma_hat)
         d = S.rows
         tot = mpmath.fsum(abs(Ci[i, j] * S[i, j]) for i in range(d) for j in range(d))
-        return float(mpf(stats.n) / 2 * tot / abs(mpf(lg_log_marginal_total(model, stats))))
+        return float(
+            mpf(stats.n) / 2 * tot / abs(mpf(lg_log_marginal_total(model, stats)))
+        )

@@ -8,25 +8,23 @@ import warnings
 
 import numpy as np
 import pytest
-
-from refvi import gaussian
-from refvi import mixture_kl
-from refvi.models import linear_gaussian as lg
-from refvi.models import linear_gaussian_em as lge
-from refvi.models import mixture as gm
-from refvi.models import mixture_em
-from refvi.verify.gradcheck import taylor_test
-
 from mpref import (
     EPS,
     lg_log_marginal_and_grad,
-    lg_total_condition,
     lg_log_marginal_total,
+    lg_total_condition,
     mixture_all,
     mixture_log_lik,
     perturbation_condition,
     rel_err,
 )
+
+from refvi import gaussian, mixture_kl
+from refvi.models import linear_gaussian as lg
+from refvi.models import linear_gaussian_em as lge
+from refvi.models import mixture as gm
+from refvi.models import mixture_em
+from refvi.verify.gradcheck import taylor_test
 
 TYPES = gm.COVARIANCE_TYPES
 #: Tolerance of every comparison with the 50-digit reference below.
@@ -50,12 +48,16 @@ def _hard_mixtures(ctype):
     """Tiny factor at mean (1, 1), and unit factors 1e8 sigma from the origin."""
     rng = np.random.default_rng(0)
     tiny = gm.GaussianMixture(
-        [0.5, 0.5], [[1.0, 1.0], [1.0 + 3e-8, 1.0]], _factor(ctype, [1e-8, 1e-8], 2),
+        [0.5, 0.5],
+        [[1.0, 1.0], [1.0 + 3e-8, 1.0]],
+        _factor(ctype, [1e-8, 1e-8], 2),
         ctype,
     )
     x_tiny = np.array([1.0, 1.0]) + 1e-8 * rng.normal(size=(5, 2))
     far = gm.GaussianMixture(
-        [0.3, 0.7], [[1e8, -1e8], [1e8 + 2.0, -1e8]], _factor(ctype, [1.0, 1.0], 2),
+        [0.3, 0.7],
+        [[1e8, -1e8], [1e8 + 2.0, -1e8]],
+        _factor(ctype, [1.0, 1.0], 2),
         ctype,
     )
     x_far = np.array([1e8, -1e8]) + rng.normal(size=(5, 2))
@@ -111,8 +113,9 @@ def test_from_logits_keeps_tiny_weights():
     assert rel_err(e, ref["elbo"]) <= TOL
     assert rel_err(g["q_logits"], ref["elbo_q_logits"]) <= TOL
     # a -inf logit is a zero weight, accepted
-    zero = gm.GaussianMixture.from_logits([0.0, -np.inf], [[0.0], [1.0]], np.ones(2),
-                                          "spherical")
+    zero = gm.GaussianMixture.from_logits(
+        [0.0, -np.inf], [[0.0], [1.0]], np.ones(2), "spherical"
+    )
     assert zero.weights[1] == 0.0 and zero.log_weights[1] == -np.inf
 
 

@@ -1,0 +1,833 @@
+"""The accuracy suite: a stress corpus, refvi's values and gradients on it, and a
+50-digit mpmath evaluation of each naive formula to compare them with.
+
+Each *check* is one public function on one corpus case. It returns refvi's
+outputs and the reference outputs as dicts of float arrays (a value and each
+gradient); references for gradients are central differences of the naive
+50-digit value with step 1e-20 (truncation ~1e-40, cancellation ~1e-30: exact
+for float64 purposes). Errors are normwise relative (``mpref.rel_err``).
+
+A check passes when every output is within ``TOL`` = 1e-12 of the reference,
+or -- when the problem itself is ill-conditioned -- within ``COND_FACTOR``
+times its condition number kappa (in units of eps), kappa measured by
+perturbing every float input by eps relatively (``mpref.perturbation_condition``)
+and re-evaluating the reference: the error any backward-stable algorithm may
+make. ``benchmarks/accuracy_table.py`` runs every check and writes
+docs/accuracy.md.
+
+Corpus: condition numbers to 1e10 (factor diagonals 1 and 1e-5), offsets to
+1e8 sigma, a tiny scale (sigma 1e-8 at mean (1, 1)), weights down to 1e-300
+and logits of +-1e3, and the small sizes d = 1, k = 1, n = 1.
+"""
+
+from typing import NamedTuple
+
+import mpmath
+import numpy as np
+from mpref import DPS, EPS, perturbation_condition, rel_err
+
+from refvi import categorical, gaussian, mixture_kl
+from refvi.models import linear_gaussian as lg
+from refvi.models import linear_gaussian_em as lge
+from refvi.models import mixture as gm
+from refvi.models import mixture_prior as mpr
+
+TOL = 1e-12
+COND_FACTOR = 16
+
+
+# --------------------------------------------------------------------------
+# Naive formulas on numpy object arrays of mpf.
+
+
+def to_mp(a):
+    """float array -> object array of mpf (exact)."""
+    a = np.asarray(a, dtype=float)
+    return np.array([mpmath.mpf(float(v)) for v in a.ravel()], dtype=object).reshape(
+        a.shape
+    )
+
+
+def F(a):
+    """object array of mpf -> float array."""
+    a = np.asarray(a, dtype=object)
+    return np.array([float(v) for v in a.ravel()]).reshape(a.shape)
+
+
+def _m(A):
+    return mpmath.matrix(A.tolist())
+
+
+def inv(A):
+    return np.array(mpmath.inverse(_m(A)).tolist(), dtype=object)
+
+
+def logdet(A):
+    return mpmath.log(mpmath.det(_m(A)))
+
+
+def mlog(a):
+    return np.vectorize(mpmath.log, otypes=[object])(a)
+
+
+def mexp(a):
+    return np.vectorize(mpmath.exp, otypes=[object])(a)
+
+
+def lse(a, axis=-1):
+    """logsumexp along ``axis`` of an object array (-inf entries allowed)."""
+    a = np.moveaxis(np.asarray(a, dtype=object), axis, -1)
+    out = np.empty(a.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        row = [v for v in a[idx] if v != -mpmath.inf]
+        top = max(row)
+        out[idx] = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in row))
+    return out
+
+
+def log_normal(x, mean, Sigma):
+    """log N(x_i; mean, Sigma) for rows of x (object arrays), (n,)."""
+    d = mean.shape[0]
+    Si = inv(Sigma)
+    e = x - mean
+    quad = np.einsum("ij,jk,ik->i", e, Si, e)
+    return -(d * mpmath.log(2 * mpmath.pi) + logdet(Sigma) + quad) / 2
+
+
+def kl_gauss(mp, Sp, mq, Sq):
+    d = mp.shape[0]
+    Sqi = inv(Sq)
+    e = mq - mp
+    return (np.trace(Sqi @ Sp) + e @ Sqi @ e - d + logdet(Sq) - logdet(Sp)) / 2
+
+
+def log_softmax(z):
+    return z - lse(z)[..., None]
+
+
+# --------------------------------------------------------------------------
+# Gradients of a naive value by 50-digit central differences.
+
+
+def mp_value_and_grads(value_fn, params, dout, free=None):
+    """value_fn(obj params) -> object array (n,) or scalar.
+
+    Returns {"value": float array, name: d(sum dout * value)/d param} with only
+    the ``free`` entries (mask per name, default all) differentiated.
+    """
+    free = free or {}
+    with mpmath.workdps(DPS + 10):
+        P = {k: to_mp(v) for k, v in params.items()}
+        val = value_fn(P)
+        out = {"value": F(val)}
+        w = to_mp(dout) if np.ndim(val) else None
+        h = mpmath.mpf(10) ** -20
+
+        def total(Q):
+            v = value_fn(Q)
+            return mpmath.fsum(w * v) if w is not None else v
+
+        for name, arr in params.items():
+            mask = free.get(name, np.ones(np.shape(arr), dtype=bool))
+            g = np.zeros(np.shape(arr))
+            for idx in zip(*np.nonzero(mask), strict=True):
+                step = h * max(1, abs(P[name][idx]))
+                Qp = dict(P)
+                Qp[name] = P[name].copy()
+                Qp[name][idx] += step
+                Qm = dict(P)
+                Qm[name] = P[name].copy()
+                Qm[name][idx] -= step
+                g[idx] = float((total(Qp) - total(Qm)) / (2 * step))
+            out[name] = g
+        return out
+
+
+# --------------------------------------------------------------------------
+# The corpus.
+
+
+def _lower(d, diag, off=0.3):
+    return np.tril(np.full((d, d), off), -1) * np.sqrt(np.outer(diag, diag)) + np.diag(
+        diag
+    )
+
+
+def gaussian_cases():
+    """(name, mean, L, x) for one Gaussian."""
+    rng = np.random.default_rng(0)
+    cases = [("d=1, n=1", np.array([0.3]), np.array([[0.7]]), np.array([[1.1]]))]
+    L = _lower(2, np.array([1.0, 1e-5]))
+    cases.append(("cond 1e10", np.array([0.5, -1.0]), L, rng.normal(size=(3, 2))))
+    L = _lower(2, np.array([0.7, 1.1]))
+    mean = np.array([1e8, -1e8])
+    cases.append(("offset 1e8 sigma", mean, L, mean + rng.normal(size=(3, 2))))
+    L = _lower(2, np.array([1e-8, 2e-8]))
+    mean = np.array([1.0, 1.0])
+    cases.append(
+        ("sigma 1e-8 at (1, 1)", mean, L, mean + 1e-8 * rng.normal(size=(3, 2)))
+    )
+    return cases
+
+
+def gaussian_pairs():
+    """(name, (mean_p, L_p), (mean_q, L_q))."""
+    out = [
+        (
+            "d=1",
+            (np.array([0.2]), np.array([[0.5]])),
+            (np.array([-0.1]), np.array([[2.0]])),
+        )
+    ]
+    out.append(
+        (
+            "cond 1e10",
+            (np.array([0.1, 0.2]), _lower(2, np.array([1.0, 1e-5]))),
+            (np.array([0.3, -0.2]), _lower(2, np.array([1e-5, 1.0]), -0.2)),
+        )
+    )
+    out.append(
+        (
+            "offset 1e8 sigma",
+            (np.array([1e8, 1.0]), _lower(2, np.array([0.8, 1.2]))),
+            (np.array([0.0, 0.0]), _lower(2, np.array([1.0, 0.9]))),
+        )
+    )
+    out.append(
+        (
+            "near-equal, sigma 1e-8",
+            (np.array([1.0, 1.0]), _lower(2, np.array([1e-8, 1e-8]))),
+            (np.array([1.0 + 1e-9, 1.0]), _lower(2, np.array([1.0001e-8, 1e-8]))),
+        )
+    )
+    return out
+
+
+def logits_cases():
+    return [
+        ("k=1", np.array([[0.3]])),
+        ("ordinary", np.array([[0.1, -0.5, 1.2], [2.0, 0.0, -1.0]])),
+        ("+-1e3", np.array([[1e3, -1e3, 0.0], [-1e3, -999.0, -1e3]])),
+        ("weight 1e-300", np.array([[0.0, np.log(1e-300), -5.0]])),
+    ]
+
+
+def mixture_cases():
+    """(name, model, x) over the four covariance types."""
+    out = []
+    rng = np.random.default_rng(1)
+    for ctype in gm.COVARIANCE_TYPES:
+
+        def factor(diags, ctype=ctype):
+            diags = np.asarray(diags, dtype=float)  # (K, d) standard deviations
+            if ctype == "full":
+                return np.stack([_lower(diags.shape[1], s) for s in diags])
+            if ctype == "tied":
+                return _lower(diags.shape[1], diags[0])
+            if ctype == "diag":
+                return diags
+            return diags[:, 0]
+
+        out.append(
+            (
+                f"{ctype}: K=1, d=1, n=1",
+                gm.GaussianMixture([1.0], [[0.5]], factor([[0.8]]), ctype),
+                np.array([[1.3]]),
+            )
+        )
+        sd = (
+            [[1.0, 1e-5], [1e-5, 1.0]]
+            if ctype in ("full", "diag")
+            else [[1.0, 1.0]] * 2
+        )
+        if ctype == "tied":
+            sd = [[1.0, 1e-5]] * 2
+        out.append(
+            (
+                f"{ctype}: cond 1e10",
+                gm.GaussianMixture(
+                    [0.4, 0.6], [[0.0, 0.0], [1.0, 1e-5]], factor(sd), ctype
+                ),
+                rng.normal(size=(2, 2)) * [1.0, 1e-5],
+            )
+        )
+        mean = np.array([1e8, -1e8])
+        out.append(
+            (
+                f"{ctype}: offset 1e8 sigma",
+                gm.GaussianMixture(
+                    [0.3, 0.7], [mean, mean + 2.0], factor([[0.7, 1.1]] * 2), ctype
+                ),
+                mean + rng.normal(size=(2, 2)),
+            )
+        )
+        out.append(
+            (
+                f"{ctype}: weights 1e-300, logit -1e3",
+                gm.GaussianMixture.from_logits(
+                    [0.0, np.log(1e-300), -1e3],
+                    [[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]],
+                    factor([[1.0, 0.9], [0.6, 1.2], [0.8, 0.8]]),
+                    ctype,
+                ),
+                np.array([[3.0, 0.1], [0.0, 4.0]]),
+            )
+        )
+    return out
+
+
+def lg_cases():
+    """(name, model, x)."""
+    rng = np.random.default_rng(2)
+    out = [
+        (
+            "d=1, k=1, n=1",
+            lg.LinearGaussian([[0.8]], [0.1], [0.5]),
+            np.array([[0.7]]),
+        )
+    ]
+    W = rng.normal(size=(3, 2))
+    out.append(
+        (
+            "psi 1e-10..1 (cond 1e10)",
+            lg.LinearGaussian(W, rng.normal(size=3), [1e-10, 1.0, 0.5]),
+            rng.normal(size=(3, 3)),
+        )
+    )
+    mu = np.array([1e8, -1e8, 3e7])
+    out.append(
+        (
+            "offset 1e8 sigma",
+            lg.LinearGaussian(W, mu, [0.5, 1.0, 0.7]),
+            mu + rng.normal(size=(3, 3)),
+        )
+    )
+    return out
+
+
+# --------------------------------------------------------------------------
+# Checks: (function, case) -> (refvi outputs, reference(float params) -> outputs,
+# float params, free masks).
+
+
+class Check(NamedTuple):
+    function: str
+    case: str
+    got: dict
+    reference: object  # callable(params dict) -> dict of float arrays
+    params: dict
+
+
+def _tril_mask(L):
+    return np.tril(np.ones(np.shape(L), dtype=bool))
+
+
+def gaussian_checks():
+    out = []
+    for name, mean, L, x in gaussian_cases():
+        dout = np.linspace(1.0, -0.5, x.shape[0])
+        p = gaussian.Gaussian(mean, L)
+        v, g = gaussian.log_prob_and_grad(p, x, dout)
+
+        def ref(P, dout=dout):
+            return mp_value_and_grads(
+                lambda Q: log_normal(Q["x"], Q["mean"], Q["L"] @ Q["L"].T),
+                P,
+                dout,
+                {"L": _tril_mask(P["L"])},
+            )
+
+        out.append(
+            Check(
+                "gaussian.log_prob_and_grad",
+                name,
+                {"value": v, "mean": g["mean"], "L": g["L"], "x": g["x"]},
+                ref,
+                {"mean": mean, "L": L, "x": x},
+            )
+        )
+        v, g = gaussian.entropy_and_grad(p)
+
+        def ref_h(P):
+            d = P["L"].shape[0]
+            return mp_value_and_grads(
+                lambda Q: (
+                    (d * (1 + mpmath.log(2 * mpmath.pi)) + logdet(Q["L"] @ Q["L"].T))
+                    / 2
+                ),
+                P,
+                None,
+                {"L": _tril_mask(P["L"])},
+            )
+
+        out.append(
+            Check(
+                "gaussian.entropy_and_grad",
+                name,
+                {"value": v, "L": g["L"]},
+                ref_h,
+                {"L": L},
+            )
+        )
+        v, g = gaussian.kl_standard_normal_and_grad(p)
+
+        def ref_k0(P):
+            d = P["L"].shape[0]
+            return mp_value_and_grads(
+                lambda Q: kl_gauss(
+                    Q["mean"], Q["L"] @ Q["L"].T, to_mp(np.zeros(d)), to_mp(np.eye(d))
+                ),
+                P,
+                None,
+                {"L": _tril_mask(P["L"])},
+            )
+
+        out.append(
+            Check(
+                "gaussian.kl_standard_normal_and_grad",
+                name,
+                {"value": v, "mean": g["mean"], "L": g["L"]},
+                ref_k0,
+                {"mean": mean, "L": L},
+            )
+        )
+    for name, (mp_, Lp), (mq, Lq) in gaussian_pairs():
+        p, q = gaussian.Gaussian(mp_, Lp), gaussian.Gaussian(mq, Lq)
+        v, g = gaussian.kl_and_grad(p, q)
+
+        def ref_kl(P):
+            return mp_value_and_grads(
+                lambda Q: kl_gauss(
+                    Q["mean_p"],
+                    Q["L_p"] @ Q["L_p"].T,
+                    Q["mean_q"],
+                    Q["L_q"] @ Q["L_q"].T,
+                ),
+                P,
+                None,
+                {"L_p": _tril_mask(P["L_p"]), "L_q": _tril_mask(P["L_q"])},
+            )
+
+        out.append(
+            Check(
+                "gaussian.kl_and_grad",
+                name,
+                {"value": v, **g},
+                ref_kl,
+                {"mean_p": mp_, "L_p": Lp, "mean_q": mq, "L_q": Lq},
+            )
+        )
+        res = mixture_kl.kl_quadrature(p, q)
+        out.append(
+            Check(
+                "mixture_kl.kl_quadrature",
+                name,
+                {"value": res.value},
+                lambda P: {"value": ref_kl(P)["value"]},
+                {"mean_p": mp_, "L_p": Lp, "mean_q": mq, "L_q": Lq},
+            )
+        )
+    return out
+
+
+def categorical_checks():
+    out = []
+    for name, z in logits_cases():
+        dout = np.linspace(1.0, -0.5, z.shape[0])
+        out.append(
+            Check(
+                "categorical.log_softmax",
+                name,
+                {"value": categorical.log_softmax(z)},
+                lambda P: mp_value(lambda Q: log_softmax(Q["logits"]), P),
+                {"logits": z},
+            )
+        )
+        v, g = categorical.entropy_and_grad(z, dout)
+
+        def ent(Q):
+            ls = log_softmax(Q["logits"])
+            return -np.sum(mexp(ls) * ls, axis=-1)
+
+        out.append(
+            Check(
+                "categorical.entropy_and_grad",
+                name,
+                {"value": v, "logits": g["logits"]},
+                lambda P, dout=dout: mp_value_and_grads(ent, P, dout),
+                {"logits": z},
+            )
+        )
+        zq = z[::-1].copy() if z.shape[0] > 1 else z - np.arange(z.shape[1])
+        v, g = categorical.kl_and_grad(z, zq, dout)
+
+        def klc(Q):
+            lp, lq = log_softmax(Q["logits_p"]), log_softmax(Q["logits_q"])
+            return np.sum(mexp(lp) * (lp - lq), axis=-1)
+
+        out.append(
+            Check(
+                "categorical.kl_and_grad",
+                name,
+                {"value": v, **g},
+                lambda P, dout=dout: mp_value_and_grads(klc, P, dout),
+                {"logits_p": z, "logits_q": zq},
+            )
+        )
+    return out
+
+
+def mp_value(value_fn, params):
+    """{"value": value_fn(params as 50-digit object arrays)} as floats."""
+    with mpmath.workdps(DPS):
+        return {"value": F(value_fn({k: to_mp(v) for k, v in params.items()}))}
+
+
+def _mixture_naive(model):
+    """(log pi, means, Sigmas) as functions of an object-params dict Q."""
+    ctype, d, K = model.covariance_type, model.dim, model.n_components
+
+    def Sig(Q):
+        L = Q["L"]
+        if ctype == "full":
+            return [L[k] @ L[k].T for k in range(K)]
+        if ctype == "tied":
+            return [L @ L.T] * K
+        if ctype == "diag":
+            return [np.diag(L[k] ** 2) for k in range(K)]
+        return [np.diag([L[k] ** 2] * d) for k in range(K)]
+
+    def log_joint(Q):
+        lw = log_softmax(Q["logits"])
+        return np.stack(
+            [
+                lw[k] + log_normal(Q["x"], Q["means"][k], S)
+                for k, S in enumerate(Sig(Q))
+            ],
+            axis=1,
+        )
+
+    return log_joint
+
+
+def mixture_checks():
+    out = []
+    for name, model, x in mixture_cases():
+        n, K = x.shape[0], model.n_components
+        dout = np.linspace(1.0, -0.5, n)
+        free = (
+            {"L": _tril_mask(model.L)}
+            if model.covariance_type in ("full", "tied")
+            else {}
+        )
+        params = {
+            "logits": np.array(model.log_weights),
+            "means": np.array(model.means),
+            "L": np.array(model.L),
+            "x": x,
+        }
+        log_joint = _mixture_naive(model)
+        v, g = gm.log_marginal_and_grad(model, x, dout)
+
+        def ref_lm(P, dout=dout, log_joint=log_joint, free=free, x=x):
+            P = {k: v for k, v in P.items() if k != "x"}
+            return mp_value_and_grads(
+                lambda Q: lse(log_joint({**Q, "x": to_mp(x)}), 1), P, dout, free
+            )
+
+        out.append(
+            Check(
+                "mixture.log_marginal_and_grad",
+                name,
+                {"value": v, **g},
+                lambda P, f=ref_lm: f(P),
+                {k: params[k] for k in ("logits", "means", "L")},
+            )
+        )
+        out.append(
+            Check(
+                "mixture.log_responsibilities",
+                name,
+                {"value": gm.log_responsibilities(model, x)},
+                lambda P, log_joint=log_joint: mp_value(
+                    lambda Q: log_joint(Q) - lse(log_joint(Q), 1)[:, None], P
+                ),
+                params,
+            )
+        )
+        q_logits = np.tile(np.linspace(0.5, -0.5, K), (n, 1))
+        v, g = gm.elbo_and_grad(model, x, q_logits, dout)
+
+        def ref_elbo(P, dout=dout, log_joint=log_joint, free=free, x=x):
+            def f(Q):
+                lq = log_softmax(Q["q_logits"])
+                return np.sum(mexp(lq) * (log_joint({**Q, "x": to_mp(x)}) - lq), axis=1)
+
+            return mp_value_and_grads(f, P, dout, free)
+
+        out.append(
+            Check(
+                "mixture.elbo_and_grad",
+                name,
+                {"value": v, **g},
+                ref_elbo,
+                {
+                    "logits": params["logits"],
+                    "means": params["means"],
+                    "L": params["L"],
+                    "q_logits": q_logits,
+                },
+            )
+        )
+        if np.all(np.isfinite(model.log_weights)):
+            v, g = gm.kl_to_posterior_and_grad(model, x, q_logits, dout)
+
+            def ref_kl(P, dout=dout, log_joint=log_joint, free=free, x=x):
+                def f(Q):
+                    lq = log_softmax(Q["q_logits"])
+                    lj = log_joint({**Q, "x": to_mp(x)})
+                    lr = lj - lse(lj, 1)[:, None]
+                    return np.sum(mexp(lq) * (lq - lr), axis=1)
+
+                return mp_value_and_grads(f, P, dout, free)
+
+            out.append(
+                Check(
+                    "mixture.kl_to_posterior_and_grad",
+                    name,
+                    {"value": v, **g},
+                    ref_kl,
+                    {
+                        "logits": params["logits"],
+                        "means": params["means"],
+                        "L": params["L"],
+                        "q_logits": q_logits,
+                    },
+                )
+            )
+    return out
+
+
+def lg_checks():
+    out = []
+    for name, model, x in lg_cases():
+        n, k = x.shape[0], model.W.shape[1]
+        dout = np.linspace(1.0, -0.5, n)
+
+        def C(Q):
+            return Q["W"] @ Q["W"].T + np.diag(Q["psi"])
+
+        v, g = lg.log_marginal_and_grad(model, x, dout)
+        out.append(
+            Check(
+                "linear_gaussian.log_marginal_and_grad",
+                name,
+                {"value": v, **g},
+                lambda P, dout=dout: mp_value_and_grads(
+                    lambda Q: log_normal(Q["x"], Q["mu"], C(Q)), P, dout
+                ),
+                {
+                    "W": np.array(model.W),
+                    "mu": np.array(model.mu),
+                    "psi": np.array(model.psi),
+                    "x": x,
+                },
+            )
+        )
+        m_q = np.linspace(-0.3, 0.4, n * k).reshape(n, k)
+        L_q = _lower(k, np.linspace(0.5, 0.8, k))
+        v, g = lg.elbo_and_grad(model, x, m_q, L_q, dout=dout)
+
+        def elbo_naive(Q):
+            # E_q log N(x; W z + mu, Psi) + E_q log N(z; 0, I) + H(q), naive
+            Sq = Q["L_q"] @ Q["L_q"].T
+            W, psi = Q["W"], Q["psi"]
+            r = Q["x"] - Q["mu"] - Q["m_q"] @ W.T
+            dd, kk = W.shape
+            l2p = mpmath.log(2 * mpmath.pi)
+            lik = (
+                -(
+                    dd * l2p
+                    + np.sum(mlog(psi))
+                    + np.sum(r * r / psi, axis=1)
+                    + np.trace((W.T @ np.diag(1 / psi) @ W) @ Sq)
+                )
+                / 2
+            )
+            prior = -(kk * l2p + np.sum(Q["m_q"] ** 2, axis=1) + np.trace(Sq)) / 2
+            H = (kk * (1 + l2p) + logdet(Sq)) / 2
+            return lik + prior + H
+
+        out.append(
+            Check(
+                "linear_gaussian.elbo_and_grad",
+                name,
+                {"value": v, **g},
+                lambda P, dout=dout: mp_value_and_grads(
+                    elbo_naive, P, dout, {"L_q": _tril_mask(P["L_q"])}
+                ),
+                {
+                    "m_q": m_q,
+                    "L_q": L_q,
+                    "W": np.array(model.W),
+                    "mu": np.array(model.mu),
+                    "psi": np.array(model.psi),
+                    "x": x,
+                },
+            )
+        )
+        kl = lg.kl_to_posterior(model, x, m_q, L_q)
+
+        def kl_naive(P):
+            def f(Q):
+                return log_normal(Q["x"], Q["mu"], C(Q)) - elbo_naive(Q)
+
+            return mp_value(f, P)
+
+        out.append(
+            Check(
+                "linear_gaussian.kl_to_posterior",
+                name,
+                {"value": kl},
+                kl_naive,
+                {
+                    "m_q": m_q,
+                    "L_q": L_q,
+                    "W": np.array(model.W),
+                    "mu": np.array(model.mu),
+                    "psi": np.array(model.psi),
+                    "x": x,
+                },
+            )
+        )
+        if n >= 1:
+            stats = lge.sufficient_stats(x)
+            total = lge.log_marginal_total(model, stats)
+
+            def ref_total(P, n=n, C=C):
+                def f(Q):
+                    Cq = C(Q)
+                    delta = Q["xbar"] - Q["mu"]
+                    Ci = inv(Cq)
+                    dd = Cq.shape[0]
+                    return (
+                        -mpmath.mpf(n)
+                        / 2
+                        * (
+                            dd * mpmath.log(2 * mpmath.pi)
+                            + logdet(Cq)
+                            + np.trace(Ci @ Q["Sigma_hat"])
+                            + delta @ Ci @ delta
+                        )
+                    )
+
+                return mp_value(f, P)
+
+            out.append(
+                Check(
+                    "linear_gaussian_em.log_marginal_total",
+                    name,
+                    {"value": total},
+                    ref_total,
+                    {
+                        "W": np.array(model.W),
+                        "mu": np.array(model.mu),
+                        "psi": np.array(model.psi),
+                        "xbar": stats.xbar,
+                        "Sigma_hat": stats.Sigma_hat,
+                    },
+                )
+            )
+    return out
+
+
+def mixture_prior_checks():
+    out = []
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(3, 2))
+    a = np.array([[0.0, 0.0], [2.0, -1.0]])
+    L_B = np.stack([_lower(2, np.array([1.0, 0.5])), _lower(2, np.array([0.3, 1e-4]))])
+    for name, psi, mu in [
+        ("ordinary", np.array([0.5, 1.0, 0.7]), np.zeros(3)),
+        ("psi 1e-10, offset 1e8", np.array([1e-10, 1.0, 0.7]), np.array([1e8, 0, 0])),
+    ]:
+        model = mpr.MixturePrior([0.3, 0.7], a, L_B, W, mu, psi)
+        x = mu + rng.normal(size=(2, 3))
+
+        def ref(P):
+            def f(Q):
+                comps = []
+                for j in range(2):
+                    Cj = Q["W"] @ Q["L_B"][j] @ Q["L_B"][j].T @ Q["W"].T + np.diag(
+                        Q["psi"]
+                    )
+                    comps.append(
+                        mpmath.log(Q["w"][j])
+                        + log_normal(Q["x"], Q["W"] @ Q["a"][j] + Q["mu"], Cj)
+                    )
+                return lse(np.stack(comps, axis=1), 1)
+
+            return mp_value(f, P)
+
+        out.append(
+            Check(
+                "mixture_prior.log_marginal",
+                name,
+                {"value": mpr.log_marginal(model, x)},
+                ref,
+                {
+                    "w": np.array([0.3, 0.7]),
+                    "a": a,
+                    "L_B": L_B,
+                    "W": W,
+                    "mu": mu,
+                    "psi": psi,
+                    "x": x,
+                },
+            )
+        )
+    return out
+
+
+ALL = {
+    "gaussian": gaussian_checks,
+    "categorical": categorical_checks,
+    "mixture": mixture_checks,
+    "linear_gaussian": lg_checks,
+    "mixture_prior": mixture_prior_checks,
+}
+
+
+class Result(NamedTuple):
+    function: str
+    case: str
+    output: str
+    err: float  # normwise relative error
+    kappa: float  # condition number in units of eps (nan if not measured)
+    ok: bool
+
+
+def measure(check, rng=None, always_kappa=False):
+    """Compare one check with its reference; kappa measured when needed."""
+    want = check.reference(check.params)
+    errs = {name: rel_err(check.got[name], want[name]) for name in check.got}
+    kappa = {name: np.nan for name in errs}
+    if always_kappa or any(e > TOL for e in errs.values()):
+        kappa = _kappa(check, rng)
+    out = []
+    for name, e in errs.items():
+        kap = kappa.get(name, np.nan)
+        ok = e <= TOL or (np.isfinite(kap) and e <= COND_FACTOR * max(kap, 1.0) * EPS)
+        out.append(Result(check.function, check.case, name, e, kap, bool(ok)))
+    return out
+
+
+def _kappa(check, rng):
+    names = list(check.params)
+
+    def f(*arrays):
+        return check.reference(dict(zip(names, arrays, strict=True)))
+
+    return perturbation_condition(
+        f, [np.array(check.params[k]) for k in names], rng or np.random.default_rng(0)
+    )
