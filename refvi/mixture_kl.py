@@ -151,6 +151,10 @@ def _log_sum_weighted(log_weights, log_terms):
 def kl_quadrature(q, p, order=None):
     """KL(q || p) by Gauss-Hermite quadrature under each component of q; (MK.6).
 
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
+
     KL = sum_a pi_a E_{q_a}[log q(x) - log p(x)], each expectation by the
     tensor Gauss-Hermite rule of ``refvi.verify.quadrature.expect_gaussian``;
     the error is sum_a pi_a err_a, err_a the component's refinement estimate.

@@ -337,6 +337,10 @@ def posterior(model, x):
 def log_marginal(model, x, method="woodbury"):
     """log p(x_i) = log N(x_i; mu, W W^T + Psi) for each row of ``x`` (n, d).
 
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
+
     Parameters
     ----------
     model : LinearGaussian
@@ -536,6 +540,10 @@ def expected_complete_loglik_and_grad(
 def elbo(model, x, m_q, L_q=None, *, log_std_q=None):
     """ELBO(q_i) = E_{q_i}[log p(x_i, z) - log q_i(z)] for each data point -> (n,).
 
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
+
     Closed form (LG.10)-(LG.11). q_i = N(m_q_i, L_q L_q^T) with ``L_q`` (k, k)
     shared or (n, k, k) per datum, or diagonal q_i = N(m_q_i,
     diag(exp(2 log_std_q_i))) with ``log_std_q`` (n, k).
@@ -554,6 +562,10 @@ def elbo(model, x, m_q, L_q=None, *, log_std_q=None):
 def elbo_and_grad(model, x, m_q, L_q=None, *, log_std_q=None, dout=None):
     """ELBO(q_i) (LG.10)-(LG.11) and the gradients of sum_i dout_i ELBO(q_i).
 
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
+
     The model gradients equal those of :func:`expected_complete_loglik`
     (LG.13); the q gradients add the entropy's d/dL_q = diag(1 / L_jj) (LG.14).
 
@@ -569,6 +581,10 @@ def elbo_and_grad(model, x, m_q, L_q=None, *, log_std_q=None, dout=None):
 
 def kl_to_posterior(model, x, m_q, L_q=None, *, log_std_q=None):
     """KL(q_i || p(z | x_i)) for each data point -> (n,); (LG.15).
+
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
 
     The Gaussian KL between q_i = N(m_q_i, Sigma_q_i) and N(m_i, S)::
 

@@ -248,6 +248,10 @@ def marginal(model):
 def log_marginal(model, x):
     """log p(x_i) = logsumexp_j [log pi_j + log N(x_i; W a_j + mu, C_j)]; (MP.3).
 
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, or within 16 kappa eps where the problem's
+    condition number kappa is larger (docs/accuracy.md).
+
     ``x`` (n, d) -> (n,), through ``refvi.models.mixture.log_marginal`` of
     :func:`marginal`.
     """

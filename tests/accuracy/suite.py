@@ -232,7 +232,7 @@ def mixture_cases():
             (
                 f"{ctype}: K=1, d=1, n=1",
                 gm.GaussianMixture([1.0], [[0.5]], factor([[0.8]]), ctype),
-                np.array([[1.3]]),
+                np.array([[1.6]]),
             )
         )
         sd = (
@@ -555,56 +555,76 @@ def mixture_checks():
                 params,
             )
         )
-        q_logits = np.tile(np.linspace(0.5, -0.5, K), (n, 1))
-        v, g = gm.elbo_and_grad(model, x, q_logits, dout)
-
-        def ref_elbo(P, dout=dout, log_joint=log_joint, free=free, x=x):
-            def f(Q):
-                lq = log_softmax(Q["q_logits"])
-                return np.sum(mexp(lq) * (log_joint({**Q, "x": to_mp(x)}) - lq), axis=1)
-
-            return mp_value_and_grads(f, P, dout, free)
-
-        out.append(
-            Check(
-                "mixture.elbo_and_grad",
-                name,
-                {"value": v, **g},
-                ref_elbo,
-                {
-                    "logits": params["logits"],
-                    "means": params["means"],
-                    "L": params["L"],
-                    "q_logits": q_logits,
-                },
+        value_only = [
+            ("mixture.log_joint", gm.log_joint, lambda Q, lj: lj),
+            (
+                "mixture.log_lik",
+                gm.log_lik,
+                lambda Q, lj: lj - log_softmax(Q["logits"])[None, :],
+            ),
+            ("mixture.log_marginal", gm.log_marginal, lambda Q, lj: lse(lj, 1)),
+            (
+                "mixture.responsibilities",
+                gm.responsibilities,
+                lambda Q, lj: mexp(lj - lse(lj, 1)[:, None]),
+            ),
+        ]
+        for function, fn, naive in value_only:
+            out.append(
+                Check(
+                    function,
+                    name,
+                    {"value": fn(model, x)},
+                    lambda P, naive=naive, log_joint=log_joint: mp_value(
+                        lambda Q: naive(Q, log_joint(Q)), P
+                    ),
+                    params,
+                )
             )
-        )
+        q_logits = np.tile(np.linspace(0.5, -0.5, K), (n, 1))
+        q_params = {k: params[k] for k in ("logits", "means", "L")}
+        q_params["q_logits"] = q_logits
+        # q-objectives: naive value from log q (n, K) and log p(x, z) (n, K)
+        objectives = [
+            (
+                "mixture.elbo_and_grad",
+                gm.elbo_and_grad,
+                lambda lq, lj: np.sum(mexp(lq) * (lj - lq), axis=1),
+            )
+        ]
         if np.all(np.isfinite(model.log_weights)):
-            v, g = gm.kl_to_posterior_and_grad(model, x, q_logits, dout)
+            objectives.append(
+                (
+                    "mixture.kl_to_posterior_and_grad",
+                    gm.kl_to_posterior_and_grad,
+                    lambda lq, lj: np.sum(
+                        mexp(lq) * (lq - lj + lse(lj, 1)[:, None]), axis=1
+                    ),
+                )
+            )
+        for function, fn, naive in objectives:
+            v, g = fn(model, x, q_logits, dout)
+            value_fn = gm.elbo if fn is gm.elbo_and_grad else gm.kl_to_posterior
+            out.append(
+                Check(
+                    function.replace("_and_grad", ""),
+                    name,
+                    {"value": value_fn(model, x, q_logits)},
+                    lambda P, naive=naive, log_joint=log_joint: mp_value(
+                        lambda Q: naive(log_softmax(Q["q_logits"]), log_joint(Q)), P
+                    ),
+                    {**params, "q_logits": q_logits},
+                )
+            )
 
-            def ref_kl(P, dout=dout, log_joint=log_joint, free=free, x=x):
+            def ref_q(P, dout=dout, log_joint=log_joint, free=free, x=x, naive=naive):
                 def f(Q):
-                    lq = log_softmax(Q["q_logits"])
                     lj = log_joint({**Q, "x": to_mp(x)})
-                    lr = lj - lse(lj, 1)[:, None]
-                    return np.sum(mexp(lq) * (lq - lr), axis=1)
+                    return naive(log_softmax(Q["q_logits"]), lj)
 
                 return mp_value_and_grads(f, P, dout, free)
 
-            out.append(
-                Check(
-                    "mixture.kl_to_posterior_and_grad",
-                    name,
-                    {"value": v, **g},
-                    ref_kl,
-                    {
-                        "logits": params["logits"],
-                        "means": params["means"],
-                        "L": params["L"],
-                        "q_logits": q_logits,
-                    },
-                )
-            )
+            out.append(Check(function, name, {"value": v, **g}, ref_q, q_params))
     return out
 
 
@@ -617,6 +637,8 @@ def lg_checks():
         def C(Q):
             return Q["W"] @ Q["W"].T + np.diag(Q["psi"])
 
+        theta = {"W": np.array(model.W), "mu": np.array(model.mu)}
+        theta.update(psi=np.array(model.psi), x=x)
         v, g = lg.log_marginal_and_grad(model, x, dout)
         out.append(
             Check(
@@ -626,12 +648,16 @@ def lg_checks():
                 lambda P, dout=dout: mp_value_and_grads(
                     lambda Q: log_normal(Q["x"], Q["mu"], C(Q)), P, dout
                 ),
-                {
-                    "W": np.array(model.W),
-                    "mu": np.array(model.mu),
-                    "psi": np.array(model.psi),
-                    "x": x,
-                },
+                theta,
+            )
+        )
+        out.append(
+            Check(
+                "linear_gaussian.log_marginal",
+                name,
+                {"value": lg.log_marginal(model, x)},
+                lambda P: mp_value(lambda Q: log_normal(Q["x"], Q["mu"], C(Q)), P),
+                theta,
             )
         )
         m_q = np.linspace(-0.3, 0.4, n * k).reshape(n, k)
@@ -666,14 +692,16 @@ def lg_checks():
                 lambda P, dout=dout: mp_value_and_grads(
                     elbo_naive, P, dout, {"L_q": _tril_mask(P["L_q"])}
                 ),
-                {
-                    "m_q": m_q,
-                    "L_q": L_q,
-                    "W": np.array(model.W),
-                    "mu": np.array(model.mu),
-                    "psi": np.array(model.psi),
-                    "x": x,
-                },
+                {"m_q": m_q, "L_q": L_q, **theta},
+            )
+        )
+        out.append(
+            Check(
+                "linear_gaussian.elbo",
+                name,
+                {"value": lg.elbo(model, x, m_q, L_q)},
+                lambda P: mp_value(elbo_naive, P),
+                {"m_q": m_q, "L_q": L_q, **theta},
             )
         )
         kl = lg.kl_to_posterior(model, x, m_q, L_q)
@@ -690,14 +718,7 @@ def lg_checks():
                 name,
                 {"value": kl},
                 kl_naive,
-                {
-                    "m_q": m_q,
-                    "L_q": L_q,
-                    "W": np.array(model.W),
-                    "mu": np.array(model.mu),
-                    "psi": np.array(model.psi),
-                    "x": x,
-                },
+                {"m_q": m_q, "L_q": L_q, **theta},
             )
         )
         if n >= 1:
