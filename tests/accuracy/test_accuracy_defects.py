@@ -91,10 +91,10 @@ def test_kl_quadrature_tiny_covariance_matches_closed_form(scale):
     Before the fix: 1.3863 instead of 0.6363 for s = 1e-30 and below (every
     node mu + s u rounds to mu), rel. error 2e-5 at s = 1e-12.
     """
-    p = gaussian.Gaussian([1.0, 1.0], scale * np.eye(2))
-    q = gaussian.Gaussian([1.0, 1.0 + scale], 2 * scale * np.eye(2))
-    res = mixture_kl.kl_quadrature(p, q)
-    assert rel_err(res.value, gaussian.kl(p, q)) <= 1e-12
+    q = gaussian.Gaussian([1.0, 1.0], scale_tril=scale * np.eye(2))
+    p = gaussian.Gaussian([1.0, 1.0 + scale], scale_tril=2 * scale * np.eye(2))
+    res = mixture_kl.kl_quadrature(q, p)
+    assert rel_err(res.value, gaussian.kl(q, p)) <= 1e-12
 
 
 def test_from_logits_keeps_tiny_weights():
