@@ -2,15 +2,16 @@
 
 One EM iteration is ONE pass over the data in row blocks
 (derivations/mixture.md (GM.16)-(GM.22)): for each block, the joint
-log-densities of all K components from one product with the stacked
-whitening matrices, log p(x) by log-sum-exp, the responsibilities r, and
+log-densities of all K components from the residuals x_i - mu_k whitened by
+one product per component (:func:`refvi.models.mixture._whiten_block`),
+log p(x) by log-sum-exp, the responsibilities r, and
 their sufficient statistics N_k = sum_i r_ik, s_k = sum_i r_ik x_i and the
 second moments S_k = sum_i r_ik x_i x_i^T (per type: full (K, d, d), tied
 the r-free total (d, d), diag/spherical the diagonals (K, d)). The M-step and
 the ELBO F(q, theta) are closed forms of those statistics, so the pass that
 evaluates log p(x; theta_t) is also the E-step of iteration t, and no
-(n, K) array is ever held. Data are shifted by their mean before any
-product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
+(n, K) array is ever held. For the statistics, data are shifted by their
+mean before any product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
 free of cancellation for data far from the origin.
 
 Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
