@@ -68,8 +68,10 @@ def _hard_mixtures(ctype):
 def test_mixture_shifts_before_whitening(ctype):
     """log p, responsibilities, ELBO and gradients far from the origin in sigma.
 
-    Before the fix (whitening as L^-1 x - L^-1 mu): rel. error of log p up to
-    0.31 and of the means gradient up to 21 (full, tiny factor at (1, 1)).
+    Before the fix (whitening as L^-1 x - L^-1 mu), measured on these cases:
+    rel. error of log p up to 5.0e-9, responsibilities 6.2e-9, ELBO 7.5e-9,
+    means gradient 2.9e-8, L gradient 6.2e-8; now within 1e-12 (gradients
+    1e-10 is the stated bound, they reach ~1e-14).
     """
     for model, x in _hard_mixtures(ctype):
         q_logits = np.random.default_rng(1).normal(size=(x.shape[0], 2))
