@@ -85,7 +85,7 @@ __all__ = [
 
 #: :class:`RegCovarWarning` when reg_covar > this times the smallest non-zero
 #: column variance of the data.
-REG_COVAR_WARN_REL = 1e-3
+REG_COVAR_WARN_REL = 0.1
 
 
 class RegCovarWarning(UserWarning):
