@@ -11,8 +11,9 @@ the r-free total (d, d), diag/spherical the diagonals (K, d)). The M-step and
 the ELBO F(q, theta) are closed forms of those statistics, so the pass that
 evaluates log p(x; theta_t) is also the E-step of iteration t, and no
 (n, K) array is ever held. For the statistics, data are shifted by their
-mean before any product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
-free of cancellation for data far from the origin.
+mean before any product, which keeps the moment formula
+Sigma_k = S_k / N_k - mu_k mu_k^T free of cancellation for data far from the
+origin.
 
 Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
 the diagonal of every covariance in the M-step (to the variances for diag
