@@ -604,6 +604,25 @@ def mixture_checks():
     return out
 
 
+def _with_value_only(
+    out, function, case, value_and_grads, value, naive, params, dout, free=None
+):
+    """Append the checks of ``function_and_grad`` and of the value-only ``function``."""
+    v, g = value_and_grads
+    out.append(
+        Check(
+            function + "_and_grad",
+            case,
+            {"value": v, **g},
+            lambda P: mp_value_and_grads(naive, P, dout, free),
+            params,
+        )
+    )
+    out.append(
+        Check(function, case, {"value": value}, lambda P: mp_value(naive, P), params)
+    )
+
+
 def lg_checks():
     out = []
     for name, model, x in lg_cases():
@@ -615,30 +634,18 @@ def lg_checks():
 
         theta = {"W": np.array(model.W), "mu": np.array(model.mu)}
         theta.update(psi=np.array(model.psi), x=x)
-        v, g = lg.log_marginal_and_grad(model, x, dout)
-        out.append(
-            Check(
-                "linear_gaussian.log_marginal_and_grad",
-                name,
-                {"value": v, **g},
-                lambda P, dout=dout: mp_value_and_grads(
-                    lambda Q: log_normal(Q["x"], Q["mu"], C(Q)), P, dout
-                ),
-                theta,
-            )
-        )
-        out.append(
-            Check(
-                "linear_gaussian.log_marginal",
-                name,
-                {"value": lg.log_marginal(model, x)},
-                lambda P: mp_value(lambda Q: log_normal(Q["x"], Q["mu"], C(Q)), P),
-                theta,
-            )
+        _with_value_only(
+            out,
+            "linear_gaussian.log_marginal",
+            name,
+            lg.log_marginal_and_grad(model, x, dout),
+            lg.log_marginal(model, x),
+            lambda Q: log_normal(Q["x"], Q["mu"], C(Q)),
+            theta,
+            dout,
         )
         m_q = np.linspace(-0.3, 0.4, n * k).reshape(n, k)
         L_q = _lower(k, np.linspace(0.5, 0.8, k))
-        v, g = lg.elbo_and_grad(model, x, m_q, L_q, dout=dout)
 
         def elbo_naive(Q):
             # E_q log N(x; W z + mu, Psi) + E_q log N(z; 0, I) + H(q), naive
@@ -660,25 +667,16 @@ def lg_checks():
             H = (kk * (1 + l2p) + logdet(Sq)) / 2
             return lik + prior + H
 
-        out.append(
-            Check(
-                "linear_gaussian.elbo_and_grad",
-                name,
-                {"value": v, **g},
-                lambda P, dout=dout: mp_value_and_grads(
-                    elbo_naive, P, dout, {"L_q": _tril_mask(P["L_q"])}
-                ),
-                {"m_q": m_q, "L_q": L_q, **theta},
-            )
-        )
-        out.append(
-            Check(
-                "linear_gaussian.elbo",
-                name,
-                {"value": lg.elbo(model, x, m_q, L_q)},
-                lambda P: mp_value(elbo_naive, P),
-                {"m_q": m_q, "L_q": L_q, **theta},
-            )
+        _with_value_only(
+            out,
+            "linear_gaussian.elbo",
+            name,
+            lg.elbo_and_grad(model, x, m_q, L_q, dout=dout),
+            lg.elbo(model, x, m_q, L_q),
+            elbo_naive,
+            {"m_q": m_q, "L_q": L_q, **theta},
+            dout,
+            {"L_q": _tril_mask(L_q)},
         )
         kl = lg.kl_to_posterior(model, x, m_q, L_q)
 
