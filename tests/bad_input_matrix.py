@@ -782,7 +782,8 @@ def _lazy():
     e["refvi.models.mixture.GaussianMixture.from_logits"] = E(
         mix.GaussianMixture.from_logits,
         {
-            "logits": A(lambda: np.array([0.5, -1.0, 0.0]), "array"),
+            # a -inf logit is a zero weight (an emptied component): valid
+            "logits": A(lambda: np.array([0.5, -1.0, 0.0]), "array", neginf=EITHER),
             "means": A(lambda: _gm_kwargs()["means"], "array"),
             "L": A(_L_stack, "chol_stack"),
             "covariance_type": CTYPE,

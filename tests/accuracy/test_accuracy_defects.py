@@ -188,12 +188,30 @@ def test_log_marginal_grad_tiny_psi_matches_mpmath():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_taylor_test_fails_on_non_finite_value(bad):
-    """Before the fix: ok=True for a NaN or infinite value."""
+    """Before the fix: ok=True for a NaN or infinite value.
 
-    def f_and_grad(p):
-        return bad, {"a": np.ones(2)}
+    A non-finite value or gradient at the point is refused (ValueError); a
+    non-finite value at a small step gives ok=False.
+    """
+    with pytest.raises(ValueError, match="finite|NaN or inf"):
+        taylor_test(
+            lambda p: (bad, {"a": np.ones(2)}),
+            {"a": np.ones(2)},
+            np.random.default_rng(0),
+        )
+    with pytest.raises(ValueError, match="finite|NaN or inf"):
+        taylor_test(
+            lambda p: (float(np.sum(p["a"])), {"a": np.array([1.0, bad])}),
+            {"a": np.ones(2)},
+            np.random.default_rng(0),
+        )
 
-    res = taylor_test(f_and_grad, {"a": np.ones(2)}, np.random.default_rng(0))
+    def blows_up_near_p(p):
+        step = float(np.max(np.abs(p["a"] - 1.0)))
+        value = float(np.sum(p["a"] ** 2)) if step == 0 or step > 1e-3 else bad
+        return value, {"a": 2.0 * p["a"]}
+
+    res = taylor_test(blows_up_near_p, {"a": np.ones(2)}, np.random.default_rng(0))
     assert not res.ok
 
 
