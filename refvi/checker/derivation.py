@@ -30,7 +30,7 @@ from refvi.checker import evaluate, limits, read
 from refvi.checker import settings as settings_module
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
-from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import DerivationError
 from refvi.verify.montecarlo import MCEstimate, z_test
@@ -305,6 +305,12 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
             )
         return Check(display[0], display[1], (), None, tolerance, "latex")
 
+    # Displays ($$, \[ \], bare environments) found once, by their first line;
+    # the front matter is blanked so nothing in it reads as math.
+    body = "\n" * i + "\n".join(lines[i:])
+    spans = {}
+    for span in display_spans(body):
+        spans.setdefault(span.line, []).append(span)
     n = len(lines)
     while i < n:
         text = lines[i].strip()
@@ -342,34 +348,19 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
         if pending is not None:
             checks.append(unblocked(pending))
             pending = None
-        if "$$" in text:
-            if not text.startswith("$$"):
-                raise DerivationError(
-                    path, i + 1, "display math '$$' must start its line"
-                )
-            start = i
-            body = text[2:]
-            while not body.rstrip().endswith("$$"):
-                i += 1
-                if i >= n:
-                    raise DerivationError(
-                        path, start + 1, "'$$' opened here is never closed"
-                    )
-                body += " " + lines[i].strip()
-            latex = body.rstrip()[:-2].strip()
-            if "$$" in latex:
-                raise DerivationError(
-                    path, start + 1, "one displayed equation per '$$ ... $$'"
-                )
-            pending = (start + 1, latex)
+        for span in spans.get(i + 1, ()):
+            if pending is not None:  # two displays on one line
+                checks.append(unblocked(pending))
+            pending = (span.line, span.source.strip())
             displayed += 1
             if displayed > limits.MAX_DISPLAYS:
                 raise DerivationError(
                     path,
-                    start + 1,
+                    span.line,
                     f"more than {limits.MAX_DISPLAYS} displayed equations in one "
                     "file (the limit)",
                 )
+            i = span.end - 1
         i += 1
     if pending is not None:
         checks.append(unblocked(pending))
