@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from refvi.checker.latex.tokens import MalformedLatex, displays, tokenize
+from refvi.checker.latex.tokens import displays, tokenize
 
 
 def texts(src):
@@ -123,8 +123,9 @@ def test_markdown_escapes_inside_math_are_undone():
 
 
 def test_a_cases_environment_is_one_command():
-    (d,) = displays("$$ f(z) = \\begin{cases} 1 & z > 0 \\\\ 0 & \\text{else}"
-                    " \\end{cases} $$")
+    (d,) = displays(
+        "$$ f(z) = \\begin{cases} 1 & z > 0 \\\\ 0 & \\text{else} \\end{cases} $$"
+    )
     assert rows(d) == [["f", "(", "z", ")", "=", "\\cases"]]
 
 

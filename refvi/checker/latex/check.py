@@ -309,8 +309,14 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
             seqs = split_equations(disp)
         except MalformedLatex as err:  # this display only; the others go on
             result.lines.append(
-                LineResult(err.line or disp.line, latex, "", "malformed",
-                           reason=str(err), section=section)  # fmt: skip
+                LineResult(
+                    err.line or disp.line,
+                    latex,
+                    "",
+                    "malformed",
+                    reason=str(err),
+                    section=section,
+                )  # fmt: skip
             )
             continue
         for seq in seqs:

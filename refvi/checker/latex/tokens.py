@@ -235,9 +235,7 @@ _DROPPED_RE = re.compile(
 _COMMENT_RE = re.compile(r"(?<!\\)%[^\n]*")
 #: A ``cases`` environment (a piecewise definition) becomes one command.
 _CASES_RE = re.compile(r"\\begin\{cases\}.*?\\end\{cases\}", re.S)
-_OPENER_RE = re.compile(
-    r"\$\$|(?<!\\)\\\[|\\begin\{(" + _TOP_ENVS + r")(\\?\*)?\}"
-)
+_OPENER_RE = re.compile(r"\$\$|(?<!\\)\\\[|\\begin\{(" + _TOP_ENVS + r")(\\?\*)?\}")
 
 
 def _mask_fences(text):
@@ -347,6 +345,7 @@ def _clean(src):
     src = _COMMENT_RE.sub("", src)
     src = _unescape(src)
     src = _CASES_RE.sub(lambda m: " \\cases " + "\n" * m.group().count("\n"), src)
+
     def blank(m):
         keep = "\\\\" if m.group().startswith("\\\\[") else ""
         return keep + " " * (len(m.group()) - len(keep))
