@@ -186,6 +186,9 @@ def _verify(args):
         result.path = name
         results.append(result)
         sources.append(Path(path).read_text(encoding="utf-8"))
+        for line, message in result.errors:  # a display that cannot be read
+            errors.append(f"{name}:{line}: error: {message}")
+            print(errors[-1], file=sys.stderr)
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))
     if args.format == "json":

@@ -579,6 +579,15 @@ class FileResult:
     def ok(self):
         return self.hold == self.checked
 
+    @property
+    def errors(self):
+        """(line, message) of each display that could not be read."""
+        return [
+            (r.line, r.unchecked[len("error: ") :])
+            for r in self.lines
+            if r.unchecked is not None and r.unchecked.startswith("error: ")
+        ]
+
 
 def _compose(relations):
     """The relation between the ends of a run of links, or None if it has none.

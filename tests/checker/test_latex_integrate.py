@@ -5,9 +5,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-
-from refvi.checker.latex import MalformedLatex, check_latex_file, check_latex_text
+from refvi.checker.latex import check_latex_file, check_latex_text
 from refvi.checker.latex.integrate import latex_line_results
 
 TEXT = r"""---
@@ -56,12 +54,14 @@ def test_results_per_relation_with_method_and_notes():
     assert 15 not in by_display  # not handed over: checked by its block
 
 
-def test_malformed_display_raises_with_its_line():
-    with pytest.raises(MalformedLatex) as info:
-        latex_line_results(
-            "---\n---\n$$ \\frac{a $$\n", "t.md", [3], 2, SimpleNamespace
-        )
-    assert info.value.line == 3
+def test_a_malformed_display_is_an_error_for_that_display_only():
+    text = "---\n---\n$$ \\frac{a $$\n\n$$ p(x) = \\int p(x, z) dz $$\n"
+    by_display, _ = latex_line_results(text, "t.md", [3, 5], 2, SimpleNamespace)
+    (bad,) = by_display[3]
+    assert bad.unchecked == "error: unbalanced brackets: '{' is never closed"
+    assert bad.line == 3
+    (good,) = by_display[5]
+    assert good.unchecked is None and good.holds
 
 
 # ---------------------------------------------------------------------------

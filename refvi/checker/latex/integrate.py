@@ -66,7 +66,7 @@ def latex_line_results(source, path, lines, seeds, make):
         elif r.status == "unsupported":
             unchecked, holds = f"unsupported: {r.reason}", False
         elif r.status == "malformed":
-            unchecked, holds = f"error: malformed LaTeX: {r.reason}", False
+            unchecked, holds = f"error: {r.reason}", False
         else:
             unchecked, holds = _UNCHECKED[r.status], False
         by_display.setdefault(display, []).append(

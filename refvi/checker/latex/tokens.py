@@ -16,6 +16,7 @@ empty equation, an unterminated ``$$``) raises :class:`MalformedLatex`.
 import re
 from dataclasses import dataclass
 
+from refvi.checker.latex import spelling
 from refvi.checker.limits import MAX_LATEX_NESTING, MAX_LATEX_TOKENS
 
 
@@ -54,6 +55,7 @@ class Display:
     error: str | None = None  # why the display cannot be read (rows empty)
     end: int = 0  # its last file line
     error_line: int = 0  # the file line the error points at
+    notes: tuple = ()  # remarks written in the display (\\text{...}), dropped
 
 
 # Commands that only change spacing or size: dropped.
@@ -71,6 +73,8 @@ _SYNONYMS = {
     "\\|": "||", "\\Vert": "||", "\\lVert": "||", "\\rVert": "||",
     "\\leq": "\\le", "\\geq": "\\ge", "\\ne": "\\neq", "\\leqslant": "\\le",
     "\\geqslant": "\\ge", "\\coloneqq": ":=", "\\triangleq": ":=",
+    "\\equiv": ":=", "\\doteq": ":=", "\\defeq": ":=", "\\eqdef": ":=",
+    "\\parallel": "||", "\\lvert\\lvert": "||",
     "\\eqqcolon": "=:", "\\dfrac": "\\frac", "\\tfrac": "\\frac",
     "\\lbrace": "\\{", "\\rbrace": "\\}", "\\lbrack": "[", "\\rbrack": "]",
     "\\langle": "\\langle", "\\times": "\\cdot", "\\ast": "\\cdot",
@@ -81,7 +85,8 @@ _SYNONYMS = {
 _FONTS = {
     "\\mathrm", "\\mathbb", "\\mathcal", "\\mathbf", "\\mathsf", "\\mathit",
     "\\operatorname", "\\text", "\\textrm", "\\textit", "\\textbf", "\\rm",
-    "\\boldsymbol", "\\bm", "\\mathscr", "\\mathfrak",
+    "\\boldsymbol", "\\bm", "\\mathscr", "\\mathfrak", "\\bf", "\\pmb",
+    "\\mathnormal", "\\textnormal", "\\mbox",
 }  # fmt: skip
 
 # Calligraphic and blackboard letters are names of their own (\mathcal{L} is
@@ -335,7 +340,7 @@ def displays(text, first_line=1):
                                  span.end, err.line or span.line))  # fmt: skip
             continue
         found.append(Display(disp.line, disp.source, disp.rows, disp.tags,
-                             None, span.end))  # fmt: skip
+                             None, span.end, notes=disp.notes))  # fmt: skip
     return found
 
 
@@ -345,6 +350,8 @@ def _clean(src):
     src = _COMMENT_RE.sub("", src)
     src = _unescape(src)
     src = _CASES_RE.sub(lambda m: " \\cases " + "\n" * m.group().count("\n"), src)
+
+    src = spelling.clean_source(src)
 
     def blank(m):
         keep = "\\\\" if m.group().startswith("\\\\[") else ""
@@ -383,7 +390,9 @@ def _read_display(src, line):
         else:
             row.append(tok)
     rows.append(tuple(row))
-    rows = tuple(r for r in rows if any(t.text != "&" for t in r))
+    notes = []
+    rows = tuple(tuple(spelling.normalise(r, notes)) for r in rows)
+    rows = tuple(r for r in rows if any(t.text not in ("&", ";") for t in r))
     if not rows:
         raise MalformedLatex("empty equation: the display holds no math", line)
-    return Display(line, src, rows, tags)
+    return Display(line, src, rows, tags, notes=tuple(notes))
