@@ -28,11 +28,15 @@ from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:"}
 _UNSUPPORTED_RELATIONS = {"\\approx", "\\propto", "\\equiv", "\\sim", "\\simeq"}
-_CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&"}
+_CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&", "\\}", "\\rangle"}
 _KL_NAMES = {"KL", "D_KL", "mathbb:KL", "mathrm:KL"}
 _ELBO_NAMES = {"ELBO", "mathcal:L", "mathcal:F", "mathrm:ELBO"}
 _ENTROPY_NAMES = {"mathbb:H", "mathcal:H", "H"}
 _GREEK = {"\\theta", "\\phi", "\\psi", "\\lambda", "\\eta", "\\varphi", "\\vartheta"}
+#: Parameters of the whole model: in the conditioning of a density they name
+#: the model, not a variable (p(x|z;\theta), p(x|z,\theta), p(x|\theta)).
+_MODEL_PARAMETERS = {"\\theta", "\\phi", "\\varphi", "\\vartheta", "\\Theta"}
+_OPEN_BRACES = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangle"}
 MAX_AMBIGUOUS_SITES = 4
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
 
@@ -173,7 +177,7 @@ class Parser:
         if t.text in ("\\log", "\\ln", "\\exp"):
             self.take()
             wrap = ir.Exp if t.text == "\\exp" else ir.Log
-            if self.at("(") or self.at("["):
+            if self.at("(") or self.at("[") or self.at("\\{"):
                 return [wrap(self.bracketed())]
             return self.applied(wrap, t)
         if t.text == "\\sum":
@@ -247,10 +251,40 @@ class Parser:
 
     def bracketed(self):
         open_ = self.take()
-        close = {"(": ")", "[": "]", "{": "}"}[open_.text]
+        close = _OPEN_BRACES[open_.text]
         inner = self.expr()
         self.expect(close)
         return inner
+
+    def frac_argument(self):
+        """A ``\\frac`` argument: ``{expr}``, or one digit or letter
+        (``\\frac12``, ``\\frac1N``)."""
+        if self.at("{"):
+            self.take()
+            inner = self.expr()
+            self.expect("}")
+            return inner
+        t = self.peek()
+        if t is not None and t.kind == "num" and t.text.isdigit():
+            self.take()
+            if len(t.text) > 1:  # \frac12: the digits are two arguments
+                rest = type(t)("num", t.text[1:], t.line)
+                self.toks.insert(self.i, rest)
+            return ir.Number(float(t.text[0]))
+        return self.atom()
+
+    def skip_index(self):
+        """Skip a data or sample index on a variable: ``x_i``, ``x_{n}``,
+        ``x^{(i)}``, ``z^{(l)}`` (the instance's data are the x_i)."""
+        while True:
+            if self.at("_"):
+                self.take()
+                self.group_tokens()
+            elif self.at("^") and self.at("{", 1) and self.at("(", 2):
+                self.take()
+                self.group_tokens()
+            else:
+                return
 
     def group_tokens(self):
         """The tokens of a ``{...}`` group, or a single token."""
@@ -273,19 +307,23 @@ class Parser:
         if t.kind == "num":
             self.take()
             return ir.Number(float(t.text))
-        if t.text in ("(", "[", "{"):
+        if t.text in ("(", "[", "{", "\\{"):
             return self.bracketed()
+        if t.text == "\\langle":
+            return self.angle_expectation()
+        if t.text == "\\cases":
+            raise self.unsupported(
+                t,
+                "a piecewise definition (cases) is not checked; write each "
+                "case as its own display",
+            )
         if t.text == "\\pi":
             self.take()
             return ir.Const("pi")
         if t.text == "\\frac":
             self.take()
-            self.expect("{")
-            num = self.expr()
-            self.expect("}")
-            self.expect("{")
-            den = self.expr()
-            self.expect("}")
+            num = self.frac_argument()
+            den = self.frac_argument()
             return ir.Div(num, den)
         if t.text == "\\int":
             return self.integral()
@@ -307,6 +345,7 @@ class Parser:
             return self.elbo()
         if self.is_var(t):
             self.take()
+            self.skip_index()
             return ir.Var(self.var_name(t))
         if t.kind == "letter" and t.text == "e":
             self.take()
@@ -346,11 +385,20 @@ class Parser:
                 while not self.at(")"):
                     self.take()
                 break
+            if t.text in _MODEL_PARAMETERS:
+                if self.at("^") or self.at("_"):
+                    raise self.unsupported(
+                        t,
+                        f"{t.text} at another value (an old or iterated "
+                        "parameter) is not a density of the declared model",
+                    )
+                continue
             if not self.is_var(t):
                 raise self.unsupported(
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
                 )
             part.append(self.var_name(t))
+            self.skip_index()
         self.expect(")")
         if not vars_:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
@@ -389,9 +437,23 @@ class Parser:
     def expectation(self):
         tok = self.take()
         if not self.at("_"):
-            raise self.unsupported(tok, "an expectation needs its measure as subscript")
+            raise self.unsupported(
+                tok,
+                "an expectation needs its measure as subscript: write "
+                "\\mathbb{E}_{q(z|x)}[...]",
+            )
         self.take()
-        sub = self.group_tokens()
+        meas, var = self.measure_of(self.group_tokens(), tok)
+        if self.at("[") or self.at("(") or self.at("\\{"):
+            body = self.bracketed()
+        else:  # E_q \log p(x|z): the rest of the product
+            body = self.product()
+            if body is None:
+                raise self.unsupported(self.peek() or tok, "the expectation is empty")
+        return ir.Expectation(meas, body, var)
+
+    def measure_of(self, sub, tok):
+        """(density, variable) of an expectation's subscript tokens."""
         inner = Parser(sub, self.variables, self.latent)
         inner.aliases = dict(self.aliases)
         if len(sub) >= 2 and inner.is_var(sub[0]) and sub[1].text == "\\sim":
@@ -407,9 +469,21 @@ class Parser:
             if len(v) != 1:
                 raise self.unsupported(tok, "the expectation's variable is unclear")
             var = v[0]
-        if not (self.at("[") or self.at("(")):
-            raise self.unsupported(self.peek() or tok, "expected '[' after E_{...}")
-        body = self.bracketed()
+        return meas, var
+
+    def angle_expectation(self):
+        """``\\langle f \\rangle_{q}``: the expectation of f under q."""
+        tok = self.take()
+        body = self.expr()
+        self.expect("\\rangle")
+        if not self.at("_"):
+            raise self.unsupported(
+                tok,
+                "\\langle ... \\rangle needs its measure "
+                "as subscript: \\langle f \\rangle_{q}",
+            )
+        self.take()
+        meas, var = self.measure_of(self.group_tokens(), tok)
         return ir.Expectation(meas, body, var)
 
     def kl(self):
@@ -425,7 +499,12 @@ class Parser:
             raise self.unsupported(self.peek() or tok, "expected '(' after KL")
         close = ")" if self.take().text == "(" else "]"
         a = self.measure()
-        self.expect("||")
+        if not (self.at("||") or self.at(",") or self.at("|") or self.at(";")):
+            raise self.unsupported(
+                self.peek() or tok,
+                "expected the KL bar '\\|' between the two densities: D_{KL}(q \\| p)",
+            )
+        self.take()
         b = self.measure()
         self.expect(close)
         return ir.KL(a, b)
@@ -433,6 +512,12 @@ class Parser:
     def entropy(self):
         close = ")" if self.take().text == "(" else "]"
         a = self.measure()
+        if self.at(",") or self.at(";"):  # the cross-entropy H(a, b)
+            self.take()
+            b = self.measure()
+            self.expect(close)
+            (var,), _ = ir.density_vars(a, self.latent)
+            return ir.Expectation(a, ir.Add((ir.Log(b),), (-1,)), var)
         self.expect(close)
         return ir.Entropy(a)
 
