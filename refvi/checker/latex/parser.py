@@ -57,7 +57,10 @@ class Parser:
         self.latent = latent
         self.choices = tuple(choices)
         self.sites = []
-        self.aliases = {}  # sum index -> latent
+        # sum index -> latent; the upper-case letters are the data set and its
+        # latents (Bishop's p(X|theta), p(Z|X)): an identity of data-set
+        # quantities that add over the data is checked datum by datum
+        self.aliases = {v.upper(): v for v in (latent, *variables) if v.islower()}
         self.in_integral = 0
 
     # -- token helpers -------------------------------------------------------
@@ -219,6 +222,12 @@ class Parser:
         if self.at("^"):
             self.take()
             self.group_tokens()
+        if index not in (self.latent, self.latent.upper(), "k", "c"):
+            raise self.unsupported(
+                letters[0], f"a sum over data, samples or dimensions (\\sum_{index}) "
+                "is not supported; a sum over the values of a discrete latent is "
+                f"written \\sum_{self.latent} or \\sum_k"
+            )
         if index not in self.variables or index == self.latent:
             self.aliases[index] = self.latent
         elif index != self.latent:
@@ -365,9 +374,14 @@ class Parser:
         return "".join(parts)
 
     def density(self):
-        sym = self.take().text
+        tok = self.take()
+        sym = tok.text
         deco = self.decoration()
         if not self.at("("):
+            if sym == "p":  # p alone could be any of the model's densities
+                raise self.unsupported(
+                    tok, "a bare p names no density: write p(z|x), p(z), ..."
+                )
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
         vars_, given, part = [], [], None
@@ -522,8 +536,13 @@ class Parser:
         return ir.Entropy(a)
 
     def elbo(self):
-        self.take()
-        self.decoration()
+        tok = self.take()
+        deco = self.decoration()
+        if any(c.isdigit() for c in deco) or deco in ("K", "k", "S", "M", "L", "N"):
+            raise self.unsupported(
+                tok, f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
+                "bound) is not the ELBO; write \\mathcal{L} for the ELBO"
+            )
         q = None
         if self.at("("):
             self.take()
