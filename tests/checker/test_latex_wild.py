@@ -13,8 +13,6 @@ vocabulary grows, never lower them.
 import json
 from pathlib import Path
 
-import pytest
-
 from refvi.checker.latex import check_latex_file
 
 WILD = Path(__file__).parent / "latex_corpus" / "wild"

@@ -224,9 +224,10 @@ class Parser:
             self.group_tokens()
         if index not in (self.latent, self.latent.upper(), "k", "c"):
             raise self.unsupported(
-                letters[0], f"a sum over data, samples or dimensions (\\sum_{index}) "
+                letters[0],
+                f"a sum over data, samples or dimensions (\\sum_{index}) "
                 "is not supported; a sum over the values of a discrete latent is "
-                f"written \\sum_{self.latent} or \\sum_k"
+                f"written \\sum_{self.latent} or \\sum_k",
             )
         if index not in self.variables or index == self.latent:
             self.aliases[index] = self.latent
@@ -540,8 +541,9 @@ class Parser:
         deco = self.decoration()
         if any(c.isdigit() for c in deco) or deco in ("K", "k", "S", "M", "L", "N"):
             raise self.unsupported(
-                tok, f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
-                "bound) is not the ELBO; write \\mathcal{L} for the ELBO"
+                tok,
+                f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
+                "bound) is not the ELBO; write \\mathcal{L} for the ELBO",
             )
         q = None
         if self.at("("):
