@@ -145,6 +145,32 @@ def _figures(args):
     return 0
 
 
+def _expand(paths):
+    """The derivation files named: a directory stands for its ``*.md`` and
+    ``*.ipynb`` files (recursively, sorted; hidden folders and notebook
+    checkpoints left out)."""
+    from pathlib import Path
+
+    out = []
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            out.append(path)
+            continue
+        found = [
+            p
+            for p in folder.rglob("*")
+            if p.suffix in (".md", ".ipynb")
+            and p.is_file()
+            and not any(
+                part.startswith(".") or part == ".ipynb_checkpoints"
+                for part in p.relative_to(folder).parts[:-1]
+            )
+        ]
+        out.extend(str(p) for p in sorted(found))
+    return out
+
+
 def _seeds(text):
     """``--seeds N``: an integer in 1 .. limits.MAX_SEEDS."""
     from refvi.checker.limits import check_seeds
@@ -164,7 +190,7 @@ def _verify(args):
     if args.json:
         args.format = "json"
     if args.paths:
-        targets = [(path, path) for path in args.paths]
+        targets = [(path, path) for path in _expand(args.paths)]
     else:
         targets = [(p, f"derivations/{p.name}") for p in bundled_derivations()]
     results, errors, sources = [], [], []
@@ -187,7 +213,7 @@ def _verify(args):
         results.append(result)
         sources.append(Path(path).read_text(encoding="utf-8"))
         for line, message in result.errors:  # a display that cannot be read
-            errors.append(f"{name}:{line}: error: {message}")
+            errors.append(f"{name}:{result.where(line)}: error: {message}")
             print(errors[-1], file=sys.stderr)
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))

@@ -21,13 +21,14 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
 
-from refvi.checker import evaluate, limits, read
+from refvi.checker import evaluate, limits, notebook, read
 from refvi.checker import settings as settings_module
+from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex, display_spans
@@ -124,6 +125,8 @@ class Derivation:
     sigmas: float
     checks: tuple
     source: str = ""  # the file's text, for the LaTeX checker
+    cells: object = None  # a notebook's notebook.Cells (line -> cell, line)
+    notes: tuple = ()  # what the reader decided: keys ignored, settings inferred
 
 
 # ---------------------------------------------------------------------------
@@ -131,16 +134,16 @@ class Derivation:
 
 
 def _front_matter(lines, path):
-    """The top-level front-matter entries as {key: (value, line)}, and the
-    index of the first body line."""
-    entries, end = read.front_matter(lines, path)
-    if entries is None:
-        raise DerivationError(
-            path,
-            1,
-            "a derivation starts with front matter: '---', 'settings: ...', '---'",
-        )
-    return {e.key: (e.value, e.line) for e in entries if e.section is None}, end
+    """The top-level front-matter entries as {key: (value, line)}, the index
+    of the first body line, and notes on what was ignored (see
+    ``read.front_matter``: Hugo, Jekyll and Quarto front matter is accepted,
+    and a file may have none)."""
+    entries, end, ignored = read.front_matter(lines, path)
+    notes = []
+    if ignored:
+        notes.append("front-matter keys ignored (not refvi's): " + ", ".join(ignored))
+    meta = {e.key: (e.value, e.line) for e in entries or () if e.section is None}
+    return meta, end, notes
 
 
 def _parse_settings(value, line, path):
@@ -277,11 +280,17 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     such a display is an error. ``latex_only`` ignores every check block.
     """
     lines = text.splitlines()
-    meta, i = _front_matter(lines, path)
-    if "settings" not in meta:
-        raise DerivationError(
-            path, 1, "front matter must name the settings: 'settings: ...'"
-        )
+    meta, i, notes = _front_matter(lines, path)
+    if "settings" not in meta:  # inferred from what the derivation uses
+        value, why = latex_frontmatter.infer_settings("\n".join(lines[i:]))
+        meta["settings"] = (value, 1)
+        notes.append(f"no settings in the front matter: checked on {value} ({why})")
+        for title in latex_frontmatter.aggregate_sections(lines):
+            if f'section "{title}" settings' not in meta:
+                notes.append(
+                    f"section {title!r} defines q(z) as the aggregated posterior "
+                    "int q(z|x) p(x) dx: checked on aggregated, p(x) = p_data(x)"
+                )
     settings = _parse_settings(*meta["settings"], path)
     seeds = _number(meta, "seeds", DEFAULT_SEEDS, path)
     tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, path)
@@ -365,8 +374,9 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     if pending is not None:
         checks.append(unblocked(pending))
     return Derivation(
-        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks), source
-    )
+        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks),
+        source, notes=tuple(notes)
+    )  # fmt: skip
 
 
 def parse_file(path, latex_only=False, blocks_only=False):
@@ -376,6 +386,17 @@ def parse_file(path, latex_only=False, blocks_only=False):
     text = read.read_text(path)
     if blocks_only and latex_only:
         raise ValueError("blocks_only and latex_only exclude each other")
+    if str(path).endswith(".ipynb"):  # its Markdown cells, in order
+        try:
+            text, cells = notebook.markdown_of(text)
+        except notebook.NotebookError as err:
+            raise DerivationError(path, 1, str(err)) from None
+        try:
+            parsed = parse(text, path, from_latex=not blocks_only,
+                           latex_only=latex_only)  # fmt: skip
+        except DerivationError as err:
+            raise DerivationError(path, cells.where(err.line), err.message) from None
+        return replace(parsed, cells=cells)
     return parse(text, path, from_latex=not blocks_only, latex_only=latex_only)
 
 
@@ -562,6 +583,12 @@ class FileResult:
     seeds: int
     lines: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    cells: object = None  # a notebook's cells: ``cells.where(line)``
+    notes: list = field(default_factory=list)  # front-matter notes
+
+    def where(self, line):
+        """``line`` as a report names it: a notebook's ``cell N, line M``."""
+        return self.cells.where(line) if self.cells is not None else str(line)
 
     @property
     def checked(self):
@@ -731,6 +758,8 @@ def verify(derivation, seeds=None):
     path = derivation.path
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
+    result.cells = derivation.cells
+    result.notes = list(derivation.notes)
     worst = [{} for _ in derivation.checks]  # per check: relation -> [dev, holds]
     block_settings = [
         s for s in derivation.settings if s.name not in LATEX_ONLY_SETTINGS

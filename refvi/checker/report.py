@@ -28,8 +28,12 @@ def format_file(result, name=None, explain=False):
     """
     name = name or result.path
     rows = [f"{name}  [{', '.join(result.settings)}; {result.seeds} seeds each]"]
+    rows.extend(f"  note: {n}" for n in getattr(result, "notes", ()))
     for r in result.lines:
         head = f"  L{r.line:<5d} {_latex_start(r.latex):<{LATEX_WIDTH}}"
+        if getattr(result, "cells", None) is not None:  # a notebook
+            head = f"  {result.where(r.line)}: {_latex_start(r.latex)}\n{' ' * 9}"
+            head += " " * LATEX_WIDTH
         if r.unchecked is not None:
             rows.append(f"{head}  unchecked: {r.unchecked}  [{r.method}]")
         else:

@@ -61,7 +61,7 @@ def test_seed_derivation_line_by_line():
     assert status == {
         18: ["expression"],  # D_KL(q || p(z|x)) on its own
         25: ["holds"],
-        27: ["holds"],  # ambiguous: the conventional reading holds
+        27: ["fails"],  # ambiguous: log takes the fraction, p(x) multiplies it
         29: ["holds"],
         31: ["fails"],  # p(x, z) replaced by p(x) p(z)
         33: ["holds"],
@@ -73,7 +73,8 @@ def test_seed_derivation_line_by_line():
     (line31,) = by_line[31]
     assert line31.hint == "D_KL(q || p(z)), the KL to the prior"
     (line27,) = by_line[27]
-    assert [st for _, st, _ in line27.readings] == ["holds", "fails"]
+    assert [st for _, st, _ in line27.readings] == ["fails", "holds"]
+    assert line27.hint.startswith("-p(x) ELBO")
     assert any(":27: ambiguous" in w for w in result.warnings)
     neq, last = by_line[56][1], by_line[56][2]
     assert [(n, st) for n, st, _ in neq.assumptions] == [

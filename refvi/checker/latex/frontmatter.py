@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from refvi.checker.latex.evaluate import Shorthands
 from refvi.checker.latex.models import GAUSSIAN_SETTINGS
 from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR
-from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.limits import check_setting_options
 from refvi.checker.read import LATEX_KEYS, DerivationError, front_matter
 
@@ -139,19 +139,78 @@ def _apply(scope, key, value, line):
     return replace(scope, assume=_assume(value, line))
 
 
+_LATENT_SUM_RE = re.compile(r"\\sum_\{?\s*(?:\\mathbf\{)?([kzcZ])\b")
+
+
+def infer_settings(body):
+    """(settings, why) for a derivation whose front matter names none: a sum
+    over the latent's values (``\\sum_k``, ``\\sum_z``) means a discrete latent,
+    the mixture; otherwise z is continuous: the linear-Gaussian model (the
+    mixture-prior model is added to every Gaussian list)."""
+    if _LATENT_SUM_RE.search(body):
+        return "mixture", "a sum over the latent's values: discrete z"
+    return "linear_gaussian, mixture_prior", "continuous z"
+
+
+_AGGREGATE_DEF_RE = re.compile(
+    r"q(?:_\{?\\phi\}?)?\(z\)=\\intq(?:_\{?\\phi\}?)?\(z(?:\||\\mid)x\)"
+    r"p(?:_\{?\\?\w+\}?)?\(x\)(?:\\,)?(?:d|\\mathrm\{d\})x"
+)
+#: What a section that defines q(z) as the aggregated posterior is checked
+#: under, when the front matter names no settings.
+AGGREGATE_SECTION = (
+    ("settings", "aggregated"),
+    ("shorthands", "q(z) = aggregate, p(x) = p_data(x)"),
+    ("assume", "misspecified model; well-specified (data = model); "
+               "exact posterior (q = exact)"),
+)  # fmt: skip
+
+
+def aggregate_sections(lines):
+    """Titles of the ``#`` sections whose displays define q(z) as the
+    aggregated posterior, ``q(z) = \\int q(z|x) p(x) dx``."""
+    titles, current = [], ""
+    for text in lines:
+        if text.startswith("#"):
+            current = text.lstrip("#").strip()
+        titles.append(current)
+    found = []
+    for span in display_spans("\n".join(lines)):
+        title = titles[span.line - 1]
+        if _AGGREGATE_DEF_RE.search(re.sub(r"\s+", "", span.source)):
+            if title and title not in found:
+                found.append(title)
+    return found
+
+
 def read(lines, path="<derivation>"):
     """(global Scope, {section title: Scope}, first body line index).
 
-    ``lines`` are the file's lines; without front matter everything defaults.
-    The entries come from the one front-matter reader (``checker.read``).
+    ``lines`` are the file's lines. The entries come from the one
+    front-matter reader (``checker.read``: keys refvi does not know are
+    ignored, refvi's may sit under ``refvi:``). Without settings (or without
+    front matter) they are inferred from the body (:func:`infer_settings`,
+    and :func:`aggregate_sections` for a section that defines the aggregated
+    posterior).
     """
     try:
-        found, end = front_matter(lines, path)
+        found, end, _ = front_matter(lines, path)
     except DerivationError as err:
         raise MalformedLatex(err.message, err.line) from None
-    if found is None:
-        return Scope(), {}, 0
-    entries = [(e.section, e.key, e.value, e.line) for e in found if e.key in KEYS]
+    entries = [
+        (e.section, e.key, e.value, e.line) for e in found or () if e.key in KEYS
+    ]
+    if not any(key == "settings" and section is None for section, key, _, _ in entries):
+        entries.insert(
+            0, (None, "settings", infer_settings("\n".join(lines[end:]))[0], 1)
+        )
+        declared = {section for section, key, _, _ in entries if key == "settings"}
+        entries += [
+            (title, key, value, 1)
+            for title in aggregate_sections(lines)
+            if title not in declared
+            for key, value in AGGREGATE_SECTION
+        ]
     top = Scope()
     for section, key, value, line in entries:
         if section is None:

@@ -15,7 +15,9 @@ Grammar (implicit multiplication binds tighter than ``+``/``-``)::
 group. Otherwise it takes the rest of the product up to the next ``+``, ``-``,
 ``\\cdot``, relation, closing bracket or differential -- the conventional
 reading -- and when that rest holds more than one factor the site is
-ambiguous: the other reading applies the log to the first factor only.
+ambiguous: the other reading applies the log to the first factor only. When
+that first factor is a ``\\frac`` (a delimited group, like a bracket), the
+readings swap: ``\\log \\frac{a}{b} c`` is read ``\\log(a/b) c`` first.
 :func:`parse_equation` takes one choice per site; :func:`readings` enumerates
 all of them, conventional first.
 """
@@ -189,7 +191,7 @@ class Parser:
 
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
-        args = []
+        args, start = [], self.i
         while not self.at_term_end() and not self.at("\\cdot"):
             args.extend(self.factor())
         if not args:
@@ -199,15 +201,16 @@ class Parser:
         site = len(self.sites)
         name = tok.text.lstrip("\\")
         rest = " * ".join(ir.describe(a) for a in args[1:])
+        whole = f"{name}[{ir.describe(ir.Mul(tuple(args)))}]"
+        first = f"{name}[{ir.describe(args[0])}] * {rest}"
+        # A fraction right after the log is a delimited group, as a bracket is:
+        # \log \frac{a}{b} c reads log(a/b) * c first.
+        frac_first = self.toks[start].text == "\\frac"
         self.sites.append(
-            (
-                tok.line,
-                f"{name}[{ir.describe(ir.Mul(tuple(args)))}]",
-                f"{name}[{ir.describe(args[0])}] * {rest}",
-            )
+            (tok.line, first, whole) if frac_first else (tok.line, whole, first)
         )
         choice = self.choices[site] if site < len(self.choices) else CONVENTIONAL
-        if choice == CONVENTIONAL:
+        if (choice == CONVENTIONAL) != frac_first:
             return [wrap(ir.Mul(tuple(args)))]
         return [wrap(args[0]), *args[1:]]
 
