@@ -116,6 +116,13 @@ def _build_parser():
         "--out", default="figures", metavar="DIR", help="folder (default: figures)"
     )
     figures.add_argument("--list", action="store_true", help="list the figures")
+    listing = sub.add_parser(
+        "settings",
+        help="list the settings, or the names one setting provides",
+        description="Without NAME: every setting and its summary. With NAME: "
+        "the names a check block may use on that setting, with their shapes.",
+    )
+    listing.add_argument("name", nargs="?", metavar="NAME", help="a setting")
     return parser
 
 
@@ -142,6 +149,38 @@ def _figures(args):
     except MatplotlibMissing as err:
         print(f"refvi figures: error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _settings(args):
+    """``refvi settings [NAME]``: what each setting provides."""
+    import difflib
+
+    import numpy as np
+
+    from refvi.checker.settings import SETTINGS
+
+    if args.name is None:
+        for name, fn in SETTINGS.items():
+            summary = (fn.__doc__ or "").strip().splitlines()[0]
+            print(f"{name:20s} {summary}")
+        return 0
+    if args.name not in SETTINGS:
+        close = difflib.get_close_matches(args.name, list(SETTINGS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"refvi settings: unknown setting {args.name!r}{hint}", file=sys.stderr)
+        return 2
+    names = SETTINGS[args.name](0).names
+    print(f"{args.name}: {(SETTINGS[args.name].__doc__ or '').strip().splitlines()[0]}")
+    for key in sorted(names):
+        value = names[key]
+        if isinstance(value, np.ndarray):
+            kind = f"array {value.shape}"
+        elif isinstance(value, int | float | np.floating):
+            kind = "number"
+        else:
+            kind = "function" if callable(value) else type(value).__name__
+        print(f"  {key:18s} {kind}")
     return 0
 
 
@@ -246,6 +285,8 @@ def main(argv=None):
         return _verify(args)
     if args.command == "figures":
         return _figures(args)
+    if args.command == "settings":
+        return _settings(args)
     parser.print_help()
     return 0
 

@@ -159,9 +159,14 @@ def _parse_settings(value, line, path):
         if not name:
             continue
         if name not in settings_module.SETTINGS and name not in LATEX_ONLY_SETTINGS:
-            known = ", ".join(sorted(settings_module.SETTINGS))
+            names = sorted(settings_module.SETTINGS) + sorted(LATEX_ONLY_SETTINGS)
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise DerivationError(
-                path, line, f"unknown setting {name!r}; known settings: {known}"
+                path,
+                line,
+                f"unknown setting {name!r}; {hint}known settings: {', '.join(names)} "
+                "(`refvi settings` lists them, `refvi settings NAME` their names)",
             )
         options = []
         for opt in filter(None, (o.strip() for o in opts.split(","))):

@@ -211,11 +211,9 @@ def test_closed_form_allowed_only_where_the_latex_names_it():
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("no front matter\n", 1, "starts with front matter"),
         ("---\nsettings: linear_gaussian\n", 1, "not closed"),
-        ("---\ntitle: x\n---\n", 1, "must name the settings"),
         ("---\nsettings: nonsense\n---\n", 2, "unknown setting 'nonsense'"),
-        ("---\nsettings: mixture\ncolour: red\n---\n", 3, "unknown front-matter"),
+        ("---\nsettings: mixture\nseed: 2\n---\n", 3, "did you mean 'seeds'"),
         ("---\nsettings: mixture\nseeds: many\n---\n", 3, "seeds must be an integer"),
         (doc("$$ a = b $$\n\nsome prose\n"), 5, "has no check block"),
         (doc("$$ a = b $$\n"), 5, "has no check block"),

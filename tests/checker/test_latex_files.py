@@ -145,3 +145,29 @@ def test_a_misspelt_refvi_key_is_an_error_with_a_suggestion(tmp_path, capsys):
     assert cli.main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
     assert "unknown front-matter entry 'setings'; did you mean 'settings'?" in err
+
+
+def test_refvi_settings_lists_settings_and_names(capsys):
+    assert cli.main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("gaussian ") and "\nmixture " in out
+    assert cli.main(["settings", "linear_gaussian"]) == 0
+    out = capsys.readouterr().out
+    assert "  m_q " in out and "array (2, 2)" in out and "  log_q " in out
+    assert cli.main(["settings", "mixtur"]) == 2
+    assert "did you mean 'mixture'?" in capsys.readouterr().err
+
+
+def test_an_unknown_setting_gets_a_suggestion(tmp_path, capsys):
+    path = tmp_path / "typo.md"
+    path.write_text("---\nsettings: linear_gausian\n---\n\n" + GOOD + "\n")
+    assert cli.main(["verify", str(path)]) == 2
+    assert "did you mean 'linear_gaussian'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", ["d=1", "k=1, d=1"])
+def test_one_dimensional_linear_gaussian(tmp_path, capsys, options):
+    path = tmp_path / "d1.md"
+    path.write_text(f"---\nsettings: linear_gaussian({options})\n---\n\n{GOOD}\n")
+    assert cli.main(["verify", str(path)]) == 0
+    assert "1 lines checked, 1 hold, 0 unchecked" in capsys.readouterr().out
