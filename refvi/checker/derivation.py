@@ -20,6 +20,7 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 ``LineResult``, not an error.
 """
 
+import difflib
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
