@@ -71,7 +71,8 @@ def read_text(path):
 #: may also be scoped to a section).
 FILE_KEYS = ("title", "settings", "seeds", "tolerance", "separation", "sigmas")
 LATEX_KEYS = (
-    "settings", "latent", "observed", "family", "shorthands", "reading", "assume"
+    "settings", "latent", "observed", "family", "shorthands", "reading", "assume",
+    "pinned",
 )  # fmt: skip
 KEYS = FILE_KEYS + LATEX_KEYS[1:]
 

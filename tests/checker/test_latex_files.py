@@ -171,3 +171,32 @@ def test_one_dimensional_linear_gaussian(tmp_path, capsys, options):
     path.write_text(f"---\nsettings: linear_gaussian({options})\n---\n\n{GOOD}\n")
     assert cli.main(["verify", str(path)]) == 0
     assert "1 lines checked, 1 hold, 0 unchecked" in capsys.readouterr().out
+
+
+KW = (
+    r"$$ -D_{KL}(q(z|x) \| p(z)) = \frac{1}{2} \sum_{j=1}^{J} "
+    r"\left(1 + \log \sigma_j^2 - \mu_j^2 - \sigma_j^2\right) $$"
+)
+
+
+@pytest.mark.parametrize("pinned", ["true", "false"])
+def test_gaussian_parameters_and_pinned_settings(tmp_path, capsys, pinned):
+    """The Kingma-Welling KL, with mu_j and sigma_j of a diagonal q, holds on
+    the linear-Gaussian model (prior N(0, I)) and fails on the mixture prior
+    that is added unless the front matter pins the declared settings."""
+    path = tmp_path / "kw.md"
+    front = f"---\nsettings: linear_gaussian(q=diag)\npinned: {pinned}\n---\n\n"
+    path.write_text(front + KW + "\n")
+    status = cli.main(["verify", str(path)])
+    out = capsys.readouterr().out
+    if pinned == "true":
+        assert status == 0 and "1 lines checked, 1 hold" in out
+    else:
+        assert status == 1 and "fails on mixture_prior (3/3 instances)" in out
+
+
+def test_sigma_of_a_full_covariance_q_is_unsupported(tmp_path, capsys):
+    path = tmp_path / "kw.md"
+    path.write_text("---\nsettings: linear_gaussian\npinned: true\n---\n\n" + KW + "\n")
+    assert cli.main(["verify", str(path)]) == 0
+    assert "declare a diagonal q" in capsys.readouterr().out

@@ -79,6 +79,8 @@ def test_kl_identity_spellings_read_the_same(variant):
         (r"\exp\{\log p(x, z)\}", r"\exp(\log p(x, z))"),
         (r"H(q, p(z))", r"\mathbb{E}_{q}[-\log p(z)]"),
         (r"q_\phi(z|x^{(i)})", r"q_\phi(z|x)"),
+        (r"I_q(x; z)", r"\mathbb{E}_{p_{data}(x)}[D_{KL}(q(z|x) \| q_{agg}(z))]"),
+        (r"I(z, x)", r"\mathbb{E}_{p_{data}(x)}[D_{KL}(q(z|x) \| q_{agg}(z))]"),
     ],
 )  # fmt: skip
 def test_vocabulary_spellings(variant, canonical):

@@ -51,6 +51,8 @@ class Scope:
     shorthands: Shorthands = Shorthands()
     reading: str = CONVENTIONAL
     assume: tuple = (("as declared", ()),)  # (name, ((key, value), ...)), primary first
+    added: str | None = "mixture_prior"  # the non-Gaussian setting added, if any
+    pinned: bool = False  # check on the declared settings only
 
 
 def _settings(value, line):
@@ -71,10 +73,15 @@ def _settings(value, line):
             raise MalformedLatex(str(err), line) from None
         out.append((name, pairs))
     names = {name for name, _ in out}
+    added = None
     if names <= set(GAUSSIAN_SETTINGS):
-        agg = "aggregated" in names
-        out.append(("aggregated_mixture_prior" if agg else NON_GAUSSIAN_DEFAULT, ()))
-    return tuple(out)
+        added = (
+            "aggregated_mixture_prior"
+            if "aggregated" in names
+            else NON_GAUSSIAN_DEFAULT
+        )
+        out.append((added, ()))
+    return tuple(out), added
 
 
 def _shorthands(value, line, current):
@@ -122,7 +129,12 @@ def _assume(value, line):
 
 def _apply(scope, key, value, line):
     if key == "settings":
-        return replace(scope, settings=_settings(value, line))
+        settings, added = _settings(value, line)
+        return replace(scope, settings=settings, added=added)
+    if key == "pinned":
+        if value not in ("true", "false"):
+            raise MalformedLatex(f"pinned must be true or false; got {value!r}", line)
+        return replace(scope, pinned=value == "true")
     if key in ("latent", "observed", "family"):
         if key != "family" and not re.fullmatch(r"[A-Za-z]", value):
             raise MalformedLatex(f"{key} must be one letter; got {value!r}", line)
@@ -219,6 +231,7 @@ def read(lines, path="<derivation>"):
     for section, key, value, line in entries:
         if section is not None:
             sections[section] = _apply(sections.get(section, top), key, value, line)
+    top, sections = _pin(top), {name: _pin(sc) for name, sc in sections.items()}
     declared = {section for section, key, _, _ in entries if key == "shorthands"}
     top = _default_shorthands(top, None in declared)
     sections = {
@@ -226,6 +239,15 @@ def read(lines, path="<derivation>"):
         for name, scope in sections.items()
     }
     return top, sections, end
+
+
+def _pin(scope):
+    """``pinned: true``: the derivation is about its declared (Gaussian)
+    settings only; the non-Gaussian setting otherwise added is left out."""
+    if not scope.pinned or scope.added is None:
+        return scope
+    kept = tuple(s for s in scope.settings if s[0] != scope.added)
+    return replace(scope, settings=kept, added=None)
 
 
 def _default_shorthands(scope, declared):

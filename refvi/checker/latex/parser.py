@@ -64,6 +64,7 @@ class Parser:
         # quantities that add over the data is checked datum by datum
         self.aliases = {v.upper(): v for v in (latent, *variables) if v.islower()}
         self.in_integral = 0
+        self.dims = set()  # latent-dimension indices bound by \sum_j
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -225,6 +226,13 @@ class Parser:
         if self.at("^"):
             self.take()
             self.group_tokens()
+        if index == "j":  # the latent dimensions: \sum_{j=1}^{J}
+            self.dims.add(index)
+            body = self.product()
+            self.dims.discard(index)
+            if body is None:
+                raise self.unsupported(tok, "\\sum has no summand")
+            return ir.DimSum(body, index)
         if index not in (self.latent, self.latent.upper(), "k", "c"):
             raise self.unsupported(
                 letters[0],
@@ -356,6 +364,17 @@ class Parser:
             return self.entropy()
         if t.text in _ELBO_NAMES or (t.kind == "letter" and t.text == "F"):
             return self.elbo()
+        if (
+            t.kind == "letter"
+            and t.text == "I"
+            and (self.at("(", 1) or self.at("_", 1))
+        ):
+            return self.mutual_information()
+        if t.text in ("\\mu", "\\sigma"):
+            return self.parameter()
+        if t.kind == "letter" and t.text == "J":
+            self.take()
+            return ir.Dim()
         if self.is_var(t):
             self.take()
             self.skip_index()
@@ -538,6 +557,55 @@ class Parser:
             return ir.Expectation(a, ir.Add((ir.Log(b),), (-1,)), var)
         self.expect(close)
         return ir.Entropy(a)
+
+    def parameter(self):
+        """``\\mu``, ``\\sigma`` of the Gaussian q(z|x), with a latent-dimension
+        index ``_j`` bound by ``\\sum_j`` (or none, for one dimension)."""
+        tok = self.take()
+        index = None
+        if self.at("_"):
+            self.take()
+            group = self.group_tokens()
+            if len(group) != 1 or group[0].text not in self.dims:
+                shown = "".join(g.text for g in group)
+                raise self.unsupported(
+                    tok,
+                    f"{tok.text}_{{{shown}}}: a parameter's index must be a "
+                    "latent dimension j bound by \\sum_{j=1}^{J}",
+                )
+            index = group[0].text
+        return ir.Param(tok.text.lstrip("\\"), index)
+
+    def mutual_information(self):
+        """``I(x; z)``, ``I_q(x; z)``: the mutual information of x and z under
+        q(x, z) = p_data(x) q(z|x), i.e. E_{p_data(x)}[KL(q(z|x) || q(z))]
+        with q(z) the aggregated posterior (the amortized setting)."""
+        tok = self.take()
+        deco = self.decoration()
+        if deco not in ("", "q", "phi", "q_phi", "qphi"):
+            raise self.unsupported(tok, f"I_{deco}: only I_q(x; z) is supported")
+        self.expect("(")
+        pair = []
+        while not self.at(")"):
+            t = self.take()
+            if t.text in (",", ";"):
+                continue
+            if not self.is_var(t):
+                raise self.unsupported(t, f"'{t.text}' in I(x; z) is not a variable")
+            pair.append(self.var_name(t))
+        self.expect(")")
+        x, z = self.observed_name(), self.latent
+        if sorted(pair) != sorted((x, z)):
+            raise self.unsupported(tok, "only I(x; z), of the data and the latent")
+        enc = ir.Density("q", (z,), (x,))
+        agg = ir.Density("q", (z,), (), "agg")
+        data = ir.Density("p", (x,), (), "data")
+        return ir.Expectation(data, ir.KL(enc, agg), x)
+
+    def observed_name(self):
+        """The observed variable (the declared variable that is not latent)."""
+        others = sorted(v for v in self.variables if v != self.latent)
+        return others[0] if others else "x"
 
     def elbo(self):
         tok = self.take()
