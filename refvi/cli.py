@@ -206,7 +206,8 @@ def _expand(paths):
                 for part in p.relative_to(folder).parts[:-1]
             )
         ]
-        out.extend(str(p) for p in sorted(found))
+        # a folder without derivations stays itself: reading it is the error
+        out.extend([str(p) for p in sorted(found)] or [path])
     return out
 
 

@@ -144,7 +144,9 @@ def test_a_misspelt_refvi_key_is_an_error_with_a_suggestion(tmp_path, capsys):
     path.write_text("---\nsetings: mixture\n---\n\n" + GOOD + "\n")
     assert cli.main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "unknown front-matter entry 'setings'; did you mean 'settings'?" in err
+    assert (
+        "unknown front-matter entry 'setings: mixture'; did you mean 'settings'?" in err
+    )
 
 
 def test_refvi_settings_lists_settings_and_names(capsys):
