@@ -137,6 +137,13 @@ def _build_parser():
         "--out", default="figures", metavar="DIR", help="folder (default: figures)"
     )
     figures.add_argument("--list", action="store_true", help="list the figures")
+    listing = sub.add_parser(
+        "settings",
+        help="list the settings, or the names one setting provides",
+        description="Without NAME: every setting and its summary. With NAME: "
+        "the names a check block may use on that setting, with their shapes.",
+    )
+    listing.add_argument("name", nargs="?", metavar="NAME", help="a setting")
     return parser
 
 
@@ -166,6 +173,65 @@ def _figures(args):
     return 0
 
 
+def _settings(args):
+    """``refvi settings [NAME]``: what each setting provides."""
+    import difflib
+
+    import numpy as np
+
+    from refvi.checker.settings import SETTINGS
+
+    if args.name is None:
+        for name, fn in SETTINGS.items():
+            summary = (fn.__doc__ or "").strip().splitlines()[0]
+            print(f"{name:20s} {summary}")
+        return 0
+    if args.name not in SETTINGS:
+        close = difflib.get_close_matches(args.name, list(SETTINGS), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"refvi settings: unknown setting {args.name!r}{hint}", file=sys.stderr)
+        return 2
+    names = SETTINGS[args.name](0).names
+    print(f"{args.name}: {(SETTINGS[args.name].__doc__ or '').strip().splitlines()[0]}")
+    for key in sorted(names):
+        value = names[key]
+        if isinstance(value, np.ndarray):
+            kind = f"array {value.shape}"
+        elif isinstance(value, int | float | np.floating):
+            kind = "number"
+        else:
+            kind = "function" if callable(value) else type(value).__name__
+        print(f"  {key:18s} {kind}")
+    return 0
+
+
+def _expand(paths):
+    """The derivation files named: a directory stands for its ``*.md`` and
+    ``*.ipynb`` files (recursively, sorted; hidden folders and notebook
+    checkpoints left out)."""
+    from pathlib import Path
+
+    out = []
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            out.append(path)
+            continue
+        found = [
+            p
+            for p in folder.rglob("*")
+            if p.suffix in (".md", ".ipynb")
+            and p.is_file()
+            and not any(
+                part.startswith(".") or part == ".ipynb_checkpoints"
+                for part in p.relative_to(folder).parts[:-1]
+            )
+        ]
+        # a folder without derivations stays itself: reading it is the error
+        out.extend([str(p) for p in sorted(found)] or [path])
+    return out
+
+
 def _seeds(text):
     """``--seeds N``: an integer in 1 .. limits.MAX_SEEDS."""
     from refvi.checker.limits import check_seeds
@@ -193,7 +259,7 @@ def _verify(args):
     if args.json:
         args.format = "json"
     if args.paths:
-        targets = [(path, path) for path in args.paths]
+        targets = [(path, path) for path in _expand(args.paths)]
     else:
         targets = [(p, f"derivations/{p.name}") for p in bundled_derivations()]
     results, errors, sources = [], [], []
@@ -218,6 +284,10 @@ def _verify(args):
         result.path = name
         results.append(result)
         sources.append(Path(path).read_text(encoding="utf-8"))
+        for line, message in result.errors:  # a display that cannot be read
+            errors.append(f"{name}:{result.where(line)}: error: {message}")
+            error_objects.append(error_object(name, line, "malformed", message))
+            print(errors[-1], file=sys.stderr)
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))
     if args.format == "json":
@@ -247,6 +317,8 @@ def main(argv=None):
         return _verify(args)
     if args.command == "figures":
         return _figures(args)
+    if args.command == "settings":
+        return _settings(args)
     parser.print_help()
     return 0
 

@@ -20,18 +20,20 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 ``LineResult``, not an error.
 """
 
+import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
-from refvi.checker import evaluate, limits, read
+from refvi.checker import evaluate, limits, notebook, read
 from refvi.checker import settings as settings_module
 from refvi.checker.judge import Value, judge_chain, worse
+from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
-from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.measured import Measured
 from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import DerivationError
@@ -126,6 +128,8 @@ class Derivation:
     sigmas: float
     checks: tuple
     source: str = ""  # the file's text, for the LaTeX checker
+    cells: object = None  # a notebook's notebook.Cells (line -> cell, line)
+    notes: tuple = ()  # what the reader decided: keys ignored, settings inferred
 
 
 # ---------------------------------------------------------------------------
@@ -133,16 +137,16 @@ class Derivation:
 
 
 def _front_matter(lines, path):
-    """The top-level front-matter entries as {key: (value, line)}, and the
-    index of the first body line."""
-    entries, end = read.front_matter(lines, path)
-    if entries is None:
-        raise DerivationError(
-            path,
-            1,
-            "a derivation starts with front matter: '---', 'settings: ...', '---'",
-        )
-    return {e.key: (e.value, e.line) for e in entries if e.section is None}, end
+    """The top-level front-matter entries as {key: (value, line)}, the index
+    of the first body line, and notes on what was ignored (see
+    ``read.front_matter``: Hugo, Jekyll and Quarto front matter is accepted,
+    and a file may have none)."""
+    entries, end, ignored = read.front_matter(lines, path)
+    notes = []
+    if ignored:
+        notes.append("front-matter keys ignored (not refvi's): " + ", ".join(ignored))
+    meta = {e.key: (e.value, e.line) for e in entries or () if e.section is None}
+    return meta, end, notes
 
 
 def _parse_settings(value, line, path):
@@ -158,9 +162,14 @@ def _parse_settings(value, line, path):
         if not name:
             continue
         if name not in settings_module.SETTINGS and name not in LATEX_ONLY_SETTINGS:
-            known = ", ".join(sorted(settings_module.SETTINGS))
+            names = sorted(settings_module.SETTINGS) + sorted(LATEX_ONLY_SETTINGS)
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.7)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise DerivationError(
-                path, line, f"unknown setting {name!r}; known settings: {known}"
+                path,
+                line,
+                f"unknown setting {name!r}; {hint}known settings: {', '.join(names)} "
+                "(`refvi settings` lists them, `refvi settings NAME` their names)",
             )
         options = []
         for opt in filter(None, (o.strip() for o in opts.split(","))):
@@ -279,11 +288,17 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
     such a display is an error. ``latex_only`` ignores every check block.
     """
     lines = text.splitlines()
-    meta, i = _front_matter(lines, path)
-    if "settings" not in meta:
-        raise DerivationError(
-            path, 1, "front matter must name the settings: 'settings: ...'"
-        )
+    meta, i, notes = _front_matter(lines, path)
+    if "settings" not in meta:  # inferred from what the derivation uses
+        value, why = latex_frontmatter.infer_settings("\n".join(lines[i:]))
+        meta["settings"] = (value, 1)
+        notes.append(f"no settings in the front matter: checked on {value} ({why})")
+        for title in latex_frontmatter.aggregate_sections(lines):
+            if f'section "{title}" settings' not in meta:
+                notes.append(
+                    f"section {title!r} defines q(z) as the aggregated posterior "
+                    "int q(z|x) p(x) dx: checked on aggregated, p(x) = p_data(x)"
+                )
     settings = _parse_settings(*meta["settings"], path)
     seeds = _number(meta, "seeds", DEFAULT_SEEDS, path)
     tolerance = _number(meta, "tolerance", DEFAULT_TOLERANCE, path)
@@ -307,6 +322,12 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
             )
         return Check(display[0], display[1], (), None, tolerance, "latex")
 
+    # Displays ($$, \[ \], bare environments) found once, by their first line;
+    # the front matter is blanked so nothing in it reads as math.
+    body = "\n" * i + "\n".join(lines[i:])
+    spans = {}
+    for span in display_spans(body):
+        spans.setdefault(span.line, []).append(span)
     n = len(lines)
     while i < n:
         text = lines[i].strip()
@@ -344,40 +365,26 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
         if pending is not None:
             checks.append(unblocked(pending))
             pending = None
-        if "$$" in text:
-            if not text.startswith("$$"):
-                raise DerivationError(
-                    path, i + 1, "display math '$$' must start its line"
-                )
-            start = i
-            body = text[2:]
-            while not body.rstrip().endswith("$$"):
-                i += 1
-                if i >= n:
-                    raise DerivationError(
-                        path, start + 1, "'$$' opened here is never closed"
-                    )
-                body += " " + lines[i].strip()
-            latex = body.rstrip()[:-2].strip()
-            if "$$" in latex:
-                raise DerivationError(
-                    path, start + 1, "one displayed equation per '$$ ... $$'"
-                )
-            pending = (start + 1, latex)
+        for span in spans.get(i + 1, ()):
+            if pending is not None:  # two displays on one line
+                checks.append(unblocked(pending))
+            pending = (span.line, span.source.strip())
             displayed += 1
             if displayed > limits.MAX_DISPLAYS:
                 raise DerivationError(
                     path,
-                    start + 1,
+                    span.line,
                     f"more than {limits.MAX_DISPLAYS} displayed equations in one "
                     "file (the limit)",
                 )
+            i = span.end - 1
         i += 1
     if pending is not None:
         checks.append(unblocked(pending))
     return Derivation(
-        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks), source
-    )
+        str(path), settings, seeds, tolerance, separation, sigmas, tuple(checks),
+        source, notes=tuple(notes)
+    )  # fmt: skip
 
 
 def parse_file(path, latex_only=False, blocks_only=False):
@@ -387,6 +394,17 @@ def parse_file(path, latex_only=False, blocks_only=False):
     text = read.read_text(path)
     if blocks_only and latex_only:
         raise ValueError("blocks_only and latex_only exclude each other")
+    if str(path).endswith(".ipynb"):  # its Markdown cells, in order
+        try:
+            text, cells = notebook.markdown_of(text)
+        except notebook.NotebookError as err:
+            raise DerivationError(path, 1, str(err)) from None
+        try:
+            parsed = parse(text, path, from_latex=not blocks_only,
+                           latex_only=latex_only)  # fmt: skip
+        except DerivationError as err:
+            raise DerivationError(path, cells.where(err.line), err.message) from None
+        return replace(parsed, cells=cells)
     return parse(text, path, from_latex=not blocks_only, latex_only=latex_only)
 
 
@@ -586,6 +604,8 @@ def verify(derivation, seeds=None):
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
     worst = [{} for _ in derivation.checks]  # per check: relation -> Comparison
+    result.cells = derivation.cells
+    result.notes = list(derivation.notes)
     block_settings = [
         s for s in derivation.settings if s.name not in LATEX_ONLY_SETTINGS
     ]

@@ -11,6 +11,7 @@ reports every problem at line 1 (or at the line of undecodable bytes) as a
 ``DerivationError`` whose message never quotes the file's contents.
 """
 
+import difflib
 import os
 import re
 import stat
@@ -70,7 +71,8 @@ def read_text(path):
 #: may also be scoped to a section).
 FILE_KEYS = ("title", "settings", "seeds", "tolerance", "separation", "sigmas")
 LATEX_KEYS = (
-    "settings", "latent", "observed", "family", "shorthands", "reading", "assume"
+    "settings", "latent", "observed", "family", "shorthands", "reading", "assume",
+    "pinned",
 )  # fmt: skip
 KEYS = FILE_KEYS + LATEX_KEYS[1:]
 
@@ -89,34 +91,55 @@ class Entry:
 
 
 def front_matter(lines, path, keys=KEYS, scoped_keys=LATEX_KEYS):
-    """The front matter of a file's ``lines``: (entries, first body index).
+    """The front matter of a file's ``lines``: (entries, first body index,
+    keys ignored).
 
-    Front matter is ``---`` on the first line, flat ``key: value`` lines
-    (blank lines and ``#`` comments skipped) and a closing ``---``. A file
-    without it gives ``(None, 0)``. ``keys`` are the keys allowed at top level,
-    ``scoped_keys`` those allowed after ``section "<heading>"``; any other
-    entry, or a missing closing ``---``, is a DerivationError at its line.
+    Front matter is ``---`` on the first line, ``key: value`` lines (blank
+    lines and ``#`` comments skipped) and a closing ``---``. A file without it
+    gives ``(None, 0, [])``. ``keys`` are refvi's keys at top level,
+    ``scoped_keys`` those allowed after ``section "<heading>"``. The front
+    matter of a static-site generator (Hugo, Jekyll, Quarto) is accepted:
+    other keys are ignored (and returned, for a note), nested values
+    (indented lines, ``- item`` lists) skipped, and refvi's keys may also sit
+    indented under ``refvi:``. A key close to one of refvi's (``setings``), a
+    scoped key refvi does not know, or a missing closing ``---`` is a
+    DerivationError at its line.
     """
     if not lines or lines[0].strip() != "---":
-        return None, 0
-    entries = []
+        return None, 0, []
+    entries, ignored, parent = [], [], None
     for i in range(1, len(lines)):
-        text = lines[i].strip()
+        raw, text = lines[i], lines[i].strip()
         if text == "---":
-            return tuple(entries), i + 1
+            return tuple(entries), i + 1, ignored
         if not text or text.startswith("#"):
             continue
+        indented = raw[:1] in (" ", "\t")
+        if not indented:
+            parent = None
         key, sep, value = text.partition(":")
         key = key.strip()
+        if text.startswith("-") or (indented and parent != "refvi"):
+            continue  # a list item or a nested value of another key
+        if not indented and key == "refvi" and sep and not value.strip():
+            parent = "refvi"
+            continue
         scoped = SECTION_RE.match(key)
         section, key = (scoped.group(1), scoped.group(2)) if scoped else (None, key)
         allowed = scoped_keys if scoped else keys
-        if not sep or key not in allowed:
+        if sep and key in allowed:
+            entries.append(Entry(key, value.strip(), i + 1, section))
+            continue
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.8)
+        if scoped or close or not sep:
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise DerivationError(
                 path,
                 i + 1,
-                f"unknown front-matter entry {text[:60]!r}; "
-                f"expected one of {', '.join(keys)}",
+                f"unknown front-matter entry {text[:60]!r}; {hint}"
+                f"expected one of {', '.join(allowed)}",
             )
-        entries.append(Entry(key, value.strip(), i + 1, section))
+        if not indented:
+            parent = key
+        ignored.append(key)
     raise DerivationError(path, 1, "front matter is not closed by a '---' line")

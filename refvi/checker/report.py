@@ -55,9 +55,14 @@ def _number(x, fmt="+.2e"):
     return "-" if x is None else format(x, fmt)
 
 
-def _row(r):
-    """One line of the text report for a ``LineResult``."""
+def _row(r, result=None):
+    """One line of the text report for a ``LineResult`` of ``result``; a
+    notebook's line is named ``cell N, line M`` with the LaTeX on its row and
+    the verdict on the next."""
     head = f"  L{r.line:<5d} {_latex_start(r.latex):<{LATEX_WIDTH}}"
+    if result is not None and result.cells is not None:
+        head = f"  {result.where(r.line)}: {_latex_start(r.latex)}\n{' ' * 9}"
+        head += " " * LATEX_WIDTH
     if r.verdict in (UNCHECKED, UNSUPPORTED):
         return f"{head}  {r.verdict}: {r.reason}  [{r.method}]"
     error = "" if not r.error else f" ±{r.error:.1e}"  # inf prints as ±inf
@@ -83,8 +88,9 @@ def format_file(result, name=None, explain=False):
     """
     name = name or result.path
     rows = [f"{name}  [{', '.join(result.settings)}; {result.seeds} seeds each]"]
+    rows.extend(f"  note: {n}" for n in result.notes)
     for r in result.lines:
-        rows.append(_row(r))
+        rows.append(_row(r, result))
         if r.verdict == UNDETERMINED and r.reason:
             rows.append(f"          undetermined: {r.reason}")
         if r.hint:

@@ -111,7 +111,7 @@ def test_junit_validates_and_has_one_case_per_line(capsys):
 
 def test_junit_malformed_file_is_an_error_case(tmp_path, capsys):
     bad = tmp_path / "bad.md"
-    bad.write_text("no front matter\n$$ a = b $$\n")
+    bad.write_text("---\nsettings: nonsense\n---\n$$ a = b $$\n")
     status = main(["verify", "--format", "junit", str(bad)])
     xml = capsys.readouterr().out
     assert status == 2

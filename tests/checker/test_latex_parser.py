@@ -84,10 +84,21 @@ def test_bracketed_or_single_factor_log_is_not_ambiguous():
 
 
 def test_log_inside_an_integral_stops_at_the_differential():
-    conv, _ = read(r"\int q(z) \log \frac{q(z)}{p(x,z)} p(x) dz")
+    conv, other = read(r"\int q(z) \log p(x|z) p(z) dz")
     body = conv.exprs[0].body
     assert isinstance(body, ir.Mul) and isinstance(body.factors[1], ir.Log)
     assert isinstance(body.factors[1].arg, ir.Mul)
+
+
+def test_a_fraction_after_log_is_its_argument_first():
+    """``\\log \\frac{a}{b} c`` reads log(a/b) * c first: the fraction is a
+    delimited group, as a bracket is; the other reading is still listed."""
+    frac, rest = read(r"\int q(z) \log \frac{q(z)}{p(x,z)} p(x) dz")
+    body = frac.exprs[0].body
+    assert isinstance(body.factors[1], ir.Log)
+    assert isinstance(body.factors[1].arg, ir.Div)
+    assert body.factors[2] == ir.Density("p", ("x",), ())
+    assert isinstance(rest.exprs[0].body.factors[1].arg, ir.Mul)
 
 
 @pytest.mark.parametrize(

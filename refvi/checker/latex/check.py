@@ -61,7 +61,8 @@ class LineResult:
     """The verdict on one relation of a display (the unit a report lists).
 
     ``status``: 'holds', 'fails', 'undetermined', 'definition', 'expression',
-    'unsupported'.
+    'unsupported', 'malformed' (the display cannot be read; the others are
+    still checked).
     """
 
     line: int
@@ -360,8 +361,8 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
     """Check every display of a derivation's text from its LaTeX.
 
     ``only_lines``: if given, the file lines of the ``$$`` of the displays to
-    check (the others have check blocks). Raises MalformedLatex (with
-    ``.line``) on LaTeX that cannot be read.
+    check (the others have check blocks). A display that cannot be read is
+    one 'malformed' line; the rest of the file is still checked.
     """
     lines = text.splitlines()
     top, scoped, body_start = frontmatter.read(lines, path)
@@ -376,7 +377,23 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
         judge = _Judge(scope, seeds, tol, separation)
         variables = (scope.latent, scope.observed)
         latex = " ".join(disp.source.split())
-        for seq in split_equations(disp):
+        try:
+            if disp.error is not None:
+                raise MalformedLatex(disp.error, disp.error_line)
+            seqs = split_equations(disp)
+        except MalformedLatex as err:  # this display only; the others go on
+            result.lines.append(
+                LineResult(
+                    err.line or disp.line,
+                    latex,
+                    "",
+                    "malformed",
+                    reason=str(err),
+                    section=section,
+                )  # fmt: skip
+            )
+            continue
+        for seq in seqs:
             line = seq[0].line
             try:
                 eqs = readings(seq, variables, scope.latent, scope.reading)

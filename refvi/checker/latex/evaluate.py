@@ -141,6 +141,7 @@ class Evaluator:
     level: int = 0
     latent: str = "z"
     observed: str = "x"
+    dims: dict = field(default_factory=dict)  # \sum_j index -> its value
 
     def value(self, node, free_z=False):
         """(la, s) of a top-level expression; z free means z at test points."""
@@ -226,6 +227,41 @@ class Evaluator:
     def _Exp(self, node, sc):
         v = real(self.ev(node.arg, sc))
         return v, np.ones_like(v)
+
+    def _Param(self, node, sc):
+        gaussian_q = getattr(self.model, "gaussian_q", None)
+        if gaussian_q is None:
+            raise ir.Unsupported(
+                f"{ir.describe(node)}: the q of {self.model.label.split('/')[0]} "
+                "has no Gaussian parameters"
+            )
+        m, s = gaussian_q()  # (n, k) each
+        if node.index is None:
+            if m.shape[1] != 1:
+                raise ir.Unsupported(
+                    f"\\{node.name} of a {m.shape[1]}-dimensional q: index it "
+                    f"(\\{node.name}_j) and sum over j"
+                )
+            j = 0
+        else:
+            j = self.dims[node.index]
+        value = (m if node.name == "mu" else s)[:, j]
+        return _signed(value[:, None, None])
+
+    def _Dim(self, node, sc):
+        return _signed(float(self.model.k))
+
+    def _DimSum(self, node, sc):
+        terms = []
+        for j in range(self.model.k):
+            self.dims[node.index] = j
+            terms.append(self.ev(node.body, sc))
+        del self.dims[node.index]
+        shape = np.broadcast_shapes(*(t[0].shape for t in terms))
+        la = np.stack([np.broadcast_to(t[0], shape) for t in terms])
+        s = np.stack([np.broadcast_to(t[1], shape) for t in terms])
+        out, sign = _lse(la, s, axis=0)
+        return out[0], sign[0]
 
     # -- binders ---------------------------------------------------------------
     def _bind(self, var, sc):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from refvi.checker.latex.evaluate import Shorthands
 from refvi.checker.latex.models import GAUSSIAN_SETTINGS
 from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR
-from refvi.checker.latex.tokens import MalformedLatex
+from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.limits import check_setting_options
 from refvi.checker.read import LATEX_KEYS, DerivationError, front_matter
 
@@ -51,6 +51,8 @@ class Scope:
     shorthands: Shorthands = Shorthands()
     reading: str = CONVENTIONAL
     assume: tuple = (("as declared", ()),)  # (name, ((key, value), ...)), primary first
+    added: str | None = "mixture_prior"  # the non-Gaussian setting added, if any
+    pinned: bool = False  # check on the declared settings only
 
 
 def _settings(value, line):
@@ -71,10 +73,15 @@ def _settings(value, line):
             raise MalformedLatex(str(err), line) from None
         out.append((name, pairs))
     names = {name for name, _ in out}
+    added = None
     if names <= set(GAUSSIAN_SETTINGS):
-        agg = "aggregated" in names
-        out.append(("aggregated_mixture_prior" if agg else NON_GAUSSIAN_DEFAULT, ()))
-    return tuple(out)
+        added = (
+            "aggregated_mixture_prior"
+            if "aggregated" in names
+            else NON_GAUSSIAN_DEFAULT
+        )
+        out.append((added, ()))
+    return tuple(out), added
 
 
 def _shorthands(value, line, current):
@@ -122,7 +129,12 @@ def _assume(value, line):
 
 def _apply(scope, key, value, line):
     if key == "settings":
-        return replace(scope, settings=_settings(value, line))
+        settings, added = _settings(value, line)
+        return replace(scope, settings=settings, added=added)
+    if key == "pinned":
+        if value not in ("true", "false"):
+            raise MalformedLatex(f"pinned must be true or false; got {value!r}", line)
+        return replace(scope, pinned=value == "true")
     if key in ("latent", "observed", "family"):
         if key != "family" and not re.fullmatch(r"[A-Za-z]", value):
             raise MalformedLatex(f"{key} must be one letter; got {value!r}", line)
@@ -139,19 +151,78 @@ def _apply(scope, key, value, line):
     return replace(scope, assume=_assume(value, line))
 
 
+_LATENT_SUM_RE = re.compile(r"\\sum_\{?\s*(?:\\mathbf\{)?([kzcZ])\b")
+
+
+def infer_settings(body):
+    """(settings, why) for a derivation whose front matter names none: a sum
+    over the latent's values (``\\sum_k``, ``\\sum_z``) means a discrete latent,
+    the mixture; otherwise z is continuous: the linear-Gaussian model (the
+    mixture-prior model is added to every Gaussian list)."""
+    if _LATENT_SUM_RE.search(body):
+        return "mixture", "a sum over the latent's values: discrete z"
+    return "linear_gaussian, mixture_prior", "continuous z"
+
+
+_AGGREGATE_DEF_RE = re.compile(
+    r"q(?:_\{?\\phi\}?)?\(z\)=\\intq(?:_\{?\\phi\}?)?\(z(?:\||\\mid)x\)"
+    r"p(?:_\{?\\?\w+\}?)?\(x\)(?:\\,)?(?:d|\\mathrm\{d\})x"
+)
+#: What a section that defines q(z) as the aggregated posterior is checked
+#: under, when the front matter names no settings.
+AGGREGATE_SECTION = (
+    ("settings", "aggregated"),
+    ("shorthands", "q(z) = aggregate, p(x) = p_data(x)"),
+    ("assume", "misspecified model; well-specified (data = model); "
+               "exact posterior (q = exact)"),
+)  # fmt: skip
+
+
+def aggregate_sections(lines):
+    """Titles of the ``#`` sections whose displays define q(z) as the
+    aggregated posterior, ``q(z) = \\int q(z|x) p(x) dx``."""
+    titles, current = [], ""
+    for text in lines:
+        if text.startswith("#"):
+            current = text.lstrip("#").strip()
+        titles.append(current)
+    found = []
+    for span in display_spans("\n".join(lines)):
+        title = titles[span.line - 1]
+        if _AGGREGATE_DEF_RE.search(re.sub(r"\s+", "", span.source)):
+            if title and title not in found:
+                found.append(title)
+    return found
+
+
 def read(lines, path="<derivation>"):
     """(global Scope, {section title: Scope}, first body line index).
 
-    ``lines`` are the file's lines; without front matter everything defaults.
-    The entries come from the one front-matter reader (``checker.read``).
+    ``lines`` are the file's lines. The entries come from the one
+    front-matter reader (``checker.read``: keys refvi does not know are
+    ignored, refvi's may sit under ``refvi:``). Without settings (or without
+    front matter) they are inferred from the body (:func:`infer_settings`,
+    and :func:`aggregate_sections` for a section that defines the aggregated
+    posterior).
     """
     try:
-        found, end = front_matter(lines, path)
+        found, end, _ = front_matter(lines, path)
     except DerivationError as err:
         raise MalformedLatex(err.message, err.line) from None
-    if found is None:
-        return Scope(), {}, 0
-    entries = [(e.section, e.key, e.value, e.line) for e in found if e.key in KEYS]
+    entries = [
+        (e.section, e.key, e.value, e.line) for e in found or () if e.key in KEYS
+    ]
+    if not any(key == "settings" and section is None for section, key, _, _ in entries):
+        entries.insert(
+            0, (None, "settings", infer_settings("\n".join(lines[end:]))[0], 1)
+        )
+        declared = {section for section, key, _, _ in entries if key == "settings"}
+        entries += [
+            (title, key, value, 1)
+            for title in aggregate_sections(lines)
+            if title not in declared
+            for key, value in AGGREGATE_SECTION
+        ]
     top = Scope()
     for section, key, value, line in entries:
         if section is None:
@@ -160,6 +231,7 @@ def read(lines, path="<derivation>"):
     for section, key, value, line in entries:
         if section is not None:
             sections[section] = _apply(sections.get(section, top), key, value, line)
+    top, sections = _pin(top), {name: _pin(sc) for name, sc in sections.items()}
     declared = {section for section, key, _, _ in entries if key == "shorthands"}
     top = _default_shorthands(top, None in declared)
     sections = {
@@ -167,6 +239,15 @@ def read(lines, path="<derivation>"):
         for name, scope in sections.items()
     }
     return top, sections, end
+
+
+def _pin(scope):
+    """``pinned: true``: the derivation is about its declared (Gaussian)
+    settings only; the non-Gaussian setting otherwise added is left out."""
+    if not scope.pinned or scope.added is None:
+        return scope
+    kept = tuple(s for s in scope.settings if s[0] != scope.added)
+    return replace(scope, settings=kept, added=None)
 
 
 def _default_shorthands(scope, declared):

@@ -38,6 +38,10 @@ SCALARS = (
     ("log p(x) + D_KL(q || p(z|x))", r"\log p(x) + D_{KL}(q(z|x) \| p(z|x))"),
     ("2 log p(x) - ELBO", r"2\log p(x) - \mathrm{ELBO}"),
     ("-D_KL(q || p(z|x))", r"-D_{KL}(q(z|x) \| p(z|x))"),
+    (
+        "-p(x) ELBO: p(x) multiplies the log instead of sitting inside it",
+        r"-p(x) \mathrm{ELBO}",
+    ),
     ("0", "0"),
 )
 

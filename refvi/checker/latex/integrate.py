@@ -8,7 +8,7 @@ checker's own result type (``results.LineResult``), marked
 """
 
 from refvi.checker.latex.check import OP_TEXT, check_latex_text
-from refvi.checker.results import UNCHECKED, LineResult
+from refvi.checker.results import MALFORMED, UNCHECKED, UNSUPPORTED, LineResult
 
 _UNCHECKED = {
     "definition": "a definition (:=), recorded, not checked",
@@ -54,7 +54,9 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation):
     warnings : list of str
         Ambiguity warnings, ``path:line: ambiguous: ...``.
 
-    Raises ``MalformedLatex`` on LaTeX that cannot be read.
+    A display that cannot be read is one ``unsupported`` line whose reason
+    starts with ``results.MALFORMED`` (``FileResult.errors`` lists it); the
+    other displays are still checked.
     """
     result = check_latex_text(
         source,
@@ -71,6 +73,8 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation):
         verdict, reason = r.status, r.reason
         if r.status in _UNCHECKED:
             verdict, reason = UNCHECKED, _UNCHECKED[r.status]
+        elif r.status == "malformed":  # this display only; the others go on
+            verdict, reason = UNSUPPORTED, f"{MALFORMED}{r.reason}"
         by_display.setdefault(display, []).append(
             LineResult(
                 r.line,

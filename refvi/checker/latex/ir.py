@@ -134,6 +134,29 @@ class ELBO:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A named parameter of the declared q: ``\\mu`` or ``\\sigma`` (of the
+    Gaussian q(z|x), per datum), at the latent dimension ``index`` (a
+    ``\\sum_j`` index) or, without one, of a one-dimensional latent."""
+
+    name: str
+    index: str | None
+
+
+@dataclass(frozen=True)
+class Dim:
+    """``J``: the number of latent dimensions."""
+
+
+@dataclass(frozen=True)
+class DimSum:
+    """``\\sum_j body`` over the latent dimensions j = 1..J."""
+
+    body: object
+    index: str
+
+
+@dataclass(frozen=True)
 class Relation:
     """One claim ``left op right``; ``line`` is the file line of ``op``."""
 
@@ -245,8 +268,12 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Entropy):
         _, g = density_vars(node.a, latent)
         return Type("scalar", frozenset(g))
-    if isinstance(node, ELBO):
+    if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
+    if isinstance(node, Dim):
+        return Type("scalar", frozenset())
+    if isinstance(node, DimSum):
+        return Type("scalar", infer(node.body, latent, observed).free)
     raise Unsupported(f"unknown node {type(node).__name__}")
 
 
@@ -299,4 +326,10 @@ def describe(node):
         return f"H[{describe(node.a)}]"
     if isinstance(node, ELBO):
         return f"ELBO({describe(node.q)})" if node.q is not None else "ELBO"
+    if isinstance(node, Param):
+        return f"{node.name}_q" + (f"[{node.index}]" if node.index else "")
+    if isinstance(node, Dim):
+        return "J"
+    if isinstance(node, DimSum):
+        return f"Sum_{node.index}=1..J [{describe(node.body)}]"
     return repr(node)

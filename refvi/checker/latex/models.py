@@ -165,6 +165,21 @@ class ContinuousModel:
         self._x_data = self.x[:, None, None, :]
         self._boxes()
 
+    def gaussian_q(self):
+        """(mu, sigma) of the diagonal Gaussian q(z|x_i), each (n, k): what the
+        names ``\\mu_j``, ``\\sigma_j`` bind to (a full covariance has no
+        sigma_j: declare ``q=diag``)."""
+        if self.layer is not None or self.variant:
+            raise Unsupported("\\mu, \\sigma of q exist only for the instance's q")
+        L = self.names["L_q"]
+        diag = np.einsum("...jj->...j", L)
+        if not np.array_equal(L, diag[..., None] * np.eye(L.shape[-1])):
+            raise Unsupported(
+                "\\sigma_j of a full-covariance q: declare a diagonal q, "
+                "e.g. settings: linear_gaussian(q=diag)"
+            )
+        return self.names["m_q"], np.abs(diag)
+
     # -- densities -------------------------------------------------------------
     def _memo_call(self, name, fn, *arrays):
         """``fn(*arrays)``, remembered when every array is one of the

@@ -15,7 +15,9 @@ Grammar (implicit multiplication binds tighter than ``+``/``-``)::
 group. Otherwise it takes the rest of the product up to the next ``+``, ``-``,
 ``\\cdot``, relation, closing bracket or differential -- the conventional
 reading -- and when that rest holds more than one factor the site is
-ambiguous: the other reading applies the log to the first factor only.
+ambiguous: the other reading applies the log to the first factor only. When
+that first factor is a ``\\frac`` (a delimited group, like a bracket), the
+readings swap: ``\\log \\frac{a}{b} c`` is read ``\\log(a/b) c`` first.
 :func:`parse_equation` takes one choice per site; :func:`readings` enumerates
 all of them, conventional first.
 """
@@ -28,11 +30,15 @@ from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:"}
 _UNSUPPORTED_RELATIONS = {"\\approx", "\\propto", "\\equiv", "\\sim", "\\simeq"}
-_CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&"}
+_CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&", "\\}", "\\rangle"}
 _KL_NAMES = {"KL", "D_KL", "mathbb:KL", "mathrm:KL"}
 _ELBO_NAMES = {"ELBO", "mathcal:L", "mathcal:F", "mathrm:ELBO"}
 _ENTROPY_NAMES = {"mathbb:H", "mathcal:H", "H"}
 _GREEK = {"\\theta", "\\phi", "\\psi", "\\lambda", "\\eta", "\\varphi", "\\vartheta"}
+#: Parameters of the whole model: in the conditioning of a density they name
+#: the model, not a variable (p(x|z;\theta), p(x|z,\theta), p(x|\theta)).
+_MODEL_PARAMETERS = {"\\theta", "\\phi", "\\varphi", "\\vartheta", "\\Theta"}
+_OPEN_BRACES = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangle"}
 MAX_AMBIGUOUS_SITES = 4
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
 
@@ -53,8 +59,12 @@ class Parser:
         self.latent = latent
         self.choices = tuple(choices)
         self.sites = []
-        self.aliases = {}  # sum index -> latent
+        # sum index -> latent; the upper-case letters are the data set and its
+        # latents (Bishop's p(X|theta), p(Z|X)): an identity of data-set
+        # quantities that add over the data is checked datum by datum
+        self.aliases = {v.upper(): v for v in (latent, *variables) if v.islower()}
         self.in_integral = 0
+        self.dims = set()  # latent-dimension indices bound by \sum_j
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -173,7 +183,7 @@ class Parser:
         if t.text in ("\\log", "\\ln", "\\exp"):
             self.take()
             wrap = ir.Exp if t.text == "\\exp" else ir.Log
-            if self.at("(") or self.at("["):
+            if self.at("(") or self.at("[") or self.at("\\{"):
                 return [wrap(self.bracketed())]
             return self.applied(wrap, t)
         if t.text == "\\sum":
@@ -182,7 +192,7 @@ class Parser:
 
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
-        args = []
+        args, start = [], self.i
         while not self.at_term_end() and not self.at("\\cdot"):
             args.extend(self.factor())
         if not args:
@@ -192,15 +202,16 @@ class Parser:
         site = len(self.sites)
         name = tok.text.lstrip("\\")
         rest = " * ".join(ir.describe(a) for a in args[1:])
+        whole = f"{name}[{ir.describe(ir.Mul(tuple(args)))}]"
+        first = f"{name}[{ir.describe(args[0])}] * {rest}"
+        # A fraction right after the log is a delimited group, as a bracket is:
+        # \log \frac{a}{b} c reads log(a/b) * c first.
+        frac_first = self.toks[start].text == "\\frac"
         self.sites.append(
-            (
-                tok.line,
-                f"{name}[{ir.describe(ir.Mul(tuple(args)))}]",
-                f"{name}[{ir.describe(args[0])}] * {rest}",
-            )
+            (tok.line, first, whole) if frac_first else (tok.line, whole, first)
         )
         choice = self.choices[site] if site < len(self.choices) else CONVENTIONAL
-        if choice == CONVENTIONAL:
+        if (choice == CONVENTIONAL) != frac_first:
             return [wrap(ir.Mul(tuple(args)))]
         return [wrap(args[0]), *args[1:]]
 
@@ -215,6 +226,20 @@ class Parser:
         if self.at("^"):
             self.take()
             self.group_tokens()
+        if index == "j":  # the latent dimensions: \sum_{j=1}^{J}
+            self.dims.add(index)
+            body = self.product()
+            self.dims.discard(index)
+            if body is None:
+                raise self.unsupported(tok, "\\sum has no summand")
+            return ir.DimSum(body, index)
+        if index not in (self.latent, self.latent.upper(), "k", "c"):
+            raise self.unsupported(
+                letters[0],
+                f"a sum over data, samples or dimensions (\\sum_{index}) "
+                "is not supported; a sum over the values of a discrete latent is "
+                f"written \\sum_{self.latent} or \\sum_k",
+            )
         if index not in self.variables or index == self.latent:
             self.aliases[index] = self.latent
         elif index != self.latent:
@@ -247,10 +272,40 @@ class Parser:
 
     def bracketed(self):
         open_ = self.take()
-        close = {"(": ")", "[": "]", "{": "}"}[open_.text]
+        close = _OPEN_BRACES[open_.text]
         inner = self.expr()
         self.expect(close)
         return inner
+
+    def frac_argument(self):
+        """A ``\\frac`` argument: ``{expr}``, or one digit or letter
+        (``\\frac12``, ``\\frac1N``)."""
+        if self.at("{"):
+            self.take()
+            inner = self.expr()
+            self.expect("}")
+            return inner
+        t = self.peek()
+        if t is not None and t.kind == "num" and t.text.isdigit():
+            self.take()
+            if len(t.text) > 1:  # \frac12: the digits are two arguments
+                rest = type(t)("num", t.text[1:], t.line)
+                self.toks.insert(self.i, rest)
+            return ir.Number(float(t.text[0]))
+        return self.atom()
+
+    def skip_index(self):
+        """Skip a data or sample index on a variable: ``x_i``, ``x_{n}``,
+        ``x^{(i)}``, ``z^{(l)}`` (the instance's data are the x_i)."""
+        while True:
+            if self.at("_"):
+                self.take()
+                self.group_tokens()
+            elif self.at("^") and self.at("{", 1) and self.at("(", 2):
+                self.take()
+                self.group_tokens()
+            else:
+                return
 
     def group_tokens(self):
         """The tokens of a ``{...}`` group, or a single token."""
@@ -273,19 +328,23 @@ class Parser:
         if t.kind == "num":
             self.take()
             return ir.Number(float(t.text))
-        if t.text in ("(", "[", "{"):
+        if t.text in ("(", "[", "{", "\\{"):
             return self.bracketed()
+        if t.text == "\\langle":
+            return self.angle_expectation()
+        if t.text == "\\cases":
+            raise self.unsupported(
+                t,
+                "a piecewise definition (cases) is not checked; write each "
+                "case as its own display",
+            )
         if t.text == "\\pi":
             self.take()
             return ir.Const("pi")
         if t.text == "\\frac":
             self.take()
-            self.expect("{")
-            num = self.expr()
-            self.expect("}")
-            self.expect("{")
-            den = self.expr()
-            self.expect("}")
+            num = self.frac_argument()
+            den = self.frac_argument()
             return ir.Div(num, den)
         if t.text == "\\int":
             return self.integral()
@@ -305,8 +364,20 @@ class Parser:
             return self.entropy()
         if t.text in _ELBO_NAMES or (t.kind == "letter" and t.text == "F"):
             return self.elbo()
+        if (
+            t.kind == "letter"
+            and t.text == "I"
+            and (self.at("(", 1) or self.at("_", 1))
+        ):
+            return self.mutual_information()
+        if t.text in ("\\mu", "\\sigma"):
+            return self.parameter()
+        if t.kind == "letter" and t.text == "J":
+            self.take()
+            return ir.Dim()
         if self.is_var(t):
             self.take()
+            self.skip_index()
             return ir.Var(self.var_name(t))
         if t.kind == "letter" and t.text == "e":
             self.take()
@@ -326,9 +397,14 @@ class Parser:
         return "".join(parts)
 
     def density(self):
-        sym = self.take().text
+        tok = self.take()
+        sym = tok.text
         deco = self.decoration()
         if not self.at("("):
+            if sym == "p":  # p alone could be any of the model's densities
+                raise self.unsupported(
+                    tok, "a bare p names no density: write p(z|x), p(z), ..."
+                )
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
         vars_, given, part = [], [], None
@@ -346,11 +422,20 @@ class Parser:
                 while not self.at(")"):
                     self.take()
                 break
+            if t.text in _MODEL_PARAMETERS:
+                if self.at("^") or self.at("_"):
+                    raise self.unsupported(
+                        t,
+                        f"{t.text} at another value (an old or iterated "
+                        "parameter) is not a density of the declared model",
+                    )
+                continue
             if not self.is_var(t):
                 raise self.unsupported(
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
                 )
             part.append(self.var_name(t))
+            self.skip_index()
         self.expect(")")
         if not vars_:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
@@ -389,9 +474,23 @@ class Parser:
     def expectation(self):
         tok = self.take()
         if not self.at("_"):
-            raise self.unsupported(tok, "an expectation needs its measure as subscript")
+            raise self.unsupported(
+                tok,
+                "an expectation needs its measure as subscript: write "
+                "\\mathbb{E}_{q(z|x)}[...]",
+            )
         self.take()
-        sub = self.group_tokens()
+        meas, var = self.measure_of(self.group_tokens(), tok)
+        if self.at("[") or self.at("(") or self.at("\\{"):
+            body = self.bracketed()
+        else:  # E_q \log p(x|z): the rest of the product
+            body = self.product()
+            if body is None:
+                raise self.unsupported(self.peek() or tok, "the expectation is empty")
+        return ir.Expectation(meas, body, var)
+
+    def measure_of(self, sub, tok):
+        """(density, variable) of an expectation's subscript tokens."""
         inner = Parser(sub, self.variables, self.latent)
         inner.aliases = dict(self.aliases)
         if len(sub) >= 2 and inner.is_var(sub[0]) and sub[1].text == "\\sim":
@@ -407,9 +506,21 @@ class Parser:
             if len(v) != 1:
                 raise self.unsupported(tok, "the expectation's variable is unclear")
             var = v[0]
-        if not (self.at("[") or self.at("(")):
-            raise self.unsupported(self.peek() or tok, "expected '[' after E_{...}")
-        body = self.bracketed()
+        return meas, var
+
+    def angle_expectation(self):
+        """``\\langle f \\rangle_{q}``: the expectation of f under q."""
+        tok = self.take()
+        body = self.expr()
+        self.expect("\\rangle")
+        if not self.at("_"):
+            raise self.unsupported(
+                tok,
+                "\\langle ... \\rangle needs its measure "
+                "as subscript: \\langle f \\rangle_{q}",
+            )
+        self.take()
+        meas, var = self.measure_of(self.group_tokens(), tok)
         return ir.Expectation(meas, body, var)
 
     def kl(self):
@@ -425,7 +536,12 @@ class Parser:
             raise self.unsupported(self.peek() or tok, "expected '(' after KL")
         close = ")" if self.take().text == "(" else "]"
         a = self.measure()
-        self.expect("||")
+        if not (self.at("||") or self.at(",") or self.at("|") or self.at(";")):
+            raise self.unsupported(
+                self.peek() or tok,
+                "expected the KL bar '\\|' between the two densities: D_{KL}(q \\| p)",
+            )
+        self.take()
         b = self.measure()
         self.expect(close)
         return ir.KL(a, b)
@@ -433,12 +549,73 @@ class Parser:
     def entropy(self):
         close = ")" if self.take().text == "(" else "]"
         a = self.measure()
+        if self.at(",") or self.at(";"):  # the cross-entropy H(a, b)
+            self.take()
+            b = self.measure()
+            self.expect(close)
+            (var,), _ = ir.density_vars(a, self.latent)
+            return ir.Expectation(a, ir.Add((ir.Log(b),), (-1,)), var)
         self.expect(close)
         return ir.Entropy(a)
 
+    def parameter(self):
+        """``\\mu``, ``\\sigma`` of the Gaussian q(z|x), with a latent-dimension
+        index ``_j`` bound by ``\\sum_j`` (or none, for one dimension)."""
+        tok = self.take()
+        index = None
+        if self.at("_"):
+            self.take()
+            group = self.group_tokens()
+            if len(group) != 1 or group[0].text not in self.dims:
+                shown = "".join(g.text for g in group)
+                raise self.unsupported(
+                    tok,
+                    f"{tok.text}_{{{shown}}}: a parameter's index must be a "
+                    "latent dimension j bound by \\sum_{j=1}^{J}",
+                )
+            index = group[0].text
+        return ir.Param(tok.text.lstrip("\\"), index)
+
+    def mutual_information(self):
+        """``I(x; z)``, ``I_q(x; z)``: the mutual information of x and z under
+        q(x, z) = p_data(x) q(z|x), i.e. E_{p_data(x)}[KL(q(z|x) || q(z))]
+        with q(z) the aggregated posterior (the amortized setting)."""
+        tok = self.take()
+        deco = self.decoration()
+        if deco not in ("", "q", "phi", "q_phi", "qphi"):
+            raise self.unsupported(tok, f"I_{deco}: only I_q(x; z) is supported")
+        self.expect("(")
+        pair = []
+        while not self.at(")"):
+            t = self.take()
+            if t.text in (",", ";"):
+                continue
+            if not self.is_var(t):
+                raise self.unsupported(t, f"'{t.text}' in I(x; z) is not a variable")
+            pair.append(self.var_name(t))
+        self.expect(")")
+        x, z = self.observed_name(), self.latent
+        if sorted(pair) != sorted((x, z)):
+            raise self.unsupported(tok, "only I(x; z), of the data and the latent")
+        enc = ir.Density("q", (z,), (x,))
+        agg = ir.Density("q", (z,), (), "agg")
+        data = ir.Density("p", (x,), (), "data")
+        return ir.Expectation(data, ir.KL(enc, agg), x)
+
+    def observed_name(self):
+        """The observed variable (the declared variable that is not latent)."""
+        others = sorted(v for v in self.variables if v != self.latent)
+        return others[0] if others else "x"
+
     def elbo(self):
-        self.take()
-        self.decoration()
+        tok = self.take()
+        deco = self.decoration()
+        if any(c.isdigit() for c in deco) or deco in ("K", "k", "S", "M", "L", "N"):
+            raise self.unsupported(
+                tok,
+                f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
+                "bound) is not the ELBO; write \\mathcal{L} for the ELBO",
+            )
         q = None
         if self.at("("):
             self.take()

@@ -16,6 +16,7 @@ empty equation, an unterminated ``$$``) raises :class:`MalformedLatex`.
 import re
 from dataclasses import dataclass
 
+from refvi.checker.latex import spelling
 from refvi.checker.limits import MAX_LATEX_NESTING, MAX_LATEX_TOKENS
 
 
@@ -51,6 +52,10 @@ class Display:
     source: str
     rows: tuple  # of tuples of Token; cells are separated by a '&' char token
     tags: tuple  # the \tag{...} labels, in order
+    error: str | None = None  # why the display cannot be read (rows empty)
+    end: int = 0  # its last file line
+    error_line: int = 0  # the file line the error points at
+    notes: tuple = ()  # remarks written in the display (\\text{...}), dropped
 
 
 # Commands that only change spacing or size: dropped.
@@ -68,6 +73,8 @@ _SYNONYMS = {
     "\\|": "||", "\\Vert": "||", "\\lVert": "||", "\\rVert": "||",
     "\\leq": "\\le", "\\geq": "\\ge", "\\ne": "\\neq", "\\leqslant": "\\le",
     "\\geqslant": "\\ge", "\\coloneqq": ":=", "\\triangleq": ":=",
+    "\\equiv": ":=", "\\doteq": ":=", "\\defeq": ":=", "\\eqdef": ":=",
+    "\\parallel": "||", "\\lvert\\lvert": "||",
     "\\eqqcolon": "=:", "\\dfrac": "\\frac", "\\tfrac": "\\frac",
     "\\lbrace": "\\{", "\\rbrace": "\\}", "\\lbrack": "[", "\\rbrack": "]",
     "\\langle": "\\langle", "\\times": "\\cdot", "\\ast": "\\cdot",
@@ -78,7 +85,8 @@ _SYNONYMS = {
 _FONTS = {
     "\\mathrm", "\\mathbb", "\\mathcal", "\\mathbf", "\\mathsf", "\\mathit",
     "\\operatorname", "\\text", "\\textrm", "\\textit", "\\textbf", "\\rm",
-    "\\boldsymbol", "\\bm", "\\mathscr", "\\mathfrak",
+    "\\boldsymbol", "\\bm", "\\mathscr", "\\mathfrak", "\\bf", "\\pmb",
+    "\\mathnormal", "\\textnormal", "\\mbox",
 }  # fmt: skip
 
 # Calligraphic and blackboard letters are names of their own (\mathcal{L} is
@@ -210,10 +218,29 @@ def _check_balance(tokens, line):
 
 
 _ENV_RE = re.compile(r"\\(begin|end)\{([^}]*)\}")
-_ROW_ENVS = {"aligned", "align", "align*", "split", "gathered", "gather", "gather*"}
+#: Environments whose rows (``\\``) are lines of one chain and whose cells
+#: (``&``) are joined; ``equation`` and ``multline`` have one row or a wrapped one.
+_ROW_ENVS = {
+    "aligned", "align", "align*", "split", "gathered", "gather", "gather*",
+    "equation", "equation*", "eqnarray", "eqnarray*", "multline", "multline*",
+    "flalign", "flalign*", "alignat", "alignat*", "alignedat", "array",
+    "displaymath", "math",
+}  # fmt: skip
+#: Environments that may stand alone in Markdown (outside ``$$``).
+_TOP_ENVS = r"equation|align|gather|multline|eqnarray|flalign|alignat|displaymath"
 _TAG_RE = re.compile(r"\\tag\*?\{([^}]*)\}")
-_DISPLAY_RE = re.compile(r"\$\$(.*?)\$\$", re.S)
 _FENCE_RE = re.compile(r"^(```|~~~)")
+# Markup around the math that means nothing to its value: labels, numbering
+# switches, comments, the column specification of an array or alignat.
+_DROPPED_RE = re.compile(
+    r"\\label\{[^}]*\}|\\nonumber\b|\\notag\b|\\\\\[[^\]]*\]"
+    r"|(?<=\\begin\{array\})\{[^}]*\}|(?<=\\begin\{alignat\})\{[^}]*\}"
+    r"|(?<=\\begin\{alignat\*\})\{[^}]*\}|(?<=\\begin\{alignedat\})\{[^}]*\}"
+)
+_COMMENT_RE = re.compile(r"(?<!\\)%[^\n]*")
+#: A ``cases`` environment (a piecewise definition) becomes one command.
+_CASES_RE = re.compile(r"\\begin\{cases\}.*?\\end\{cases\}", re.S)
+_OPENER_RE = re.compile(r"\$\$|(?<!\\)\\\[|\\begin\{(" + _TOP_ENVS + r")(\\?\*)?\}")
 
 
 def _mask_fences(text):
@@ -229,29 +256,115 @@ def _mask_fences(text):
     return "\n".join(out)
 
 
-def displays(text, first_line=1):
-    """Every ``$$ ... $$`` display of the Markdown ``text``, in order.
+def _unescape(src):
+    """Markdown escapes inside math undone: ``\\*`` -> ``*``, ``\\_`` -> ``_``."""
+    return src.replace("\\*", "*").replace("\\_", "_")
 
-    ``first_line`` is the file line of the first character of ``text``.
+
+@dataclass(frozen=True)
+class Span:
+    """Where a display sits: first and last file line, its math, and an
+    error when it is not closed."""
+
+    line: int
+    end: int
+    source: str
+    error: str | None = None
+
+
+def display_spans(text, first_line=1):
+    """Every display of the Markdown ``text``, in order, as :class:`Span`.
+
+    A display is ``$$ ... $$``, ``\\[ ... \\]`` or a bare math environment
+    (``\\begin{align*} ... \\end{align*}``, also markdown-escaped as
+    ``align\\*``). Fenced code is skipped. An opener that is not closed
+    before the paragraph ends is a span with an ``error``; reading goes on
+    at the next line.
     """
     masked = _mask_fences(text)
-    if masked.count("$$") % 2:
-        at = masked.rfind("$$")
-        raise MalformedLatex(
-            "'$$' opens a display that is never closed",
-            first_line + masked.count("\n", 0, at),
-        )
+    spans, pos = [], 0
+
+    def line_at(i):
+        return first_line + masked.count("\n", 0, i)
+
+    while True:
+        m = _OPENER_RE.search(masked, pos)
+        if m is None:
+            return spans
+        start = m.end()
+        if m.group() == "$$":
+            close = masked.find("$$", start)
+            end_at, inner_end = close + 2, close
+        elif m.group() == "\\[":
+            close = re.compile(r"(?<!\\)\\\]").search(masked, start)
+            close = close.start() if close else -1
+            end_at, inner_end = close + 2, close
+        else:
+            env = re.escape(m.group(1)) + r"(\\?\*)?"
+            close_m = re.compile(r"\\end\{" + env + r"\}").search(masked, start)
+            close = close_m.start() if close_m else -1
+            end_at = close_m.end() if close_m else -1
+            inner_end, start = end_at, m.start()  # keep the environment
+        inner = masked[start:inner_end] if close >= 0 else ""
+        line = line_at(m.start())
+        if close < 0 or re.search(r"\n[ \t>]*\n", inner):
+            eol = masked.find("\n", m.end())
+            eol = len(masked) if eol < 0 else eol
+            what = m.group().replace("\\*", "*")
+            spans.append(
+                Span(line, line, masked[m.end() : eol], f"'{what}' is never closed")
+            )
+            pos = eol
+            continue
+        spans.append(Span(line, line_at(end_at), inner))
+        pos = end_at
+
+
+def displays(text, first_line=1):
+    """Every display of the Markdown ``text``, in order (see ``display_spans``).
+
+    ``first_line`` is the file line of the first character of ``text``. A
+    display that cannot be read is returned with its ``error`` set and no rows;
+    the others are unaffected.
+    """
     found = []
-    for m in _DISPLAY_RE.finditer(masked):
-        line = first_line + masked.count("\n", 0, m.start())
-        found.append(_read_display(m.group(1), line))
+    for span in display_spans(text, first_line):
+        if span.error is not None:
+            found.append(Display(span.line, span.source, (), (), span.error,
+                                 span.end, span.line))  # fmt: skip
+            continue
+        try:
+            disp = _read_display(span.source, span.line)
+        except MalformedLatex as err:
+            found.append(Display(span.line, span.source, (), (), str(err),
+                                 span.end, err.line or span.line))  # fmt: skip
+            continue
+        found.append(Display(disp.line, disp.source, disp.rows, disp.tags,
+                             None, span.end, notes=disp.notes))  # fmt: skip
     return found
+
+
+def _clean(src):
+    """The math of a display without comments, escapes, labels and numbering
+    switches (newlines kept, so token lines stay file lines)."""
+    src = _COMMENT_RE.sub("", src)
+    src = _unescape(src)
+    src = _CASES_RE.sub(lambda m: " \\cases " + "\n" * m.group().count("\n"), src)
+
+    src = spelling.clean_source(src)
+
+    def blank(m):
+        keep = "\\\\" if m.group().startswith("\\\\[") else ""
+        return keep + " " * (len(m.group()) - len(keep))
+
+    return _DROPPED_RE.sub(blank, src)
 
 
 def _read_display(src, line):
     """Split one display's source into rows of tokens (see :class:`Display`)."""
+    src = _clean(src)
     if not src.strip():
-        raise MalformedLatex("empty equation: '$$ $$' holds no math", line)
+        raise MalformedLatex("empty equation: the display holds no math", line)
     tags = tuple(t.strip() for t in _TAG_RE.findall(src))
     body = _TAG_RE.sub(lambda m: " " * len(m.group()), src)
     stack = []
@@ -277,7 +390,9 @@ def _read_display(src, line):
         else:
             row.append(tok)
     rows.append(tuple(row))
-    rows = tuple(r for r in rows if any(t.text != "&" for t in r))
+    notes = []
+    rows = tuple(tuple(spelling.normalise(r, notes)) for r in rows)
+    rows = tuple(r for r in rows if any(t.text not in ("&", ";") for t in r))
     if not rows:
         raise MalformedLatex("empty equation: the display holds no math", line)
-    return Display(line, src, rows, tags)
+    return Display(line, src, rows, tags, notes=tuple(notes))

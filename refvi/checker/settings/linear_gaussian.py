@@ -25,7 +25,7 @@ from refvi.models import linear_gaussian_em as lg_em
 Q_FAMILIES = ("full", "diag", "posterior")
 
 
-def linear_gaussian_setting(seed, k="2", d="3", q="full"):
+def linear_gaussian_setting(seed, k=None, d="3", q="full"):
     """z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q_i a random Gaussian.
 
     ``q`` is the family of q: ``"full"`` (a random full covariance, default),
@@ -38,7 +38,8 @@ def linear_gaussian_setting(seed, k="2", d="3", q="full"):
     Closed forms: ``kl`` (``linear_gaussian.kl_to_posterior``), ``elbo``
     (``linear_gaussian.elbo``).
     """
-    k, d = int(k), int(d)
+    d = int(d)
+    k = min(2, d) if k is None else int(k)  # linear_gaussian(d=1) has k = 1
     if q not in Q_FAMILIES:
         raise TypeError(f"q must be one of {', '.join(Q_FAMILIES)}; got {q!r}")
     rng = np.random.default_rng(seed)
@@ -111,7 +112,6 @@ def _linear_gaussian_extras(model, x, rng, k, d, order):
     stats_X = lg_em.sufficient_stats(X)
     new = lg_em.m_step(X, post_X)
     iso = lg_em.m_step(X, post_X, noise="isotropic")
-    mle = lg_em.ppca_mle(X, k)
 
     def ecll_quad(W, mu, psi, m_q, L_q):
         """E_q[log p(x_i, z)] per datum by Gauss–Hermite (exact: the integrand
@@ -127,7 +127,7 @@ def _linear_gaussian_extras(model, x, rng, k, d, order):
         log_joint = _per_datum(lambda xi, z: lg.log_joint(m, xi, z), x, "lj")
         return rule.expect(log_joint - Fn(rule.log_density, "log_q"))
 
-    return {
+    names = {
         "C": C,
         "P": P,
         "M": np.eye(k) + model.W.T @ P @ model.W,
@@ -155,7 +155,8 @@ def _linear_gaussian_extras(model, x, rng, k, d, order):
         "sigma2_new": float(iso.psi[0]),
         "F_new": np.sum(lg.elbo(new, X, post_X.m, post_X.L_S)),
         "psi_floor": lg_em.PSI_FLOOR_REL * float(np.mean(np.diag(stats_X.Sigma_hat))),
-        "W_ml": mle.W,
-        "mu_ml": mle.mu,
-        "sigma2_ml": float(mle.psi[0]),
     }
+    if k < d:  # the pPCA MLE exists only with fewer factors than dimensions
+        mle = lg_em.ppca_mle(X, k)
+        names.update(W_ml=mle.W, mu_ml=mle.mu, sigma2_ml=float(mle.psi[0]))
+    return names
