@@ -85,7 +85,9 @@ def test_densities_compare_their_logs_unscaled():
 
 
 def test_monte_carlo_relation_uses_the_standard_error():
-    estimate = Value(np.array([1.0, 2.0]), route="monte carlo", se=np.full(2, 0.1), n=1)
+    estimate = Value(
+        np.array([1.0, 2.0]), route="monte carlo", se=np.full(2, 0.1), n=100
+    )
     near, far = Value(np.array([1.2, 2.1])), Value(np.array([1.0, 3.0]))
     assert compare(estimate, near, "~", TOL, SEP, SIGMAS).verdict == HOLDS
     c = compare(far, estimate, "~", TOL, SEP, SIGMAS)
