@@ -99,7 +99,7 @@ def _check_estimate(estimate):
     se = as_float_array(estimate.se, "estimate.se", shape=mean.shape)
     if np.any(se < 0):
         raise ValueError(f"estimate.se must be non-negative; got min {se.min():.3g}")
-    check_int(estimate.n, "estimate.n", minimum=2)
+    check_int(estimate.n, "estimate.n", minimum=1)
     return mean, se
 
 
