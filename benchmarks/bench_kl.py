@@ -26,6 +26,7 @@ import os
 import time
 
 import numpy as np
+from _matmul_rate import gflops
 from threadpoolctl import threadpool_info
 
 from refvi import gaussian
@@ -35,17 +36,6 @@ try:
     from torch.distributions import MultivariateNormal, kl_divergence
 except ImportError:  # torch is optional
     torch = None
-
-
-def gflops():
-    """numpy matmul GFLOP/s on a 1024 x 1024 product (median of 5)."""
-    a = np.random.default_rng(0).normal(size=(1024, 1024))
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        a @ a
-        times.append(time.perf_counter() - t)
-    return 2 * 1024**3 / np.median(times) / 1e9
 
 
 def make_pairs(n, d, seed=0):

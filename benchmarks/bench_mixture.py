@@ -25,6 +25,7 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from _matmul_rate import gflops
 from scipy.linalg import cho_solve
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -32,17 +33,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from refvi.models import mixture_em
 
 SIZES = [(100_000, 32, 16), (1_000_000, 16, 8)]
-
-
-def gflops():
-    """numpy matmul GFLOP/s on a 1024 x 1024 product (median of 5)."""
-    a = np.random.default_rng(0).normal(size=(1024, 1024))
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        a @ a
-        times.append(time.perf_counter() - t)
-    return 2 * 1024**3 / np.median(times) / 1e9
 
 
 def make_problem(n, d, K, seed=0):
