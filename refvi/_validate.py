@@ -97,8 +97,10 @@ def check_lower_cholesky(L, name, d=None, n=None, batch=False):
     any leading axes, shape (..., d, d); each factor is checked so.
     """
     L = _as_square(L, name, d, n, batch)
-    # row by row (views, no copy of a large stack)
-    if any(np.any(L[..., i, i + 1 :]) for i in range(L.shape[-1] - 1)):
+    # an entry above the diagonal is nonzero in some factor exactly when it is
+    # nonzero in the logical or over the stack: one contiguous pass
+    upper = np.triu(np.ones(L.shape[-2:], dtype=bool), k=1)
+    if np.any(np.any(L.reshape((-1,) + L.shape[-2:]), axis=0)[upper]):
         upper = np.triu(L, k=1)
         raise ValueError(
             f"{name} must be lower triangular; largest entry above the diagonal "

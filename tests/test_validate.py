@@ -214,3 +214,16 @@ def test_check_record_promotes_and_checks_each_field_by_name():
         check_record(rec._replace(a=np.array([0.0, np.nan])), _Rec, "rec", fields)
     with pytest.raises(ValueError, match="rec.n must be >= 1"):
         check_record(rec._replace(n=0), _Rec, "rec", fields)
+
+
+@pytest.mark.parametrize("value", [1e-300, -5e-324, 7.0])
+def test_one_upper_entry_anywhere_in_a_batched_stack_is_found(value):
+    # the check ors the stack over its batch axes: a single tiny or negative
+    # subnormal entry above the diagonal of one factor must still count
+    L = np.broadcast_to(np.eye(4), (3, 5, 4, 4)).copy()
+    L[2, 3, 1, 3] = value
+    with pytest.raises(ValueError, match="L must be lower triangular"):
+        check_lower_cholesky(L, "L", d=4, batch=True)
+    L[2, 3, 3, 1] = value  # below the diagonal: allowed
+    L[2, 3, 1, 3] = 0.0
+    assert check_lower_cholesky(L, "L", d=4, batch=True) is not None
