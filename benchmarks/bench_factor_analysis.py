@@ -35,6 +35,7 @@ import tracemalloc
 import warnings
 
 import numpy as np
+from _matmul_rate import gflops
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info
@@ -48,13 +49,6 @@ from refvi.models.linear_gaussian_em import (
 
 SKLEARN_TOL = 1e-2  # scikit-learn's default: change of the total log-likelihood
 METHODS = ("lapack", "randomized")
-
-
-def matmul_gflops(rng, size=1024, reps=5):
-    """Best-of-``reps`` rate of a size x size float64 matmul, in GFLOP/s."""
-    a, b = rng.standard_normal((size, size)), rng.standard_normal((size, size))
-    best = min(_seconds(lambda: a @ b)[0] for _ in range(reps))
-    return 2 * size**3 / best / 1e9
 
 
 def _seconds(fn):
@@ -126,7 +120,7 @@ def main(argv=None):
             f"threads: {pool['internal_api']} {pool.get('version')} "
             f"num_threads={pool['num_threads']} (defaults, shared by both)"
         )
-    print(f"numpy matmul at start: {matmul_gflops(rng):.1f} GFLOP/s")
+    print(f"numpy matmul at start: {gflops():.1f} GFLOP/s")
     x = make_data(rng, n, d, k)
     # scikit-learn's rule per datum, 100x tighter: refvi's EM creeps up more
     # slowly per iteration, and it must end at least as high
@@ -188,7 +182,7 @@ def main(argv=None):
     print(
         f"repeats: {args.repeats} (medians); refvi per-iteration over {args.em_iters}"
     )
-    print(f"numpy matmul at end: {matmul_gflops(rng):.1f} GFLOP/s")
+    print(f"numpy matmul at end: {gflops():.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import statistics
 import time
 
 import numpy as np
+from _matmul_rate import gflops
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from refvi.inference import vae
@@ -39,17 +40,6 @@ from refvi.models.linear_gaussian import LinearGaussian
 
 LOG_2PI = float(np.log(2 * np.pi))
 KEYS = ("A", "c", "log_std", "W", "mu", "psi")
-
-
-def matmul_gflops(rng, size=1024, reps=5):
-    """Best-of-``reps`` rate of a size x size float64 matmul, in GFLOP/s."""
-    a, b = rng.standard_normal((size, size)), rng.standard_normal((size, size))
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 def make_problem(rng, n, d, k):
@@ -195,7 +185,7 @@ def run(args):
     rng = np.random.default_rng(args.seed)
     print(f"n = {args.n}, d = {args.d}, k = {args.k}, float64, one sample, analytic KL")
     print(thread_note())
-    print(f"numpy matmul rate at start: {matmul_gflops(rng):.1f} GFLOP/s")
+    print(f"numpy matmul rate at start: {gflops():.1f} GFLOP/s")
     params, x, eps = make_problem(rng, args.n, args.d, args.k)
 
     steps = {
@@ -254,7 +244,7 @@ def run(args):
             + ", ".join(f"{key} {err:.1e}" for key, err in worst.items())
         )
     print(thread_note())
-    print(f"numpy matmul rate at end: {matmul_gflops(rng):.1f} GFLOP/s")
+    print(f"numpy matmul rate at end: {gflops():.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
