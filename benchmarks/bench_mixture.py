@@ -55,7 +55,7 @@ def run_refvi(x, init, n_iter):
 
 def run_sklearn(x, init, n_iter):
     """One ``fit`` of n_iter iterations (plus scikit-learn's final E-step)."""
-    prec = np.stack([cho_solve((L, True), np.eye(init.dim)) for L in init.L])
+    prec = np.stack([cho_solve((L, True), np.eye(init.d)) for L in init.L])
     sk = SkGaussianMixture(
         init.n_components,
         covariance_type="full",

@@ -148,64 +148,67 @@ def entropy_and_grad(logits, dout=None):
     return H, {"logits": dlogits}
 
 
-def _check_pair(logits_p, logits_q):
-    logits_p = _check_logits(logits_p, "logits_p")
+def _check_pair(logits_q, logits_p):
     logits_q = _check_logits(logits_q, "logits_q")
-    if logits_q.shape[-1] != logits_p.shape[-1]:
+    logits_p = _check_logits(logits_p, "logits_p")
+    if logits_p.shape[-1] != logits_q.shape[-1]:
         raise ValueError(
-            f"logits_q must have K = {logits_p.shape[-1]} categories like "
-            f"logits_p; got shape {logits_q.shape}"
+            f"logits_p must have K = {logits_q.shape[-1]} categories like "
+            f"logits_q; got shape {logits_p.shape}"
         )
     batch = broadcast_batch(
-        ("logits_p", logits_p.shape[:-1]), ("logits_q", logits_q.shape[:-1])
+        ("logits_q", logits_q.shape[:-1]), ("logits_p", logits_p.shape[:-1])
     )
-    return logits_p, logits_q, batch
+    return logits_q, logits_p, batch
 
 
-def _kl_forward(logits_p, logits_q):
-    log_p = _log_softmax(logits_p)
+def _kl_forward(logits_q, logits_p):
     log_q = _log_softmax(logits_q)
-    p = np.exp(log_p)
-    # (C.3)  KL = sum_j p_j (log p_j - log q_j)
-    log_ratio = log_p - log_q
-    return np.sum(p * log_ratio, axis=-1), p, log_q, log_ratio
+    log_p = _log_softmax(logits_p)
+    q = np.exp(log_q)
+    # (C.3)  KL = sum_j q_j (log q_j - log p_j)
+    log_ratio = log_q - log_p
+    return np.sum(q * log_ratio, axis=-1), q, log_p, log_ratio
 
 
-def kl(logits_p, logits_q):
-    """KL(p || q) = sum_j p_j (log p_j - log q_j) along the last axis; (C.3).
+def kl(logits_q, logits_p):
+    """KL(q || p) = sum_j q_j (log q_j - log p_j) along the last axis; (C.3).
 
-    The first argument is the distribution the expectation is under. The batch
+    The first argument, q = softmax(logits_q), is the distribution the
+    expectation is under, as VI texts write KL(q || p) and as
+    :func:`refvi.gaussian.kl` names its arguments; derivations/categorical.md
+    writes the same formulas with the letters p and q exchanged. The batch
     shapes broadcast; KL of identical logits is exactly 0.
     """
-    logits_p, logits_q, _ = _check_pair(logits_p, logits_q)
-    return _kl_forward(logits_p, logits_q)[0]
+    logits_q, logits_p, _ = _check_pair(logits_q, logits_p)
+    return _kl_forward(logits_q, logits_p)[0]
 
 
-def kl_and_grad(logits_p, logits_q, dout=None):
-    """KL(p || q) (C.3) and the gradients of sum(dout * KL) (C.6)-(C.7).
+def kl_and_grad(logits_q, logits_p, dout=None):
+    """KL(q || p) (C.3) and the gradients of sum(dout * KL) (C.6)-(C.7).
 
-    The expectation is under the first argument, p.
+    The expectation is under the first argument, q (see :func:`kl`):
 
-    d KL / d logits_p_j = p_j (log p_j - log q_j - KL),
-    d KL / d logits_q_j = q_j - p_j.
+    d KL / d logits_q_j = q_j (log q_j - log p_j - KL),
+    d KL / d logits_p_j = p_j - q_j.
 
-    The batch shapes ``logits_p.shape[:-1]`` and ``logits_q.shape[:-1]``
+    The batch shapes ``logits_q.shape[:-1]`` and ``logits_p.shape[:-1]``
     broadcast; both must have the same K. KL of identical logits is exactly 0.
 
     Returns
     -------
     value : ndarray, the broadcast batch shape
     grads : dict
-        ``{"logits_p": logits_p.shape, "logits_q": logits_q.shape}``.
+        ``{"logits_q": logits_q.shape, "logits_p": logits_p.shape}``.
     """
-    logits_p, logits_q, batch = _check_pair(logits_p, logits_q)
+    logits_q, logits_p, batch = _check_pair(logits_q, logits_p)
     dout = check_dout(dout, batch)
-    value, p, log_q, log_ratio = _kl_forward(logits_p, logits_q)
-    # (C.6)  dKL/dlogits_p_j = p_j (log p_j - log q_j - KL)
-    dlogits_p = dout[..., None] * p * (log_ratio - value[..., None])
-    # (C.7)  dKL/dlogits_q_j = q_j - p_j
-    dlogits_q = dout[..., None] * (np.exp(log_q) - p)
+    value, q, log_p, log_ratio = _kl_forward(logits_q, logits_p)
+    # (C.6)  dKL/dlogits_q_j = q_j (log q_j - log p_j - KL)
+    dlogits_q = dout[..., None] * q * (log_ratio - value[..., None])
+    # (C.7)  dKL/dlogits_p_j = p_j - q_j
+    dlogits_p = dout[..., None] * (np.exp(log_p) - q)
     return value, {
-        "logits_p": sum_to_shape(dlogits_p, logits_p.shape),
         "logits_q": sum_to_shape(dlogits_q, logits_q.shape),
+        "logits_p": sum_to_shape(dlogits_p, logits_p.shape),
     }

@@ -101,9 +101,9 @@ def _as_mixture(dist, name):
 
 def _check_pair(q, p):
     f, g = _as_mixture(q, "q"), _as_mixture(p, "p")
-    if f.dim != g.dim:
+    if f.d != g.d:
         raise ValueError(
-            f"p must have the dimension of q; got p of dimension {g.dim}, q of {f.dim}"
+            f"p must have the dimension of q; got p of dimension {g.d}, q of {f.d}"
         )
     return f, g
 
@@ -129,7 +129,7 @@ def _pairwise_kl(f, g):
 
 def _entropies(f):
     """H(f_a), shape (A,); (MK.3), (G.7)."""
-    return _entropy_from_logdet(_logdet_chol(f.L), f.dim)
+    return _entropy_from_logdet(_logdet_chol(f.L), f.d)
 
 
 def _log_overlap(f, g):
@@ -171,17 +171,17 @@ def kl_quadrature(q, p, order=None):
     QuadResult
     """
     f, g = _check_pair(q, p)
-    if f.dim > MAX_QUADRATURE_DIM:
+    if f.d > MAX_QUADRATURE_DIM:
         raise ValueError(
             f"q must have dimension <= {MAX_QUADRATURE_DIM} for quadrature "
-            f"(order^d nodes per component); got {f.dim} - use kl_montecarlo"
+            f"(order^d nodes per component); got {f.d} - use kl_montecarlo"
         )
     value, error = 0.0, 0.0
     for pi_a, mean_a, L_a in zip(f.weights, f.means, f.L, strict=True):
         # (MK.6)  E_f[h] = sum_a pi_a E_{f_a}[h]; nodes as offsets L_a u from
         # mu_a, so a component narrower than the rounding of mu_a is resolved
         h = _log_ratio(f, g, origin=mean_a)
-        res = expect_gaussian(h, np.zeros(f.dim), L_a, order=order)
+        res = expect_gaussian(h, np.zeros(f.d), L_a, order=order)
         value += pi_a * res.value
         error += pi_a * res.error
     return QuadResult(float(value), float(error))
@@ -190,7 +190,7 @@ def kl_quadrature(q, p, order=None):
 def _sample(f, rng, n):
     """n ancestral draws from a full mixture: a ~ Cat(pi), x = mu_a + L_a eps (MK.7)."""
     a = rng.choice(f.n_components, size=n, p=f.weights)
-    eps = rng.standard_normal((n, f.dim))
+    eps = rng.standard_normal((n, f.d))
     return f.means[a] + np.einsum("nij,nj->ni", f.L[a], eps)
 
 

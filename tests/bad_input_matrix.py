@@ -357,7 +357,7 @@ def _wrong_type_variants(v, role):
 
 
 def _mix_dim(m):
-    return getattr(m, "d", None) or m.dim
+    return m.d
 
 
 def _nan_fn(v, role):
@@ -739,13 +739,13 @@ def _lazy():
         },
     )
     e["refvi.categorical.kl"] = E(
-        categorical.kl, {"logits_p": LOGITS, "logits_q": LOGITS}
+        categorical.kl, {"logits_q": LOGITS, "logits_p": LOGITS}
     )
     e["refvi.categorical.kl_and_grad"] = E(
         categorical.kl_and_grad,
         {
-            "logits_p": LOGITS,
             "logits_q": LOGITS,
+            "logits_p": LOGITS,
             "dout": DOUT2,
         },
     )
@@ -809,11 +809,8 @@ def _lazy():
         "log_lik",
         "log_joint",
         "log_marginal",
-        "log_prob",
         "log_responsibilities",
-        "log_posterior",
         "responsibilities",
-        "posterior",
     ):
         e[f"refvi.models.mixture.{name}"] = E(
             getattr(mix, name), {"model": GM, "x": X_MIX}

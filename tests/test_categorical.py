@@ -35,12 +35,13 @@ def mp_entropy(row):
         return float(-mpmath.fsum(mpmath.exp(v) * v for v in mp_log_softmax(row)))
 
 
-def mp_kl(row_p, row_q):
+def mp_kl(row_q, row_p):
+    """KL(q || p) in 50-digit arithmetic, the expectation under the first."""
     with mpmath.workdps(50):
-        log_p, log_q = mp_log_softmax(row_p), mp_log_softmax(row_q)
+        log_q, log_p = mp_log_softmax(row_q), mp_log_softmax(row_p)
         return float(
             mpmath.fsum(
-                mpmath.exp(a) * (a - b) for a, b in zip(log_p, log_q, strict=True)
+                mpmath.exp(a) * (a - b) for a, b in zip(log_q, log_p, strict=True)
             )
         )
 
@@ -71,26 +72,26 @@ def test_log_softmax_matches_extended_precision(K):
 @pytest.mark.parametrize("K", [2, 3, 7])
 def test_entropy_and_kl_match_exact_sums(K):
     rng = np.random.default_rng(10 + K)
-    logits_p, logits_q = random_logits(rng, (2, 4, K)), random_logits(rng, (4, K))
-    H, D = C.entropy(logits_p), C.kl(logits_p, logits_q)
+    logits_q, logits_p = random_logits(rng, (2, 4, K)), random_logits(rng, (4, K))
+    H, D = C.entropy(logits_q), C.kl(logits_q, logits_p)
     assert H.shape == D.shape == (2, 4)
     for idx in np.ndindex(2, 4):
-        assert rel_err(H[idx], mp_entropy(logits_p[idx])) <= SUM_RTOL
-        assert rel_err(D[idx], mp_kl(logits_p[idx], logits_q[idx[1]])) <= SUM_RTOL
+        assert rel_err(H[idx], mp_entropy(logits_q[idx])) <= SUM_RTOL
+        assert rel_err(D[idx], mp_kl(logits_q[idx], logits_p[idx[1]])) <= SUM_RTOL
 
 
 def test_entropy_and_kl_match_expect_discrete():
     rng = np.random.default_rng(20)
-    logits_p, logits_q = random_logits(rng, 5), random_logits(rng, 5)
-    probs = C.softmax(logits_p)
+    logits_q, logits_p = random_logits(rng, 5), random_logits(rng, 5)
+    probs = C.softmax(logits_q)
     k = np.arange(5)
-    H = expect_discrete(lambda k: -C.log_prob(logits_p, k), probs)
+    H = expect_discrete(lambda k: -C.log_prob(logits_q, k), probs)
     D = expect_discrete(
-        lambda k: C.log_prob(logits_p, k) - C.log_prob(logits_q, k), probs
+        lambda k: C.log_prob(logits_q, k) - C.log_prob(logits_p, k), probs
     )
-    assert rel_err(C.entropy(logits_p), H.value) <= SUM_RTOL
-    assert rel_err(C.kl(logits_p, logits_q), D.value) <= SUM_RTOL
-    np.testing.assert_array_equal(C.log_prob(logits_p, k), C.log_softmax(logits_p))
+    assert rel_err(C.entropy(logits_q), H.value) <= SUM_RTOL
+    assert rel_err(C.kl(logits_q, logits_p), D.value) <= SUM_RTOL
+    np.testing.assert_array_equal(C.log_prob(logits_q, k), C.log_softmax(logits_q))
 
 
 def test_extreme_logits_match_extended_precision():
@@ -103,15 +104,15 @@ def test_extreme_logits_match_extended_precision():
 
 def test_exact_sum_check_fails_on_wrong_kl():
     rng = np.random.default_rng(21)
-    logits_p, logits_q = random_logits(rng, 4), random_logits(rng, 4)
-    assert rel_err(C.kl(logits_q, logits_p), mp_kl(logits_p, logits_q)) > 1e-3
+    logits_q, logits_p = random_logits(rng, 4), random_logits(rng, 4)
+    assert rel_err(C.kl(logits_p, logits_q), mp_kl(logits_q, logits_p)) > 1e-3
 
 
 def test_kl_of_identical_distributions_is_zero():
     for logits in (EXTREME, np.array([0.3, -2.0]), np.zeros(4)):
         value, grads = C.kl_and_grad(logits, logits)
         assert value == 0.0
-        assert np.all(grads["logits_p"] == 0) and np.all(grads["logits_q"] == 0)
+        assert np.all(grads["logits_q"] == 0) and np.all(grads["logits_p"] == 0)
     # the same distribution written with shifted logits: zero up to round-off
     assert abs(C.kl(EXTREME, EXTREME - 1000.0)) <= 1e-15
 
@@ -129,14 +130,14 @@ def test_single_category_is_certain():
 
 def test_entropy_and_kl_match_monte_carlo():
     rng = np.random.default_rng(30)
-    logits_p, logits_q = random_logits(rng, 6), random_logits(rng, 6)
-    k = rng.choice(6, size=20_000, p=C.softmax(logits_p))
-    log_p, log_q = C.log_prob(logits_p, k), C.log_prob(logits_q, k)
+    logits_q, logits_p = random_logits(rng, 6), random_logits(rng, 6)
+    k = rng.choice(6, size=20_000, p=C.softmax(logits_q))
+    log_p, log_q = C.log_prob(logits_q, k), C.log_prob(logits_p, k)
     kl_mc = mc_mean(log_p - log_q)
-    assert_z_test(mc_mean(-log_p), C.entropy(logits_p), n_sigma=N_SIGMA)
-    assert_z_test(kl_mc, C.kl(logits_p, logits_q), n_sigma=N_SIGMA)
+    assert_z_test(mc_mean(-log_p), C.entropy(logits_q), n_sigma=N_SIGMA)
+    assert_z_test(kl_mc, C.kl(logits_q, logits_p), n_sigma=N_SIGMA)
     # the reversed KL is a deliberately wrong target
-    assert not z_test(kl_mc, C.kl(logits_q, logits_p), n_sigma=N_SIGMA).ok
+    assert not z_test(kl_mc, C.kl(logits_p, logits_q), n_sigma=N_SIGMA).ok
 
 
 # ---------------------------------------------------------------------------
@@ -177,28 +178,28 @@ def test_entropy_grad_matches_gradcheck(shape):
 
 
 @pytest.mark.parametrize(
-    ("shape_p", "shape_q"),
+    ("shape_q", "shape_p"),
     [((4,), (4,)), ((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 4))],
 )
-def test_kl_grad_matches_gradcheck(shape_p, shape_q):
+def test_kl_grad_matches_gradcheck(shape_q, shape_p):
     rng = np.random.default_rng(60)
     P = {
-        "logits_p": random_logits(rng, shape_p),
         "logits_q": random_logits(rng, shape_q),
+        "logits_p": random_logits(rng, shape_p),
     }
-    dout = rng.standard_normal(np.broadcast_shapes(shape_p[:-1], shape_q[:-1]))
+    dout = rng.standard_normal(np.broadcast_shapes(shape_q[:-1], shape_p[:-1]))
     f = scalarised(
-        lambda P, dout: C.kl_and_grad(P["logits_p"], P["logits_q"], dout), dout
+        lambda P, dout: C.kl_and_grad(P["logits_q"], P["logits_p"], dout), dout
     )
     assert_gradcheck(f, P, rtol=GRAD_RTOL)
 
 
 def test_kl_grad_passes_taylor_test():
     rng = np.random.default_rng(70)
-    P = {"logits_p": random_logits(rng, (2, 4)), "logits_q": random_logits(rng, (2, 4))}
+    P = {"logits_q": random_logits(rng, (2, 4)), "logits_p": random_logits(rng, (2, 4))}
     dout = rng.standard_normal(2)
     f = scalarised(
-        lambda P, dout: C.kl_and_grad(P["logits_p"], P["logits_q"], dout), dout
+        lambda P, dout: C.kl_and_grad(P["logits_q"], P["logits_p"], dout), dout
     )
     result = taylor_test(f, P, rng)
     assert result.ok, result.orders
@@ -222,7 +223,7 @@ def at_extreme(f_and_grad, shift):
 def test_gradients_at_extreme_logits_match_gradcheck_of_shifted_copy():
     other = np.array([998.0, 0.0, 1000.0])
     rel_step = 1e-5
-    shift = {"logits": 1000.0, "logits_p": 1000.0, "logits_q": 1000.0}
+    shift = {"logits": 1000.0, "logits_q": 1000.0, "logits_p": 1000.0}
     small = {"logits": EXTREME - 1000.0}
     # steps are relative to the largest |logit| (2000): 1e-5 keeps them ~1e-2
     for f in (
@@ -230,8 +231,8 @@ def test_gradients_at_extreme_logits_match_gradcheck_of_shifted_copy():
         lambda P: C.log_prob_and_grad(P["logits"], 2),
     ):
         assert_gradcheck(at_extreme(f, shift), small, rtol=GRAD_RTOL, step=rel_step)
-    pair = {"logits_p": EXTREME - 1000.0, "logits_q": other - 1000.0}
-    f = at_extreme(lambda P: C.kl_and_grad(P["logits_p"], P["logits_q"]), shift)
+    pair = {"logits_q": EXTREME - 1000.0, "logits_p": other - 1000.0}
+    f = at_extreme(lambda P: C.kl_and_grad(P["logits_q"], P["logits_p"]), shift)
     assert_gradcheck(f, pair, rtol=GRAD_RTOL, step=rel_step)
     for grads in (C.entropy_and_grad(EXTREME)[1], C.kl_and_grad(other, EXTREME)[1]):
         assert all(np.all(np.isfinite(g)) for g in grads.values())
@@ -259,13 +260,13 @@ def test_functions_validate_their_arguments():
         C.entropy([0.0, -np.inf])
     with pytest.raises(ValueError, match="logits contains NaN or inf"):
         C.log_softmax([np.nan, 1.0])
-    with pytest.raises(ValueError, match="logits_q contains NaN or inf"):
+    with pytest.raises(ValueError, match="logits_p contains NaN or inf"):
         C.kl([0.0, 1.0], [0.0, np.inf])
     with pytest.raises(ValueError, match=r"logits must have shape \(\.\.\., K\)"):
         C.softmax(1.0)
     with pytest.raises(ValueError, match="logits must not be empty"):
         C.entropy(np.zeros((3, 0)))
-    with pytest.raises(ValueError, match="logits_p must not be empty"):
+    with pytest.raises(ValueError, match="logits_q must not be empty"):
         C.kl(np.zeros((0, 2)), np.zeros(2))
     with pytest.raises(ValueError, match="k must lie in 0..2"):
         C.log_prob([0.0, 1.0, 2.0], 3)
@@ -277,9 +278,9 @@ def test_functions_validate_their_arguments():
         C.log_prob([0.0, 1.0], np.zeros(0, dtype=int))
     with pytest.raises(ValueError, match="batch shapes do not broadcast: logits"):
         C.log_prob(np.zeros((3, 2)), [0, 1])
-    with pytest.raises(ValueError, match="logits_q must have K = 2"):
+    with pytest.raises(ValueError, match="logits_p must have K = 2"):
         C.kl([0.0, 1.0], [0.0, 1.0, 2.0])
-    with pytest.raises(ValueError, match="batch shapes do not broadcast: logits_p"):
+    with pytest.raises(ValueError, match="batch shapes do not broadcast: logits_q"):
         C.kl(np.zeros((3, 2)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="dout must have shape"):
         C.entropy_and_grad(np.zeros((3, 2)), dout=np.ones(2))
@@ -302,14 +303,14 @@ def test_float32_and_integer_input_are_promoted():
 
 def test_no_function_mutates_its_inputs():
     rng = np.random.default_rng(90)
-    logits_p, logits_q = random_logits(rng, (3, 4)), random_logits(rng, (3, 4))
+    logits_q, logits_p = random_logits(rng, (3, 4)), random_logits(rng, (3, 4))
     k, dout = rng.integers(0, 4, size=3), rng.standard_normal(3)
-    arrays = [logits_p, logits_q, k, dout]
+    arrays = [logits_q, logits_p, k, dout]
     before = [a.copy() for a in arrays]
-    C.log_softmax(logits_p)
-    C.softmax(logits_p)
-    C.log_prob_and_grad(logits_p, k, dout)
-    C.entropy_and_grad(logits_p, dout)
-    C.kl_and_grad(logits_p, logits_q, dout)
+    C.log_softmax(logits_q)
+    C.softmax(logits_q)
+    C.log_prob_and_grad(logits_q, k, dout)
+    C.entropy_and_grad(logits_q, dout)
+    C.kl_and_grad(logits_q, logits_p, dout)
     for a, b in zip(arrays, before, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refvi._validate import as_data
-from refvi.models.em import run_em
+from refvi.models.em import DEFAULT_MAX_ITER, DEFAULT_TOL, run_em
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.linear_gaussian_em import (
     elbo_total,
@@ -83,7 +83,13 @@ class VariationalEMTrace:
 
 
 def variational_em(
-    x, model0, *, noise="diag", tol=1e-10, max_iter=1000, psi_floor=None
+    x,
+    model0,
+    *,
+    noise="diag",
+    tol=DEFAULT_TOL,
+    max_iter=DEFAULT_MAX_ITER,
+    psi_floor=None,
 ):
     """Fit factor analysis (or pPCA) by EM with the mean-field E-step.
 

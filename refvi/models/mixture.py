@@ -1,19 +1,21 @@
 """Gaussian mixture: z ~ Cat(pi), x | z=k ~ N(mu_k, Sigma_k).
 
-Four covariance types, the four scikit-learn offers, each with one Cholesky
-parameterisation ``L`` (derivations/mixture.md (GM.1)):
+Four covariance types, the four scikit-learn offers, each with one scale
+parameter (derivations/mixture.md (GM.1)), named as what it is:
 
-============  ==============  =========================================
-type          ``L`` shape      meaning
-============  ==============  =========================================
-``full``      (K, d, d)       lower Cholesky factor, Sigma_k = L_k L_k^T
-``tied``      (d, d)          one lower factor, Sigma_k = L L^T for all k
-``diag``      (K, d)          standard deviations, Sigma_k = diag(L_k)^2
-``spherical`` (K,)            standard deviation, Sigma_k = L_k^2 I
-============  ==============  =========================================
+============  ============  ==============  ======================================
+type          parameter     shape           meaning
+============  ============  ==============  ======================================
+``full``      ``L``         (K, d, d)       lower Cholesky factor, Sigma_k = L_k L_k^T
+``tied``      ``L``         (d, d)          one lower factor, Sigma_k = L L^T for all k
+``diag``      ``std``       (K, d)          standard deviations, Sigma_k = diag(std_k)^2
+``spherical`` ``std``       (K,)            standard deviation, Sigma_k = std_k^2 I
+============  ============  ==============  ======================================
 
-In every case ``L`` holds the nonzero entries of the Cholesky factor of
-Sigma_k, so gradients named ``"L"`` are derivatives w.r.t. those entries.
+A model holds exactly one of ``L`` and ``std`` (the other is None), and its
+gradients are keyed by that name: ``"L"`` holds derivatives w.r.t. the free
+(lower-triangular) entries of the factor, ``"std"`` w.r.t. the standard
+deviations.
 
 The mixing weights are stored as log-weights ``log_weights`` (log pi_k,
 -inf for an emptied component); ``weights`` is derived from them, so a
@@ -63,11 +65,8 @@ __all__ = [
     "log_joint",
     "log_marginal",
     "log_marginal_and_grad",
-    "log_prob",
     "log_responsibilities",
-    "log_posterior",
     "responsibilities",
-    "posterior",
     "elbo",
     "elbo_and_grad",
     "kl_to_posterior",
@@ -91,22 +90,43 @@ def _check_covariance_type(covariance_type):
         )
 
 
-def _check_L(L, covariance_type, K, d):
-    """Validate the Cholesky parameter ``L`` for ``covariance_type``.
+def _scale_name(covariance_type):
+    """The name of the scale parameter of ``covariance_type``: ``"L"`` for the
+    Cholesky factors of full and tied, ``"std"`` for the standard deviations
+    of diag and spherical."""
+    return "L" if covariance_type in ("full", "tied") else "std"
 
-    full: K lower factors (K, d, d); tied: one (d, d); diag: standard
-    deviations (K, d); spherical: (K,). Factors are checked by
+
+def _check_scale(L, std, covariance_type, K, d):
+    """Validate the scale parameter of ``covariance_type``; return (L, std).
+
+    full: K lower factors ``L`` (K, d, d); tied: one ``L`` (d, d); diag:
+    standard deviations ``std`` (K, d); spherical: ``std`` (K,). Exactly the
+    type's parameter must be given. Factors are checked by
     ``refvi._validate.check_lower_cholesky``, standard deviations for > 0.
     """
+    name = _scale_name(covariance_type)
+    given, other = (L, std) if name == "L" else (std, L)
+    if other is not None:
+        wrong = "std" if name == "L" else "L"
+        what = "Cholesky factors" if name == "L" else "standard deviations"
+        raise ValueError(
+            f"{wrong} is not a parameter of covariance_type {covariance_type!r}; "
+            f"give {name} ({what})"
+        )
+    if given is None:
+        raise ValueError(
+            f"{name} must be given for covariance_type {covariance_type!r}"
+        )
     if covariance_type == "full":
-        return check_lower_cholesky(L, "L", d=d, n=K)
+        return check_lower_cholesky(L, "L", d=d, n=K), None
     if covariance_type == "tied":
-        return check_lower_cholesky(L, "L", d=d)
+        return check_lower_cholesky(L, "L", d=d), None
     shape = (K, d) if covariance_type == "diag" else (K,)
-    L = as_float_array(L, "L", shape=shape)
-    if np.any(L <= 0):
-        raise ValueError(f"L must have positive entries; got min {L.min():.3g}")
-    return L
+    std = as_float_array(std, "std", shape=shape)
+    if np.any(std <= 0):
+        raise ValueError(f"std must have positive entries; got min {std.min():.3g}")
+    return None, std
 
 
 def _as_log_weights(a, name):
@@ -144,36 +164,38 @@ def _check_log_weights(log_weights):
 class GaussianMixture:
     """Frozen parameters of a K-component Gaussian mixture in d dimensions.
 
-    p(x) = sum_k pi_k N(x; means_k, Sigma_k), Sigma_k = L_k L_k^T in the
-    per-type parameterisation of the module docstring
-    (derivations/mixture.md (GM.1)).
+    p(x) = sum_k pi_k N(x; means_k, Sigma_k), Sigma_k from the type's scale
+    parameter as in the module docstring (derivations/mixture.md (GM.1)).
 
     Parameters
     ----------
     weights : array_like, shape (K,), optional
         Mixing weights pi: non-negative, summing to one within
         :data:`refvi._validate.WEIGHT_SUM_TOL`. A zero weight is allowed (an emptied
-        component, see :func:`em`). Give exactly one of ``weights`` and
-        ``log_weights``.
+        component, see :func:`refvi.models.mixture_em.em`). Give exactly one of
+        ``weights`` and ``log_weights``.
     means : array_like, shape (K, d)
         Component means mu_k.
-    L : array_like
-        Cholesky parameter, shape per ``covariance_type``: full (K, d, d)
-        lower triangular with positive diagonal; tied (d, d) likewise;
-        diag (K, d) positive standard deviations; spherical (K,) positive
-        standard deviations.
+    L : array_like, optional
+        Lower Cholesky factors with positive diagonal, for ``full`` (K, d, d)
+        and ``tied`` (d, d) only.
     covariance_type : {"full", "tied", "diag", "spherical"}
+    std : array_like, optional (keyword only)
+        Positive standard deviations, for ``diag`` (K, d) and ``spherical``
+        (K,) only.
     log_weights : array_like, shape (K,), optional (keyword only)
         log pi: the stored parameter; -inf is a zero weight; logsumexp must
         be 0 within ``WEIGHT_SUM_TOL``.
 
     The arrays are copied and made read-only; ``weights`` = exp(log_weights)
-    is derived.
+    is derived. The parameter the type does not use (``std`` for full/tied,
+    ``L`` for diag/spherical) is None.
     """
 
     log_weights: np.ndarray
     means: np.ndarray
-    L: np.ndarray
+    L: np.ndarray | None
+    std: np.ndarray | None
     covariance_type: str = "full"
 
     def __init__(
@@ -183,6 +205,7 @@ class GaussianMixture:
         L=None,
         covariance_type="full",
         *,
+        std=None,
         log_weights=None,
     ):
         _check_covariance_type(covariance_type)
@@ -196,10 +219,11 @@ class GaussianMixture:
         if means is None:
             raise ValueError("means must be given")
         means = as_float_array(means, "means", ndim=2, shape=(K, None))
-        L = _check_L(L, covariance_type, K, means.shape[1])
+        L, std = _check_scale(L, std, covariance_type, K, means.shape[1])
         object.__setattr__(self, "log_weights", read_only_copy(log_weights))
         object.__setattr__(self, "means", read_only_copy(means))
-        object.__setattr__(self, "L", read_only_copy(L))
+        object.__setattr__(self, "L", None if L is None else read_only_copy(L))
+        object.__setattr__(self, "std", None if std is None else read_only_copy(std))
         object.__setattr__(self, "covariance_type", covariance_type)
 
     @property
@@ -215,8 +239,8 @@ class GaussianMixture:
         return self.log_weights.shape[0]
 
     @property
-    def dim(self):
-        """d, the data dimension."""
+    def d(self):
+        """The data dimension."""
         return self.means.shape[1]
 
     @property
@@ -225,11 +249,14 @@ class GaussianMixture:
         return self.log_weights
 
     @classmethod
-    def from_logits(cls, logits, means, L, covariance_type="full"):
+    def from_logits(cls, logits, means, L=None, covariance_type="full", *, std=None):
         """Build a mixture with pi = softmax(logits) (GM.1), stored exactly as
-        log_weights = logits - logsumexp(logits); a -inf logit is a zero weight."""
+        log_weights = logits - logsumexp(logits); a -inf logit is a zero weight.
+        ``L`` (full, tied) or ``std`` (diag, spherical) as in the constructor."""
         lg = _as_log_weights(logits, "logits")
-        return cls(None, means, L, covariance_type, log_weights=lg - logsumexp(lg))
+        return cls(
+            None, means, L, covariance_type, std=std, log_weights=lg - logsumexp(lg)
+        )
 
     @classmethod
     def from_covariances(cls, weights, means, covariances, covariance_type="full"):
@@ -248,21 +275,21 @@ class GaussianMixture:
             L = np.stack(
                 [cholesky_of_spd(C_k, f"covariances[{k}]") for k, C_k in enumerate(C)]
             )
-        elif covariance_type == "tied":
+            return cls(weights, means, L, covariance_type)
+        if covariance_type == "tied":
             L = cholesky_of_spd(covariances, "covariances", d=d)
-        else:
-            var = as_float_array(
-                covariances,
-                "covariances",
-                shape=(None, d) if covariance_type == "diag" else (None,),
+            return cls(weights, means, L, covariance_type)
+        var = as_float_array(
+            covariances,
+            "covariances",
+            shape=(None, d) if covariance_type == "diag" else (None,),
+        )
+        if np.any(var <= 0):
+            raise ValueError(
+                f"covariances must be positive for covariance_type="
+                f"{covariance_type!r}; got min {var.min():.3g}"
             )
-            if np.any(var <= 0):
-                raise ValueError(
-                    f"covariances must be positive for covariance_type="
-                    f"{covariance_type!r}; got min {var.min():.3g}"
-                )
-            L = np.sqrt(var)
-        return cls(weights, means, L, covariance_type)
+        return cls(weights, means, None, covariance_type, std=np.sqrt(var))
 
     def covariances(self):
         """Covariances in scikit-learn's layout for this covariance type."""
@@ -270,17 +297,22 @@ class GaussianMixture:
             return self.L @ np.swapaxes(self.L, -1, -2)
         if self.covariance_type == "tied":
             return self.L @ self.L.T
-        return self.L**2
+        return self.std**2
 
     def dense_covariances(self):
         """Covariances Sigma_k as a dense (K, d, d) array, for every type."""
-        K, d = self.n_components, self.dim
+        K, d = self.n_components, self.d
         if self.covariance_type == "full":
             return self.covariances()
         if self.covariance_type == "tied":
             return np.broadcast_to(self.covariances(), (K, d, d)).copy()
-        var = np.broadcast_to((self.L**2).reshape(K, -1), (K, d))
+        var = np.broadcast_to((self.std**2).reshape(K, -1), (K, d))
         return var[:, :, None] * np.eye(d)
+
+
+def _scale(model):
+    """The model's scale parameter: ``L`` (full, tied) or ``std`` (diag, spherical)."""
+    return model.L if model.std is None else model.std
 
 
 # --------------------------------------------------------------------------
@@ -324,8 +356,8 @@ def _prepare(model, origin=None):
     covariance matrix is ever inverted.
     """
     ctype = model.covariance_type
-    K, d = model.n_components, model.dim
-    L = model.L
+    K, d = model.n_components, model.d
+    L, std = model.L, model.std
     if ctype == "full":
         inv_L = linalg.solve_triangular(
             L, np.broadcast_to(np.eye(d), L.shape), lower=True, check_finite=False
@@ -337,11 +369,11 @@ def _prepare(model, origin=None):
         P = np.ascontiguousarray(inv_L.T)
         logdet_half = np.full(K, np.log(np.diag(L)).sum())
     elif ctype == "diag":
-        P = 1.0 / L
-        logdet_half = np.log(L).sum(axis=1)
+        P = 1.0 / std
+        logdet_half = np.log(std).sum(axis=1)
     else:  # spherical
-        P = (1.0 / L)[:, None]
-        logdet_half = d * np.log(L)
+        P = (1.0 / std)[:, None]
+        logdet_half = d * np.log(std)
     means = model.means if origin is None else model.means - origin
     return _Prepared(ctype, means, P, 2.0 * logdet_half, model.log_weights)
 
@@ -395,7 +427,7 @@ def _blocked(model, x, block, origin=None):
     """``block(prep, rows)`` over row blocks of x, stacked to (n, K). No checking."""
     prep = _prepare(model, origin)
     out = np.empty((x.shape[0], model.n_components))
-    for rows in _row_blocks(x.shape[0], model.n_components * model.dim):
+    for rows in _row_blocks(x.shape[0], model.n_components * model.d):
         out[rows] = block(prep, x[rows])
     return out
 
@@ -414,7 +446,7 @@ def _check_model(model, name="model"):
 
 def _validate_x(model, x):
     _check_model(model)
-    return as_data(x, d=model.dim)
+    return as_data(x, d=model.d)
 
 
 # --------------------------------------------------------------------------
@@ -473,9 +505,6 @@ def log_marginal(model, x):
     return logsumexp(_log_joint(model, x), axis=1)
 
 
-log_prob = log_marginal
-
-
 def log_responsibilities(model, x):
     """log p(z=k | x_i) = log p(x_i, z=k) - log p(x_i), shape (n, K).
 
@@ -490,9 +519,6 @@ def log_responsibilities(model, x):
     return lj - logsumexp(lj, axis=1, keepdims=True)
 
 
-log_posterior = log_responsibilities
-
-
 def responsibilities(model, x):
     """Responsibilities r_ik = p(z=k | x_i), shape (n, K); rows sum to one.
 
@@ -505,12 +531,9 @@ def responsibilities(model, x):
     return np.exp(log_responsibilities(model, x))
 
 
-posterior = responsibilities
-
-
 # --------------------------------------------------------------------------
 # Gradients. Parameters: logits (K,) with pi = softmax(logits), means (K, d),
-# and L in the per-type parameterisation of the module docstring.
+# and L or std in the per-type parameterisation of the module docstring.
 # --------------------------------------------------------------------------
 
 
@@ -547,7 +570,7 @@ def _component_moments(prep, x, g):
 
 
 def _component_grads(model, x, g):
-    """Gradients of sum_ik g_ik log N(x_i; mu_k, Sigma_k) w.r.t. means and L.
+    """Gradients of sum_ik g_ik log N(x_i; mu_k, Sigma_k) w.r.t. means and scale.
 
     No argument checking. Implements derivations/mixture.md (GM.10)-(GM.13):
     with y = L_k^{-1}(x - mu_k),
@@ -557,10 +580,12 @@ def _component_grads(model, x, g):
     - tied:      as full with M and G summed over k for the shared L
     - diag:      d/dmu_kj = m_kj / s_kj,  d/ds_kj = (M_kj - G_k) / s_kj
     - spherical: d/dmu_k = m_k / s_k,     d/ds_k = (sum_j M_kj - d G_k) / s_k
+
+    (s = std). Returns (d/dmeans, d/dL or d/dstd).
     """
     prep = _prepare(model)
     G, m, M = _component_moments(prep, x, g)
-    L, d = model.L, model.dim
+    L, s, d = model.L, model.std, model.d
     ctype = model.covariance_type
     if ctype == "full":
         P = prep.P
@@ -578,12 +603,10 @@ def _component_grads(model, x, g):
         dL = np.tril(P @ M.sum(axis=0)) - G.sum() * np.diag(1.0 / np.diag(L))
     elif ctype == "diag":
         # (GM.12)  d/dmu_kj = m_kj / s_kj,  d/ds_kj = (M_kj - G_k) / s_kj
-        dmeans = m / L
-        dL = (M - G[:, None]) / L
+        return m / s, (M - G[:, None]) / s
     else:
         # (GM.13)  d/dmu_k = m_k / s_k,  d/ds_k = (sum_j M_kj - d G_k) / s_k
-        dmeans = m / L[:, None]
-        dL = (M.sum(axis=1) - d * G) / L
+        return m / s[:, None], (M.sum(axis=1) - d * G) / s
     return dmeans, dL
 
 
@@ -597,11 +620,11 @@ def _logits_grad(weights, G):
 
 
 def _grads(model, x, g):
-    dmeans, dL = _component_grads(model, x, g)
+    dmeans, dscale = _component_grads(model, x, g)
     return {
         "logits": _logits_grad(model.weights, g.sum(axis=0)),
         "means": dmeans,
-        "L": dL,
+        _scale_name(model.covariance_type): dscale,
     }
 
 
@@ -620,7 +643,8 @@ def log_marginal_and_grad(model, x, dout=None):
     -------
     value : ndarray, shape (n,)
     grads : dict
-        ``"logits"`` (K,), ``"means"`` (K, d), ``"L"`` (shape of ``model.L``).
+        ``"logits"`` (K,), ``"means"`` (K, d), and ``"L"`` (full, tied) or
+        ``"std"`` (diag, spherical) with that parameter's shape.
     """
     x = _validate_x(model, x)
     dout = check_dout(dout, x.shape[0])
@@ -682,7 +706,8 @@ def elbo_and_grad(model, x, q_logits, dout=None):
     -------
     value : ndarray, shape (n,)
     grads : dict
-        ``"logits"``, ``"means"``, ``"L"`` (model) and ``"q_logits"`` (n, K).
+        ``"logits"``, ``"means"``, ``"L"`` or ``"std"`` (model) and
+        ``"q_logits"`` (n, K).
     """
     x = _validate_x(model, x)
     q_logits = _check_q_logits(model, x, q_logits)
@@ -733,7 +758,8 @@ def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
     -------
     value : ndarray, shape (n,)
     grads : dict
-        ``"logits"``, ``"means"``, ``"L"`` (model) and ``"q_logits"`` (n, K).
+        ``"logits"``, ``"means"``, ``"L"`` or ``"std"`` (model) and
+        ``"q_logits"`` (n, K).
     """
     x = _validate_x(model, x)
     q_logits = _check_q_logits(model, x, q_logits)
@@ -741,6 +767,6 @@ def kl_to_posterior_and_grad(model, x, q_logits, dout=None):
     _check_weights_positive(model)
     lj = _log_joint(model, x)
     value, g = categorical.kl_and_grad(q_logits, lj, dout)
-    grads = _grads(model, x, g["logits_q"])
-    grads["q_logits"] = g["logits_p"]
+    grads = _grads(model, x, g["logits_p"])
+    grads["q_logits"] = g["logits_q"]
     return value, grads

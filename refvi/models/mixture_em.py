@@ -65,6 +65,7 @@ from refvi.models.mixture import (
     _log_joint_block,
     _prepare,
     _row_blocks,
+    _scale,
     _validate_x,
     log_joint,
     responsibilities,
@@ -179,7 +180,7 @@ def _e_pass(model, x, shift):
     (GM.17)-(GM.18) block by block.
     """
     ctype = model.covariance_type
-    K, d = model.n_components, model.dim
+    K, d = model.n_components, model.d
     prep = _prepare(model)
     N, s = np.zeros(K), np.zeros((K, d))
     S = _zero_second_moment(ctype, K, d)
@@ -255,7 +256,7 @@ def _m_step_stats(stats, reg_covar):
             var = var.mean(axis=1)
     means = mu + shift
     if ctype in ("full", "tied"):
-        L = _cholesky_or_raise(Sigma, ctype, reg_covar)
+        scale = _cholesky_or_raise(Sigma, ctype, reg_covar)
     else:
         if np.any(var[~empty] <= 0):
             raise ValueError(
@@ -263,13 +264,15 @@ def _m_step_stats(stats, reg_covar):
                 "increase reg_covar"
             )
         keep = empty if ctype == "spherical" else empty[:, None]
-        L = np.sqrt(np.where(keep, 1.0, var))
+        scale = np.sqrt(np.where(keep, 1.0, var))  # the standard deviations
     if np.any(empty):
         prev = stats.model
         means[empty] = prev.means[empty]
         if ctype != "tied":
-            L[empty] = prev.L[empty]
-    return GaussianMixture(weights, means, L, ctype)
+            scale[empty] = _scale(prev)[empty]
+    if ctype in ("full", "tied"):
+        return GaussianMixture(weights, means, scale, ctype)
+    return GaussianMixture(weights, means, None, ctype, std=scale)
 
 
 def _cholesky_or_raise(Sigma, covariance_type, reg_covar):
@@ -296,7 +299,7 @@ def _elbo_stats(model, stats):
     """
     prep = _prepare(model)
     N, s, S = stats.N, stats.s, stats.S
-    d = model.dim
+    d = model.d
     m = model.means - stats.shift
     ctype = model.covariance_type
     if ctype in ("full", "tied"):
@@ -423,7 +426,7 @@ def auxiliary(model, x, r, reg_covar=0.0):
 
 
 def auxiliary_and_grad(model, x, r, reg_covar=0.0):
-    """Q(theta; r) (float) and its gradients w.r.t. logits, means and L; (GM.23).
+    """Q(theta; r) (float) and its gradients w.r.t. logits, means and L or std; (GM.23).
 
     The log-joint part has the auxiliary-sum gradients with g_ik = r_ik
     (GM.9)-(GM.13); the penalty -reg/2 N_k tr Sigma_k^{-1} has
@@ -435,7 +438,8 @@ def auxiliary_and_grad(model, x, r, reg_covar=0.0):
     -------
     value : float
     grads : dict
-        ``"logits"``, ``"means"``, ``"L"``.
+        ``"logits"``, ``"means"``, ``"L"`` (full, tied) or ``"std"`` (diag,
+        spherical).
     """
     x = _validate_x(model, x)
     r = _check_r(r, x.shape[0], model.n_components)
@@ -444,7 +448,7 @@ def auxiliary_and_grad(model, x, r, reg_covar=0.0):
     value = float(np.sum(np.where(r > 0, r * lj, 0.0)))
     grads = _grads(model, x, r)
     N = r.sum(axis=0)
-    L, d, ctype = model.L, model.dim, model.covariance_type
+    L, s, d, ctype = model.L, model.std, model.d, model.covariance_type
     if ctype in ("full", "tied"):
         eye = np.broadcast_to(np.eye(d), L.shape)
         inv_L = linalg.solve_triangular(L, eye, lower=True)
@@ -457,11 +461,11 @@ def auxiliary_and_grad(model, x, r, reg_covar=0.0):
             inv_L_T @ inv_L @ inv_L_T
         )
     elif ctype == "diag":
-        value -= 0.5 * reg * float(np.sum(N[:, None] / L**2))
-        grads["L"] = grads["L"] + reg * N[:, None] / L**3
+        value -= 0.5 * reg * float(np.sum(N[:, None] / s**2))
+        grads["std"] = grads["std"] + reg * N[:, None] / s**3
     else:
-        value -= 0.5 * reg * float(np.sum(N * d / L**2))
-        grads["L"] = grads["L"] + reg * N * d / L**3
+        value -= 0.5 * reg * float(np.sum(N * d / s**2))
+        grads["std"] = grads["std"] + reg * N * d / s**3
     return value, grads
 
 

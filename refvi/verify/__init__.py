@@ -2,3 +2,5 @@
 
 Depends on numpy and scipy only, so it can check everything built above it.
 """
+
+__all__ = ["gradcheck", "montecarlo", "quadrature"]

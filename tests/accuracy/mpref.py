@@ -73,7 +73,7 @@ def _lw(model):  # TEMPORARY: old code has no log_weights
 
 def mixture_dense(model):
     """(log_weights, means, Sigmas) of a GaussianMixture at 50 digits."""
-    K, d = model.n_components, model.dim
+    K, d = model.n_components, model.d
     ctype = model.covariance_type
     Sig = []
     for k in range(K):
@@ -82,9 +82,9 @@ def mixture_dense(model):
         elif ctype == "tied":
             Sig.append(cov_from_factor(model.L))
         elif ctype == "diag":
-            Sig.append(mpmath.diag([mpf(s) ** 2 for s in model.L[k]]))
+            Sig.append(mpmath.diag([mpf(s) ** 2 for s in model.std[k]]))
         else:
-            Sig.append(mpmath.diag([mpf(model.L[k]) ** 2] * d))
+            Sig.append(mpmath.diag([mpf(model.std[k]) ** 2] * d))
     log_w = [mpf(v) for v in _lw(model)]
     return log_w, [vec(m) for m in model.means], Sig
 
@@ -105,7 +105,7 @@ def mixture_all(model, x, q_logits=None):
     """Everything about a mixture at data x, at 50 digits, returned as floats.
 
     log_joint (n, K), log_marginal (n,), log_resp (n, K), and the gradients of
-    sum_i log p(x_i) w.r.t. logits, means and the covariance factor ``L``
+    sum_i log p(x_i) w.r.t. logits, means and the scale ``L`` or ``std``
     (naive: d/dmu_k = sum_i r_ik Sigma_k^{-1} e_ik,
     d/dSigma_k = 1/2 sum_i r_ik (Sigma_k^{-1} e e^T Sigma_k^{-1} - Sigma_k^{-1}),
     chained to L by dL = 2 tril(dSigma L) for factors, 2 s dvar for stds).
@@ -138,7 +138,7 @@ def mixture_all(model, x, q_logits=None):
 
 def _mixture_param_grads(model, x, mus, Sig, Sinv, log_w, g, prefix=""):
     """Gradients of sum_ik g_ik log p(x_i, z=k) (float dict)."""
-    K, d = len(mus), model.dim
+    K, d = len(mus), model.d
     n = x.shape[0]
     w = [mpmath.exp(v) for v in log_w]
     G = [mpmath.fsum(g[i][k] for i in range(n)) for k in range(K)]
@@ -169,7 +169,7 @@ def _mixture_param_grads(model, x, mus, Sig, Sinv, log_w, g, prefix=""):
     elif ctype == "diag":
         dL = np.array(
             [
-                [float(2 * mpf(model.L[k][j]) * dSig[k][j, j]) for j in range(d)]
+                [float(2 * mpf(model.std[k][j]) * dSig[k][j, j]) for j in range(d)]
                 for k in range(K)
             ]
         )
@@ -177,7 +177,7 @@ def _mixture_param_grads(model, x, mus, Sig, Sinv, log_w, g, prefix=""):
         dL = np.array(
             [
                 float(
-                    2 * mpf(model.L[k]) * mpmath.fsum(dSig[k][j, j] for j in range(d))
+                    2 * mpf(model.std[k]) * mpmath.fsum(dSig[k][j, j] for j in range(d))
                 )
                 for k in range(K)
             ]
@@ -185,7 +185,7 @@ def _mixture_param_grads(model, x, mus, Sig, Sinv, log_w, g, prefix=""):
     return {
         prefix + "logits": np.array([float(v) for v in dlogits]),
         prefix + "means": np.array(dmeans),
-        prefix + "L": dL,
+        prefix + ("L" if ctype in ("full", "tied") else "std"): dL,
     }
 
 

@@ -212,6 +212,18 @@ def logits_cases():
     ]
 
 
+def scale_key(ctype):
+    """The mixture's scale parameter: L (full, tied) or std (diag, spherical)."""
+    return "L" if ctype in ("full", "tied") else "std"
+
+
+def _mixture(weights, means, scale, ctype, from_logits=False):
+    kw = {"covariance_type": ctype, scale_key(ctype): scale}
+    if from_logits:
+        return gm.GaussianMixture.from_logits(weights, means, **kw)
+    return gm.GaussianMixture(weights, means, **kw)
+
+
 def mixture_cases():
     """(name, model, x) over the four covariance types."""
     out = []
@@ -231,7 +243,7 @@ def mixture_cases():
         out.append(
             (
                 f"{ctype}: K=1, d=1, n=1",
-                gm.GaussianMixture([1.0], [[0.5]], factor([[0.8]]), ctype),
+                _mixture([1.0], [[0.5]], factor([[0.8]]), ctype),
                 np.array([[1.6]]),
             )
         )
@@ -245,9 +257,7 @@ def mixture_cases():
         out.append(
             (
                 f"{ctype}: cond 1e10",
-                gm.GaussianMixture(
-                    [0.4, 0.6], [[0.0, 0.0], [1.0, 1e-5]], factor(sd), ctype
-                ),
+                _mixture([0.4, 0.6], [[0.0, 0.0], [1.0, 1e-5]], factor(sd), ctype),
                 rng.normal(size=(2, 2)) * [1.0, 1e-5],
             )
         )
@@ -255,7 +265,7 @@ def mixture_cases():
         out.append(
             (
                 f"{ctype}: offset 1e8 sigma",
-                gm.GaussianMixture(
+                _mixture(
                     [0.3, 0.7], [mean, mean + 2.0], factor([[0.7, 1.1]] * 2), ctype
                 ),
                 mean + rng.normal(size=(2, 2)),
@@ -264,11 +274,12 @@ def mixture_cases():
         out.append(
             (
                 f"{ctype}: weights 1e-300, logit -1e3",
-                gm.GaussianMixture.from_logits(
+                _mixture(
                     [0.0, np.log(1e-300), -1e3],
                     [[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]],
                     factor([[1.0, 0.9], [0.6, 1.2], [0.8, 0.8]]),
                     ctype,
+                    from_logits=True,
                 ),
                 np.array([[3.0, 0.1], [0.0, 4.0]]),
             )
@@ -438,8 +449,9 @@ def categorical_checks():
         v, g = categorical.kl_and_grad(z, zq, dout)
 
         def klc(Q):
-            lp, lq = log_softmax(Q["logits_p"]), log_softmax(Q["logits_q"])
-            return np.sum(mexp(lp) * (lp - lq), axis=-1)
+            # KL(q || p), the expectation under the first argument q
+            lq, lp = log_softmax(Q["logits_q"]), log_softmax(Q["logits_p"])
+            return np.sum(mexp(lq) * (lq - lp), axis=-1)
 
         out.append(
             Check(
@@ -447,7 +459,7 @@ def categorical_checks():
                 name,
                 {"value": v, **g},
                 lambda P, dout=dout: mp_value_and_grads(klc, P, dout),
-                {"logits_p": z, "logits_q": zq},
+                {"logits_q": z, "logits_p": zq},
             )
         )
     return out
@@ -461,10 +473,10 @@ def mp_value(value_fn, params):
 
 def _mixture_naive(model):
     """(log pi, means, Sigmas) as functions of an object-params dict Q."""
-    ctype, d, K = model.covariance_type, model.dim, model.n_components
+    ctype, d, K = model.covariance_type, model.d, model.n_components
 
     def Sig(Q):
-        L = Q["L"]
+        L = Q[scale_key(ctype)]
         if ctype == "full":
             return [L[k] @ L[k].T for k in range(K)]
         if ctype == "tied":
@@ -491,15 +503,12 @@ def mixture_checks():
     for name, model, x in mixture_cases():
         n, K = x.shape[0], model.n_components
         dout = np.linspace(1.0, -0.5, n)
-        free = (
-            {"L": _tril_mask(model.L)}
-            if model.covariance_type in ("full", "tied")
-            else {}
-        )
+        sk = scale_key(model.covariance_type)
+        free = {"L": _tril_mask(model.L)} if sk == "L" else {}
         params = {
             "logits": np.array(model.log_weights),
             "means": np.array(model.means),
-            "L": np.array(model.L),
+            sk: np.array(getattr(model, sk)),
             "x": x,
         }
         log_joint = _mixture_naive(model)
@@ -517,7 +526,7 @@ def mixture_checks():
                 name,
                 {"value": v, **g},
                 lambda P, f=ref_lm: f(P),
-                {k: params[k] for k in ("logits", "means", "L")},
+                {k: params[k] for k in ("logits", "means", sk)},
             )
         )
         out.append(
@@ -558,7 +567,7 @@ def mixture_checks():
                 )
             )
         q_logits = np.tile(np.linspace(0.5, -0.5, K), (n, 1))
-        q_params = {k: params[k] for k in ("logits", "means", "L")}
+        q_params = {k: params[k] for k in ("logits", "means", sk)}
         q_params["q_logits"] = q_logits
         # q-objectives: naive value from log q (n, K) and log p(x, z) (n, K)
         objectives = [

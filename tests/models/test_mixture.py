@@ -28,7 +28,27 @@ def random_mixture(rng, K, d, covariance_type, spread=3.0):
         L = rng.uniform(0.5, 1.5, size=(K, d))
     else:
         L = rng.uniform(0.5, 1.5, size=K)
-    return gm.GaussianMixture(weights, means, L, covariance_type)
+    return with_scale(weights, means, L, covariance_type)
+
+
+def scale_key(covariance_type):
+    """The scale parameter's name: L (full, tied) or std (diag, spherical)."""
+    return "L" if covariance_type in ("full", "tied") else "std"
+
+
+def scale_of(model):
+    """The model's scale parameter, L or std."""
+    return getattr(model, scale_key(model.covariance_type))
+
+
+def with_scale(weights, means, scale, covariance_type, from_logits=False):
+    """A mixture from weights (or logits) and the type's scale parameter."""
+    kw = {scale_key(covariance_type): scale}
+    if from_logits:
+        return gm.GaussianMixture.from_logits(
+            weights, means, covariance_type=covariance_type, **kw
+        )
+    return gm.GaussianMixture(weights, means, covariance_type=covariance_type, **kw)
 
 
 def mp_log_joint(model, x, dps=50):
@@ -40,7 +60,7 @@ def mp_log_joint(model, x, dps=50):
     """
     with mpmath.workdps(dps):
         C = model.dense_covariances()
-        d = model.dim
+        d = model.d
         out = []
         for xi in x:
             row = []
@@ -92,10 +112,7 @@ def test_mpmath_oracle_catches_a_wrong_covariance():
     rng = np.random.default_rng(2)
     model = random_mixture(rng, 2, 2, "diag")
     wrong = gm.GaussianMixture(
-        model.weights,
-        model.means,
-        model.L * 1.01,
-        "diag",
+        model.weights, model.means, covariance_type="diag", std=model.std * 1.01
     )
     x = rng.normal(size=(3, 2))
     with mpmath.workdps(50):
@@ -137,12 +154,12 @@ def test_blocked_kernel_equals_one_block(monkeypatch):
 
 
 def test_weights_must_be_nonnegative_and_sum_to_one():
-    means, L = np.zeros((2, 1)), np.ones(2)
+    means, std = np.zeros((2, 1)), np.ones(2)
     with pytest.raises(ValueError, match="weights must be non-negative"):
-        gm.GaussianMixture([1.5, -0.5], means, L, "spherical")
+        gm.GaussianMixture([1.5, -0.5], means, None, "spherical", std=std)
     with pytest.raises(ValueError, match="weights must sum to one"):
-        gm.GaussianMixture([0.5, 0.6], means, L, "spherical")
-    gm.GaussianMixture([1.0, 0.0], means, L, "spherical")  # an emptied component
+        gm.GaussianMixture([0.5, 0.6], means, None, "spherical", std=std)
+    gm.GaussianMixture([1.0, 0.0], means, None, "spherical", std=std)  # emptied
 
 
 def test_non_pd_covariance_is_refused_naming_it():
@@ -157,16 +174,48 @@ def test_non_pd_covariance_is_refused_naming_it():
         gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones((1, 2, 2)), "full")
     with pytest.raises(ValueError, match="L must have a positive diagonal"):
         gm.GaussianMixture([1.0], np.zeros((1, 2)), -np.eye(2)[None], "full")
-    with pytest.raises(ValueError, match="L must have positive entries; got min -1"):
-        gm.GaussianMixture([1.0], np.zeros((1, 2)), -np.ones((1, 2)), "diag")
-    with pytest.raises(ValueError, match=r"L must have shape \(2, 2\)"):
-        gm.GaussianMixture([0.5, 0.5], np.zeros((2, 2)), np.ones(2), "diag")
+    with pytest.raises(ValueError, match="std must have positive entries; got min -1"):
+        gm.GaussianMixture(
+            [1.0], np.zeros((1, 2)), std=-np.ones((1, 2)), covariance_type="diag"
+        )
+    with pytest.raises(ValueError, match=r"std must have shape \(2, 2\)"):
+        gm.GaussianMixture(
+            [0.5, 0.5], np.zeros((2, 2)), std=np.ones(2), covariance_type="diag"
+        )
     with pytest.raises(ValueError, match="covariance_type must be one of"):
         gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones(1), "banded")
 
 
+def test_the_scale_is_named_as_what_it_is():
+    """L is only a Cholesky factor; diag and spherical take std, and each
+    type refuses the other's parameter by name."""
+    means = np.zeros((2, 2))
+    diag = gm.GaussianMixture(
+        [0.5, 0.5], means, covariance_type="diag", std=np.ones((2, 2))
+    )
+    assert diag.L is None and diag.std.shape == (2, 2) and diag.d == 2
+    with pytest.raises(
+        ValueError, match="L is not a parameter of covariance_type 'diag'; give std"
+    ):
+        gm.GaussianMixture([0.5, 0.5], means, np.ones((2, 2)), "diag")
+    with pytest.raises(
+        ValueError, match="std is not a parameter of covariance_type 'full'; give L"
+    ):
+        gm.GaussianMixture(
+            [0.5, 0.5], means, np.eye(2)[None].repeat(2, 0), std=np.ones(2)
+        )
+    with pytest.raises(
+        ValueError, match="std must be given for covariance_type 'spherical'"
+    ):
+        gm.GaussianMixture([0.5, 0.5], means, covariance_type="spherical")
+    _, grads = gm.log_marginal_and_grad(diag, np.zeros((1, 2)))
+    assert set(grads) == {"logits", "means", "std"}
+
+
 def test_nan_data_and_wrong_dimension_are_refused():
-    model = gm.GaussianMixture([1.0], np.zeros((1, 2)), np.ones(1), "spherical")
+    model = gm.GaussianMixture(
+        [1.0], np.zeros((1, 2)), None, "spherical", std=np.ones(1)
+    )
     with pytest.raises(ValueError, match="x contains NaN"):
         gm.log_marginal(model, [[0.0, np.nan]])
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 2\)"):
@@ -175,7 +224,7 @@ def test_nan_data_and_wrong_dimension_are_refused():
 
 def test_parameters_are_frozen_copies():
     w = np.array([0.5, 0.5])
-    model = gm.GaussianMixture(w, np.zeros((2, 1)), np.ones(2), "spherical")
+    model = gm.GaussianMixture(w, np.zeros((2, 1)), None, "spherical", std=np.ones(2))
     w[0] = 7.0
     assert model.weights[0] == 0.5
     with pytest.raises(ValueError):
@@ -189,7 +238,7 @@ def test_from_covariances_round_trips(covariance_type):
     again = gm.GaussianMixture.from_covariances(
         model.weights, model.means, model.covariances(), covariance_type
     )
-    np.testing.assert_allclose(again.L, model.L, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(scale_of(again), scale_of(model), rtol=1e-13, atol=1e-15)
 
 
 # ------------------------------------------------- ELBO, KL and their identity
@@ -231,7 +280,8 @@ def test_identity_check_catches_a_wrong_entropy():
 
 
 def _as_params(model, q_logits=None):
-    params = {"logits": model.logits, "means": model.means, "L": model.L}
+    key = scale_key(model.covariance_type)
+    params = {"logits": model.logits, "means": model.means, key: scale_of(model)}
     if q_logits is not None:
         params["q_logits"] = q_logits
     return params
@@ -241,8 +291,12 @@ def _checker(fn, covariance_type, x, dout):
     """f_and_grad over named arrays for gradcheck; weights = softmax(logits)."""
 
     def f_and_grad(p):
-        model = gm.GaussianMixture.from_logits(
-            p["logits"], p["means"], p["L"], covariance_type
+        model = with_scale(
+            p["logits"],
+            p["means"],
+            p[scale_key(covariance_type)],
+            covariance_type,
+            from_logits=True,
         )
         args = (p["q_logits"],) if "q_logits" in p else ()
         value, grads = fn(model, x, *args, dout=dout)
@@ -252,7 +306,7 @@ def _checker(fn, covariance_type, x, dout):
 
 
 def _lower(covariance_type):
-    # diag (K, d) with K = d would look like a square factor: name it explicitly
+    # only the Cholesky factor L is lower triangular
     return ["L"] if covariance_type in ("full", "tied") else []
 
 
@@ -324,6 +378,8 @@ def test_functions_do_not_mutate_inputs():
 
 
 def test_q_logits_shape_is_checked():
-    model = gm.GaussianMixture([0.5, 0.5], np.zeros((2, 1)), np.ones(2), "spherical")
+    model = gm.GaussianMixture(
+        [0.5, 0.5], np.zeros((2, 1)), None, "spherical", std=np.ones(2)
+    )
     with pytest.raises(ValueError, match=r"q_logits must have shape \(3, 2\)"):
         gm.elbo(model, np.zeros((3, 1)), np.zeros((3, 3)))

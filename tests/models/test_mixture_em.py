@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_mixture import random_mixture
+from test_mixture import random_mixture, scale_key, scale_of, with_scale
 
 from refvi.models import mixture as gm
 from refvi.models import mixture_em
@@ -35,10 +35,10 @@ def test_em_never_decreases_log_likelihood_over_50_problems(covariance_type):
             x = clustered(rng, n, d, K)
             start = random_mixture(rng, K, d, covariance_type)
             # means at data points, so that no component starts far from all data
-            init = gm.GaussianMixture(
+            init = with_scale(
                 start.weights,
                 x[rng.choice(n, K, replace=False)],
-                start.L,
+                scale_of(start),
                 covariance_type,
             )
             # exact EM (reg_covar = 0): the floor's penalty is not part of log p
@@ -59,7 +59,7 @@ def test_monotonicity_check_catches_a_wrong_m_step(monkeypatch):
 
     def wrong(stats, reg):
         model = right(stats, reg)
-        return gm.GaussianMixture(model.weights, model.means, 3.0 * model.L, "diag")
+        return with_scale(model.weights, model.means, 3.0 * model.std, "diag")
 
     monkeypatch.setattr(mixture_em, "_m_step_stats", wrong)
     with pytest.warns(EMDecreaseWarning):
@@ -83,7 +83,7 @@ def test_m_step_is_a_stationary_point_of_the_auxiliary_function(
         # tolerance: |dQ| <= 1e-10 |Q| (Q is a sum over 80 points)
         assert np.max(np.abs(g)) <= 1e-10 * scale, name
     # ... and a maximum: moving the means lowers Q
-    moved = gm.GaussianMixture(new.weights, new.means + 0.01, new.L, covariance_type)
+    moved = with_scale(new.weights, new.means + 0.01, scale_of(new), covariance_type)
     assert mixture_em.auxiliary(moved, x, r, reg_covar) < mixture_em.auxiliary(
         new, x, r, reg_covar
     )
@@ -99,14 +99,19 @@ def test_auxiliary_gradient_matches_finite_differences(covariance_type):
     r = rng.dirichlet(np.ones(2), size=10)
 
     def f_and_grad(p):
-        m = gm.GaussianMixture.from_logits(
-            p["logits"], p["means"], p["L"], covariance_type
+        key = scale_key(covariance_type)
+        m = with_scale(
+            p["logits"], p["means"], p[key], covariance_type, from_logits=True
         )
         return mixture_em.auxiliary_and_grad(m, x, r, reg_covar=0.1)
 
     assert_gradcheck(
         f_and_grad,
-        {"logits": model.logits, "means": model.means, "L": model.L},
+        {
+            "logits": model.logits,
+            "means": model.means,
+            scale_key(covariance_type): scale_of(model),
+        },
         lower_triangular=["L"] if covariance_type in ("full", "tied") else [],
     )
 
@@ -119,11 +124,11 @@ def test_stationarity_check_catches_a_biased_variance():
     r = mixture_em.e_step(x, old)
     new = mixture_em.m_step(x, r, "diag", reg_covar=0.0)
     N = r.sum(axis=0)
-    wrong = gm.GaussianMixture(
-        new.weights, new.means, new.L * np.sqrt(N / (N - 1))[:, None], "diag"
+    wrong = with_scale(
+        new.weights, new.means, new.std * np.sqrt(N / (N - 1))[:, None], "diag"
     )
     _, grads = mixture_em.auxiliary_and_grad(wrong, x, r)
-    assert np.max(np.abs(grads["L"])) > 1e-3
+    assert np.max(np.abs(grads["std"])) > 1e-3
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -201,7 +206,7 @@ def test_kmeans_plusplus_is_reproducible_and_checks_its_arguments():
 
 
 def test_em_input_errors_name_the_argument():
-    model = gm.GaussianMixture([0.5, 0.5], np.zeros((2, 1)), np.ones(2), "spherical")
+    model = with_scale([0.5, 0.5], np.zeros((2, 1)), np.ones(2), "spherical")
     with pytest.raises(ValueError, match="x contains NaN"):
         mixture_em.em([[0.0], [np.nan], [1.0]], model)
     with pytest.raises(ValueError, match="n_components = 2 > n = 1"):

@@ -33,9 +33,9 @@ def precisions(model):
     """Sigma^{-1} in scikit-learn's layout, by Cholesky solves (test only)."""
     C = model.covariances()
     if model.covariance_type == "full":
-        return np.stack([cho_solve((L, True), np.eye(model.dim)) for L in model.L])
+        return np.stack([cho_solve((L, True), np.eye(model.d)) for L in model.L])
     if model.covariance_type == "tied":
-        return cho_solve((model.L, True), np.eye(model.dim))
+        return cho_solve((model.L, True), np.eye(model.d))
     return 1.0 / C
 
 

@@ -79,12 +79,19 @@ REG_COVAR = 0.05
 
 def _mixture_extras(model, x, q_logits, rng):
     """The names derivations/mixture.md uses beyond the common ones."""
-    n, K, d = x.shape[0], model.n_components, model.dim
+    n, K, d = x.shape[0], model.n_components, model.d
     weights, means, L = model.weights, model.means, model.L
 
-    def log_joint_fn(eta, means, L, covariance_type="full"):
+    def log_joint_fn(eta, means, scale, covariance_type="full"):
+        # scale: the Cholesky factor L (full, tied) or the standard deviations
+        # std (diag, spherical)
         pi = np.exp(eta - np.max(eta))
-        m = mixture.GaussianMixture(pi / np.sum(pi), means, L, covariance_type)
+        if covariance_type in ("full", "tied"):
+            m = mixture.GaussianMixture(pi / np.sum(pi), means, scale, covariance_type)
+        else:
+            m = mixture.GaussianMixture(
+                pi / np.sum(pi), means, None, covariance_type, std=scale
+            )
         return mixture.log_joint(m, x)
 
     def full(eta, means, L):
@@ -138,6 +145,6 @@ def _mixture_extras(model, x, q_logits, rng):
         "means_new": fits["full"].means,
         "cov_new": fits["full"].dense_covariances(),
         "cov_tied_new": fits["tied"].dense_covariances()[0],
-        "var_diag_new": fits["diag"].L ** 2,
-        "var_sph_new": fits["spherical"].L ** 2,
+        "var_diag_new": fits["diag"].std ** 2,
+        "var_sph_new": fits["spherical"].std ** 2,
     }
