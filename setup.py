@@ -32,6 +32,7 @@ setup(
             "html_assets/fonts/*",
             "report_schema.json",
         ],
+        "refvi.crosscheck": ["cases_schema.json"],
     },
     install_requires=["numpy>=1.23", "scipy>=1.9"],
     extras_require={

@@ -5,6 +5,9 @@ bundled ones (installed as the package ``refvi.derivations``). Exit codes: 0
 every displayed line holds; 1 a line fails; 2 malformed input; 3 (under
 ``--strict``, the default) nothing fails but a line is undetermined,
 unsupported or unchecked, or a file has no displayed line.
+
+``refvi cases`` lists (``--list``), prints (``--json``) or writes (``--out
+DIR``) the reference cases of ``refvi.crosscheck``.
 """
 
 import argparse
@@ -144,7 +147,57 @@ def _build_parser():
         "the names a check block may use on that setting, with their shapes.",
     )
     listing.add_argument("name", nargs="?", metavar="NAME", help="a setting")
+    cases = sub.add_parser(
+        "cases",
+        help="reference cases for cross-checking another implementation",
+        description="Reference cases (inputs, refvi's outputs, tolerances) as "
+        "versioned JSON. NAME may be a case name or a shell wildcard "
+        "('mixture.*'); without NAME, every case.",
+    )
+    cases.add_argument("names", nargs="*", metavar="NAME", help="cases or patterns")
+    what = cases.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="list the cases")
+    what.add_argument("--json", action="store_true", help="print the cases as JSON")
+    what.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write one JSON file per case, NAME.json, and cases_schema.json to DIR",
+    )
+    what.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of the document"
+    )
     return parser
+
+
+def _cases(args):
+    """``refvi cases``: list, print or write the reference cases; exit 0, or 2
+    with one line for a pattern that matches no case."""
+    import json
+
+    from refvi.crosscheck import all_cases, find_cases, json_schema, to_json
+
+    if args.schema:
+        print(json.dumps(json_schema(), indent=1))
+        return 0
+    try:
+        cases = find_cases(*args.names) if args.names else all_cases()
+    except ValueError as err:
+        print(f"refvi cases: error: {err}", file=sys.stderr)
+        return 2
+    if args.list:
+        for case in cases:
+            print(f"{case.name:<42s} {case.description.split('. Case: ')[-1]}")
+    elif args.json:
+        print(to_json(cases))
+    else:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            (out / f"{case.name}.json").write_text(to_json([case]), encoding="utf-8")
+        schema = json.dumps(json_schema(), indent=1)
+        (out / "cases_schema.json").write_text(schema, encoding="utf-8")
+        print(f"wrote {len(cases)} cases and cases_schema.json to {out}")
+    return 0
 
 
 def _figures(args):
@@ -319,6 +372,8 @@ def main(argv=None):
         return _figures(args)
     if args.command == "settings":
         return _settings(args)
+    if args.command == "cases":
+        return _cases(args)
     parser.print_help()
     return 0
 

@@ -29,6 +29,7 @@ RANKS = {
     "checker": 5,
     "figures": 5,
     "crosscheck": 5,
+    "testing": 5.5,  # pytest helpers over crosscheck
     "cli": 6,
     "__main__": 7,
 }
