@@ -38,9 +38,8 @@ def assert_matches(fn, case, *, outputs=None, convert=None, rtol=None):
     ``case`` is a Case, a case name, a wildcard pattern (``"mixture.elbo.*"``)
     or a list of them. Returns the reports when everything matches.
     """
-    reports = [
-        compare(fn, c, outputs=outputs, convert=convert, rtol=rtol) for c in _cases(case)
-    ]
+    kw = {"outputs": outputs, "convert": convert, "rtol": rtol}
+    reports = [compare(fn, c, **kw) for c in _cases(case)]
     failed = [o.describe(r.case) for r in reports for o in r.failures]
     if failed:
         raise AssertionError("\n".join(failed))

@@ -1183,8 +1183,79 @@ def _lazy():
         exc=(AssertionError,),
     )
     e.update(_inference_rows())
+    e.update(_crosscheck_rows())
     return {
         name: rows if isinstance(rows, list) else [rows] for name, rows in e.items()
+    }
+
+
+def _crosscheck_rows():
+    """Rows of refvi.crosscheck and refvi.testing."""
+    from refvi import testing
+    from refvi.crosscheck import case, catalogue, schema, stochastic
+
+    # the package re-exports the function compare under its module's name
+    compare = importlib.import_module("refvi.crosscheck.compare")
+
+    E = Entry
+    name = "gaussian.kl_standard_normal.ordinary"
+
+    def refvi_itself():  # a correct "user" implementation
+        return lambda **kw: case.evaluate("gaussian.kl_standard_normal", kw, {})
+
+    FN = A(refvi_itself, "fn")
+    CASE = A(const(name), "choice")
+
+    def estimator():  # an exact "estimator": every draw is the value
+        return lambda rng: np.array([0.5, -1.0]) + 0.0 * rng.standard_normal()
+
+    def inputs():
+        return {k: v.copy() for k, v in catalogue.get_case(name).inputs.items()}
+
+    pre = "refvi.crosscheck"
+    return {
+        f"{pre}.case.evaluate": E(
+            case.evaluate,
+            {
+                "quantity": A(const("gaussian.kl_standard_normal"), "choice"),
+                "inputs": A(inputs, "params"),
+                "options": A(dict, "params"),
+            },
+        ),
+        f"{pre}.catalogue.case_names": E(catalogue.case_names, {}),
+        f"{pre}.catalogue.all_cases": E(catalogue.all_cases, {}),
+        f"{pre}.catalogue.get_case": E(catalogue.get_case, {"name": CASE}),
+        f"{pre}.compare.compare": E(
+            compare.compare,
+            {"fn": FN, "case": CASE, "rtol": A(const(1e-12), "float")},
+        ),
+        f"{pre}.schema.json_schema": E(schema.json_schema, {}),
+        f"{pre}.stochastic.check_estimator": E(
+            stochastic.check_estimator,
+            {
+                "estimator": A(estimator, "fn"),
+                "exact": A(const(np.array([0.5, -1.0])), "array"),
+                "n_samples": A(const(3), "int"),
+                "rng": RNG,
+                "false_failure_rate": A(const(1e-6), "float"),
+                "power": A(const(0.9), "float"),
+            },
+        ),
+        "refvi.testing.assert_matches": E(
+            testing.assert_matches,
+            {"fn": FN, "case": CASE, "rtol": A(const(1e-12), "float")},
+            exc=(AssertionError,),
+        ),
+        "refvi.testing.assert_estimator": E(
+            testing.assert_estimator,
+            {
+                "estimator": A(estimator, "fn"),
+                "exact": A(const(np.array([0.5, -1.0])), "array"),
+                "n_samples": A(const(3), "int"),
+                "rng": RNG,
+            },
+            exc=(AssertionError,),
+        ),
     }
 
 
@@ -1394,6 +1465,19 @@ EXEMPT = {
     "refvi.verify.quadrature.QuadResult": "result record",
     "refvi.inference.encoder.QParams": _RECORD,
     "refvi.inference.vae.Optimum": "result record",
+    "refvi.crosscheck.case.Case": "record built by the catalogue or from_json",
+    "refvi.crosscheck.compare.OutputReport": "result record",
+    "refvi.crosscheck.compare.OutputReport.describe": "method of a result record",
+    "refvi.crosscheck.compare.Report": "result record",
+    "refvi.crosscheck.stochastic.EstimatorTest": "result record",
+    "refvi.crosscheck.compare.to_numpy": "a converter: NaN passes through so "
+    "compare reports it at its entry (tests/crosscheck/test_compare.py)",
+    "refvi.crosscheck.catalogue.find_cases": "takes *patterns, each refused by "
+    "name when it matches no case (tests/crosscheck/test_catalogue.py)",
+    "refvi.crosscheck.schema.to_document": "takes Case records of the catalogue",
+    "refvi.crosscheck.schema.to_json": "takes Case records of the catalogue",
+    "refvi.crosscheck.schema.from_json": "parses a document; a malformed one is "
+    "refused by name (tests/crosscheck/test_cases_json.py)",
     "refvi.inference.vae.TrainTrace": "result record",
     "refvi.inference.variational_em.VariationalEMTrace": "result record",
     "refvi.inference.aggregate.Surgery": "result record",

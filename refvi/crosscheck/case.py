@@ -1,12 +1,13 @@
 """A reference case: named inputs, refvi's outputs, and each output's tolerance."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from refvi.crosscheck.quantities import QUANTITIES
 
-__all__ = ["Case", "evaluate", "make_case"]
+__all__ = ["Case", "evaluate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,15 +55,18 @@ class Case:
 def evaluate(quantity, inputs, options):
     """refvi's outputs for ``inputs`` and ``options`` of ``quantity`` (a dict of
     float64 arrays, 0-d for a scalar)."""
-    if quantity not in QUANTITIES:
+    if not isinstance(quantity, str) or quantity not in QUANTITIES:
         raise ValueError(
             f"quantity must be one of {sorted(QUANTITIES)}; got {quantity!r}"
         )
+    for name, value in (("inputs", inputs), ("options", options)):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a dict; got {type(value).__name__}")
     out = QUANTITIES[quantity].evaluate(**inputs, **options)
     return {k: np.array(v, dtype=float) for k, v in out.items()}
 
 
-def make_case(name, quantity, seed, inputs, options, note, rtol=None):
+def _make_case(name, quantity, seed, inputs, options, note, rtol=None):
     """Evaluate refvi on ``inputs`` and wrap everything as a :class:`Case`.
 
     ``rtol`` (optional dict) widens an output's tolerance to a case-specific

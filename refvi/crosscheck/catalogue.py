@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from refvi.crosscheck.case import make_case
+from refvi.crosscheck.case import _make_case
 from refvi.models.mixture import COVARIANCE_TYPES
 
 __all__ = ["case_names", "get_case", "all_cases", "find_cases"]
@@ -28,7 +28,7 @@ def _tril(rng, *shape, diag=(0.5, 1.5)):
 
 
 def _lower(d, diag, off=0.3):
-    """The accuracy corpus's factor: diagonal ``diag``, off-diagonal correlation ``off``."""
+    """The accuracy corpus's factor: diagonal ``diag``, correlation ``off``."""
     diag = np.asarray(diag, dtype=float)
     return np.tril(np.full((d, d), off), -1) * np.sqrt(np.outer(diag, diag)) + np.diag(
         diag
@@ -42,12 +42,16 @@ def _lower(d, diag, off=0.3):
 def _gaussian_kl(seed):
     rng = np.random.default_rng(seed)
     B, d = 3, 3
-    yield "ordinary", {
-        "mean_q": rng.normal(size=(B, d)),
-        "scale_tril_q": _tril(rng, B, d, d),
-        "mean_p": rng.normal(size=(B, d)),
-        "scale_tril_p": _tril(rng, B, d, d),
-    }, "a batch of 3 pairs in d = 3"
+    yield (
+        "ordinary",
+        {
+            "mean_q": rng.normal(size=(B, d)),
+            "scale_tril_q": _tril(rng, B, d, d),
+            "mean_p": rng.normal(size=(B, d)),
+            "scale_tril_p": _tril(rng, B, d, d),
+        },
+        "a batch of 3 pairs in d = 3",
+    )
     pairs = [
         ("cond-1e10", [0.1, 0.2], [1.0, 1e-5], 0.3, [0.3, -0.2], [1e-5, 1.0], -0.2),
         ("offset-1e8", [1e8, 1.0], [0.8, 1.2], 0.3, [0.0, 0.0], [1.0, 0.9], 0.3),
@@ -62,84 +66,124 @@ def _gaussian_kl(seed):
         ),
     ]
     for name, m_p, s_p, o_p, m_q, s_q, o_q in pairs:
-        yield name, {
-            "mean_q": [m_q],
-            "scale_tril_q": [_lower(2, s_q, o_q)],
-            "mean_p": [m_p],
-            "scale_tril_p": [_lower(2, s_p, o_p)],
-        }, f"ill-conditioned ({name}) from the accuracy corpus"
+        yield (
+            name,
+            {
+                "mean_q": [m_q],
+                "scale_tril_q": [_lower(2, s_q, o_q)],
+                "mean_p": [m_p],
+                "scale_tril_p": [_lower(2, s_p, o_p)],
+            },
+            f"ill-conditioned ({name}) from the accuracy corpus",
+        )
 
 
 def _gaussian_kl_diag(seed):
     rng = np.random.default_rng(seed)
     B, d = 4, 3
-    yield "ordinary", {
-        "mean_q": rng.normal(size=(B, d)),
-        "log_std_q": rng.normal(scale=0.5, size=(B, d)),
-        "mean_p": rng.normal(size=(B, d)),
-        "log_std_p": rng.normal(scale=0.5, size=(B, d)),
-    }, "a batch of 4 pairs in d = 3"
+    yield (
+        "ordinary",
+        {
+            "mean_q": rng.normal(size=(B, d)),
+            "log_std_q": rng.normal(scale=0.5, size=(B, d)),
+            "mean_p": rng.normal(size=(B, d)),
+            "log_std_p": rng.normal(scale=0.5, size=(B, d)),
+        },
+        "a batch of 4 pairs in d = 3",
+    )
 
 
 def _gaussian_kl_mixed(seed):
     rng = np.random.default_rng(seed)
     B, d = 3, 3
-    yield "ordinary", {
-        "mean_q": rng.normal(size=(B, d)),
-        "scale_tril_q": _tril(rng, B, d, d),
-        "mean_p": rng.normal(size=(B, d)),
-        "log_std_p": rng.normal(scale=0.5, size=(B, d)),
-    }, "a batch of 3 pairs in d = 3"
+    yield (
+        "ordinary",
+        {
+            "mean_q": rng.normal(size=(B, d)),
+            "scale_tril_q": _tril(rng, B, d, d),
+            "mean_p": rng.normal(size=(B, d)),
+            "log_std_p": rng.normal(scale=0.5, size=(B, d)),
+        },
+        "a batch of 3 pairs in d = 3",
+    )
 
 
 def _gaussian_kl_standard_normal(seed):
     rng = np.random.default_rng(seed)
-    yield "ordinary", {
-        "mean_q": rng.normal(size=(5, 2)),
-        "log_std_q": rng.normal(scale=0.5, size=(5, 2)),
-    }, "a batch of 5 in d = 2"
+    yield (
+        "ordinary",
+        {
+            "mean_q": rng.normal(size=(5, 2)),
+            "log_std_q": rng.normal(scale=0.5, size=(5, 2)),
+        },
+        "a batch of 5 in d = 2",
+    )
 
 
 def _gaussian_entropy(seed):
     rng = np.random.default_rng(seed)
-    yield "ordinary", {
-        "mean": rng.normal(size=(3, 3)),
-        "scale_tril": _tril(rng, 3, 3, 3),
-    }, "a batch of 3 in d = 3"
+    yield (
+        "ordinary",
+        {
+            "mean": rng.normal(size=(3, 3)),
+            "scale_tril": _tril(rng, 3, 3, 3),
+        },
+        "a batch of 3 in d = 3",
+    )
 
 
 def _gaussian_log_prob(seed):
     rng = np.random.default_rng(seed)
     mean, L = rng.normal(size=3), _tril(rng, 3, 3)
-    yield "ordinary", {
-        "mean": mean,
-        "scale_tril": L,
-        "x": rng.normal(size=(4, 3)),
-    }, "4 points in d = 3"
+    yield (
+        "ordinary",
+        {
+            "mean": mean,
+            "scale_tril": L,
+            "x": rng.normal(size=(4, 3)),
+        },
+        "4 points in d = 3",
+    )
     L = _lower(2, [1.0, 1e-5])
-    yield "cond-1e10", {
-        "mean": [0.5, -1.0],
-        "scale_tril": L,
-        "x": rng.normal(size=(3, 2)),
-    }, "condition number 1e10, from the accuracy corpus"
+    yield (
+        "cond-1e10",
+        {
+            "mean": [0.5, -1.0],
+            "scale_tril": L,
+            "x": rng.normal(size=(3, 2)),
+        },
+        "condition number 1e10, from the accuracy corpus",
+    )
     mean = np.array([1e8, -1e8])
-    yield "offset-1e8", {
-        "mean": mean,
-        "scale_tril": _lower(2, [0.7, 1.1]),
-        "x": mean + rng.normal(size=(3, 2)),
-    }, "data 1e8 sigma from the origin, from the accuracy corpus"
+    yield (
+        "offset-1e8",
+        {
+            "mean": mean,
+            "scale_tril": _lower(2, [0.7, 1.1]),
+            "x": mean + rng.normal(size=(3, 2)),
+        },
+        "data 1e8 sigma from the origin, from the accuracy corpus",
+    )
 
 
 def _categorical_kl(seed):
     rng = np.random.default_rng(seed)
-    yield "ordinary", {
-        "logits_q": rng.normal(size=(3, 4)),
-        "logits_p": rng.normal(size=(3, 4)),
-    }, "a batch of 3 pairs over 4 categories"
-    yield "extreme-logits", {
-        "logits_q": [[1e3, -1e3, 0.0], [0.0, np.log(1e-300), -5.0]],
-        "logits_p": [[-1e3, -999.0, -1e3], [0.1, -0.5, 1.2]],
-    }, "logits of +-1e3 and a weight of 1e-300, from the accuracy corpus"
+    yield (
+        "ordinary",
+        {
+            "logits_q": rng.normal(size=(3, 4)),
+            "logits_p": rng.normal(size=(3, 4)),
+        },
+        "a batch of 3 pairs over 4 categories",
+    )
+    yield (
+        "extreme-logits",
+        {
+            "logits_q": [[1e3, -1e3, 0.0], [0.0, np.log(1e-300), -5.0]],
+            "logits_p": [[-1e3, -999.0, -1e3], [0.1, -0.5, 1.2]],
+        },
+        "logits of +-1e3 and a weight of 1e-300, from the accuracy corpus",
+    )
 
 
 def _categorical_entropy(seed):
@@ -165,12 +209,16 @@ def _lg_log_marginal(seed):
     yield "ordinary", _lg_params(rng), "d = 4, k = 2, n = 5"
     rng = np.random.default_rng(2)
     W = rng.normal(size=(3, 2))
-    yield "psi-1e-10", {
-        "W": W,
-        "mu": rng.normal(size=3),
-        "psi": [1e-10, 1.0, 0.5],
-        "x": rng.normal(size=(3, 3)),
-    }, "noise variances 1e-10 .. 1 (condition 1e10), from the accuracy corpus"
+    yield (
+        "psi-1e-10",
+        {
+            "W": W,
+            "mu": rng.normal(size=3),
+            "psi": [1e-10, 1.0, 0.5],
+            "x": rng.normal(size=(3, 3)),
+        },
+        "noise variances 1e-10 .. 1 (condition 1e10), from the accuracy corpus",
+    )
 
 
 def _lg_posterior(seed):
@@ -251,8 +299,11 @@ def _mixture_log_marginal(seed):
             name: scale,
             "x": [[3.0, 0.1], [0.0, 4.0]],
         }
-        yield f"{ctype}-tiny-weights", inputs, {"covariance_type": ctype}, (
-            "weights 1e-300 and logit -1e3, from the accuracy corpus"
+        yield (
+            f"{ctype}-tiny-weights",
+            inputs,
+            {"covariance_type": ctype},
+            ("weights 1e-300 and logit -1e3, from the accuracy corpus"),
         )
     mean = np.array([1e8, -1e8])
     name, scale = _corpus_scale("full", [[0.7, 1.1]] * 2)
@@ -262,8 +313,11 @@ def _mixture_log_marginal(seed):
         name: scale,
         "x": mean + rng.normal(size=(2, 2)),
     }
-    yield "full-offset-1e8", inputs, {"covariance_type": "full"}, (
-        "data 1e8 sigma from the origin, from the accuracy corpus"
+    yield (
+        "full-offset-1e8",
+        inputs,
+        {"covariance_type": "full"},
+        ("data 1e8 sigma from the origin, from the accuracy corpus"),
     )
 
 
@@ -286,28 +340,37 @@ def _mixture_em_step(seed):
 def _mixture_prior(seed):
     rng = np.random.default_rng(seed)
     J, k, d = 3, 2, 4
-    yield "ordinary", {
-        "weights": rng.dirichlet(np.ones(J)),
-        "a": 2.0 * rng.normal(size=(J, k)),
-        "L_B": _tril(rng, J, k, k),
-        "W": rng.normal(size=(d, k)),
-        "mu": rng.normal(size=d),
-        "psi": rng.uniform(0.3, 1.0, size=d),
-        "x": 2.0 * rng.normal(size=(5, d)),
-    }, "J = 3, k = 2, d = 4, n = 5"
+    yield (
+        "ordinary",
+        {
+            "weights": rng.dirichlet(np.ones(J)),
+            "a": 2.0 * rng.normal(size=(J, k)),
+            "L_B": _tril(rng, J, k, k),
+            "W": rng.normal(size=(d, k)),
+            "mu": rng.normal(size=d),
+            "psi": rng.uniform(0.3, 1.0, size=d),
+            "x": 2.0 * rng.normal(size=(5, d)),
+        },
+        "J = 3, k = 2, d = 4, n = 5",
+    )
 
 
 def _mixture_kl(seed):
     rng = np.random.default_rng(seed)
     d = 1  # the quadrature converges to its error estimate 3e-16 at order 200
-    yield "ordinary", {
-        "weights_q": rng.dirichlet(np.ones(2)),
-        "means_q": rng.normal(size=(2, d)),
-        "L_q": _tril(rng, 2, d, d),
-        "weights_p": rng.dirichlet(np.ones(3)),
-        "means_p": rng.normal(size=(3, d)),
-        "L_p": _tril(rng, 3, d, d),
-    }, {"order": 200}, "q with 2 and p with 3 components in d = 1"
+    yield (
+        "ordinary",
+        {
+            "weights_q": rng.dirichlet(np.ones(2)),
+            "means_q": rng.normal(size=(2, d)),
+            "L_q": _tril(rng, 2, d, d),
+            "weights_p": rng.dirichlet(np.ones(3)),
+            "means_p": rng.normal(size=(3, d)),
+            "L_p": _tril(rng, 3, d, d),
+        },
+        {"order": 200},
+        "q with 2 and p with 3 components in d = 1",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -336,8 +399,11 @@ def _vae_sgvb(seed):
     for estimator in ("kl", "sampled", "path", "iwae"):
         inputs = _vae_inputs(rng)
         inputs["eps"] = rng.standard_normal((5, 4, 2))
-        yield estimator, inputs, {"estimator": estimator}, (
-            f"estimator {estimator!r}, S = 5 draws"
+        yield (
+            estimator,
+            inputs,
+            {"estimator": estimator},
+            (f"estimator {estimator!r}, S = 5 draws"),
         )
 
 
@@ -345,13 +411,17 @@ def _aggregate(seed):
     rng = np.random.default_rng(seed)
     inputs = _vae_inputs(rng)
     C = rng.normal(size=(3, 3))
-    yield "ordinary", {
-        "A": inputs["A"],
-        "c": inputs["c"],
-        "log_std": inputs["log_std"],
-        "mean_data": rng.normal(size=3),
-        "cov_data": C @ C.T + np.eye(3),
-    }, "d = 3, k = 2"
+    yield (
+        "ordinary",
+        {
+            "A": inputs["A"],
+            "c": inputs["c"],
+            "log_std": inputs["log_std"],
+            "mean_data": rng.normal(size=3),
+            "cov_data": C @ C.T + np.eye(3),
+        },
+        "d = 3, k = 2",
+    )
 
 
 #: quantity -> (seed, generator of (variant, inputs[, options], note)).
@@ -396,7 +466,7 @@ def _catalogue():
         rtol = None
         if quantity == "mixture_kl.bounds":
             rtol = _quadrature_rtol(inputs, options["order"])
-        out[name] = make_case(name, quantity, seed, inputs, options, note, rtol)
+        out[name] = _make_case(name, quantity, seed, inputs, options, note, rtol)
     return out
 
 

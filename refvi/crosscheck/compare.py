@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from refvi._validate import check_callable, check_float, check_positive
 from refvi.crosscheck.case import Case
 from refvi.crosscheck.catalogue import get_case
 
@@ -97,6 +98,8 @@ def to_numpy(value, name="value"):
         value = value.cpu()
     if hasattr(value, "numpy") and not hasattr(value, "__array__"):
         value = value.numpy()
+    if np.iscomplexobj(value):
+        raise TypeError(f"{name} must be real; got a complex array")
     try:
         return np.array(value, dtype=float)
     except (TypeError, ValueError) as err:
@@ -110,7 +113,9 @@ def _as_case(case):
     if isinstance(case, str):
         return get_case(case)
     if not isinstance(case, Case):
-        raise TypeError(f"case must be a Case or a case name; got {type(case).__name__}")
+        raise TypeError(
+            f"case must be a Case or a case name; got {type(case).__name__}"
+        )
     return case
 
 
@@ -120,20 +125,20 @@ def _named_results(result, names, case_name):
         missing = [n for n in names if n not in result]
         if missing:
             raise ValueError(
-                f"{case_name}: the callable's result has no output {missing[0]!r} "
+                f"{case_name}: fn's result has no output {missing[0]!r} "
                 f"(expected outputs {list(names)}; got keys {list(result)})"
             )
         return {n: result[n] for n in names}
     if isinstance(result, tuple | list) and len(names) > 1:
         if len(result) != len(names):
             raise ValueError(
-                f"{case_name}: the callable returned {len(result)} values; expected "
+                f"{case_name}: fn returned {len(result)} values; expected "
                 f"{len(names)}, the outputs {list(names)} in that order"
             )
         return dict(zip(names, result, strict=True))
     if len(names) != 1:
         raise ValueError(
-            f"{case_name}: the callable returned one {type(result).__name__}; "
+            f"{case_name}: fn returned one {type(result).__name__}; "
             f"expected a dict (or tuple) of the outputs {list(names)} - pass "
             "outputs=[...] to compare fewer"
         )
@@ -150,7 +155,9 @@ def _compare_output(name, got, ref, rtol):
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
     rel = max_abs / scale if scale > 0 else max_abs
     nonzero = ref != 0
-    entry_rel = float(np.max(diff[nonzero] / np.abs(ref[nonzero]))) if nonzero.any() else 0.0
+    entry_rel = 0.0
+    if nonzero.any():
+        entry_rel = float(np.max(diff[nonzero] / np.abs(ref[nonzero])))
     return OutputReport(
         name=name,
         max_abs_error=max_abs,
@@ -165,7 +172,7 @@ def _compare_output(name, got, ref, rtol):
 
 
 def compare(fn, case, *, outputs=None, convert=None, rtol=None):
-    """Call ``fn(**case.inputs, **case.options)`` and compare its outputs with the case's.
+    """Call ``fn(**case.inputs, **case.options)``; compare its outputs with the case's.
 
     Parameters
     ----------
@@ -193,9 +200,10 @@ def compare(fn, case, *, outputs=None, convert=None, rtol=None):
         When ``fn`` does not return a requested output, or returns one of
         another shape (the message names the case and the output).
     """
+    fn = check_callable(fn, "fn")
     case = _as_case(case)
-    if not callable(fn):
-        raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    if rtol is not None:
+        rtol = float(check_positive(check_float(rtol, "rtol"), "rtol"))
     names = list(case.outputs) if outputs is None else list(outputs)
     unknown = [n for n in names if n not in case.outputs]
     if unknown:
@@ -209,12 +217,12 @@ def compare(fn, case, *, outputs=None, convert=None, rtol=None):
     reports = []
     for name in names:
         ref = case.outputs[name]
-        got = to_numpy(raw[name], f"output {name!r}")
+        got = to_numpy(raw[name], f"fn's output {name!r}")
         if got.shape != ref.shape:
             raise ValueError(
-                f"{case.name}: output {name!r} has shape {got.shape}; expected "
+                f"{case.name}: fn's output {name!r} has shape {got.shape}; expected "
                 f"{ref.shape}"
             )
-        tol = case.rtol[name] if rtol is None else float(rtol)
+        tol = case.rtol[name] if rtol is None else rtol
         reports.append(_compare_output(name, got, ref, tol))
     return Report(case.name, tuple(reports), all(r.passed for r in reports))

@@ -36,7 +36,7 @@ from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture import GaussianMixture
 from refvi.models.mixture_prior import MixturePrior
 
-__all__ = ["ACCURACY_SUITE", "CLOSED_FORM", "QUANTITIES", "Quantity"]
+__all__ = ["ACCURACY_SUITE", "CLOSED_FORM", "QUANTITIES"]
 
 #: Normwise relative accuracy measured against 50-digit mpmath (docs/accuracy.md).
 ACCURACY_SUITE = 1e-12
@@ -60,7 +60,7 @@ SUMMED_GRADS = (
 )
 TRIL_GRAD = "a gradient w.r.t. a Cholesky factor is lower triangular (zero above)"
 PSI_VARIANCE = "psi are noise variances; grad_psi is w.r.t. the variance itself"
-W_ORIENTATION = "W has shape (d, k) (Bishop's orientation, scikit-learn's components_.T)"
+W_ORIENTATION = "W has shape (d, k) (Bishop's orientation; components_.T in sklearn)"
 
 
 class Quantity(NamedTuple):
@@ -86,13 +86,16 @@ class Quantity(NamedTuple):
 
     def tolerance(self, output):
         """(rtol, source) of one output."""
-        rtol = self.rtol.get(output, self.rtol["*"]) if isinstance(self.rtol, dict) else self.rtol
+        rtol = self.rtol
+        if isinstance(rtol, dict):
+            rtol = rtol.get(output, rtol["*"])
         return rtol, _SOURCE.get(rtol, "quadrature error estimate")
 
 
 def _grads(grads, names):
     """Library gradients (in the library's key order) renamed ``grad_<name>``."""
-    return {f"grad_{n}": np.asarray(g) for n, g in zip(names, grads.values(), strict=True)}
+    pairs = zip(names, grads.values(), strict=True)
+    return {f"grad_{n}": np.asarray(g) for n, g in pairs}
 
 
 # ---------------------------------------------------------------------------
@@ -311,8 +314,6 @@ def aggregate_surgery(A, c, log_std, mean_data, cov_data):
     }
 
 
-
-
 # ---------------------------------------------------------------------------
 # The registry.
 
@@ -412,8 +413,12 @@ QUANTITIES = {
         lg_elbo_full,
         "ELBO(q_i) = E_q[log p(x_i, z) - log q_i(z)], q_i = N(m_q_i, L_q L_q^T), "
         "with KL(q_i || p(z | x_i)) and the ELBO's gradients",
-        (*_LG, "L_q is the lower Cholesky factor of q's covariance, shared by all i",
-         TRIL_GRAD, KL_DIRECTION),
+        (
+            *_LG,
+            "L_q is the lower Cholesky factor of q's covariance, shared by all i",
+            TRIL_GRAD,
+            KL_DIRECTION,
+        ),
         ACCURACY_SUITE,
     ),
     "linear_gaussian.elbo_diag": Quantity(
@@ -466,8 +471,12 @@ QUANTITIES = {
         mixture_prior_posterior,
         "z ~ sum_j pi_j N(a_j, L_B_j L_B_j^T), x | z ~ N(W z + mu, diag(psi)): "
         "log p(x_i) and the posterior sum_j r_ij N(m_ij, L_S_j L_S_j^T)",
-        (W_ORIENTATION, PSI_VARIANCE, PER_DATUM,
-         "log_weights are log r_ij = log P(j | x_i); L_S are lower Cholesky factors"),
+        (
+            W_ORIENTATION,
+            PSI_VARIANCE,
+            PER_DATUM,
+            "log_weights are log r_ij = log P(j | x_i); L_S are lower Cholesky factors",
+        ),
         {"*": CLOSED_FORM, "log_marginal": ACCURACY_SUITE},
     ),
     "mixture_kl.bounds": Quantity(
@@ -476,9 +485,12 @@ QUANTITIES = {
         "(order nodes per coordinate, converged to its error estimate), "
         "with the Durrieu-Thiran-Kelly bounds lower <= KL <= upper and the "
         "Hershey-Olsen approximation D_var and upper bound D_varUB (50 iterations)",
-        (KL_DIRECTION, "L_q, L_p are lower Cholesky factors (K, d, d)",
-         "only kl is the divergence itself; lower, upper and "
-         "variational_upper_bound are bounds on it, variational an approximation"),
+        (
+            KL_DIRECTION,
+            "L_q, L_p are lower Cholesky factors (K, d, d)",
+            "only kl is the divergence itself; lower, upper and "
+            "variational_upper_bound are bounds on it, variational an approximation",
+        ),
         {"*": CLOSED_FORM, "kl": ACCURACY_SUITE},
     ),
     "vae.elbo": Quantity(

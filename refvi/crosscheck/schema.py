@@ -25,8 +25,15 @@ import numpy as np
 from refvi import __version__
 from refvi.crosscheck.case import Case
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "CONVENTIONS", "to_document", "to_json",
-           "from_json", "json_schema"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "CONVENTIONS",
+    "to_document",
+    "to_json",
+    "from_json",
+    "json_schema",
+]
 
 SCHEMA = "refvi-cases"
 SCHEMA_VERSION = 1
@@ -98,7 +105,9 @@ def _read_array(obj, where):
         a = np.array(obj["data"], dtype=float)
         shape = tuple(obj["shape"])
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{where} must be {{'shape': [...], 'data': ...}}: {err}") from None
+        raise ValueError(
+            f"{where} must be {{'shape': [...], 'data': ...}}: {err}"
+        ) from None
     if a.shape != shape:
         raise ValueError(f"{where} has data of shape {a.shape} but shape {list(shape)}")
     return a

@@ -21,12 +21,18 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from refvi._validate import check_callable, check_float, check_int, check_rng
+from refvi._validate import (
+    as_float_array,
+    check_callable,
+    check_float,
+    check_int,
+    check_rng,
+)
 from refvi.crosscheck.case import Case
 from refvi.crosscheck.compare import to_numpy
 from refvi.verify.montecarlo import mc_mean, z_test
 
-__all__ = ["EstimatorTest", "check_estimator", "detectable_bias"]
+__all__ = ["EstimatorTest", "check_estimator"]
 
 #: Default family-wise probability that a correct estimator fails.
 FALSE_FAILURE_RATE = 1e-6
@@ -87,7 +93,7 @@ class EstimatorTest(NamedTuple):
         )
 
 
-def detectable_bias(se, threshold, power):
+def _detectable_bias(se, threshold, power):
     """(threshold + Phi^{-1}(power)) * se: the bias a z-test at ``threshold``
     rejects with probability ``power`` (one tail)."""
     return (threshold + stats.norm.ppf(power)) * np.asarray(se, dtype=float)
@@ -144,33 +150,40 @@ def check_estimator(
             raise ValueError(f"{name} must be in (0, 1); got {p!r}")
     if isinstance(exact, Case):
         exact = exact.outputs
-    exact = _as_dict(exact, "exact")
+    if not isinstance(exact, Mapping):
+        exact = {"value": exact}
+    exact = {k: as_float_array(v, f"exact[{k!r}]") for k, v in exact.items()}
     draws = []
     for _ in range(n_samples):
         noise = rng if noise_shape is None else rng.standard_normal(noise_shape)
-        draws.append(_as_dict(estimator(noise), "the estimator's result"))
+        draws.append(_as_dict(estimator(noise), "estimator's result"))
     names = list(draws[0])
     missing = [n for n in names if n not in exact]
     if missing:
         raise ValueError(
-            f"exact has no entry {missing[0]!r} that the estimator returns "
+            f"exact has no entry {missing[0]!r} that estimator returns "
             f"(exact has {list(exact)})"
         )
     for name in names:
         if exact[name].shape != draws[0][name].shape:
             raise ValueError(
-                f"the estimator's {name!r} has shape {draws[0][name].shape}; exact "
+                f"estimator's {name!r} has shape {draws[0][name].shape}; exact "
                 f"has {exact[name].shape}"
             )
     flat = np.stack([np.concatenate([d[n].ravel() for n in names]) for d in draws])
+    if not np.all(np.isfinite(flat)):
+        bad = int(np.argwhere(~np.isfinite(flat))[0, 0])
+        raise ValueError(f"estimator returned a non-finite entry in draw {bad}")
     target = np.concatenate([exact[n].ravel() for n in names])
     estimate = mc_mean(flat)
     # two-sided, family-wise alpha: a single entry's n_sigma = Phi^{-1}(1 - alpha/2)
     result = z_test(estimate, target, n_sigma=float(stats.norm.isf(alpha / 2)))
     z = np.atleast_1d(result.z)
-    bias = detectable_bias(estimate.se, result.threshold, power)
+    bias = _detectable_bias(estimate.se, result.threshold, power)
     nonzero = target != 0
-    relative = float(np.min(bias[nonzero] / np.abs(target[nonzero]))) if nonzero.any() else np.inf
+    relative = np.inf
+    if nonzero.any():
+        relative = float(np.min(bias[nonzero] / np.abs(target[nonzero])))
     sizes = np.cumsum([0] + [exact[n].size for n in names])
     split = {n: slice(sizes[i], sizes[i + 1]) for i, n in enumerate(names)}
 

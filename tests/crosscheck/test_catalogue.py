@@ -4,16 +4,21 @@ another route (every gradient in it against central differences)."""
 import numpy as np
 import pytest
 
-from refvi.crosscheck import case_names, evaluate, find_cases, get_case
-from refvi.crosscheck import catalogue
+from refvi.crosscheck import case_names, catalogue, evaluate, find_cases, get_case
 from refvi.crosscheck.quantities import ACCURACY_SUITE, CLOSED_FORM, QUANTITIES
 from refvi.models.mixture import COVARIANCE_TYPES
 from refvi.verify.gradcheck import assert_gradcheck
 
 #: Variants built from the accuracy corpus's stress cases (finite differences
 #: in float64 cannot check a gradient at condition 1e10 or an offset of 1e8).
-STRESS = ("cond-1e10", "offset-1e8", "near-equal-1e-8", "psi-1e-10",
-          "extreme-logits", "tiny-weights")
+STRESS = (
+    "cond-1e10",
+    "offset-1e8",
+    "near-equal-1e-8",
+    "psi-1e-10",
+    "extreme-logits",
+    "tiny-weights",
+)
 
 
 def test_every_quantity_has_cases_and_names_are_unique():
@@ -72,7 +77,7 @@ def _gradient_cases():
 @pytest.mark.parametrize("name", list(_gradient_cases()))
 def test_every_gradient_in_the_catalogue_matches_finite_differences(name):
     case = get_case(name)
-    wrt = [k[len("grad_"):] for k in case.outputs if k.startswith("grad_")]
+    wrt = [k[len("grad_") :] for k in case.outputs if k.startswith("grad_")]
     lower = {n for n in wrt if n.startswith(("L", "scale_tril"))}
 
     def f_and_grad(params):
