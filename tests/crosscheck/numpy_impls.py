@@ -109,3 +109,31 @@ def gaussian_log_prob(mean, scale_tril, x, bug=None):
         u = solve_triangular(scale_tril, (x - mean).T, lower=True)
     logdet = 2 * np.sum(np.log(np.diag(scale_tril)))
     return {"value": -0.5 * (d * LOG_2PI + logdet + np.sum(u**2, axis=0))}
+
+
+def vae_sgvb_draw(A, c, log_std, W, mu, psi, x, eps, bias=1.0):
+    """One draw of the reparameterized (SGVB-B) ELBO estimate of the linear VAE
+    and its gradient: z_i = A x_i + c + exp(log_std) eps_i (eps (n, k)),
+    ELBO_i ~ log p(x_i | z_i) - KL(q_i || N(0, I)); gradients of the sum over i.
+
+    bias: a planted multiplicative bias of every output (1.0: none).
+    """
+    s = np.exp(log_std)
+    m = x @ A.T + c
+    z = m + s * eps
+    r = x - z @ W.T - mu
+    rp = r / psi
+    log_lik = -0.5 * np.sum(LOG_2PI + np.log(psi) + r * rp, axis=1)
+    kl = 0.5 * np.sum(m**2 + s**2 - 1.0 - 2.0 * log_std, axis=1)
+    g_z = rp @ W  # d log p(x_i | z_i) / d z_i
+    n = x.shape[0]
+    grads = {
+        "grad_A": (g_z - m).T @ x,
+        "grad_c": np.sum(g_z - m, axis=0),
+        "grad_log_std": np.sum(g_z * s * eps, axis=0) - n * (s**2 - 1.0),
+        "grad_W": rp.T @ z,
+        "grad_mu": np.sum(rp, axis=0),
+        "grad_psi": 0.5 * np.sum(rp**2 - 1.0 / psi, axis=0),
+    }
+    out = {"value": log_lik - kl, **grads}
+    return {k: bias * v for k, v in out.items()}
