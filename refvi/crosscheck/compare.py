@@ -96,7 +96,7 @@ def to_numpy(value, name="value"):
         value = value.detach()
     if hasattr(value, "cpu") and not isinstance(value, np.ndarray):
         value = value.cpu()
-    if hasattr(value, "numpy") and not hasattr(value, "__array__"):
+    if callable(getattr(value, "numpy", None)):
         value = value.numpy()
     if np.iscomplexobj(value):
         raise TypeError(f"{name} must be real; got a complex array")

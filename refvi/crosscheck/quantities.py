@@ -200,48 +200,38 @@ def lg_em_step(W, mu, psi, x, noise):
 # Gaussian mixture.
 
 
-def _mixture(logits, means, scale, covariance_type):
-    return GaussianMixture.from_logits(logits, means, scale, covariance_type)
+def _mixture(logits, means, L, std, covariance_type):
+    return GaussianMixture.from_logits(logits, means, L, covariance_type, std=std)
 
 
-def _scale_name(covariance_type):
-    return "L" if covariance_type in ("full", "tied") else "std"
-
-
-def _mixture_grads(grads, covariance_type):
-    """Model gradients: logits, means, then the covariance parameter."""
-    logits, means, *rest = (grads[k] for k in grads if k != "q_logits")
-    (scale,) = rest
-    return {
-        "grad_logits": logits,
-        "grad_means": means,
-        f"grad_{_scale_name(covariance_type)}": scale,
-    }
+def _mixture_grads(grads):
+    """Model gradients: logits, means, and ``L`` or ``std`` (the library's keys)."""
+    return {f"grad_{k}": v for k, v in grads.items() if k != "q_logits"}
 
 
 def mixture_log_marginal(covariance_type, logits, means, x, L=None, std=None):
-    model = _mixture(logits, means, L if std is None else std, covariance_type)
+    model = _mixture(logits, means, L, std, covariance_type)
     value, grads = mixture.log_marginal_and_grad(model, x)
     return {
         "value": value,
         "responsibilities": mixture.responsibilities(model, x),
-        **_mixture_grads(grads, covariance_type),
+        **_mixture_grads(grads),
     }
 
 
 def mixture_elbo(covariance_type, logits, means, x, q_logits, L=None, std=None):
-    model = _mixture(logits, means, L if std is None else std, covariance_type)
+    model = _mixture(logits, means, L, std, covariance_type)
     value, grads = mixture.elbo_and_grad(model, x, q_logits)
     return {
         "value": value,
         "kl_to_posterior": mixture.kl_to_posterior(model, x, q_logits),
         "grad_q_logits": grads["q_logits"],
-        **_mixture_grads(grads, covariance_type),
+        **_mixture_grads(grads),
     }
 
 
 def mixture_em_step(covariance_type, reg_covar, logits, means, x, L=None, std=None):
-    model = _mixture(logits, means, L if std is None else std, covariance_type)
+    model = _mixture(logits, means, L, std, covariance_type)
     r = mixture_em.e_step(x, model)
     new = mixture_em.m_step(x, r, covariance_type, reg_covar=reg_covar)
     return {
