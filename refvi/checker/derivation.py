@@ -34,7 +34,7 @@ from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.integrate import latex_line_results
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex, display_spans
-from refvi.checker.measured import Measured
+from refvi.checker.measured import Measured, refinement_target
 from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import DerivationError
 from refvi.checker.results import UNCHECKED, FileResult, LineResult
@@ -487,7 +487,9 @@ def make_instance(name, options, seed):
     return instance
 
 
-def _evaluate_side(side, instance, path):
+def _evaluate_side(side, instance, path, tol):
+    """The ``Value`` of one side on ``instance``; operators with error control
+    refine to a tenth of the line's tolerance ``tol``."""
     known = set(instance.names) | set(evaluate.BUILTINS) | set(evaluate.SHORTHANDS)
     unknown = side.names - known - {"np"}
     if unknown:
@@ -498,7 +500,7 @@ def _evaluate_side(side, instance, path):
         )
     where = f"(setting {instance.setting}, seed {instance.seed})"
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), refinement_target(tol / 10):
             value = evaluate.evaluate(side.code, instance.names)
     except DerivationError:
         raise
@@ -556,7 +558,7 @@ def _instance_chains(derivation, instance):
         if first.relation is None:
             chains.append([])
         for side in check.sides:
-            value = _evaluate_side(side, instance, path)
+            value = _evaluate_side(side, instance, path, check.tol)
             chain = chains[-1]
             if chain:
                 prev = chain[-1][2]

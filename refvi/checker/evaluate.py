@@ -33,7 +33,8 @@ import time
 
 import numpy as np
 
-from refvi.checker import limits
+from refvi.checker import limits, propagate
+from refvi.checker.measured import Measured
 
 
 class Refused(Exception):
@@ -79,7 +80,7 @@ def _elements(shape, what):
 def _count(value, seen=None):
     """Numbers held by ``value`` (arrays by size, nested lists by their
     items, each distinct list counted once), refused above the array limit."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray | Measured):
         return value.size
     if isinstance(value, str):
         return max(len(value), 1)  # an array of strings holds each character
@@ -103,6 +104,8 @@ def _shape(value):
     else (functions of z, estimates, strings)."""
     if isinstance(value, np.ndarray | np.generic | int | float):
         return np.shape(value)
+    if isinstance(value, Measured):
+        return value.shape
     if not isinstance(value, list | tuple):
         return None
     _count(value)
@@ -254,14 +257,17 @@ def _elementwise_guard(name):
 class Function:
     """A function a check may call: at most ``positional`` positional
     arguments and only the listed keywords (never ``out``); ``guard`` checks
-    sizes and costs before the call."""
+    sizes and costs before the call; ``family`` says how a ``Measured``
+    argument's error bound passes through it (``refvi.checker.propagate``;
+    None: a ``Measured`` argument is refused)."""
 
-    def __init__(self, name, fn, positional, keywords=(), guard=None):
+    def __init__(self, name, fn, positional, keywords=(), guard=None, family=None):
         self.name = name
         self.fn = fn
         self.positional = positional
         self.keywords = frozenset(keywords)
         self.guard = guard
+        self.family = family
 
     def __call__(self, *args, **kwargs):
         if len(args) > self.positional:
@@ -277,6 +283,8 @@ class Function:
                 _count(arg)  # a list becomes an array of this many numbers
         if self.guard is not None:
             self.guard(*args, **kwargs)
+        if propagate.contains_measured((args, tuple(kwargs.values()))):
+            return propagate.call(self.family, self.name, self.fn, args, kwargs)
         return self.fn(*args, **kwargs)
 
     def __repr__(self):
@@ -343,6 +351,38 @@ def _np_functions():
     return table
 
 
+#: How each function of ``np`` carries a ``Measured`` argument's error bound
+#: (``refvi.checker.propagate``); a function not named here refuses one.
+FAMILY = {
+    **dict.fromkeys(
+        ("exp", "log", "sqrt", "abs", "log1p", "expm1", "square", "tanh"),
+        "elementwise",
+    ),
+    **dict.fromkeys(("maximum", "minimum", "logaddexp"), "lipschitz"),
+    **dict.fromkeys(
+        (
+            "sum",
+            "mean",
+            "trace",
+            "diagonal",
+            "diag",
+            "tril",
+            "triu",
+            "concatenate",
+            "stack",
+            "broadcast_to",
+            "swapaxes",
+            "transpose",
+        ),
+        "linear",
+    ),  # fmt: skip
+    **dict.fromkeys(("max", "min"), "extreme"),
+    "std": "std",
+    **dict.fromkeys(("einsum", "outer"), "multilinear"),
+    **dict.fromkeys(("zeros_like", "ones_like"), "exact"),
+}
+
+
 def _linalg_functions():
     return {
         "solve": (np.linalg.solve, 2, (), _factor_guard),
@@ -357,7 +397,7 @@ def _linalg_functions():
 
 def _namespace(name, table):
     return {
-        key: Function(f"{name}.{key}", fn, n, kw, guard)
+        key: Function(f"{name}.{key}", fn, n, kw, guard, FAMILY.get(key))
         for key, (fn, n, kw, guard) in table.items()
     }
 
@@ -375,10 +415,10 @@ NP = Namespace(
 
 #: Python builtins a check may call.
 BUILTINS = {
-    "abs": Function("abs", abs, 1),
+    "abs": Function("abs", abs, 1, family="arithmetic"),
     "min": Function("min", min, 8),
     "max": Function("max", max, 8),
-    "sum": Function("sum", sum, 1, (), _sum_guard),
+    "sum": Function("sum", sum, 1, (), _sum_guard, "arithmetic"),
     "len": Function("len", len, 1),
     "float": Function("float", float, 1),
     "range": Function("range", range, 3, (), _range_guard),
@@ -413,7 +453,58 @@ ARRAY_ATTRIBUTES = {
 }
 
 
+#: The array methods a ``Measured`` value offers: the function of the values
+#: and its family (``refvi.checker.propagate``); ``.item`` is refused (it
+#: would drop the error estimate).
+_MEASURED_METHODS = {
+    "sum": (np.sum, "linear"),
+    "mean": (np.mean, "linear"),
+    "std": (np.std, "std"),
+    "max": (np.max, "extreme"),
+    "min": (np.min, "extreme"),
+    "ravel": (np.ravel, "linear"),
+    "flatten": (np.ravel, "linear"),
+    "reshape": (lambda a, *shape: np.reshape(a, _shape_arg(shape)), "linear"),
+    "transpose": (lambda a, *axes: np.transpose(a, _shape_arg(axes)), "linear"),
+    "swapaxes": (np.swapaxes, "linear"),
+    "squeeze": (np.squeeze, "linear"),
+    "diagonal": (np.diagonal, "linear"),
+    "trace": (np.trace, "linear"),
+    "copy": (np.copy, "linear"),
+}
+
+
+def _shape_arg(args):
+    """``a.reshape(2, 3)`` and ``a.reshape((2, 3))`` alike (None if empty)."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else args
+
+
+def _measured_attribute(value, attr):
+    """An attribute of a ``Measured`` value: its shape, its transpose, or an
+    array method that carries the error bound."""
+    if attr in ("shape", "ndim", "size"):
+        return getattr(value.value, attr)
+    if attr == "T":
+        return Measured(value.value.T, value.error.T)
+    if attr not in _MEASURED_METHODS:
+        raise Refused(
+            f".{attr} of a measured value (a quadrature result) would drop its "
+            "error estimate; not allowed in a check"
+        )
+    fn, family = _MEASURED_METHODS[attr]
+    positional, keywords = ARRAY_ATTRIBUTES[attr]
+
+    def method(*args, **kwargs):
+        return propagate.call(family, f".{attr}", fn, (value, *args), kwargs)
+
+    return Function(f".{attr}", method, positional, keywords)
+
+
 def _array_attribute(value, attr):
+    if isinstance(value, Measured):
+        return _measured_attribute(value, attr)
     if not isinstance(value, np.ndarray | np.generic):
         raise Refused(
             f"attribute .{attr} of a {type(value).__name__}: a check reads "
@@ -581,6 +672,8 @@ def _binary(op, a, b):
             return _BINARY[op](a, b)
     if op is ast.MatMult:
         _matmul_guard(a, b)
+        if isinstance(a, Measured) or isinstance(b, Measured):
+            return propagate.matmul(a, b)
     else:
         _broadcast(f"'{_SYMBOL[op]}'", a, b)
     return _BINARY[op](a, b)
@@ -602,7 +695,9 @@ def _fancy_guard(value, index):
 def _checked_value(value):
     """Refuse an array result above the element limit (a catch-all behind
     the checks made before each operation)."""
-    if isinstance(value, np.ndarray) and value.size > limits.MAX_ARRAY_ELEMENTS:
+    if isinstance(value, np.ndarray | Measured) and (
+        value.size > limits.MAX_ARRAY_ELEMENTS
+    ):
         raise Refused(
             f"an array of {value.size:.3g} elements; the limit is "
             f"{limits.MAX_ARRAY_ELEMENTS:.0e}"

@@ -185,6 +185,12 @@ def compare(a, b, relation, tol, separation, sigmas):
             f"the numerical error estimate {error:.1e} is too large to decide "
             f"at {'separation' if relation == '!=' else 'tolerance'} {bound:.0e}"
         )
+        if not np.isfinite(error):
+            reason = (
+                "a side's numerical error has no bound (a quadrature spent its "
+                "budget before reaching a tenth of the tolerance, or an error "
+                "interval reaches a pole)"
+            )
     return Comparison(verdict, dev, error, bound, margin, route, reason)
 
 

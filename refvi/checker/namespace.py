@@ -10,7 +10,9 @@ module holds the pieces every setting shares:
   (point j for datum i); discrete z as integer labels of shape (n, m). An
   ``Fn`` returns shape (n, m).
 - expectation and integration operators built from Gauss–Hermite rules
-  (``refvi.verify.quadrature``) or exact sums over the K values of a discrete z.
+  (``refvi.verify.quadrature``), refined under an error estimate and returning
+  a ``Measured`` value (``measure``), or exact sums over the K values of a
+  discrete z.
 
 Nothing here knows about models; ``settings`` builds instances from them.
 """
@@ -22,6 +24,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from refvi.checker.limits import check_draws
+from refvi.checker.measured import Measured, current_target
 from refvi.gaussian import _log_prob_chol
 from refvi.verify.montecarlo import mc_mean
 from refvi.verify.quadrature import gauss_hermite_rule
@@ -147,6 +150,19 @@ def _standard_rule(order, k):
     return nodes, weights
 
 
+#: The budget of ``GaussianRule.measure``: the highest Gauss–Hermite order per
+#: coordinate a refined rule may reach, and its most nodes per datum (so
+#: orders up to 2000, 447, 58, 21 for k = 1, 2, 3, 4; each step raises the
+#: order by half and the last step that fits is the last taken).
+MAX_ORDER = 2000
+MAX_NODES = 2 * 10**5
+
+
+def _lower_order(order):
+    """The order compared with ``order`` for its first error estimate."""
+    return order - max(1, order // 3)
+
+
 class GaussianRule:
     """Expectation under per-datum Gaussians N(mean_i, L_i L_i^T) by a
     tensor Gauss–Hermite rule of the given order (exact for polynomials of
@@ -158,20 +174,72 @@ class GaussianRule:
     L : ndarray, shape (n, k, k)
         Lower Cholesky factors.
     order : int
-        Nodes per dimension.
+        Nodes per dimension of ``expect`` and of the first rule of ``measure``.
     """
 
     def __init__(self, mean, L, order):
         self.mean = mean
         self.L = L
+        self.order = order
         self.nodes, self.weights = _standard_rule(order, mean.shape[1])
-        # z_ij = mean_i + L_i u_j, shape (n, J, k)
-        self.points = mean[:, None, :] + np.einsum("ikl,jl->ijk", L, self.nodes)
+        self.points = self._points(self.nodes)
 
-    def expect(self, f, what="E"):
-        """sum_j w_j f(z_ij), shape (n,)."""
-        values = _check_values(as_fn(f, what)(self.points), what)
-        return values @ self.weights
+    def _points(self, nodes):
+        """z_ij = mean_i + L_i u_j, shape (n, J, k)."""
+        return self.mean[:, None, :] + np.einsum("ikl,jl->ijk", self.L, nodes)
+
+    def expect(self, f, what="E", order=None, integral=False):
+        """sum_j w_j f(z_ij), shape (n,), at ``order`` (default the rule's).
+
+        With ``integral``: sum_j w_j f(z_ij) / N_i(z_ij) = int f(z) dz, the
+        factor w_j / N_i(z_ij) formed in logs (w_j underflows far out, where
+        1 / N_i overflows).
+        """
+        points, weights = self.points, self.weights
+        if order is not None and order != self.order:
+            nodes, weights = _standard_rule(order, self.mean.shape[1])
+            points = self._points(nodes)
+        values = _check_values(as_fn(f, what)(points), what)
+        if not integral:
+            return values @ weights
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights)
+        factor = np.exp(log_w - self.log_density(points))
+        return np.sum(values * factor, axis=1)
+
+    def measure(self, f, what="E", integral=False):
+        """``expect`` with an error estimate (a ``Measured``, shape (n,)).
+
+        The value at the rule's order is compared with the value at a lower
+        order (``order - order // 3``); while the difference is above the
+        refinement target (``measured.current_target()``, relative above 1)
+        the order is raised by half and compared with the previous one, up to
+        ``MAX_ORDER`` per coordinate and ``MAX_NODES`` nodes. A rule that
+        meets the target reports its last difference (for a converging rule it
+        bounds the error of the lower of the two orders, and so of the value).
+        An entry whose rule spends the budget without meeting the target has
+        an infinite error: the rule has not shown that it converges (an
+        integrand with a kink, say, whose error alternates in sign with the
+        parity of the order, makes the last difference miss the error), and
+        the judge reports its line undetermined.
+        """
+        f = as_fn(f, what)
+        k = self.mean.shape[1]
+        budget = min(MAX_ORDER, int(MAX_NODES ** (1 / k)))
+        target = current_target()
+        order = self.order
+        previous = self.expect(f, what, _lower_order(order), integral)
+        value = self.expect(f, what, order, integral)
+        difference = np.abs(value - previous)
+        while True:
+            met = difference <= target * np.maximum(1.0, np.abs(value))
+            higher = -(-3 * order // 2)
+            if np.all(met) or higher > budget:
+                break
+            previous = value
+            value, order = self.expect(f, what, higher, integral), higher
+            difference = np.abs(value - previous)
+        return Measured(value, np.where(met, difference, np.inf))
 
     def log_density(self, z):
         """log N(z_ij | mean_i, Sigma_i) for points z (n, m, k), shape (n, m)."""
@@ -210,6 +278,13 @@ class MixtureRule:
             weights[:, c] * rule.expect(f, what) for c, rule in enumerate(self.rules)
         )
 
+    def measure(self, f, what="E"):
+        """The weighted sum of each component's ``GaussianRule.measure``."""
+        weights = np.exp(self.log_w)
+        return sum(
+            weights[:, c] * rule.measure(f, what) for c, rule in enumerate(self.rules)
+        )
+
     def log_density(self, z):
         comps = [rule.log_density(z) for rule in self.rules]
         return logsumexp(np.stack(comps, -1) + self.log_w[:, None, :], axis=-1)
@@ -227,6 +302,10 @@ class DiscreteRule:
     def expect(self, f, what="E"):
         values = _check_values(as_fn(f, what)(self.points), what)
         return np.sum(np.exp(self.log_p) * values, axis=1)
+
+    def measure(self, f, what="E"):
+        """The exact sum (``expect``): a plain array, no error beyond rounding."""
+        return self.expect(f, what)
 
     def log_density(self, z):
         return np.take_along_axis(self.log_p, z, axis=1)

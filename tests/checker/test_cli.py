@@ -53,11 +53,14 @@ def test_holding_derivation_prints_each_line_and_exits_0_without_strict(good, ca
     out = capsys.readouterr().out.splitlines()
     rows = [row for row in out if row.strip().startswith("L")]
     assert [row.split()[0] for row in rows] == ["L5", "L12", "L18"]
-    # verdict, deviation, tolerance, margin, front end and route
-    assert rows[0].split()[-10:] == [
-        "=", "holds", "dev", rows[0].split()[-7], "tol", "1e-09", "margin",
-        "+1.00e-09", "[block:", "direct]",
+    # verdict, deviation, its error estimate (the quadrature's), tolerance,
+    # margin, front end and routes
+    words = rows[0].split()
+    assert words[-12:] == [
+        "=", "holds", "dev", words[-9], words[-8], "tol", "1e-09", "margin",
+        "+1.00e-09", "[block:", "direct", "quadrature]",
     ]  # fmt: skip
+    assert words[-8].startswith("±")
     assert "D_{KL}(q \\| p) = \\int" in rows[0]
     assert "unchecked: prose" in rows[2]
     assert out[-2] == f"  {good}: {SUMMARY}"
@@ -98,9 +101,10 @@ def test_json_report(good, capsys):
     assert (line["relation"], line["verdict"], line["route"]) == (
         "=",
         "holds",
-        "direct",
+        "quadrature",
     )
     assert line["tolerance"] == 1e-9 and line["deviation"] < 1e-12
+    assert 0 < line["error"] <= 2e-10  # each side refined to a tenth of tol
     assert entry["lines"][2]["verdict"] == "unchecked"
     assert entry["lines"][2]["reason"] == "prose"
     assert report["errors"] == []

@@ -136,8 +136,9 @@ def _same_value(derivation, side, mutated_side):
         for seed in range(SEEDS):
             instance = make_instance(setting.name, setting.options, seed)
             try:
-                a = _evaluate_side(side, instance, derivation.path)
-                b = _evaluate_side(mutated_side, instance, derivation.path)
+                tol = derivation.tolerance
+                a = _evaluate_side(side, instance, derivation.path, tol)
+                b = _evaluate_side(mutated_side, instance, derivation.path, tol)
             except DerivationError:
                 return False
             a, b = np.asarray(a.value), np.asarray(b.value)

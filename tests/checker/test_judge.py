@@ -15,8 +15,8 @@ from refvi.checker.judge import (
     judge_chain,
 )
 from refvi.checker.latex import check_latex_text
-from refvi.checker.measured import Measured
-from refvi.checker.settings.aggregated import RTOL_X, aggregated_setting
+from refvi.checker.measured import Measured, refinement_target
+from refvi.checker.settings.aggregated import aggregated_setting
 from refvi.cli import main
 
 TOL, SEP, SIGMAS = 1e-9, 1e-6, 5.0
@@ -265,11 +265,26 @@ def test_aggregated_expectation_refines_to_its_target_on_a_hard_instance():
     there; the refined rule reaches the target and the exact prior."""
     names = aggregated_setting(3).names
     z = names["z"]
-    value = names["E_model"](lambda x: np.exp(names["log_post"](z, x)))
+    with refinement_target(1e-10):
+        value = names["E_model"](lambda x: np.exp(names["log_post"](z, x)))
     assert isinstance(value, Measured)
-    assert np.all(value.error <= RTOL_X)
+    assert np.all(value.error <= 1e-10)
     exact = np.exp(names["log_prior"](z))
     np.testing.assert_allclose(value.value, exact, rtol=0, atol=1e-12)
+
+
+def test_aggregated_expectation_follows_the_line_tolerance():
+    """The target is a tenth of the line's tolerance: a loose line stops at a
+    lower order (a larger error, still below its target)."""
+    names = aggregated_setting(3).names
+    z = names["z"]
+    errors = {}
+    for target in (1e-4, 1e-12):
+        with refinement_target(target):
+            out = names["E_model"](lambda x: np.exp(names["log_post"](z, x)))
+        assert np.all(out.error <= target)
+        errors[target] = np.max(out.error)
+    assert errors[1e-4] > 1e-10 > errors[1e-12]
 
 
 def test_the_four_aggregated_lines_hold_on_the_hard_instance():
@@ -288,6 +303,75 @@ def test_the_four_aggregated_lines_hold_on_the_hard_instance():
         (line,) = [r for r in result.lines if r.latex.startswith(start)]
         assert line.verdict == HOLDS, line
         assert "quadrature" in line.route
+
+
+# ---------------------------------------------------------------------------
+# Quadrature operators of every continuous setting: Measured values.
+
+QUAD_DOC = """---
+settings: mixture_prior
+{extra}---
+
+$$ KL(q \\| p) = \\log p(x) + \\mathbb{{E}}_q[\\log q - \\log p(x, z)] $$
+
+```check
+{tol}E_q(log_q - log_post)
+= log_px + E_q(log_q - log_joint){planted}
+```
+"""
+
+
+def quad_line(planted="", tol="", extra="", seeds=3):
+    text = QUAD_DOC.format(planted=planted, tol=tol, extra=extra)
+    (line,) = verify(parse(text, "t.md"), seeds=seeds).lines
+    return line
+
+
+def test_a_quadrature_line_holds_with_its_error_estimate_and_route():
+    line = quad_line()
+    assert line.verdict == HOLDS and "quadrature" in line.route
+    assert 0 < line.error <= 2 * 1e-10
+
+
+def test_a_wrong_quadrature_line_still_fails_with_its_error_estimate_present():
+    """Mutation: 1e-7 added to a side (100 x the tolerance) fails although
+    both sides carry an error estimate; 1e-12 (below it) still holds."""
+    wrong = quad_line(" + 1e-7")
+    assert wrong.verdict == FAILS and wrong.error > 0
+    assert wrong.deviation > wrong.tolerance + wrong.error
+    assert quad_line(" + 1e-12").verdict == HOLDS
+
+
+def test_the_line_tolerance_sets_the_refinement_target():
+    """The operators refine to a tenth of the line's tolerance: with
+    ``tol: 1e-5`` the switch between the mixture posterior's components (on
+    seed 0) is resolved less (a larger error estimate) and the line still
+    holds."""
+    tight, loose = quad_line(seeds=1), quad_line(tol="tol: 1e-5\n", seeds=1)
+    assert loose.verdict == HOLDS and loose.tolerance == 1e-5
+    assert tight.error < 1e-10 < loose.error <= 2 * 1e-6
+
+
+def test_a_quadrature_that_cannot_reach_the_tolerance_is_undetermined():
+    """E_q|z - m_q| has a kink at the mean: the rule's budget is spent
+    before its differences fall to 1e-10 (they stall near 1e-4), so the exact
+    value sqrt(2/pi) sigma is undetermined at the default tolerance; at
+    ``tol: 1e-2`` the rule meets its target and the line holds."""
+    text = """---
+settings: mixture_prior
+---
+
+$$ \\mathbb{{E}}_q|z - m| = \\sqrt{{2/\\pi}}\\,\\sigma $$
+
+```check
+{tol}E_q(lambda z: np.abs(z[..., 0] - m_q[:, :1]))
+= np.sqrt(2 / np.pi) * L_q[:, 0, 0]
+```
+"""
+    (line,) = verify(parse(text.format(tol=""), "t.md"), seeds=2).lines
+    assert line.verdict == UNDETERMINED and "no bound" in line.reason
+    (line,) = verify(parse(text.format(tol="tol: 1e-2\n"), "t.md"), seeds=2).lines
+    assert line.verdict == HOLDS
 
 
 @pytest.mark.slow

@@ -24,7 +24,15 @@ def corners(a, b, op):
 
 @pytest.mark.parametrize(
     "op",
-    [lambda p, q: p + q, lambda p, q: p - q, lambda p, q: q - p, lambda p, q: p * q],
+    [
+        lambda p, q: p + q,
+        lambda p, q: p - q,
+        lambda p, q: q - p,
+        lambda p, q: p * q,
+        lambda p, q: p / q,
+        lambda p, q: q / p,
+        lambda p, q: abs(p) ** q,
+    ],
 )
 def test_error_bound_covers_every_corner(op):
     a = Measured(np.array([1.5, -2.0]), np.array([1e-3, 2e-3]))
@@ -46,7 +54,15 @@ def test_exact_numbers_scale_and_shift():
 
 def test_refuses_what_it_cannot_bound():
     a = Measured(1.0, 0.1)
-    with pytest.raises(TypeError, match="divides only by an exact number"):
-        a / a
     with pytest.raises(TypeError, match="combines only with numbers"):
         a + (lambda z: z)
+    with pytest.raises(TypeError, match="error estimate would be lost"):
+        float(a)
+
+
+def test_division_by_an_interval_holding_zero_is_unbounded():
+    a = Measured(np.array([1.0, 1.0]), 0.1)
+    b = Measured(np.array([0.05, 2.0]), 0.1)
+    out = a / b
+    assert out.error[0] == np.inf and np.isfinite(out.error[1])
+    assert (Measured(2.0, 0.0) / Measured(4.0, 0.0)).error == 0

@@ -132,7 +132,7 @@ def test_json_output_validates_against_the_shipped_schema(tmp_path, capsys):
         "unchecked",
     ]
     first = lines[0]
-    assert first["route"] == "direct" and first["method"] == "block"
+    assert first["route"] == "direct quadrature" and first["method"] == "block"
     assert first["tolerance"] == 1e-9 and first["margin"] > 0
     assert lines[2]["method"] == "latex" and lines[2]["margin"] < 0
 
@@ -144,7 +144,7 @@ def test_text_rows_name_verdict_route_and_margin(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     rows = [r for r in out if r.startswith("  L")]
     assert "holds" in rows[0] and "margin +1.00e-09" in rows[0]
-    assert rows[0].endswith("[block: direct]")
+    assert rows[0].endswith("[block: direct quadrature]")
     assert " fails " in rows[2] and "margin -" in rows[2]
     assert rows[2].endswith("[latex: quadrature]") or "[latex:" in rows[2]
     assert out[-1].startswith(

@@ -76,6 +76,27 @@ def test_rule_is_not_exact_at_degree_2n(n):
     assert abs((exact - q) - math.factorial(n)) <= 1e-12 * exact
 
 
+@pytest.mark.parametrize("n", [400, 1000, 2000])
+def test_high_order_rule_keeps_the_gaussian_moments(n):
+    """Refined rules go past the ~400 nodes where hermegauss overflows: the
+    weights stay finite and positive and the moments (2j - 1)!! hold."""
+    u, w = gauss_hermite_rule(n, 1)
+    assert np.all(np.isfinite(u)) and np.all(w >= 0) and abs(np.sum(w) - 1) <= 1e-13
+    for j in range(1, 11):
+        exact = math.prod(range(1, 2 * j, 2))
+        assert abs(w @ u[:, 0] ** (2 * j) - exact) <= 1e-12 * exact, j
+
+
+def test_rule_nodes_agree_with_numpy_hermegauss():
+    from numpy.polynomial.hermite_e import hermegauss
+
+    for n in (2, 20, 60, 200):
+        x, v = hermegauss(n)
+        u, w = gauss_hermite_rule(n, 1)
+        np.testing.assert_allclose(u[:, 0], x, rtol=0, atol=1e-13 * max(1, n / 20))
+        np.testing.assert_allclose(w, v / np.sum(v), rtol=0, atol=1e-15)
+
+
 @pytest.mark.parametrize("d", [0, 5])
 def test_rule_refuses_dimensions_outside_1_to_4(d):
     with pytest.raises(ValueError, match="d must be between 1 and 4"):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from refvi import gaussian
-from refvi.checker.measured import Measured
+from refvi.checker.measured import Measured, current_target
 from refvi.checker.namespace import (
     Instance,
 )
@@ -27,22 +27,24 @@ def _conditional_log_density(z, means, L):
 
 
 #: Gauss–Hermite orders per coordinate tried by ``E_data``, ``E_data2``,
-#: ``E_model``: the first whose error estimate is below ``RTOL_X`` decides;
-#: the last is the budget (300 x 300 nodes).
+#: ``E_model``: the first whose error estimate is below the refinement target
+#: decides; the last is the budget (300 x 300 nodes).
 ORDERS_X = (40, 60, 90, 135, 200, 300)
-
-#: Target error of the expectations over x: a tenth of the default tolerance.
-RTOL_X = 1e-10
 
 
 def _expectation_over_x(mean, L):
     """E_{x ~ N(mean, L L^T)} f(x) by Gauss–Hermite, the order raised until
-    the error estimate is below ``RTOL_X`` or the budget ``ORDERS_X`` is spent
-    (``quadrature.expect_gaussian_refined``); a ``Measured`` value and error."""
+    the error estimate is below the refinement target (a tenth of the line's
+    tolerance, ``measured.current_target``) or the budget ``ORDERS_X`` is
+    spent (``quadrature.expect_gaussian_refined``); a ``Measured`` value and
+    error, the error infinite where the budget was spent first (as
+    ``namespace.GaussianRule.measure``)."""
 
     def expect(f):
-        result = expect_gaussian_refined(f, mean, L, rtol=RTOL_X, orders=ORDERS_X)
-        return Measured(result.value, result.error)
+        target = current_target()
+        result = expect_gaussian_refined(f, mean, L, rtol=target, orders=ORDERS_X)
+        met = result.error <= target * np.maximum(1.0, np.abs(result.value))
+        return Measured(result.value, np.where(met, result.error, np.inf))
 
     return expect
 

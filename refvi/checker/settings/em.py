@@ -37,8 +37,8 @@ def _em_names(seed, x, at, rules, log_px):
     for label, value in log_px.items():
         names["log_px" + label] = value
     names.update(
-        E_post=rules["post"].expect,
-        E_q=rules["q"].expect,
+        E_post=rules["post"].measure,
+        E_q=rules["q"].measure,
         log_q=Fn(rules["q"].log_density, "log_q"),
         MC_q=monte_carlo(rules["q"], seed),
     )

@@ -62,8 +62,8 @@ def gaussian_setting(seed, d="2"):
         "log_std": Fn(std_rule.log_density, "log_std"),
         "log_p_diag": Fn(pd_rule.log_density, "log_p_diag"),
         "log_q_diag": Fn(qd_rule.log_density, "log_q_diag"),
-        "E_p": p_rule.expect,
-        "E_p_diag": pd_rule.expect,
+        "E_p": p_rule.measure,
+        "E_p_diag": pd_rule.measure,
         "MC_p": monte_carlo(p_rule, seed),
         "integral": _integral_continuous(
             p.mean[None], REF_SCALE * p.scale_tril[None], order
