@@ -171,6 +171,8 @@ def _check_grads_q(encoder, grads_q, n):
 def encode_backward(encoder, x, grads_q):
     """Backward pass of :func:`encode`: gradients w.r.t. the encoder's parameters.
 
+    Implements derivations/reparameterization.md (RP.8).
+
     Parameters
     ----------
     encoder : LinearEncoder

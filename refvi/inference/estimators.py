@@ -267,6 +267,8 @@ REPARAM_FORMS = ("kl", "entropy", "sampled")
 def elbo_reparam_and_grad(model, x, q, eps, *, form="kl", dout=None, per_sample=False):
     """Reparameterization (pathwise) estimate of ELBO_i and its gradients.
 
+    Implements derivations/reparameterization.md (RP.1)-(RP.3).
+
     With z_s = m + L eps_s (G.4) and f the sampled part, the value is
     (1/S) sum_s f(z_s) (+ the analytic part) and the gradient the exact
     gradient of that value at fixed eps:
@@ -305,6 +307,8 @@ def elbo_reparam_and_grad(model, x, q, eps, *, form="kl", dout=None, per_sample=
 
 def elbo_path_derivative_and_grad(model, x, q, eps, *, dout=None, per_sample=False):
     """Path-derivative ("sticking the landing") estimate (Roeder et al. 2017).
+
+    Implements derivations/reparameterization.md (RP.6).
 
     Value as SGVB-A, (1/S) sum_s [log p(x, z_s) - log q(z_s)]; the gradient
     w.r.t. q is the pathwise gradient of log p(x, z) - log q_stop(z) with the
@@ -350,6 +354,8 @@ def elbo_score_and_grad(
 ):
     """Score-function (REINFORCE) estimate of ELBO_i and its gradients.
 
+    Implements derivations/reparameterization.md (RP.4)-(RP.5).
+
     With f(z) = log p(x, z) - log q(z) and z_s = m + L eps_s:
 
         value   = (1/S) sum_s f(z_s),
@@ -384,6 +390,8 @@ def _score(model, x, q, eps, dout, per_sample=False, b=0.0):
 
 def iwae_and_grad(model, x, q, eps, *, dout=None):
     """Importance-weighted bound (Burda et al. 2016) and its reparameterized gradient.
+
+    Implements derivations/reparameterization.md (RP.7) (K = 1 is SGVB-A).
 
     With K = S samples z_s = m + L eps_s and log w_s = log p(x, z_s) - log q(z_s):
 

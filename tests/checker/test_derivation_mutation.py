@@ -56,6 +56,8 @@ SWAPS = {
     "elbo": "kl",
     "mean_q": "mean_p",
     "Sigma_q": "Sigma_p",
+    "g_path_post": "g_sampled_post",
+    "g_sampled_post": "g_path_post",
 }
 
 

@@ -6,6 +6,7 @@
 """
 
 from refvi.checker.settings.aggregated import aggregated_setting
+from refvi.checker.settings.amortized import amortized_setting
 from refvi.checker.settings.categorical import categorical_setting
 from refvi.checker.settings.em import em_linear_gaussian_setting, em_mixture_setting
 from refvi.checker.settings.gaussian import gaussian_setting
@@ -22,6 +23,7 @@ SETTINGS = {
     "em_linear_gaussian": em_linear_gaussian_setting,
     "em_mixture": em_mixture_setting,
     "aggregated": aggregated_setting,
+    "amortized": amortized_setting,
 }
 
 __all__ = ["SETTINGS"]
