@@ -1408,6 +1408,25 @@ def _inference_rows():
             "psi_floor": A(const(1e-6), "float", zero=RAISE),
         },
     )
+    e[f"{pre}.variational_em.em_fixed_loadings"] = E(
+        vem.em_fixed_loadings,
+        {
+            "x": X_LG,
+            "model0": LG,
+            "e_step": A(const("mean_field"), "choice"),
+            "tol": TOL,
+            "max_iter": MAX_ITER,
+            "psi_floor": A(const(1e-6), "float", zero=RAISE),
+        },
+    )
+    e[f"{pre}.variational_em.m_step_fixed_loadings"] = E(
+        vem.m_step_fixed_loadings,
+        {
+            "estats": ESTATS,
+            "W": A(lambda: _lg().W, "array"),
+            "psi_floor": A(const(1e-6), "float", zero=RAISE),
+        },
+    )
     MEAN_DATA = A(lambda: np.array([0.5, -0.5, 1.0]), "array")
     COV_DATA = A(lambda: np.diag([2.0, 1.0, 0.5]), "cov")
     for name in ("aggregate_gaussian", "surgery_gaussian"):

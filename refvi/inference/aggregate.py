@@ -77,7 +77,10 @@ def _check_data_gaussian(encoder, mean_data, cov_data):
 
 
 def aggregate_gaussian(encoder, mean_data, cov_data):
-    """q(z) = N(A m + c, A C A^T + Sigma_q) for p_data = N(m, C), a ``Gaussian``."""
+    """q(z) = N(A m + c, A C A^T + Sigma_q) for p_data = N(m, C), a ``Gaussian``.
+
+    Implements derivations/aggregated_posterior.md (AP.1) in closed form.
+    """
     m, C = _check_data_gaussian(encoder, mean_data, cov_data)
     A = encoder.A
     cov = A @ C @ A.T + _noise(encoder).cov
@@ -100,6 +103,9 @@ class Surgery(NamedTuple):
 def surgery_gaussian(encoder, mean_data, cov_data):
     """ELBO surgery's three terms in closed form for p_data = N(m, C).
 
+    Implements derivations/elbo_surgery.md (ES.7); its ``kl_aggregate`` is
+    the left side of derivations/aggregated_posterior.md (AP.2).
+
     - E_x KL(q(z|x) || p(z)) = KL(N(A m + c, Sigma_q) || p(z)) + 1/2 tr(A C A^T)
       (G.9 is quadratic in the mean; its expectation over x adds the trace);
     - I_q(x; z) = H[q(z)] - H[q(z|x)] (G.7);
@@ -120,7 +126,11 @@ def surgery_gaussian(encoder, mean_data, cov_data):
 
 
 def log_aggregate_empirical(encoder, x, z):
-    """log q(z_j) = logsumexp_i log N(z_j; A x_i + c, Sigma_q) - log n, shape (m,)."""
+    """log q(z_j) = logsumexp_i log N(z_j; A x_i + c, Sigma_q) - log n, shape (m,).
+
+    The aggregate of derivations/aggregated_posterior.md (AP.1) for an
+    empirical data set, the q(z) of derivations/elbo_surgery.md (ES.2)-(ES.3).
+    """
     _check_linear(encoder)
     x = as_data(x, encoder.d)
     z = as_float_array(z, "z", ndim=2, shape=(None, encoder.k))
@@ -148,6 +158,9 @@ def _draws(encoder, x, eps):
 
 def surgery_empirical_mc(encoder, x, eps):
     """ELBO surgery on an empirical data set, the two integrals by Monte Carlo.
+
+    Implements derivations/elbo_surgery.md (ES.3)-(ES.5); the mutual
+    information lies in [0, log n] (ES.6).
 
     Each replicate s draws one z_si ~ q(z | x_i) for every i, which is a
     stratified draw from q(x, z) = (1/n) sum_i delta(x - x_i) q(z | x):
@@ -185,6 +198,8 @@ def surgery_empirical_mc(encoder, x, eps):
 
 def kl_aggregate_empirical_quad(encoder, x, *, order=None):
     """KL(q(z) || p(z)) for an empirical data set by Gauss-Hermite quadrature.
+
+    Implements derivations/elbo_surgery.md (ES.3).
 
     KL = (1/n) sum_i E_{u ~ N(0, I)}[log q(z_i(u)) - log p(z_i(u))] with
     z_i(u) = A x_i + c + L u: one ``verify.quadrature.expect_gaussian`` over u

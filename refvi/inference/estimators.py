@@ -273,7 +273,8 @@ def elbo_reparam_and_grad(model, x, q, eps, *, form="kl", dout=None, per_sample=
     (1/S) sum_s f(z_s) (+ the analytic part) and the gradient the exact
     gradient of that value at fixed eps:
 
-    - ``"kl"`` (SGVB-B): f = log p(x | z), minus KL(q || N(0, I)) (G.9);
+    - ``"kl"`` (SGVB-B): f = log p(x | z), minus KL(q || N(0, I)) (G.9),
+      the split of F in derivations/elbo_surgery.md (ES.1);
     - ``"entropy"``: f = log p(x, z), plus H[q] (G.7);
     - ``"sampled"`` (SGVB-A): f = log p(x, z) - log q(z), its q gradient the
       pathwise part plus the score term -d/dq log q(z) at fixed z.

@@ -133,6 +133,8 @@ class Optimum(NamedTuple):
 def optimum(x, k, *, sigma2=None):
     """Closed-form maximiser of the linear VAE's ELBO, where the ELBO is tight.
 
+    Implements derivations/linear_vae.md (LV.1)-(LV.6).
+
     With lambda_1 >= ... >= lambda_d and U the eigen-decomposition of the
     sample covariance (Tipping & Bishop 1999; Lucas et al. 2019, Thm. 1):
 

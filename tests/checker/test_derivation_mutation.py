@@ -58,6 +58,12 @@ SWAPS = {
     "Sigma_q": "Sigma_p",
     "g_path_post": "g_sampled_post",
     "g_sampled_post": "g_path_post",
+    "A_opt": "A_col",
+    "A_col": "A_opt",
+    "W_col": "W_opt",
+    "log_std_col": "log_std_opt",
+    "grad_opt": "grad_enc",
+    "grad_col": "grad_elbo",
 }
 
 

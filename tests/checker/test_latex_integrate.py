@@ -188,15 +188,15 @@ def test_readme_worked_example_gives_the_verdicts_it_states():
 #: Bundled lines that cannot be checked from their LaTeX alone, with the reason.
 #: Every other line, with ``--latex-only``, holds or is reported unsupported.
 LATEX_ONLY_CANNOT = {
-    ("aggregated_posterior.md", 127): (
+    ("aggregated_posterior.md", 131): (
         "its q(z) is the aggregate over the model's marginal p_theta(x); the "
         "front matter can declare only the aggregate over p_data(x)"
     ),
-    ("aggregated_posterior.md", 143): (
+    ("aggregated_posterior.md", 147): (
         "it introduces a hypothetical encoder q(z|x) = p(z) (posterior "
         "collapse), while the LaTeX alone reads q(z|x) as the setting's encoder"
     ),
-    ("aggregated_posterior.md", 152): (
+    ("aggregated_posterior.md", 156): (
         "it integrates that hypothetical encoder, read from the LaTeX as the "
         "setting's encoder"
     ),

@@ -53,14 +53,14 @@ CLOSED_AMORTIZED = {
     "elbo_X": CLOSED["elbo"],
     "log_px_X": r"p\(|\\log p",
     "elbo_col": CLOSED["elbo"],
+    "grad_opt": r"\\nabla|\\partial",
+    "grad_col": r"\\nabla|\\partial",
     "log_px_col": r"p\(|\\log p",
     "expected_kl": r"KL",
     "mutual_info_g": r"I_",
     "expected_kl_g": r"KL",
     "kl_agg_g": r"KL",
     "kl_agg": r"KL",
-    "entropy_agg": r"H\[",
-    "entropy_enc": r"H\[",
 }
 
 
@@ -132,7 +132,8 @@ def _estimator_functions(model, x, q, q_post):
     }
     names = {}
     for name, call in calls.items():
-        names["f_" + name] = lambda e, call=call: call(e)[0]
+        if name in ("kl", "entropy", "sampled"):  # path and score: as sampled
+            names["f_" + name] = lambda e, call=call: call(e)[0]
         names["g_" + name] = lambda e, call=call: _flat(call(e)[1], keys, True)
     # at q = p(z|x): the gradients w.r.t. q only, (m_q, L_q) per draw
     q_keys = ("m_q", "L_q")
@@ -167,7 +168,7 @@ def _estimator_functions(model, x, q, q_post):
     return names
 
 
-def _data_set_names(model, X, rng, k, d):
+def _data_set_names(X, k):
     """The data set ``X`` (N_X, d): the linear VAE's closed-form optimum
     (``vae.optimum``) with sigma^2 fitted and with sigma^2 fixed between the
     first two eigenvalues (posterior collapse), and ELBO surgery
@@ -185,20 +186,12 @@ def _data_set_names(model, X, rng, k, d):
         return q, elbo, grads
 
     q_opt, elbo_X, grads_opt = parts(opt)
-    q_col, elbo_col, grads_col = parts(col)
+    _, elbo_col, grads_col = parts(col)
+    # the noise is isotropic: d/dlog sigma2 = sigma2 sum_j d/dpsi_j
+    grads_opt = vae._chain_noise(grads_opt, opt.model, "isotropic")
 
-    def elbo_vae(X_, psi_of):
-        """sum_i ELBO_i as a function of (A, c, log_std, W, mu, log_sigma2)."""
-
-        def f(A, c, log_std, W, mu, log_sigma2=None):
-            enc = LinearEncoder(A, c, log_std=log_std)
-            sigma2 = psi_of if log_sigma2 is None else np.exp(log_sigma2)
-            m = lg.LinearGaussian.ppca(W, mu, float(sigma2))
-            return np.sum(vae.elbo_and_grad(enc, m, X_, estimator="analytic")[0])
-
-        return f
-
-    order = 6  # integrands quadratic in z
+    L_opt = np.diag(np.exp(opt.encoder.log_std))
+    rule_opt = GaussianRule(q_opt.m, np.broadcast_to(L_opt, (len(X), k, k)), 6)
     names = {
         "X": X,
         "n_X": X.shape[0],
@@ -214,15 +207,15 @@ def _data_set_names(model, X, rng, k, d):
         "S_opt": lg.posterior(opt.model, X[:1]).S,
         "elbo_X": elbo_X,
         "log_px_X": lg.log_marginal(opt.model, X),
-        "E_q_X": GaussianRule(
-            q_opt.m, np.broadcast_to(np.diag(np.exp(opt.encoder.log_std)), (len(X), k, k)),
-            order,
-        ).expect,
+        "U": np.linalg.eigh(stats.Sigma_hat)[1][:, ::-1],
+        "E_q_X": rule_opt.expect,
+        "log_q_X": Fn(rule_opt.log_density, "log_q_X"),
         "log_joint_X": _per_datum(
             lambda xi, z: lg.log_joint(opt.model, xi, z), X, "log_joint_X"
         ),
-        "grad_opt": _flat(grads_opt, ("A", "c", "log_std", "W", "mu", "psi"), False),
-        "elbo_vae": elbo_vae(X, None),
+        "grad_opt": _flat(
+            grads_opt, ("A", "c", "log_std", "W", "mu", "log_sigma2"), False
+        ),
         "sigma2_col": sigma2_col,
         "collapsed": col.collapsed.astype(float),
         "W_col": col.model.W,
@@ -230,9 +223,8 @@ def _data_set_names(model, X, rng, k, d):
         "log_std_col": col.encoder.log_std,
         "elbo_col": elbo_col,
         "log_px_col": lg.log_marginal(col.model, X),
-        "elbo_vae_col": elbo_vae(X, sigma2_col),
+        "grad_col": _flat(grads_col, ("A", "c", "log_std", "W", "mu"), False),
     }
-    del q_col, grads_col
     return names
 
 
@@ -246,33 +238,37 @@ def amortized_setting(seed, k="2", d="4"):
     log_std``; decoder ``W, mu, psi``.
 
     Estimators (``refvi.inference.estimators``) as functions of the noise
-    eps (J, n, k), J draws: values ``f_kl, f_entropy, f_sampled, f_path,
-    f_score, f_score_b`` (J, n) and gradients ``g_kl``, ... (J, P) w.r.t.
-    (m_q, log_std_q, W, mu, psi) flattened (``score_b``: baseline the
-    closed-form ELBO); at q = p(z|x) the gradients w.r.t. (m_q, L_q)
-    ``g_path_post``, ``g_sampled_post``; ``iwae`` (eps (J, K, n, k) ->
-    (J, n)) and ``g_iwae`` (eps (K, n, k) -> (P,)). ``E_eps(f)``
-    (Gauss–Hermite, ``Measured``), ``MC_eps(f, n_draws=4000)``;
-    fixed draws ``eps_draws`` (20, n, k). Closed forms: ``elbo_of(m_q,
-    log_std_q, W, mu, psi)``, ``grad_elbo`` (P,) and its parts ``g_m``,
-    ``g_log_std`` (``estimators.elbo_analytic_and_grad``); ``elbo_enc(A, c,
-    log_std, W, mu, psi)`` and ``grad_enc`` (``vae.elbo_and_grad``,
-    keys A, c, log_std, W, mu, psi); ``grad`` (finite differences).
+    eps (J, n, k), J draws: values ``f_kl, f_entropy, f_sampled`` (J, n)
+    (SGVB-B, entropy form, SGVB-A) and gradients ``g_kl, g_entropy,
+    g_sampled, g_path, g_score, g_score_b`` (J, P) w.r.t. (m_q, log_std_q,
+    W, mu, psi) flattened (``score_b``: baseline the closed-form ELBO); at
+    q = p(z|x) the gradients w.r.t. (m_q, L_q) ``g_path_post``,
+    ``g_sampled_post``; ``iwae`` (eps (J, K, n, k) -> (J, n)) and ``g_iwae``
+    (eps (K, n, k) -> (P,)). ``E_eps(f)`` (Gauss–Hermite, ``Measured``),
+    ``MC_eps(f, n_draws=4000)``; fixed draws ``eps_draws`` (20, n, k).
+    Closed forms: ``elbo_of(m_q, log_std_q, W, mu, psi)``, ``grad_elbo``
+    (P,) and its parts ``g_m``, ``g_log_std``
+    (``estimators.elbo_analytic_and_grad``); ``elbo_enc(A, c, log_std, W,
+    mu, psi)`` and ``grad_enc`` (``vae.elbo_and_grad``, keys A, c, log_std,
+    W, mu, psi); ``grad`` (finite differences).
 
     A data set ``X`` (30, d) from a pPCA model: ``Sigma_hat``, ``xbar``,
-    eigenvalues ``lam`` (decreasing); the linear VAE's optimum
-    (``vae.optimum``): ``W_opt, mu_opt, sigma2_opt, A_opt, c_opt,
-    log_std_opt``, ``S_opt``, ``elbo_X``, ``log_px_X`` (per datum of X),
-    ``E_q_X``, ``log_joint_X``, ``grad_opt``, ``elbo_vae(A, c, log_std, W,
-    mu, log_sigma2)``; with sigma^2 fixed at ``sigma2_col`` between lam_1
-    and lam_2: ``collapsed``, ``W_col, A_col, log_std_col, elbo_col,
-    log_px_col``, ``elbo_vae_col(A, c, log_std, W, mu)``. ELBO surgery over
-    X (``aggregate``): ``expected_kl``, ``mutual_info``, ``kl_agg``
-    (quadrature, ``Measured``), Monte Carlo ``mutual_info_mc``,
-    ``kl_agg_mc`` (``Estimate``); for Gaussian data N(``m_data``,
-    ``C_data``): ``expected_kl_g``, ``mutual_info_g``, ``kl_agg_g``,
-    ``entropy_agg``, ``entropy_enc``; ``log_enc_X`` (log q(z|x_i) of X's
-    points as a function of z), ``log_agg_X`` (the aggregate's log density).
+    eigenvalues ``lam`` (decreasing) and eigenvectors ``U``; the linear
+    VAE's optimum (``vae.optimum``): ``W_opt, mu_opt, sigma2_opt, A_opt,
+    c_opt, log_std_opt``, ``S_opt`` (posterior covariance), ``elbo_X``,
+    ``log_px_X`` (per datum of X), ``E_q_X``, ``log_q_X``, ``log_joint_X``,
+    ``grad_opt`` (keys A, c, log_std, W, mu, log_sigma2); with sigma^2 fixed
+    at ``sigma2_col`` between lam_1 and lam_2: ``collapsed`` (1.0 where
+    lam_j <= sigma^2), ``W_col, A_col, log_std_col, elbo_col, log_px_col``,
+    ``grad_col`` (keys A, c, log_std, W, mu). ELBO surgery for the encoder
+    on X (``refvi.inference.aggregate``): ``expected_kl`` (exact),
+    ``kl_agg`` (quadrature, ``Measured``), Monte Carlo ``mutual_info_mc``,
+    ``kl_agg_mc`` (``Estimate``); functions of z ``log_enc_X`` (log q(z|x_i)),
+    ``log_agg_X`` (log q(z), the mixture), ``log_prior_X``; expectations
+    ``E_enc_X`` (under each q(z|x_i)) and ``E_agg`` (under q(z)); for
+    Gaussian data N(``m_data``, ``C_data``) the closed forms
+    ``expected_kl_g``, ``mutual_info_g``, ``kl_agg_g``
+    (``aggregate.surgery_gaussian``).
     """
     k, d = int(k), int(d)
     if not 1 <= k < d:
@@ -282,9 +278,9 @@ def amortized_setting(seed, k="2", d="4"):
         rng.normal(size=(d, k)), rng.normal(size=d), rng.uniform(0.3, 1.5, size=d)
     )
     encoder = LinearEncoder(
-        rng.normal(scale=0.5, size=(k, d)),
+        rng.normal(scale=0.2, size=(k, d)),
         rng.normal(scale=0.5, size=k),
-        log_std=rng.uniform(-1.0, 0.0, size=k),
+        log_std=rng.uniform(-0.2, 0.2, size=k),
     )
     x = rng.normal(size=(N_DATA, d)) * 1.5 + model.mu
     q = encode(encoder, x)
@@ -331,8 +327,6 @@ def amortized_setting(seed, k="2", d="4"):
         m_q=q.m,
         log_std_q=np.array(q.log_std),
         L_q=L_q,
-        m_post=post.m,
-        L_post=np.ascontiguousarray(L_post),
         kl=lg.kl_to_posterior(model, x, q.m, L_q),
         elbo=elbo,
         elbo_of=lambda m_q, log_std_q, W, mu, psi: estimators.elbo_analytic_and_grad(
@@ -361,35 +355,72 @@ def amortized_setting(seed, k="2", d="4"):
     )
     X = rng.normal(size=(N_X, k)) @ truth.W.T + truth.mu
     X = X + rng.normal(size=(N_X, d)) * np.sqrt(truth.psi)
-    names.update(_data_set_names(model, X, rng, k, d))
-    names.update(_surgery_names(encoder, X, rng, k, d, seed))
+    names.update(_data_set_names(X, k))
+    names.update(_surgery_names(encoder, X, k, d, seed))
     closed = dict(CLOSED)
     closed.update(CLOSED_AMORTIZED)
     return Instance("amortized", seed, CONTINUOUS, names, closed)
 
 
-def _surgery_names(encoder, X, rng, k, d, seed):
+#: Gauss–Hermite order per coordinate of ``E_enc_X`` and ``E_agg`` (the
+#: integrands hold the log of a mixture of N_X Gaussians, not a polynomial).
+ORDER_ENC = 60
+
+
+def _encoder_expectations(encoder, X):
+    """``E_enc_X(f)``: E_{q(z|x_i)} f(z) for each point of X, (N_X,);
+    ``E_agg(f)``: E_{q(z)} f(z) under the aggregate q(z) = (1/N) sum_i
+    q(z|x_i), their mean. f is a function of z (N_X, m, k) -> (N_X, m).
+    Gauss–Hermite of order ``ORDER_ENC`` in u, z_i = A x_i + c + sigma u
+    (``quadrature.expect_gaussian``): ``Measured`` values with the error
+    estimate of two orders compared."""
+    means = X @ encoder.A.T + encoder.c
+    sigma = np.exp(encoder.log_std)
+    k = encoder.k
+
+    def E_enc_X(f):
+        def g(u):  # nodes (J, k) -> values (J, N_X)
+            z = means[:, None, :] + u[None, :, :] * sigma
+            return np.asarray(f(z), dtype=np.float64).T
+
+        res = expect_gaussian(g, np.zeros(k), np.eye(k), order=ORDER_ENC)
+        return Measured(res.value, res.error)
+
+    def E_agg(f):
+        per_datum = E_enc_X(f)
+        return Measured(np.mean(per_datum.value), np.mean(per_datum.error))
+
+    return E_enc_X, E_agg
+
+
+def _surgery_names(encoder, X, k, d, seed):
     """ELBO surgery (``refvi.inference.aggregate``) for the encoder on the
     empirical data set X and on Gaussian data N(m_data, C_data)."""
     n_X = X.shape[0]
-    quad = aggregate.kl_aggregate_empirical_quad(encoder, X)
+    quad = aggregate.kl_aggregate_empirical_quad(encoder, X, order=ORDER_ENC)
     eps = np.random.default_rng((seed, 3)).standard_normal((2000, n_X, k))
     mc = aggregate.surgery_empirical_mc(encoder, X, eps)
     expected_kl = mc.expected_kl
     m_data = X.mean(axis=0)
     C_data = np.cov(X.T, bias=True) + 0.1 * np.eye(d)
     sg = aggregate.surgery_gaussian(encoder, m_data, C_data)
-    q_agg = aggregate.aggregate_gaussian(encoder, m_data, C_data)
-    means = X @ encoder.A.T + encoder.c
-    L_enc = np.diag(np.exp(encoder.log_std))
-    enc_rule = GaussianRule(means, np.broadcast_to(L_enc, (n_X, k, k)), 12)
+    E_enc_X, E_agg = _encoder_expectations(encoder, X)
     return {
         "expected_kl": expected_kl,
         "kl_agg": Measured(quad.value, quad.error),
-        "mutual_info_mc": Estimate(mc.mutual_info.mean, mc.mutual_info.se, 2000),
-        "kl_agg_mc": Estimate(mc.kl_aggregate.mean, mc.kl_aggregate.se, 2000),
-        "E_enc_X": enc_rule.expect,
-        "log_enc_X": Fn(enc_rule.log_density, "log_enc_X"),
+        "mutual_info_mc": Estimate(*mc.mutual_info),
+        "kl_agg_mc": Estimate(*mc.kl_aggregate),
+        "E_enc_X": E_enc_X,
+        "E_agg": E_agg,
+        "log_enc_X": Fn(
+            lambda z: gaussian.log_prob(
+                gaussian.Gaussian(
+                    (X @ encoder.A.T + encoder.c)[:, None, :], log_std=encoder.log_std
+                ),
+                z,
+            ),
+            "log_enc_X",
+        ),
         "log_agg_X": Fn(
             lambda z: aggregate.log_aggregate_empirical(
                 encoder, X, z.reshape(-1, k)
@@ -404,8 +435,4 @@ def _surgery_names(encoder, X, rng, k, d, seed):
         "expected_kl_g": sg.expected_kl,
         "mutual_info_g": sg.mutual_info,
         "kl_agg_g": sg.kl_aggregate,
-        "entropy_agg": float(gaussian.entropy(q_agg)),
-        "entropy_enc": float(
-            gaussian.entropy(gaussian.Gaussian(np.zeros(k), log_std=encoder.log_std))
-        ),
     }
