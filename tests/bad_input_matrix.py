@@ -1397,34 +1397,21 @@ def _inference_rows():
     e[f"{pre}.variational_em.mean_field_stats"] = E(
         vem.mean_field_stats, {"model": LG, "stats": STATS}
     )
+    PSI_FLOOR = A(const(1e-6), "float", zero=RAISE)
+    em_args = {"x": X_LG, "model0": LG, "tol": TOL, "max_iter": MAX_ITER}
+    em_args["psi_floor"] = PSI_FLOOR
     e[f"{pre}.variational_em.variational_em"] = E(
-        vem.variational_em,
-        {
-            "x": X_LG,
-            "model0": LG,
-            "noise": A(const("diag"), "choice"),
-            "tol": TOL,
-            "max_iter": MAX_ITER,
-            "psi_floor": A(const(1e-6), "float", zero=RAISE),
-        },
+        vem.variational_em, {**em_args, "noise": A(const("diag"), "choice")}
     )
     e[f"{pre}.variational_em.em_fixed_loadings"] = E(
-        vem.em_fixed_loadings,
-        {
-            "x": X_LG,
-            "model0": LG,
-            "e_step": A(const("mean_field"), "choice"),
-            "tol": TOL,
-            "max_iter": MAX_ITER,
-            "psi_floor": A(const(1e-6), "float", zero=RAISE),
-        },
+        vem.em_fixed_loadings, {**em_args, "e_step": A(const("mean_field"), "choice")}
     )
     e[f"{pre}.variational_em.m_step_fixed_loadings"] = E(
         vem.m_step_fixed_loadings,
         {
             "estats": ESTATS,
             "W": A(lambda: _lg().W, "array"),
-            "psi_floor": A(const(1e-6), "float", zero=RAISE),
+            "psi_floor": PSI_FLOOR,
         },
     )
     MEAN_DATA = A(lambda: np.array([0.5, -0.5, 1.0]), "array")

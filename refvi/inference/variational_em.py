@@ -126,18 +126,31 @@ def variational_em(
     """
     if not isinstance(model0, LinearGaussian):
         raise TypeError(f"model0 must be a LinearGaussian; got {type(model0).__name__}")
+    return _fit(
+        x,
+        model0,
+        mean_field_stats,
+        lambda es: m_step_from_stats(es, noise=noise, psi_floor=psi_floor),
+        tol,
+        max_iter,
+    )
+
+
+def _fit(x, model0, expect, m_step, tol, max_iter):
+    """``run_em`` with the E-step ``expect(model, stats) -> ExpectedStats``,
+    F from (LG.25) and log p(x) from (LG.19) recorded at every theta_t."""
     stats = sufficient_stats(as_data(x, model0.d))
     log_liks = []
 
     def e_step(model):
-        es = mean_field_stats(model, stats)
+        es = expect(model, stats)
         log_liks.append(log_marginal_total(model, stats))
         return es, elbo_total(model, es)
 
     model, trace = run_em(
         model0,
         e_step=e_step,
-        m_step=lambda es: m_step_from_stats(es, noise=noise, psi_floor=psi_floor),
+        m_step=m_step,
         elbo=elbo_total,
         n=stats.n,
         tol=tol,
@@ -235,28 +248,12 @@ def em_fixed_loadings(
         raise TypeError(f"model0 must be a LinearGaussian; got {type(model0).__name__}")
     if e_step not in E_STEPS:
         raise ValueError(f"e_step must be one of {E_STEPS}; got {e_step!r}")
-    stats = sufficient_stats(as_data(x, model0.d))
     expect = mean_field_stats if e_step == "mean_field" else expected_stats
-    log_liks = []
-
-    def do_e_step(model):
-        es = expect(model, stats)
-        log_liks.append(log_marginal_total(model, stats))
-        return es, elbo_total(model, es)
-
-    model, trace = run_em(
+    return _fit(
+        x,
         model0,
-        e_step=do_e_step,
-        m_step=lambda es: m_step_fixed_loadings(es, model0.W, psi_floor=psi_floor),
-        elbo=elbo_total,
-        n=stats.n,
-        tol=tol,
-        max_iter=max_iter,
-    )
-    return model, VariationalEMTrace(
-        elbo=trace.log_lik,
-        elbo_m=trace.elbo_m,
-        log_lik=np.array(log_liks),
-        converged=trace.converged,
-        n_iter=trace.n_iter,
+        expect,
+        lambda es: m_step_fixed_loadings(es, model0.W, psi_floor=psi_floor),
+        tol,
+        max_iter,
     )

@@ -15,12 +15,10 @@ from refvi.checker.namespace import (
 from refvi.checker.settings._common import (
     CLOSED,
     N_DATA,
-    REF_SCALE,
-    _integral_continuous,
-    _latent_names,
     _numerical_grad,
     _per_datum,
 )
+from refvi.checker.settings.linear_gaussian import linear_gaussian_latent_names
 from refvi.inference import aggregate, estimators, vae
 from refvi.inference.encoder import (
     LinearEncoder,
@@ -284,35 +282,9 @@ def amortized_setting(seed, k="2", d="4"):
     )
     x = rng.normal(size=(N_DATA, d)) * 1.5 + model.mu
     q = encode(encoder, x)
-    post = lg.posterior(model, x)
     q_post = encode(exact_posterior_encoder(model), x)
     L_q = np.stack([np.diag(np.exp(s)) for s in q.log_std])
-    L_post = np.broadcast_to(post.L_S, (N_DATA, k, k))
-    order = 32
-    q_rule = GaussianRule(q.m, L_q, order)
-    densities = {
-        "log_prior": _per_datum(lambda xi, z: lg.log_prior(model, z), x, "log_prior"),
-        "log_lik": _per_datum(lambda xi, z: lg.log_lik(model, xi, z), x, "log_lik"),
-        "log_joint": _per_datum(
-            lambda xi, z: lg.log_joint(model, xi, z), x, "log_joint"
-        ),
-        "log_post": _per_datum(
-            lambda xi, z: lg.log_posterior(model, xi, z), x, "log_post"
-        ),
-        "log_q": Fn(q_rule.log_density, "log_q"),
-    }
-    names = _latent_names(
-        seed,
-        x,
-        densities,
-        lg.log_marginal(model, x),
-        q_rule,
-        GaussianRule(post.m, L_post, order),
-        GaussianRule(
-            np.zeros((N_DATA, k)), np.broadcast_to(np.eye(k), (N_DATA, k, k)), order
-        ),
-        _integral_continuous(q.m, REF_SCALE * L_q, order),
-    )
+    names = linear_gaussian_latent_names(seed, model, x, q.m, L_q, order=32)
     elbo, g = estimators.elbo_analytic_and_grad(model, x, q)
     elbo_enc, g_enc = vae.elbo_and_grad(encoder, model, x, estimator="analytic")
     E_eps, MC_eps = _eps_operators(N_DATA, k, seed)

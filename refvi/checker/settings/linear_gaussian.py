@@ -56,32 +56,7 @@ def linear_gaussian_setting(seed, k=None, d="3", q="full"):
     elif q == "posterior":
         m_q, L_q = post.m, np.array(L_post)
     order = 32  # the integrands here are quadratic in z except in integral()
-    q_rule = GaussianRule(m_q, L_q, order)
-    post_rule = GaussianRule(post.m, L_post, order)
-    prior_rule = GaussianRule(
-        np.zeros((N_DATA, k)), np.broadcast_to(np.eye(k), (N_DATA, k, k)), order
-    )
-    densities = {
-        "log_prior": _per_datum(lambda xi, z: lg.log_prior(model, z), x, "log_prior"),
-        "log_lik": _per_datum(lambda xi, z: lg.log_lik(model, xi, z), x, "log_lik"),
-        "log_joint": _per_datum(
-            lambda xi, z: lg.log_joint(model, xi, z), x, "log_joint"
-        ),
-        "log_post": _per_datum(
-            lambda xi, z: lg.log_posterior(model, xi, z), x, "log_post"
-        ),
-        "log_q": Fn(q_rule.log_density, "log_q"),
-    }
-    names = _latent_names(
-        seed,
-        x,
-        densities,
-        lg.log_marginal(model, x),
-        q_rule,
-        post_rule,
-        prior_rule,
-        _integral_continuous(m_q, REF_SCALE * L_q, order),
-    )
+    names = linear_gaussian_latent_names(seed, model, x, m_q, L_q, order)
     names.update(
         k=k,
         W=model.W,
@@ -99,6 +74,37 @@ def linear_gaussian_setting(seed, k=None, d="3", q="full"):
     )
     names.update(_linear_gaussian_extras(model, x, rng, k, d, order))
     return Instance("linear_gaussian", seed, CONTINUOUS, names, dict(CLOSED))
+
+
+def linear_gaussian_latent_names(seed, model, x, m_q, L_q, order):
+    """The common latent names (``_common._latent_names``) of a
+    linear-Gaussian ``model`` at data ``x`` (n, d) with q_i = N(m_q_i, L_q_i
+    L_q_i^T): densities of z, ``log_px``, Gauss–Hermite rules of ``order``
+    under q, the posterior and the prior, and ``integral``."""
+    n, k = m_q.shape
+    post = lg.posterior(model, x)
+    q_rule = GaussianRule(m_q, L_q, order)
+    densities = {
+        "log_prior": _per_datum(lambda xi, z: lg.log_prior(model, z), x, "log_prior"),
+        "log_lik": _per_datum(lambda xi, z: lg.log_lik(model, xi, z), x, "log_lik"),
+        "log_joint": _per_datum(
+            lambda xi, z: lg.log_joint(model, xi, z), x, "log_joint"
+        ),
+        "log_post": _per_datum(
+            lambda xi, z: lg.log_posterior(model, xi, z), x, "log_post"
+        ),
+        "log_q": Fn(q_rule.log_density, "log_q"),
+    }
+    return _latent_names(
+        seed,
+        x,
+        densities,
+        lg.log_marginal(model, x),
+        q_rule,
+        GaussianRule(post.m, np.broadcast_to(post.L_S, (n, k, k)), order),
+        GaussianRule(np.zeros((n, k)), np.broadcast_to(np.eye(k), (n, k, k)), order),
+        _integral_continuous(m_q, REF_SCALE * L_q, order),
+    )
 
 
 def _linear_gaussian_extras(model, x, rng, k, d, order):
