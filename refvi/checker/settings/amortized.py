@@ -206,7 +206,7 @@ def _data_set_names(X, k):
         "elbo_X": elbo_X,
         "log_px_X": lg.log_marginal(opt.model, X),
         "U": np.linalg.eigh(stats.Sigma_hat)[1][:, ::-1],
-        "E_q_X": rule_opt.expect,
+        "E_q_X": rule_opt.measure,
         "log_q_X": Fn(rule_opt.log_density, "log_q_X"),
         "log_joint_X": _per_datum(
             lambda xi, z: lg.log_joint(opt.model, xi, z), X, "log_joint_X"
