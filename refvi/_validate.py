@@ -10,8 +10,17 @@ import numpy as np
 from scipy import linalg
 
 
+#: Largest magnitude of an array entry: squares and products of two entries
+#: (Mahalanobis terms, outer products, second moments) then stay below 1e300,
+#: far from float64's 1.8e308. Finite entries beyond it are refused by name
+#: rather than turned into inf - inf = NaN several steps later.
+MAX_ABS = 1e150
+
+
 def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
     """Return ``a`` as a finite float64 array, checking its dimensions.
+
+    Every entry must be finite with magnitude at most :data:`MAX_ABS`.
 
     Parameters
     ----------
@@ -45,14 +54,22 @@ def as_float_array(a, name, ndim=None, shape=None, allow_empty=False):
             want_str = "(" + ", ".join("*" if s is None else str(s) for s in shape)
             want_str += ",)" if len(shape) == 1 else ")"
             raise ValueError(f"{name} must have shape {want_str}; got {arr.shape}")
-    # a sum is finite only if every term is (NaN and inf propagate); only a
-    # non-finite sum, which finite terms can also give by overflow, needs the
-    # entry-by-entry check
+    # a sum of squares <= MAX_ABS^2 holds every |entry| <= MAX_ABS (NaN and inf
+    # propagate into it); only a larger or non-finite sum, which many finite
+    # entries can also give, needs the entry-by-entry check
+    flat = arr.reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(arr)
-    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains NaN or inf ({bad} non-finite entries)")
+        total = np.dot(flat, flat)
+    if not total <= MAX_ABS * MAX_ABS:
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            raise ValueError(f"{name} contains NaN or inf ({bad} non-finite entries)")
+        largest = float(np.max(np.abs(arr)))
+        if largest > MAX_ABS:
+            raise ValueError(
+                f"{name} has an entry of magnitude {largest:.3g}; entries must be at "
+                f"most {MAX_ABS:g} in magnitude (their squares must stay finite)"
+            )
     return arr
 
 

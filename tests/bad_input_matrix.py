@@ -48,8 +48,9 @@ RAISE, WORK, EITHER, FLAG = "raise", "work", "either", "flag"
 #: Kinds whose input is valid: the call must work (same values) or, when the
 #: kind changes the values (int rounding), may work or raise.
 MUST_WORK = ("float32", "int", "readonly", "list")
-#: Kinds that may work or raise: a valid input at an edge of the domain.
-EDGE = ("one_sample",)
+#: Kinds that may work or raise: a valid input at an edge of the domain
+#: (finite input that overflows may be refused by name or computed, without NaN).
+EDGE = ("one_sample", "overflow")
 #: Kinds that break a relation between arguments (their shapes must agree): a
 #: refusal may name any argument of the call.
 RELATIONAL = ("mismatch", "one_sample", "k_gt_n")
@@ -264,6 +265,8 @@ MUTATIONS = {
     "indefinite": lambda v, role: [("eigenvalue < 0", _indefinite(v))],
     "bad_chol": lambda v, role: [("upper entry", _with(v, (..., 0, -1), 0.5))],
     "bad_weights": lambda v, role: _weights_variants(v, role),
+    # finite input whose squares, products or exponentials overflow float64
+    "overflow": lambda v, role: _overflow_variants(v, role),
     # objects
     "wrong_type": lambda v, role: _wrong_type_variants(v, role),
     "record_nan": lambda v, role: _record_variants(
@@ -334,6 +337,20 @@ def _indefinite(v):
     return a
 
 
+def _overflow_variants(v, role):
+    """Finite values whose squares or products overflow: an entry of 1e200
+    (-1e200 too for unconstrained arrays); matrices and positive arrays also
+    scaled by 1e200 and by 1e-200 as a whole (valid, but Sigma = L L^T or
+    1 / std^2 leaves float64)."""
+    if np.ndim(v) == 0:
+        return [("1e200", 1e200)]
+    out = [("1e200 entry", _with(v, _first(v), 1e200))]
+    if role.startswith(("chol", "cov")) or role == "positive":
+        a = np.asarray(v, dtype=float)
+        return out + [("x 1e200", a * 1e200), ("x 1e-200", a * 1e-200)]
+    return out + [("-1e200 entry", _with(v, _first(v), -1e200))]
+
+
 def _weights_variants(v, role):
     a = np.asarray(v, dtype=float)
     neg = a.copy()
@@ -378,7 +395,7 @@ def _nan_fn(v, role):
 _ANY = ("none", "str", "object")
 _VALUES = ("nan", "posinf", "neginf", "complex", "bool")
 _VALID = ("float32", "int", "readonly", "list")
-_ARRAY = _ANY + _VALUES + _VALID + ("ndim", "mismatch", "empty")
+_ARRAY = _ANY + _VALUES + _VALID + ("ndim", "mismatch", "empty", "overflow")
 
 #: The kinds tried on an argument of each role.
 ROLE_KINDS = {
@@ -396,6 +413,7 @@ ROLE_KINDS = {
     + _VALUES
     + _VALID
     + ("mismatch", "empty")
+    + ("overflow",)
     + ("zero_var", "neg_var", "bad_chol"),
     "cov": _ARRAY + ("zero_var", "neg_var", "nonsym", "indefinite"),
     "cov_stack": _ARRAY + ("zero_var", "neg_var", "nonsym", "indefinite"),
@@ -403,6 +421,7 @@ ROLE_KINDS = {
     + _VALUES
     + _VALID
     + ("mismatch", "empty")
+    + ("overflow",)
     + ("zero_var", "neg_var", "nonsym", "indefinite"),
     "weights": _ARRAY + ("bad_weights",),
     "resp": _ARRAY + ("bad_weights", "one_sample"),
@@ -415,7 +434,7 @@ ROLE_KINDS = {
     "int": ("none", "str", "float", "negative", "true"),
     "int0": ("none", "str", "float", "negative", "true"),  # 0 allowed
     "index": ("none", "str", "float", "negative", "true", "too_large"),
-    "float": ("none", "str", "nan_scalar", "inf_scalar", "negative"),
+    "float": ("none", "str", "nan_scalar", "inf_scalar", "negative", "overflow"),
     "choice": ("none", "bad_choice"),
     "rng": ("none", "str", "legacy_rng"),
     "fn": ("none", "not_callable", "nan_fn"),
@@ -501,8 +520,33 @@ def _gm_kwargs():
     }
 
 
-def _gm():
-    return mixture.GaussianMixture(**_gm_kwargs())
+def _gm_scale(ctype):
+    """(name, valid value, role) of the scale parameter of ``ctype``: the
+    Cholesky factor L (full, tied) or the standard deviations std (diag,
+    spherical)."""
+    if ctype == "full":
+        return "L", _L_stack(), "chol_stack"
+    if ctype == "tied":
+        return "L", _L_stack()[0], "chol"
+    if ctype == "diag":
+        return "std", np.array([[1.0, 0.5], [2.0, 1.0], [1.0, 2.0]]), "positive"
+    return "std", np.array([1.0, 2.0, 0.5]), "positive"
+
+
+def _gm(ctype="full"):
+    name, scale, _ = _gm_scale(ctype)
+    kw = {k: v for k, v in _gm_kwargs().items() if k != "L"}
+    return mixture.GaussianMixture(**kw, covariance_type=ctype, **{name: scale})
+
+
+def _gm_covariances(ctype):
+    """A valid ``covariances`` of from_covariances for ``ctype`` and its role."""
+    name, scale, _ = _gm_scale(ctype)
+    if ctype == "full":
+        return scale @ np.swapaxes(scale, 1, 2), "cov_stack"
+    if ctype == "tied":
+        return scale @ scale.T, "cov"
+    return scale**2, "positive"
 
 
 def _lg_kwargs():
@@ -600,7 +644,6 @@ X_LG_FREE = A(_x_lg, "data", mismatch=EITHER)
 X_LG = A(_x_lg, "data")
 DATUM_LG = A(lambda: _x_lg()[0], "datum")
 Z_LG = A(lambda: np.array([[0.5, -0.5], [1.0, 0.0], [0.0, 2.0], [-1.5, 0.5]]), "latent")
-GM = A(_gm, "model")
 LG = A(_lg, "model")
 MP = A(_mp, "model")
 DOUT_MIX = A(lambda: np.linspace(0.5, 1.5, 8), "data_rows")
@@ -622,7 +665,10 @@ LOGITS_FREE = A(
 STATS = A(_stats, "record")
 ESTATS = A(_estats, "record")
 POST = A(_post, "record")
-CTYPE = A(const("full"), "choice")
+#: The mixture covariance types; each mixture row is called with every one.
+TYPES = mixture.COVARIANCE_TYPES
+GMS = [A(lambda c=c: _gm(c), "model") for c in TYPES]
+CTYPES = [A(const(c), "choice") for c in TYPES]
 QUAD_MEAN = A(lambda: np.array([0.5, -1.0]), "array")
 QUAD_L = A(_L2, "chol")
 PARAMS = A(lambda: {"a": np.array([0.5, -1.0, 2.0])}, "params")
@@ -750,61 +796,89 @@ def _lazy():
         },
     )
     # ---- refvi.mixture_kl
-    DIST_Q, DIST_P = A(_gm, "dist"), A(_gaussian, "dist")
-    e["refvi.mixture_kl.kl_quadrature"] = E(
-        mixture_kl.kl_quadrature,
-        {"q": DIST_Q, "p": DIST_P, "order": A(const(6), "int")},
-    )
-    e["refvi.mixture_kl.kl_montecarlo"] = E(
-        mixture_kl.kl_montecarlo,
-        {"q": DIST_Q, "p": DIST_P, "rng": RNG, "n_samples": A(const(50), "int")},
-    )
-    e["refvi.mixture_kl.kl_variational"] = E(
-        mixture_kl.kl_variational, {"q": DIST_Q, "p": DIST_P}
-    )
-    e["refvi.mixture_kl.kl_bounds"] = E(
-        mixture_kl.kl_bounds, {"q": DIST_Q, "p": DIST_P}
-    )
-    e["refvi.mixture_kl.kl_variational_upper_bound"] = E(
-        mixture_kl.kl_variational_upper_bound,
-        {"q": DIST_Q, "p": DIST_P, "n_iter": A(const(5), "int0")},
-    )
-    # ---- refvi.models.mixture
-    e["refvi.models.mixture.GaussianMixture"] = E(
-        mix.GaussianMixture,
-        {
-            "weights": A(lambda: _gm_kwargs()["weights"], "weights"),
-            "means": A(lambda: _gm_kwargs()["means"], "array"),
-            "L": A(_L_stack, "chol_stack"),
-            "covariance_type": CTYPE,
-        },
-    )
-    e["refvi.models.mixture.GaussianMixture.from_logits"] = E(
-        mix.GaussianMixture.from_logits,
-        {
-            # a -inf logit is a zero weight (an emptied component): valid
-            "logits": A(lambda: np.array([0.5, -1.0, 0.0]), "array", neginf=EITHER),
-            "means": A(lambda: _gm_kwargs()["means"], "array"),
-            "L": A(_L_stack, "chol_stack"),
-            "covariance_type": CTYPE,
-        },
-    )
-    e["refvi.models.mixture.GaussianMixture.from_covariances"] = E(
-        mix.GaussianMixture.from_covariances,
-        {
-            "weights": A(lambda: _gm_kwargs()["weights"], "weights"),
-            "means": A(lambda: _gm_kwargs()["means"], "array"),
-            "covariances": A(
-                lambda: _L_stack() @ np.swapaxes(_L_stack(), 1, 2), "cov_stack"
-            ),
-            "covariance_type": CTYPE,
-        },
-    )
-    for name in ("covariances", "dense_covariances"):
-        e[f"refvi.models.mixture.GaussianMixture.{name}"] = E(
-            getattr(mix.GaussianMixture, name), {"self": A(_gm, "fixed")}
+    DIST_P = A(_gaussian, "dist")
+    DISTS_Q = [A(lambda c=c: _gm(c), "dist") for c in TYPES]
+    e["refvi.mixture_kl.kl_quadrature"] = [
+        E(mixture_kl.kl_quadrature, {"q": q, "p": DIST_P, "order": A(const(6), "int")})
+        for q in DISTS_Q
+    ]
+    e["refvi.mixture_kl.kl_montecarlo"] = [
+        E(
+            mixture_kl.kl_montecarlo,
+            {"q": q, "p": DIST_P, "rng": RNG, "n_samples": A(const(50), "int")},
         )
-    e["refvi.models.mixture.log_prior"] = E(mix.log_prior, {"model": GM})
+        for q in DISTS_Q
+    ]
+    for name in ("kl_variational", "kl_bounds"):
+        e[f"refvi.mixture_kl.{name}"] = [
+            E(getattr(mixture_kl, name), {"q": q, "p": DIST_P}) for q in DISTS_Q
+        ]
+    e["refvi.mixture_kl.kl_variational_upper_bound"] = [
+        E(
+            mixture_kl.kl_variational_upper_bound,
+            {"q": q, "p": DIST_P, "n_iter": A(const(5), "int0")},
+        )
+        for q in DISTS_Q
+    ]
+    # ---- refvi.models.mixture, each row with every covariance type
+    e["refvi.models.mixture.GaussianMixture"] = []
+    e["refvi.models.mixture.GaussianMixture.from_logits"] = []
+    e["refvi.models.mixture.GaussianMixture.from_covariances"] = []
+    # a spherical scale (K,) does not fix d: the means alone do
+    MEANS = {
+        c: A(lambda: _gm_kwargs()["means"], "array", **spherical_d)
+        for c, spherical_d in zip(
+            TYPES, [{}, {}, {}, {"mismatch": EITHER}], strict=True
+        )
+    }
+    for ctype, ct in zip(TYPES, CTYPES, strict=True):
+        scale_name, _, scale_role = _gm_scale(ctype)
+        scale = A(lambda c=ctype: _gm_scale(c)[1], scale_role)
+        e["refvi.models.mixture.GaussianMixture"].append(
+            E(
+                mix.GaussianMixture,
+                {
+                    "weights": A(lambda: _gm_kwargs()["weights"], "weights"),
+                    "means": MEANS[ctype],
+                    scale_name: scale,
+                    "covariance_type": ct,
+                },
+            )
+        )
+        e["refvi.models.mixture.GaussianMixture.from_logits"].append(
+            E(
+                mix.GaussianMixture.from_logits,
+                {
+                    # a -inf logit is a zero weight (an emptied component): valid
+                    "logits": A(
+                        lambda: np.array([0.5, -1.0, 0.0]), "array", neginf=EITHER
+                    ),
+                    "means": MEANS[ctype],
+                    scale_name: scale,
+                    "covariance_type": ct,
+                },
+            )
+        )
+        e["refvi.models.mixture.GaussianMixture.from_covariances"].append(
+            E(
+                mix.GaussianMixture.from_covariances,
+                {
+                    "weights": A(lambda: _gm_kwargs()["weights"], "weights"),
+                    "means": MEANS[ctype],
+                    "covariances": A(
+                        lambda c=ctype: _gm_covariances(c)[0],
+                        _gm_covariances(ctype)[1],
+                    ),
+                    "covariance_type": ct,
+                },
+            )
+        )
+    for name in ("covariances", "dense_covariances"):
+        e[f"refvi.models.mixture.GaussianMixture.{name}"] = [
+            E(getattr(mix.GaussianMixture, name), {"self": A(g.make, "fixed")})
+            for g in GMS
+        ]
+    e["refvi.models.mixture.log_prior"] = [E(mix.log_prior, {"model": g}) for g in GMS]
     for name in (
         "log_lik",
         "log_joint",
@@ -812,67 +886,83 @@ def _lazy():
         "log_responsibilities",
         "responsibilities",
     ):
-        e[f"refvi.models.mixture.{name}"] = E(
-            getattr(mix, name), {"model": GM, "x": X_MIX}
-        )
-    e["refvi.models.mixture.log_marginal_and_grad"] = E(
-        mix.log_marginal_and_grad, {"model": GM, "x": X_MIX, "dout": DOUT_MIX}
-    )
-    for name in ("elbo", "kl_to_posterior"):
-        e[f"refvi.models.mixture.{name}"] = E(
-            getattr(mix, name), {"model": GM, "x": X_MIX, "q_logits": Q_LOGITS}
-        )
-        e[f"refvi.models.mixture.{name}_and_grad"] = E(
-            getattr(mix, name + "_and_grad"),
-            {"model": GM, "x": X_MIX, "q_logits": Q_LOGITS, "dout": DOUT_MIX},
-        )
-    # ---- refvi.models.mixture_em
-    R = A(_r_hard, "resp")
-    e["refvi.models.mixture_em.e_step"] = E(mem.e_step, {"model": GM, "x": X_MIX})
-    e["refvi.models.mixture_em.m_step"] = [
-        E(
-            mem.m_step,
-            {
-                "x": X_FREE,
-                "r": R,
-                "covariance_type": CTYPE,
-                "reg_covar": REG,
-                "previous": A(_gm, "model", none=EITHER),
-            },
-        ),
-        E(
-            mem.m_step,
-            {
-                "x": X_FREE,
-                "r": A(lambda: mem.e_step(_x_mix(), _gm()), "resp"),
-                "covariance_type": CTYPE,
-            },
-        ),
+        e[f"refvi.models.mixture.{name}"] = [
+            E(getattr(mix, name), {"model": g, "x": X_MIX}) for g in GMS
+        ]
+    e["refvi.models.mixture.log_marginal_and_grad"] = [
+        E(mix.log_marginal_and_grad, {"model": g, "x": X_MIX, "dout": DOUT_MIX})
+        for g in GMS
     ]
+    for name in ("elbo", "kl_to_posterior"):
+        e[f"refvi.models.mixture.{name}"] = [
+            E(getattr(mix, name), {"model": g, "x": X_MIX, "q_logits": Q_LOGITS})
+            for g in GMS
+        ]
+        e[f"refvi.models.mixture.{name}_and_grad"] = [
+            E(
+                getattr(mix, name + "_and_grad"),
+                {"model": g, "x": X_MIX, "q_logits": Q_LOGITS, "dout": DOUT_MIX},
+            )
+            for g in GMS
+        ]
+    # ---- refvi.models.mixture_em, each row with every covariance type
+    R = A(_r_hard, "resp")
+    e["refvi.models.mixture_em.e_step"] = [
+        E(mem.e_step, {"model": g, "x": X_MIX}) for g in GMS
+    ]
+    e["refvi.models.mixture_em.m_step"] = []
+    for g, ct in zip(GMS, CTYPES, strict=True):
+        e["refvi.models.mixture_em.m_step"] += [
+            E(
+                mem.m_step,
+                {
+                    "x": X_FREE,
+                    "r": R,
+                    "covariance_type": ct,
+                    "reg_covar": REG,
+                    "previous": A(g.make, "model", none=EITHER),
+                },
+            ),
+            E(
+                mem.m_step,
+                {
+                    "x": X_FREE,
+                    "r": A(lambda g=g: mem.e_step(_x_mix(), g.make()), "resp"),
+                    "covariance_type": ct,
+                },
+            ),
+        ]
     for name in ("auxiliary", "auxiliary_and_grad"):
-        e[f"refvi.models.mixture_em.{name}"] = E(
-            getattr(mem, name), {"model": GM, "x": X_MIX, "r": R, "reg_covar": REG}
+        e[f"refvi.models.mixture_em.{name}"] = [
+            E(getattr(mem, name), {"model": g, "x": X_MIX, "r": R, "reg_covar": REG})
+            for g in GMS
+        ]
+    e["refvi.models.mixture_em.kmeans_plusplus_init"] = [
+        E(
+            mem.kmeans_plusplus_init,
+            {
+                "x": A(_x_mix, "data_k", mismatch=EITHER),
+                "n_components": A(const(3), "int"),
+                "covariance_type": ct,
+                "rng": RNG,
+                "reg_covar": REG,
+            },
         )
-    e["refvi.models.mixture_em.kmeans_plusplus_init"] = E(
-        mem.kmeans_plusplus_init,
-        {
-            "x": A(_x_mix, "data_k", mismatch=EITHER),
-            "n_components": A(const(3), "int"),
-            "covariance_type": CTYPE,
-            "rng": RNG,
-            "reg_covar": REG,
-        },
-    )
-    e["refvi.models.mixture_em.em"] = E(
-        mem.em,
-        {
-            "x": A(_x_mix, "data_k"),
-            "init": A(_gm, "model"),
-            "reg_covar": REG,
-            "tol": TOL,
-            "max_iter": MAX_ITER,
-        },
-    )
+        for ct in CTYPES
+    ]
+    e["refvi.models.mixture_em.em"] = [
+        E(
+            mem.em,
+            {
+                "x": A(_x_mix, "data_k"),
+                "init": g,
+                "reg_covar": REG,
+                "tol": TOL,
+                "max_iter": MAX_ITER,
+            },
+        )
+        for g in GMS
+    ]
     # ---- refvi.models.em
     e["refvi.models.em.run_em"] = E(
         em.run_em,

@@ -102,6 +102,50 @@ def test_harness_counts_crash_garbage_unclear_refused_and_mutation():
     assert ("posinf", "mutation") in _statuses(writes_into_x)
 
 
+def test_harness_overflow_kind_counts_a_nan_and_accepts_a_named_refusal():
+    """1e200 data: a naive x^2 - x^2 gives inf - inf = NaN (garbage); a refusal
+    naming x, or an inf without NaN, passes."""
+
+    def naive(x):
+        x = np.asarray(x, dtype=float)
+        return x**2 - x**2
+
+    def refuses(x):
+        x = np.asarray(x, dtype=float)
+        if np.max(np.abs(x)) > 1e150:
+            raise ValueError("x is too large")
+        return x.sum()
+
+    assert ("overflow", "garbage") in _statuses(naive)
+    assert {s for k, s in _statuses(refuses) if k == "overflow"} == {"ok"}
+    assert {
+        s for k, s in _statuses(lambda x: np.asarray(x) ** 2) if k == "overflow"
+    } == {"ok"}
+
+
+def test_the_matrix_calls_every_mixture_row_with_every_covariance_type():
+    from refvi.models.mixture import COVARIANCE_TYPES
+
+    table = entries()
+    prefixes = (
+        "refvi.models.mixture.",
+        "refvi.models.mixture_em.",
+        "refvi.mixture_kl.",
+    )
+    rows = [name for name in table if name.startswith(prefixes)]
+    assert len(rows) >= 25
+    for name in rows:
+        types = set()
+        for entry in table[name]:
+            for arg in entry.args.values():
+                value = arg.make()
+                if isinstance(value, str):
+                    types.add(value)
+                elif hasattr(value, "covariance_type"):
+                    types.add(value.covariance_type)
+        assert types == set(COVARIANCE_TYPES), name
+
+
 # ---------------------------------------------------------------------------
 # Each defect the matrix found, one test (each failed before its fix).
 
@@ -250,3 +294,19 @@ def test_inference_entry_points_check_their_arguments():
         estimators.elbo_reparam_and_grad(_lg(), _x_lg(), q, None)  # AttributeError
     with pytest.raises(TypeError, match="n must be an integer"):
         estimators.check_q(q, None, 2)  # was accepted
+
+
+def test_entries_whose_squares_overflow_are_refused_by_name():
+    """Found by the overflow kind: 1e200 data made responsibilities, their
+    gradients and mixture-prior posteriors NaN (inf - inf), quadratures fail
+    with a message about f; now every array entry beyond MAX_ABS = 1e150 is
+    refused naming its argument."""
+    from bad_input_matrix import _gm, _x_mix
+
+    from refvi.models import mixture
+
+    x = _x_mix()
+    x[0, 0] = 1e200
+    for ctype in mixture.COVARIANCE_TYPES:
+        with pytest.raises(ValueError, match="x has an entry of magnitude 1e\\+200"):
+            mixture.responsibilities(_gm(ctype), x)  # was a NaN row

@@ -51,6 +51,24 @@ def test_bad_arrays_are_refused_by_name(value, error, match):
         as_float_array(value, "w", ndim=1, shape=(2,))
 
 
+def test_entries_beyond_max_abs_are_refused_by_name_and_up_to_it_accepted():
+    """|entry| <= MAX_ABS = 1e150 exactly: squares then stay finite. Many large
+    entries whose sum of squares overflows are still accepted."""
+    from refvi._validate import MAX_ABS
+
+    assert MAX_ABS == 1e150
+    with pytest.raises(ValueError, match=r"w has an entry of magnitude 1e\+200; "):
+        as_float_array([1.0, -1e200], "w")
+    with pytest.raises(ValueError, match="w has an entry of magnitude 1.01e\\+150"):
+        as_float_array([1.01e150, 0.0], "w")
+    big = np.full(10**4, MAX_ABS)  # sum of squares 1e304: the slow path
+    np.testing.assert_array_equal(as_float_array(big, "w"), big)
+    edge = np.array([-MAX_ABS, 1e-300])
+    np.testing.assert_array_equal(as_float_array(edge, "w"), edge)
+    with pytest.raises(ValueError, match="w contains NaN or inf"):
+        as_float_array([1e200, np.nan], "w")
+
+
 def test_data_must_be_two_dimensional_with_rows_of_length_d():
     assert as_data([[1, 2]], d=2).shape == (1, 2)
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 3\); got \(4, 2\)"):

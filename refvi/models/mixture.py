@@ -269,9 +269,9 @@ class GaussianMixture:
         variances positive.
         """
         _check_covariance_type(covariance_type)
-        d = as_float_array(means, "means", ndim=2).shape[1]
+        K, d = as_float_array(means, "means", ndim=2).shape
         if covariance_type == "full":
-            C = as_float_array(covariances, "covariances", shape=(None, d, d))
+            C = as_float_array(covariances, "covariances", shape=(K, d, d))
             L = np.stack(
                 [cholesky_of_spd(C_k, f"covariances[{k}]") for k, C_k in enumerate(C)]
             )
@@ -282,7 +282,7 @@ class GaussianMixture:
         var = as_float_array(
             covariances,
             "covariances",
-            shape=(None, d) if covariance_type == "diag" else (None,),
+            shape=(K, d) if covariance_type == "diag" else (K,),
         )
         if np.any(var <= 0):
             raise ValueError(
