@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
+from scipy.linalg import cholesky, lapack, solve_triangular
 from scipy.linalg import qr as scipy_qr
 
 from refvi._validate import (
@@ -145,28 +145,6 @@ class Posterior(NamedTuple):
 # Private kernels: no argument checking.
 
 
-class _Factor(NamedTuple):
-    PW: np.ndarray  # Psi^{-1} W, (d, k)
-    L_M: np.ndarray  # lower Cholesky factor of M = I + W^T Psi^{-1} W, (k, k)
-    S: np.ndarray  # M^{-1}, (k, k)
-    L_S: np.ndarray  # lower Cholesky factor of S, (k, k)
-    logdet_C: float  # log det(W W^T + Psi)
-
-
-def _factor(W, psi):
-    """Factorise M = I + W^T Psi^{-1} W once: everything else needs only this."""
-    k = W.shape[1]
-    PW = W / psi[:, None]
-    # (LG.5)  M = I + W^T Psi^{-1} W,  S = M^{-1}
-    L_M = cholesky(np.eye(k) + W.T @ PW, lower=True)
-    S = cho_solve((L_M, True), np.eye(k))
-    S = 0.5 * (S + S.T)
-    L_S = cholesky(S, lower=True)
-    # (LG.4)  log det C = log det Psi + log det M   (matrix-determinant lemma)
-    logdet_C = float(np.sum(np.log(psi)) + _logdet_chol(L_M))
-    return _Factor(PW, L_M, S, L_S, logdet_C)
-
-
 def _whitened_precision_diag(W, psi):
     """diag((I + V V^T)^{-1}), V = Psi^{-1/2} W, without cancellation; (d,).
 
@@ -228,9 +206,23 @@ def _whitened_residuals(aq, r):
     return c[:d].T, m
 
 
-def _posterior_mean(f, r):
-    """m_i = S W^T Psi^{-1} r_i for residuals r = x - mu (n, d); (LG.6)."""
-    return cho_solve((f.L_M, True), (r @ f.PW).T).T
+def _posterior_cov(aq):
+    """S = M^{-1} (LG.5) and its lower Cholesky factor L_S, from the QR's R.
+
+    No argument checking. R^T R = M, so S = U U^T with U = R^{-1} (upper
+    triangular, one triangular solve); L_S comes from the LQ decomposition
+    U = L_S Q^T (a QR of U^T), so L_S L_S^T = U U^T = S. Neither M nor S is
+    formed and then factorised: with a tiny psi_j, M = I + W^T Psi^{-1} W has
+    entries of size 1/psi_j whose rounding the normal equations pass on to S
+    and m (errors of 1e-8 at psi = 1e-10), while R from the QR of
+    [Psi^{-1/2} W; I] is backward stable.
+    """
+    k = aq.R.shape[0]
+    U = solve_triangular(aq.R, np.eye(k), lower=False)
+    Rt = np.linalg.qr(U.T, mode="r")
+    L_S = Rt.T * np.sign(np.diag(Rt))  # columns signed: a positive diagonal
+    S = L_S @ L_S.T
+    return 0.5 * (S + S.T), L_S
 
 
 def _check_model(model, name="model"):
@@ -321,7 +313,13 @@ def posterior(model, x):
     """Exact posterior p(z | x_i) = N(m_i, S) for each row of ``x`` (n, d).
 
     Implements derivations/linear_gaussian.md (LG.5)-(LG.6):
-    S = (I + W^T Psi^{-1} W)^{-1},  m_i = S W^T Psi^{-1} (x_i - mu).
+    S = (I + W^T Psi^{-1} W)^{-1},  m_i = S W^T Psi^{-1} (x_i - mu), computed
+    from the Householder QR of [Psi^{-1/2} W; I] (m_i as its least-squares
+    solution, S and L_S from R; see :func:`_posterior_cov`), not from the
+    normal equations.
+
+    Accuracy: within 1e-12 relative of a 50-digit evaluation of the naive
+    formula over the stress corpus, psi down to 1e-10 (docs/accuracy.md).
 
     Returns
     -------
@@ -330,8 +328,10 @@ def posterior(model, x):
     """
     _check_model(model)
     x = as_data(x, model.d)
-    f = _factor(model.W, model.psi)
-    return Posterior(_posterior_mean(f, x - model.mu), f.S, f.L_S)
+    aq = _augmented_qr(model.W, model.psi)
+    _, m = _whitened_residuals(aq, x - model.mu)
+    S, L_S = _posterior_cov(aq)
+    return Posterior(m, S, L_S)
 
 
 def log_marginal(model, x, method="woodbury"):

@@ -46,8 +46,8 @@ from refvi.models.linear_gaussian import (
     Posterior,
     _augmented_qr,
     _check_model,
-    _factor,
     _logdet_C_qr,
+    _posterior_cov,
     _whitened_residuals,
     posterior,
 )
@@ -236,8 +236,11 @@ def expected_stats(model, stats):
     """
     _check_model(model)
     stats = _check_stats(stats, model)
-    f = _factor(model.W, model.psi)
-    At = f.PW @ f.S  # A^T = Psi^{-1} W S, (d, k)
+    aq = _augmented_qr(model.W, model.psi)
+    # A^T = Psi^{-1} W S, (d, k): row j is the posterior mean of the residual
+    # e_j, from the QR (no normal equations; see linear_gaussian.posterior)
+    At = _whitened_residuals(aq, np.eye(model.d))[1]
+    S, L_S = _posterior_cov(aq)
     C_xm = stats.Sigma_hat @ At
     C_mm = At.T @ C_xm
     return ExpectedStats(
@@ -247,8 +250,8 @@ def expected_stats(model, stats):
         mbar=(stats.xbar - model.mu) @ At,
         C_xm=C_xm,
         C_mm=0.5 * (C_mm + C_mm.T),
-        S=f.S,
-        L_S=f.L_S,
+        S=S,
+        L_S=L_S,
     )
 
 

@@ -125,7 +125,7 @@ def mp_value_and_grads(value_fn, params, dout, free=None):
 
         def total(Q):
             v = value_fn(Q)
-            return mpmath.fsum(w * v) if w is not None else v
+            return mpmath.fsum(np.ravel(w * v)) if w is not None else v
 
         for name, arr in params.items():
             mask = free.get(name, np.ones(np.shape(arr), dtype=bool))
@@ -417,6 +417,161 @@ def gaussian_checks():
     return out
 
 
+def _diag_cov(log_std):
+    """diag(exp(2 s)) as an object matrix."""
+    return np.diag(mexp(2 * log_std))
+
+
+def gaussian_diag_checks():
+    """The diagonal (log_std) forms, reparameterize and sample, on the corpus's
+    means and the diagonals of its factors (log_std = log diag L)."""
+    out = []
+    for name, mean, L, x in gaussian_cases():
+        dout = np.linspace(1.0, -0.5, x.shape[0])
+        s = np.log(np.diag(L))
+        p = gaussian.Gaussian(mean, log_std=s)
+        _with_value_only(
+            out,
+            "gaussian.log_prob",
+            name,
+            gaussian.log_prob_and_grad(p, x, dout),
+            gaussian.log_prob(p, x),
+            lambda Q: log_normal(Q["x"], Q["mean"], _diag_cov(Q["log_std"])),
+            {"mean": mean, "log_std": s, "x": x},
+            dout,
+            tag=" [diag]",
+        )
+        _with_value_only(
+            out,
+            "gaussian.entropy",
+            name,
+            gaussian.entropy_and_grad(p),
+            gaussian.entropy(p),
+            lambda Q: (
+                (
+                    (len(Q["log_std"]) * (1 + mpmath.log(2 * mpmath.pi)))
+                    + 2 * np.sum(Q["log_std"])
+                )
+                / 2
+            ),
+            {"mean": mean, "log_std": s},
+            None,
+            tag=" [diag]",
+        )
+        eps = np.linspace(-2.0, 2.5, x.size).reshape(x.shape)
+        dout_x = np.linspace(0.5, -1.0, x.size).reshape(x.shape)
+        for form, dist, key, params, value_fn in (
+            (
+                "full",
+                gaussian.Gaussian(mean, scale_tril=L),
+                "scale_tril",
+                {"mean": mean, "L": L, "eps": eps},
+                lambda Q: Q["mean"] + Q["eps"] @ Q["L"].T,
+            ),
+            (
+                "diag",
+                p,
+                "log_std",
+                {"mean": mean, "log_std": s, "eps": eps},
+                lambda Q: Q["mean"] + Q["eps"] * mexp(Q["log_std"]),
+            ),
+        ):
+            v, g = gaussian.reparameterize_and_grad(dist, eps, dout_x)
+            got = {"value": v, "mean": g["mean"], "eps": g["eps"]}
+            got["L" if key == "scale_tril" else key] = g[key]
+            free = {"L": _tril_mask(L)} if form == "full" else None
+            out.append(
+                Check(
+                    f"gaussian.reparameterize_and_grad [{form}]",
+                    name,
+                    got,
+                    lambda P, f=value_fn, dout=dout_x, free=free: mp_value_and_grads(
+                        f, P, dout, free
+                    ),
+                    params,
+                )
+            )
+            out.append(
+                Check(
+                    f"gaussian.reparameterize [{form}]",
+                    name,
+                    {"value": gaussian.reparameterize(dist, eps)},
+                    lambda P, f=value_fn: mp_value(f, P),
+                    params,
+                )
+            )
+            # sample = reparameterize of the generator's standard normals
+            noise = np.random.default_rng(5).standard_normal((4, len(mean)))
+            out.append(
+                Check(
+                    f"gaussian.sample [{form}]",
+                    name,
+                    {"value": gaussian.sample(dist, np.random.default_rng(5), 4)},
+                    lambda P, f=value_fn: mp_value(f, P),
+                    {**params, "eps": noise},
+                )
+            )
+    for name, (m1, L1), (m2, L2) in gaussian_pairs():
+        s1, s2 = np.log(np.diag(L1)), np.log(np.diag(L2))
+        for form, q, p, params, cov_q, cov_p, keys in (
+            (
+                "diag||diag",
+                gaussian.Gaussian(m1, log_std=s1),
+                gaussian.Gaussian(m2, log_std=s2),
+                {"mean_q": m1, "log_std_q": s1, "mean_p": m2, "log_std_p": s2},
+                lambda Q: _diag_cov(Q["log_std_q"]),
+                lambda Q: _diag_cov(Q["log_std_p"]),
+                ("log_std_q", "log_std_p"),
+            ),
+            (
+                "diag||full",
+                gaussian.Gaussian(m1, log_std=s1),
+                gaussian.Gaussian(m2, scale_tril=L2),
+                {"mean_q": m1, "log_std_q": s1, "mean_p": m2, "L_p": L2},
+                lambda Q: _diag_cov(Q["log_std_q"]),
+                lambda Q: Q["L_p"] @ Q["L_p"].T,
+                ("log_std_q", "scale_tril_p"),
+            ),
+            (
+                "full||diag",
+                gaussian.Gaussian(m1, scale_tril=L1),
+                gaussian.Gaussian(m2, log_std=s2),
+                {"mean_q": m1, "L_q": L1, "mean_p": m2, "log_std_p": s2},
+                lambda Q: Q["L_q"] @ Q["L_q"].T,
+                lambda Q: _diag_cov(Q["log_std_p"]),
+                ("scale_tril_q", "log_std_p"),
+            ),
+        ):
+            v, g = gaussian.kl_and_grad(q, p)
+            got = {"value": v, "mean_q": g["mean_q"], "mean_p": g["mean_p"]}
+            for key in keys:
+                got[key.replace("scale_tril", "L")] = g[key]
+            free = {k: _tril_mask(params[k]) for k in ("L_q", "L_p") if k in params}
+
+            def naive(Q, cov_q=cov_q, cov_p=cov_p):
+                return kl_gauss(Q["mean_q"], cov_q(Q), Q["mean_p"], cov_p(Q))
+
+            out.append(
+                Check(
+                    f"gaussian.kl_and_grad [{form}]",
+                    name,
+                    got,
+                    lambda P, f=naive, free=free: mp_value_and_grads(f, P, None, free),
+                    params,
+                )
+            )
+            out.append(
+                Check(
+                    f"gaussian.kl [{form}]",
+                    name,
+                    {"value": gaussian.kl(q, p)},
+                    lambda P, f=naive: mp_value(f, P),
+                    params,
+                )
+            )
+    return out
+
+
 def categorical_checks():
     out = []
     for name, z in logits_cases():
@@ -429,6 +584,17 @@ def categorical_checks():
                 lambda P: mp_value(lambda Q: log_softmax(Q["logits"]), P),
                 {"logits": z},
             )
+        )
+        k = np.arange(z.shape[0]) % z.shape[1]  # one outcome per row
+        _with_value_only(
+            out,
+            "categorical.log_prob",
+            name,
+            categorical.log_prob_and_grad(z, k, dout),
+            categorical.log_prob(z, k),
+            lambda Q, k=k: log_softmax(Q["logits"])[np.arange(len(k)), k],
+            {"logits": z},
+            dout,
         )
         v, g = categorical.entropy_and_grad(z, dout)
 
@@ -614,13 +780,14 @@ def mixture_checks():
 
 
 def _with_value_only(
-    out, function, case, value_and_grads, value, naive, params, dout, free=None
+    out, function, case, value_and_grads, value, naive, params, dout, free=None, tag=""
 ):
-    """Append the checks of ``function_and_grad`` and of the value-only ``function``."""
+    """Append the checks of ``function_and_grad`` and of the value-only ``function``
+    (``tag`` after the names, e.g. " [diag]")."""
     v, g = value_and_grads
     out.append(
         Check(
-            function + "_and_grad",
+            function + "_and_grad" + tag,
             case,
             {"value": v, **g},
             lambda P: mp_value_and_grads(naive, P, dout, free),
@@ -628,7 +795,9 @@ def _with_value_only(
         )
     )
     out.append(
-        Check(function, case, {"value": value}, lambda P: mp_value(naive, P), params)
+        Check(
+            function + tag, case, {"value": value}, lambda P: mp_value(naive, P), params
+        )
     )
 
 
@@ -686,6 +855,73 @@ def lg_checks():
             {"m_q": m_q, "L_q": L_q, **theta},
             dout,
             {"L_q": _tril_mask(L_q)},
+        )
+
+        def ecll_naive(Q, k=k, elbo_naive=elbo_naive):
+            # E_q log p(x, z) = ELBO - H(q), naive
+            Sq = Q["L_q"] @ Q["L_q"].T
+            return (
+                elbo_naive(Q) - (k * (1 + mpmath.log(2 * mpmath.pi)) + logdet(Sq)) / 2
+            )
+
+        _with_value_only(
+            out,
+            "linear_gaussian.expected_complete_loglik",
+            name,
+            lg.expected_complete_loglik_and_grad(model, x, m_q, L_q, dout=dout),
+            lg.expected_complete_loglik(model, x, m_q, L_q),
+            ecll_naive,
+            {"m_q": m_q, "L_q": L_q, **theta},
+            dout,
+            {"L_q": _tril_mask(L_q)},
+        )
+        log_std_q = np.log(np.linspace(0.4, 1.3, n * k)).reshape(n, k)
+
+        def ecll_diag(Q, k=k, n=n, elbo_naive=elbo_naive):
+            # q_i = N(m_i, diag(exp(2 s_i))): the naive E_q log p(x_i, z) per row
+            out = []
+            for i in range(n):
+                Qi = dict(Q, x=Q["x"][i : i + 1], m_q=Q["m_q"][i : i + 1])
+                Qi["L_q"] = np.diag(mexp(Q["log_std_q"][i]))
+                Sq = Qi["L_q"] @ Qi["L_q"].T
+                H = (k * (1 + mpmath.log(2 * mpmath.pi)) + logdet(Sq)) / 2
+                out.append(elbo_naive(Qi)[0] - H)
+            return np.array(out, dtype=object)
+
+        _with_value_only(
+            out,
+            "linear_gaussian.expected_complete_loglik",
+            name,
+            lg.expected_complete_loglik_and_grad(
+                model, x, m_q, log_std_q=log_std_q, dout=dout
+            ),
+            lg.expected_complete_loglik(model, x, m_q, log_std_q=log_std_q),
+            ecll_diag,
+            {"m_q": m_q, "log_std_q": log_std_q, **theta},
+            dout,
+            tag=" [diag q]",
+        )
+        post = lg.posterior(model, x)
+
+        def post_naive(Q, k=k):
+            Pinv = np.diag(1 / Q["psi"])
+            S = inv(np.eye(k, dtype=object) + Q["W"].T @ Pinv @ Q["W"])
+            m = (Q["x"] - Q["mu"]) @ (S @ Q["W"].T @ Pinv).T
+            L_S = np.array(mpmath.cholesky(_m(S)).tolist(), dtype=object)
+            return {"m": F(m), "S": F(S), "L_S": F(L_S)}
+
+        def post_ref(P, post_naive=post_naive):
+            with mpmath.workdps(DPS):
+                return post_naive({key: to_mp(v) for key, v in P.items()})
+
+        out.append(
+            Check(
+                "linear_gaussian.posterior",
+                name,
+                {"m": post.m, "S": post.S, "L_S": post.L_S},
+                post_ref,
+                theta,
+            )
         )
         kl = lg.kl_to_posterior(model, x, m_q, L_q)
 
@@ -795,6 +1031,7 @@ def mixture_prior_checks():
 
 ALL = {
     "gaussian": gaussian_checks,
+    "gaussian_diag": gaussian_diag_checks,
     "categorical": categorical_checks,
     "mixture": mixture_checks,
     "linear_gaussian": lg_checks,
