@@ -20,6 +20,7 @@ Corpus: condition numbers to 1e10 (factor diagonals 1 and 1e-5), offsets to
 and logits of +-1e3, and the small sizes d = 1, k = 1, n = 1.
 """
 
+import warnings
 from typing import NamedTuple
 
 import mpmath
@@ -30,6 +31,7 @@ from refvi import categorical, gaussian, mixture_kl
 from refvi.models import linear_gaussian as lg
 from refvi.models import linear_gaussian_em as lge
 from refvi.models import mixture as gm
+from refvi.models import mixture_em as mem
 from refvi.models import mixture_prior as mpr
 
 TOL = 1e-12
@@ -779,6 +781,121 @@ def mixture_checks():
     return out
 
 
+def mixture_em_checks():
+    """m_step (its parameters) and the auxiliary function with its gradients,
+    over the mixture corpus with r the model's own responsibilities."""
+    out = []
+    reg = 1e-9  # small: the scatter, not the floor, makes the covariances
+    for name, model, x in mixture_cases():
+        ctype, (n, d), K = model.covariance_type, x.shape, model.n_components
+        r = gm.responsibilities(model, x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mem.RegCovarWarning)
+            new = mem.m_step(x, r, ctype, reg_covar=reg, previous=model)
+        sk = scale_key(ctype)
+
+        def m_step_naive(P, ctype=ctype, n=n, d=d, K=K, prev=model):
+            with mpmath.workdps(DPS):
+                Q = {key: to_mp(v) for key, v in P.items()}
+                xq, rq = Q["x"], Q["r"]
+                N = rq.sum(axis=0)
+                empty = [float(N[k]) <= n * EPS for k in range(K)]
+                mu = [
+                    to_mp(prev.means[k]) if empty[k] else (rq[:, k] @ xq) / N[k]
+                    for k in range(K)
+                ]
+                scat = [
+                    sum(
+                        (rq[i, k] * np.outer(xq[i] - mu[k], xq[i] - mu[k]))
+                        for i in range(n)
+                    )
+                    for k in range(K)
+                ]
+                eye = np.eye(d, dtype=object) * Q["reg"]
+                if ctype == "full":
+                    cov = [
+                        to_mp(prev.covariances()[k])
+                        if empty[k]
+                        else scat[k] / N[k] + eye
+                        for k in range(K)
+                    ]
+                elif ctype == "tied":
+                    cov = sum(scat) / n + eye
+                elif ctype == "diag":
+                    cov = [
+                        to_mp(prev.covariances()[k])
+                        if empty[k]
+                        else np.diag(scat[k] / N[k] + eye)
+                        for k in range(K)
+                    ]
+                else:
+                    cov = [
+                        to_mp(prev.covariances()[k])
+                        if empty[k]
+                        else np.sum(np.diag(scat[k] / N[k] + eye)) / d
+                        for k in range(K)
+                    ]
+                return {
+                    "weights": F(N / n),
+                    "means": F(np.array(mu)),
+                    "covariances": F(np.array(cov)),
+                }
+
+        out.append(
+            Check(
+                "mixture_em.m_step",
+                name,
+                {
+                    "weights": new.weights,
+                    "means": new.means,
+                    "covariances": new.covariances(),
+                },
+                m_step_naive,
+                {"x": x, "r": r, "reg": np.array(reg)},
+            )
+        )
+        log_joint = _mixture_naive(model)
+        free = {"L": _tril_mask(model.L)} if sk == "L" else {}
+        params = {
+            "logits": np.array(model.log_weights),
+            "means": np.array(model.means),
+            sk: np.array(getattr(model, sk)),
+        }
+
+        def aux_naive(Q, x=x, r=r, log_joint=log_joint, ctype=ctype, sk=sk, d=d):
+            lj = log_joint({**Q, "x": to_mp(x)})
+            rq = to_mp(r)
+            val = mpmath.fsum(
+                (rq * lj)[rq != 0].ravel()  # 0 * (-inf) = 0 for emptied components
+            )
+            N = rq.sum(axis=0)
+            S = Q[sk]
+            if ctype == "full":
+                tr = [np.trace(inv(S[k] @ S[k].T)) for k in range(len(N))]
+            elif ctype == "tied":
+                tr = [np.trace(inv(S @ S.T))] * len(N)
+            elif ctype == "diag":
+                tr = [np.sum(1 / S[k] ** 2) for k in range(len(N))]
+            else:
+                tr = [d / S[k] ** 2 for k in range(len(N))]
+            return val - reg / 2 * mpmath.fsum(N[k] * tr[k] for k in range(len(N)))
+
+        if np.all(np.isfinite(model.log_weights)):
+            v, g = mem.auxiliary_and_grad(model, x, r, reg_covar=reg)
+            out.append(
+                Check(
+                    "mixture_em.auxiliary_and_grad",
+                    name,
+                    {"value": v, **g},
+                    lambda P, f=aux_naive, free=free: mp_value_and_grads(
+                        f, P, None, free
+                    ),
+                    params,
+                )
+            )
+    return out
+
+
 def _with_value_only(
     out, function, case, value_and_grads, value, naive, params, dout, free=None, tag=""
 ):
@@ -1034,6 +1151,7 @@ ALL = {
     "gaussian_diag": gaussian_diag_checks,
     "categorical": categorical_checks,
     "mixture": mixture_checks,
+    "mixture_em": mixture_em_checks,
     "linear_gaussian": lg_checks,
     "mixture_prior": mixture_prior_checks,
 }
