@@ -189,33 +189,49 @@ def _check_model(model):
 
 
 class _PosteriorFactor(NamedTuple):
-    V: np.ndarray  # Psi^{-1/2} W L_B_j, (J, d, k)
-    L_G: np.ndarray  # lower Cholesky factor of G_j = I + V_j^T V_j, (J, k, k)
+    Q1: np.ndarray  # top d rows of the orthonormal Q of [V_j; I] = Q R, (J, d, k)
+    L_G: np.ndarray  # R_j^T: lower factor of G_j = I + V_j^T V_j = L_G L_G^T, (J, k, k)
     L_S: np.ndarray  # lower Cholesky factor of S_j, (J, k, k)
 
 
 def _posterior_factor(model):
-    """The x-independent part of the posterior, (MP.8)."""
+    """The x-independent part of the posterior, (MP.8).
+
+    G_j = I + V_j^T V_j is never formed: the Householder QR of the stacked
+    (d + k, k) matrix [V_j; I] = Q_j R_j gives G_j = R_j^T R_j, a factor as
+    accurate as V_j itself. (A Cholesky factor of the formed G_j carries the
+    rounding of its entries of size 1/psi: errors of 1e-6 in L_S and m at
+    psi = 1e-10.)
+    """
     k = model.k
-    # (MP.8)  V_j = Psi^{-1/2} W L_B_j,  G_j = I + V_j^T V_j = L_G L_G^T
+    # (MP.8)  V_j = Psi^{-1/2} W L_B_j,  [V_j; I] = Q_j R_j,  G_j = R_j^T R_j
     V = (model.W @ model.L_B) / np.sqrt(model.psi)[:, None]
-    L_G = np.linalg.cholesky(np.eye(k) + np.swapaxes(V, 1, 2) @ V)
+    J, d = V.shape[0], V.shape[1]
+    Q, R = np.linalg.qr(np.concatenate([V, np.broadcast_to(np.eye(k), (J, k, k))], 1))
+    sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
+    L_G = np.swapaxes(R, 1, 2) * sign[:, None, :]  # positive diagonal
+    Q1 = Q[:, :d, :] * sign[:, None, :]
     # (MP.8)  S_j = A_j^T A_j,  A_j = L_G^{-1} L_B^T;
     #         A_j = Q R  =>  L_S = R^T diag(sign R_ii)
     A = solve_triangular(L_G, np.swapaxes(model.L_B, 1, 2), lower=True)
     R = np.linalg.qr(A, mode="r")
     sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
     L_S = np.swapaxes(R, 1, 2) * sign[:, None, :]
-    return _PosteriorFactor(V, L_G, L_S)
+    return _PosteriorFactor(Q1, L_G, L_S)
 
 
 def _posterior_means(model, factor, x):
-    """m_ij (n, J, k) for data x (n, d), (MP.9)."""
+    """m_ij (n, J, k) for data x (n, d), (MP.9).
+
+    G_j^{-1} V_j^T w is the least-squares solution of [V_j; I] y = [w; 0],
+    taken from the QR as y = R_j^{-1} Q1_j^T w (backward stable), not from the
+    normal equations G_j y = V_j^T w.
+    """
     # (MP.9)  m_j = a_j + L_B_j G_j^{-1} V_j^T Psi^{-1/2} (x - mu - W a_j)
     resid = (x - model.mu)[:, None, :] - model.a @ model.W.T  # (n, J, d)
-    u = np.einsum("jdk,njd->jkn", factor.V, resid / np.sqrt(model.psi))
-    t = solve_triangular(factor.L_G, u, lower=True)
-    y = solve_triangular(factor.L_G, t, lower=True, trans="T")  # G_j^{-1} u, (J, k, n)
+    u = np.einsum("jdk,njd->jkn", factor.Q1, resid / np.sqrt(model.psi))
+    # R_j y = Q1_j^T w with R_j = L_G^T
+    y = solve_triangular(factor.L_G, u, lower=True, trans="T")  # (J, k, n)
     return model.a + np.einsum("jkl,jln->njk", model.L_B, y)
 
 

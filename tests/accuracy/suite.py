@@ -1126,6 +1126,50 @@ def mixture_prior_checks():
 
             return mp_value(f, P)
 
+        post = mpr.posterior(model, x)
+
+        def post_ref(P):
+            with mpmath.workdps(DPS):
+                Q = {key: to_mp(v) for key, v in P.items()}
+                W, Pinv = Q["W"], np.diag(1 / Q["psi"])
+                lj, ms, Ls = [], [], []
+                for j in range(2):
+                    B = Q["L_B"][j] @ Q["L_B"][j].T
+                    Cj = W @ B @ W.T + np.diag(Q["psi"])
+                    lj.append(
+                        mpmath.log(Q["w"][j])
+                        + log_normal(Q["x"], W @ Q["a"][j] + Q["mu"], Cj)
+                    )
+                    Bi = inv(B)
+                    S = inv(Bi + W.T @ Pinv @ W)
+                    ms.append(
+                        (Bi @ Q["a"][j] + (Q["x"] - Q["mu"]) @ (W.T @ Pinv).T) @ S.T
+                    )
+                    Ls.append(np.array(mpmath.cholesky(_m(S)).tolist(), dtype=object))
+                lj = np.stack(lj, axis=1)
+                return {
+                    "log_weights": F(lj - lse(lj, 1)[:, None]),
+                    "m": F(np.stack(ms, axis=1)),
+                    "L_S": F(np.array(Ls)),
+                }
+
+        out.append(
+            Check(
+                "mixture_prior.posterior",
+                name,
+                {"log_weights": post.log_weights, "m": post.m, "L_S": post.L_S},
+                post_ref,
+                {
+                    "w": np.array([0.3, 0.7]),
+                    "a": a,
+                    "L_B": L_B,
+                    "W": W,
+                    "mu": mu,
+                    "psi": psi,
+                    "x": x,
+                },
+            )
+        )
         out.append(
             Check(
                 "mixture_prior.log_marginal",
