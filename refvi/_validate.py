@@ -9,7 +9,6 @@ already is a float64 array it is returned as is, so callers must not mutate.
 import numpy as np
 from scipy import linalg
 
-
 #: Largest magnitude of an array entry: squares and products of two entries
 #: (Mahalanobis terms, outer products, second moments) then stay below 1e300,
 #: far from float64's 1.8e308. Finite entries beyond it are refused by name

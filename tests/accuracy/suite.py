@@ -896,6 +896,109 @@ def mixture_em_checks():
     return out
 
 
+def _mk_naive(Q, n_iter):
+    """KL approximations and bounds of mixtures q, p from their 50-digit
+    parameters: log weights ``lw_q``/``lw_p``, means, dense covariances."""
+    A, B = len(Q["lw_q"]), len(Q["lw_p"])
+    d = Q["m_q"].shape[1]
+    l2p = mpmath.log(2 * mpmath.pi)
+
+    def D(ma, Sa, mb, Sb):
+        return kl_gauss(ma, Sa, mb, Sb)
+
+    def lov(ma, Sa, mb, Sb):  # log N(ma; mb, Sa + Sb)
+        return log_normal(ma[None, :], mb, Sa + Sb)[0]
+
+    q = [(Q["m_q"][a], Q["S_q"][a]) for a in range(A)]
+    p = [(Q["m_p"][b], Q["S_p"][b]) for b in range(B)]
+    Dff = [[D(*q[a], *q[c]) for c in range(A)] for a in range(A)]
+    Dfg = [[D(*q[a], *p[b]) for b in range(B)] for a in range(A)]
+    H = [(d * (1 + l2p) + logdet(q[a][1])) / 2 for a in range(A)]
+    wq = [mpmath.exp(v) for v in Q["lw_q"]]
+
+    def lsw(lw, terms):
+        return lse(np.array([lw[c] + terms[c] for c in range(len(lw))], dtype=object))
+
+    var_ff = [lsw(Q["lw_q"], [-v for v in Dff[a]]) for a in range(A)]
+    var_fg = [lsw(Q["lw_p"], [-v for v in Dfg[a]]) for a in range(A)]
+    jen_ff = [lsw(Q["lw_q"], [lov(*q[a], *q[c]) for c in range(A)]) for a in range(A)]
+    jen_fg = [lsw(Q["lw_p"], [lov(*q[a], *p[b]) for b in range(B)]) for a in range(A)]
+    out = {
+        "variational": mpmath.fsum(wq[a] * (var_ff[a] - var_fg[a]) for a in range(A)),
+        "lower": mpmath.fsum(wq[a] * (var_ff[a] - H[a] - jen_fg[a]) for a in range(A)),
+        "upper": mpmath.fsum(wq[a] * (jen_ff[a] + H[a] - var_fg[a]) for a in range(A)),
+    }
+    # (MK.13)-(MK.14): phi = psi = pi w^T, then n_iter alternating updates
+    wp = [mpmath.exp(v) for v in Q["lw_p"]]
+    phi = [[wq[a] * wp[b] for b in range(B)] for a in range(A)]
+    psi = phi
+    for _ in range(n_iter):
+        col = [mpmath.fsum(phi[a][b] for a in range(A)) for b in range(B)]
+        psi = [[wp[b] * phi[a][b] / col[b] for b in range(B)] for a in range(A)]
+        t = [[psi[a][b] * mpmath.exp(-Dfg[a][b]) for b in range(B)] for a in range(A)]
+        phi = [
+            [wq[a] * t[a][b] / mpmath.fsum(t[a]) for b in range(B)] for a in range(A)
+        ]
+    out["upper_bound"] = mpmath.fsum(
+        phi[a][b] * (mpmath.log(phi[a][b] / psi[a][b]) + Dfg[a][b])
+        for a in range(A)
+        for b in range(B)
+        if phi[a][b] != 0
+    )
+    return out
+
+
+def mixture_kl_checks():
+    """kl_variational, kl_bounds and kl_variational_upper_bound between the
+    corpus mixtures (full and diag) and a moved, rescaled, reweighted p."""
+    out = []
+    n_iter = 5
+    for name, q, _ in mixture_cases():
+        if q.covariance_type not in ("full", "diag"):
+            continue
+        K = q.n_components
+        scale = 1.3 * (q.L if q.L is not None else q.std)
+        lw_p = np.log(np.linspace(1.0, 2.0, K) / np.linspace(1.0, 2.0, K).sum())
+        p = _mixture(np.exp(lw_p), q.means + 0.5, scale, q.covariance_type)
+        params = {
+            "lw_q": np.array(q.log_weights),
+            "m_q": np.array(q.means),
+            "S_q": q.dense_covariances(),
+            "lw_p": np.array(p.log_weights),
+            "m_p": np.array(p.means),
+            "S_p": p.dense_covariances(),
+        }
+
+        def ref(P, keys, n_iter=n_iter):
+            with mpmath.workdps(DPS):
+                got = _mk_naive({k: to_mp(v) for k, v in P.items()}, n_iter)
+                return {k: F(np.array(got[src])) for k, src in keys.items()}
+
+        bounds = mixture_kl.kl_bounds(q, p)
+        for function, got, keys in (
+            (
+                "mixture_kl.kl_variational",
+                {"value": mixture_kl.kl_variational(q, p)},
+                {"value": "variational"},
+            ),
+            (
+                "mixture_kl.kl_bounds",
+                {"lower": bounds.lower, "upper": bounds.upper},
+                {"lower": "lower", "upper": "upper"},
+            ),
+            (
+                "mixture_kl.kl_variational_upper_bound",
+                {"value": mixture_kl.kl_variational_upper_bound(q, p, n_iter)},
+                {"value": "upper_bound"},
+            ),
+        ):
+            tag = f"{q.covariance_type}: {name.split(': ', 1)[1]}"
+            out.append(
+                Check(function, tag, got, lambda P, keys=keys: ref(P, keys), params)
+            )
+    return out
+
+
 def _with_value_only(
     out, function, case, value_and_grads, value, naive, params, dout, free=None, tag=""
 ):
@@ -1196,6 +1299,7 @@ ALL = {
     "categorical": categorical_checks,
     "mixture": mixture_checks,
     "mixture_em": mixture_em_checks,
+    "mixture_kl": mixture_kl_checks,
     "linear_gaussian": lg_checks,
     "mixture_prior": mixture_prior_checks,
 }
