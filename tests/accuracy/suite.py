@@ -1183,6 +1183,39 @@ def lg_checks():
 
                 return mp_value(f, P)
 
+            est = lge.expected_stats(model, stats)
+
+            def ref_estats(P, k=k):
+                with mpmath.workdps(DPS):
+                    Q = {key: to_mp(v) for key, v in P.items()}
+                    Pinv = np.diag(1 / Q["psi"])
+                    S = inv(np.eye(k, dtype=object) + Q["W"].T @ Pinv @ Q["W"])
+                    A = S @ Q["W"].T @ Pinv
+                    C_xm = Q["Sigma_hat"] @ A.T
+                    L_S = np.array(mpmath.cholesky(_m(S)).tolist(), dtype=object)
+                    return {
+                        "mbar": F(A @ (Q["xbar"] - Q["mu"])),
+                        "C_xm": F(C_xm),
+                        "C_mm": F(A @ C_xm),
+                        "S": F(S),
+                        "L_S": F(L_S),
+                    }
+
+            out.append(
+                Check(
+                    "linear_gaussian_em.expected_stats",
+                    name,
+                    {a: getattr(est, a) for a in ("mbar", "C_xm", "C_mm", "S", "L_S")},
+                    ref_estats,
+                    {
+                        "W": np.array(model.W),
+                        "mu": np.array(model.mu),
+                        "psi": np.array(model.psi),
+                        "xbar": stats.xbar,
+                        "Sigma_hat": stats.Sigma_hat,
+                    },
+                )
+            )
             out.append(
                 Check(
                     "linear_gaussian_em.log_marginal_total",
