@@ -28,11 +28,11 @@ HEADER = """# Accuracy
 
 Every public value and gradient of `gaussian`, `categorical`,
 `linear_gaussian`, `linear_gaussian_em`, `mixture`, `mixture_em`,
-`mixture_prior` and `mixture_kl` compared with a 50-digit mpmath evaluation of the same quantity
-written naively (dense covariances, explicit inverses and determinants,
-gradients by 50-digit central differences), over a stress corpus: condition
-numbers to 1e10, offsets to 1e8 sigma, a scale of 1e-8 at (1, 1), weights
-down to 1e-300 and logits of +-1e3, d = 1, k = 1, n = 1
+`mixture_prior` and `mixture_kl` compared with a 50-digit mpmath evaluation
+of the same quantity written naively (dense covariances, explicit inverses
+and determinants, gradients by 50-digit central differences), over a stress
+corpus: condition numbers to 1e10, offsets to 1e8 sigma, a scale of 1e-8 at
+(1, 1), weights down to 1e-300 and logits of +-1e3, d = 1, k = 1, n = 1
 (`tests/accuracy/suite.py`).
 
 Errors are normwise relative (max |got - ref| / max |ref| over the entries of
