@@ -9,7 +9,7 @@ entries of a vector estimate).
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtr, ndtri
 
 from refvi._validate import as_float_array, check_int, check_positive
 
@@ -148,7 +148,9 @@ def z_test(estimate, target, *, n_sigma=5.0):
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.sign(diff) * np.inf)
     z = np.where((se == 0) & (diff == 0), 0.0, z)[()]
-    threshold = float(stats.norm.isf(stats.norm.sf(n_sigma) / np.size(z)))
+    # two-sided tail P(|Z| > n_sigma) split over the entries (Bonferroni):
+    # threshold = isf(sf(n_sigma) / m) with sf(t) = ndtr(-t), isf(p) = -ndtri(p)
+    threshold = float(-ndtri(ndtr(-n_sigma) / np.size(z)))
     return ZTest(z, threshold, bool(np.all(np.abs(z) <= threshold)))
 
 
