@@ -482,25 +482,17 @@ def gaussian_diag_checks():
             got = {"value": v, "mean": g["mean"], "eps": g["eps"]}
             got["L" if key == "scale_tril" else key] = g[key]
             free = {"L": _tril_mask(L)} if form == "full" else None
-            out.append(
-                Check(
-                    f"gaussian.reparameterize_and_grad [{form}]",
-                    name,
-                    got,
-                    lambda P, f=value_fn, dout=dout_x, free=free: mp_value_and_grads(
-                        f, P, dout, free
-                    ),
-                    params,
-                )
-            )
-            out.append(
-                Check(
-                    f"gaussian.reparameterize [{form}]",
-                    name,
-                    {"value": gaussian.reparameterize(dist, eps)},
-                    lambda P, f=value_fn: mp_value(f, P),
-                    params,
-                )
+            _with_value_only(
+                out,
+                "gaussian.reparameterize",
+                name,
+                (got.pop("value"), got),
+                gaussian.reparameterize(dist, eps),
+                value_fn,
+                params,
+                dout_x,
+                free,
+                tag=f" [{form}]",
             )
             # sample = reparameterize of the generator's standard normals
             noise = np.random.default_rng(5).standard_normal((4, len(mean)))
@@ -553,23 +545,17 @@ def gaussian_diag_checks():
             def naive(Q, cov_q=cov_q, cov_p=cov_p):
                 return kl_gauss(Q["mean_q"], cov_q(Q), Q["mean_p"], cov_p(Q))
 
-            out.append(
-                Check(
-                    f"gaussian.kl_and_grad [{form}]",
-                    name,
-                    got,
-                    lambda P, f=naive, free=free: mp_value_and_grads(f, P, None, free),
-                    params,
-                )
-            )
-            out.append(
-                Check(
-                    f"gaussian.kl [{form}]",
-                    name,
-                    {"value": gaussian.kl(q, p)},
-                    lambda P, f=naive: mp_value(f, P),
-                    params,
-                )
+            _with_value_only(
+                out,
+                "gaussian.kl",
+                name,
+                (got.pop("value"), got),
+                gaussian.kl(q, p),
+                naive,
+                params,
+                None,
+                free,
+                tag=f" [{form}]",
             )
     return out
 
@@ -1010,7 +996,9 @@ def _with_value_only(
             function + "_and_grad" + tag,
             case,
             {"value": v, **g},
-            lambda P: mp_value_and_grads(naive, P, dout, free),
+            lambda P, naive=naive, dout=dout, free=free: mp_value_and_grads(
+                naive, P, dout, free
+            ),
             params,
         )
     )
@@ -1065,18 +1053,6 @@ def lg_checks():
             H = (kk * (1 + l2p) + logdet(Sq)) / 2
             return lik + prior + H
 
-        _with_value_only(
-            out,
-            "linear_gaussian.elbo",
-            name,
-            lg.elbo_and_grad(model, x, m_q, L_q, dout=dout),
-            lg.elbo(model, x, m_q, L_q),
-            elbo_naive,
-            {"m_q": m_q, "L_q": L_q, **theta},
-            dout,
-            {"L_q": _tril_mask(L_q)},
-        )
-
         def ecll_naive(Q, k=k, elbo_naive=elbo_naive):
             # E_q log p(x, z) = ELBO - H(q), naive
             Sq = Q["L_q"] @ Q["L_q"].T
@@ -1084,17 +1060,21 @@ def lg_checks():
                 elbo_naive(Q) - (k * (1 + mpmath.log(2 * mpmath.pi)) + logdet(Sq)) / 2
             )
 
-        _with_value_only(
-            out,
-            "linear_gaussian.expected_complete_loglik",
-            name,
-            lg.expected_complete_loglik_and_grad(model, x, m_q, L_q, dout=dout),
-            lg.expected_complete_loglik(model, x, m_q, L_q),
-            ecll_naive,
-            {"m_q": m_q, "L_q": L_q, **theta},
-            dout,
-            {"L_q": _tril_mask(L_q)},
-        )
+        for function, naive in (
+            ("elbo", elbo_naive),
+            ("expected_complete_loglik", ecll_naive),
+        ):
+            _with_value_only(
+                out,
+                "linear_gaussian." + function,
+                name,
+                getattr(lg, function + "_and_grad")(model, x, m_q, L_q, dout=dout),
+                getattr(lg, function)(model, x, m_q, L_q),
+                naive,
+                {"m_q": m_q, "L_q": L_q, **theta},
+                dout,
+                {"L_q": _tril_mask(L_q)},
+            )
         log_std_q = np.log(np.linspace(0.4, 1.3, n * k)).reshape(n, k)
 
         def ecll_diag(Q, k=k, n=n, elbo_naive=elbo_naive):
