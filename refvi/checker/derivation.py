@@ -15,9 +15,10 @@ estimate within k standard errors); a check block whose first
 expression starts with a relation continues the chain of the block before it.
 
 Errors in the input (front matter, a display without a check, an unknown name,
-a syntax or runtime error, NaN, mismatched shapes) raise ``DerivationError``
+a syntax or runtime error, mismatched shapes) raise ``DerivationError``
 carrying ``path:line``; a line that evaluates but does not hold is a failed
-``LineResult``, not an error.
+``LineResult``, and one whose value is NaN or infinite an undetermined
+``LineResult`` (the value is not finite), not an error.
 """
 
 import difflib
@@ -36,7 +37,7 @@ from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.measured import Measured, refinement_target
 from refvi.checker.namespace import Estimate, Fn
-from refvi.checker.read import DerivationError
+from refvi.checker.read import LIMITS, MALFORMED, UNSUPPORTED, DerivationError
 from refvi.checker.results import UNCHECKED, FileResult, LineResult
 
 DEFAULT_SEEDS = 3
@@ -182,7 +183,7 @@ def _parse_settings(value, line, path):
         try:
             limits.check_setting_options(name, options)
         except ValueError as err:
-            raise DerivationError(path, line, str(err)) from None
+            raise DerivationError(path, line, str(err), _kind(err)) from None
         out.append(Setting(name, tuple(options), line))
     return tuple(out)
 
@@ -205,7 +206,15 @@ def _number(meta, key, default, path):
             return limits.check_seeds(value)
         return limits.check_number(key, value, _BOUNDS[key])
     except ValueError as err:
-        raise DerivationError(path, line, str(err)) from None
+        raise DerivationError(path, line, str(err), _kind(err)) from None
+
+
+def _kind(err):
+    """The report's kind of an error raised by ``limits`` or ``evaluate``:
+    ``limits``, ``unsupported`` (outside the check language) or ``malformed``."""
+    if isinstance(err, limits.LimitError | evaluate.LimitExceeded):
+        return LIMITS
+    return UNSUPPORTED if isinstance(err, evaluate.Refused) else MALFORMED
 
 
 def _compile_side(source, line, path):
@@ -218,7 +227,7 @@ def _compile_side(source, line, path):
             path, line, f"syntax error in check: {err.msg}: {source.strip()[:80]}"
         ) from None
     except evaluate.Refused as err:
-        raise DerivationError(path, line, str(err)) from None
+        raise DerivationError(path, line, str(err), _kind(err)) from None
 
 
 def _parse_check_block(body, start, path, tol):
@@ -241,7 +250,7 @@ def _parse_check_block(body, start, path, tol):
                 try:
                     tol = limits.check_number("tol", value, limits.MAX_TOLERANCE)
                 except ValueError as err:
-                    raise DerivationError(path, line, str(err)) from None
+                    raise DerivationError(path, line, str(err), _kind(err)) from None
             continue
         if raw[:1] in (" ", "\t") and exprs:
             exprs[-1][1] += " " + text
@@ -376,6 +385,7 @@ def parse(text, path="<derivation>", from_latex=False, latex_only=False):
                     span.line,
                     f"more than {limits.MAX_DISPLAYS} displayed equations in one "
                     "file (the limit)",
+                    LIMITS,
                 )
             i = span.end - 1
         i += 1
@@ -504,17 +514,14 @@ def _evaluate_side(side, instance, path, tol):
             value = evaluate.evaluate(side.code, instance.names)
     except DerivationError:
         raise
-    except evaluate.Refused as err:
-        raise DerivationError(path, side.line, f"{err} {where}") from None
+    except (evaluate.Refused, limits.LimitError) as err:
+        raise DerivationError(path, side.line, f"{err} {where}", _kind(err)) from None
     except Exception as err:  # any error inside a user's check is reported
         raise DerivationError(
             path, side.line, f"{type(err).__name__} in check {where}: {err}"
         ) from err
-    if isinstance(value, Estimate):
-        mean, se = value.mean, value.se
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(se))):
-            raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
-        return Value(mean, 0.0, "monte carlo", se, value.n)
+    if isinstance(value, Estimate):  # NaN or inf: the judge says undetermined
+        return Value(value.mean, 0.0, "monte carlo", value.se, value.n)
     route, error = "direct", 0.0
     if isinstance(value, Measured):
         route, error, value = "quadrature", value.error, value.value
@@ -533,9 +540,7 @@ def _evaluate_side(side, instance, path, tol):
             side.line,
             f"check returned {type(value).__name__}, not a number {where}",
         ) from None
-    if not np.all(np.isfinite(value)):
-        raise DerivationError(path, side.line, f"check returned NaN or inf {where}")
-    return Value(value, error, route)
+    return Value(value, error, route)  # NaN or inf: the judge says undetermined
 
 
 def _instance_chains(derivation, instance):
@@ -619,7 +624,7 @@ def verify(derivation, seeds=None):
                 instance = make_instance(setting.name, setting.options, seed)
             except (TypeError, ValueError) as err:
                 raise DerivationError(
-                    path, setting.line, f"setting {setting.label()}: {err}"
+                    path, setting.line, f"setting {setting.label()}: {err}", _kind(err)
                 ) from None
             for chain in _instance_chains(derivation, instance):
                 judged = judge_chain(chain, derivation.separation, derivation.sigmas)

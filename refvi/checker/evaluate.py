@@ -38,7 +38,12 @@ from refvi.checker.measured import Measured
 
 
 class Refused(Exception):
-    """A check reached outside the language or exceeded a limit."""
+    """A check reached outside the language (or, as ``LimitExceeded``,
+    exceeded a limit)."""
+
+
+class LimitExceeded(Refused):
+    """A check exceeded a limit of ``refvi.checker.limits``."""
 
 
 NODES = (
@@ -70,7 +75,7 @@ def _elements(shape, what):
     dims = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
     count = math.prod(int(d) for d in dims)
     if count > limits.MAX_ARRAY_ELEMENTS:
-        raise Refused(
+        raise LimitExceeded(
             f"{what} would make {count:.3g} elements; the limit is "
             f"{limits.MAX_ARRAY_ELEMENTS:.0e}"
         )
@@ -91,7 +96,7 @@ def _count(value, seen=None):
         seen[id(value)] = 0
         total = sum(_count(item, seen) for item in value)
         if total > limits.MAX_ARRAY_ELEMENTS:
-            raise Refused(
+            raise LimitExceeded(
                 f"a list of {total:.3g} numbers; the limit is "
                 f"{limits.MAX_ARRAY_ELEMENTS:.0e}"
             )
@@ -129,7 +134,7 @@ def _broadcast(what, *args):
 
 def _operations(count, what):
     if count > limits.MAX_OPERATIONS:
-        raise Refused(
+        raise LimitExceeded(
             f"{what} would take {count:.3g} operations; the limit is "
             f"{limits.MAX_OPERATIONS:.0e}"
         )
@@ -564,16 +569,18 @@ def compile_check(source):
     """
     source = source.strip()
     if len(source) > limits.MAX_EXPRESSION_CHARS:
-        raise Refused(
+        raise LimitExceeded(
             f"expression of {len(source)} characters; the limit is "
             f"{limits.MAX_EXPRESSION_CHARS}"
         )
     try:
         tree = ast.parse(source, mode="eval")
     except (MemoryError, RecursionError):
-        raise Refused(f"expression nests more than {limits.MAX_NESTING} deep") from None
+        raise LimitExceeded(
+            f"expression nests more than {limits.MAX_NESTING} deep"
+        ) from None
     if _nesting(tree) > limits.MAX_NESTING:
-        raise Refused(f"expression nests more than {limits.MAX_NESTING} deep")
+        raise LimitExceeded(f"expression nests more than {limits.MAX_NESTING} deep")
     bound, names = set(), set()
     # in source order of where each node ends, so the innermost offence is named
     nodes = sorted(
@@ -636,7 +643,7 @@ class _Lambda:
             raise TypeError(f"lambda takes {len(self.params)} argument(s)")
         run = self.run
         if run.depth >= limits.MAX_CALL_DEPTH:
-            raise Refused(
+            raise LimitExceeded(
                 f"lambdas call each other more than {limits.MAX_CALL_DEPTH} deep"
             )
         run.depth += 1
@@ -656,12 +663,12 @@ def _binary(op, a, b):
         if op is ast.Pow and b > 0 and abs(a) > 1:
             bits = (abs(a).bit_length() - 1) * b
             if bits > limits.MAX_INT_BITS:
-                raise Refused(
+                raise LimitExceeded(
                     f"integer ** would have about {bits:.3g} bits; the limit "
                     f"is {limits.MAX_INT_BITS}"
                 )
         if op is ast.Mult and a.bit_length() + b.bit_length() > limits.MAX_INT_BITS:
-            raise Refused(f"integer * beyond {limits.MAX_INT_BITS} bits")
+            raise LimitExceeded(f"integer * beyond {limits.MAX_INT_BITS} bits")
     sequences = (list, tuple, str)
     if isinstance(a, sequences) or isinstance(b, sequences):
         if op is ast.Mult and isinstance(a, int) != isinstance(b, int):
@@ -698,12 +705,12 @@ def _checked_value(value):
     if isinstance(value, np.ndarray | Measured) and (
         value.size > limits.MAX_ARRAY_ELEMENTS
     ):
-        raise Refused(
+        raise LimitExceeded(
             f"an array of {value.size:.3g} elements; the limit is "
             f"{limits.MAX_ARRAY_ELEMENTS:.0e}"
         )
     if isinstance(value, int) and value.bit_length() > limits.MAX_INT_BITS:
-        raise Refused(f"an integer beyond {limits.MAX_INT_BITS} bits")
+        raise LimitExceeded(f"an integer beyond {limits.MAX_INT_BITS} bits")
     return value
 
 
@@ -727,7 +734,7 @@ class _Run:
         n = _count(value) if isinstance(value, np.ndarray | list | tuple) else 0
         self.held += n
         if self.held > limits.MAX_HELD_ELEMENTS:
-            raise Refused(
+            raise LimitExceeded(
                 f"the check holds more than {limits.MAX_HELD_ELEMENTS:.0e} "
                 "numbers at once (the limit)"
             )
@@ -741,7 +748,9 @@ class _Run:
     def check_time(self):
         late = time.monotonic() > self.wall_deadline
         if late or time.thread_time() > self.cpu_deadline:
-            raise Refused(f"the check ran longer than {self.seconds:g} s (the limit)")
+            raise LimitExceeded(
+                f"the check ran longer than {self.seconds:g} s (the limit)"
+            )
 
     def eval(self, node, scope):
         self.tick()
@@ -836,6 +845,6 @@ def evaluate(tree, names, seconds=None):
     try:
         return run.eval(tree.body, {})
     except RecursionError:
-        raise Refused("the check nests too deeply to evaluate") from None
+        raise LimitExceeded("the check nests too deeply to evaluate") from None
     except MemoryError:
-        raise Refused("the check ran out of memory") from None
+        raise LimitExceeded("the check ran out of memory") from None

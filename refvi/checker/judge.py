@@ -105,8 +105,24 @@ def _route(a, b):
     return a.route if a.route == b.route else f"{a.route} {b.route}"
 
 
+#: Why a relation with a NaN or infinite side is undetermined.
+NOT_FINITE = (
+    "a side's value is not finite (an integral diverges, a value overflows, "
+    "or a check returned NaN)"
+)
+
+
+def _finite(value):
+    """Whether a ``Value``'s value (and standard error) are all finite."""
+    parts = [value.value] + ([value.se] if value.is_estimate else [])
+    return all(np.all(np.isfinite(np.asarray(p, dtype=np.float64))) for p in parts)
+
+
 def _compare_mc(a, b, sigmas):
     """``a ~ b``: a Monte Carlo estimate within ``sigmas`` standard errors."""
+    if not (_finite(a) and _finite(b)):
+        return Comparison(UNDETERMINED, None, np.inf, sigmas, None, "monte carlo",
+                          NOT_FINITE)  # fmt: skip
     if not a.is_estimate:
         a, b = b, a
     estimate = MCEstimate(a.value, a.se, a.n)
@@ -151,7 +167,7 @@ def compare(a, b, relation, tol, separation, sigmas):
         np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)
     )
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        reason = "a side is not finite (the integral diverges or a value overflows)"
+        reason = NOT_FINITE
         return Comparison(UNDETERMINED, None, np.inf, bound, None, route, reason)
     scale = np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
     if in_logs:

@@ -9,6 +9,11 @@ are documented in ``derivations/README.md``.
 
 import math
 
+
+class LimitError(ValueError):
+    """A request beyond a limit (the JSON report's error kind ``limits``)."""
+
+
 #: Largest file read (bytes); devices, pipes and directories are refused.
 MAX_FILE_BYTES = 10 * 2**20
 #: Largest number of random instances per setting (front matter and --seeds).
@@ -58,9 +63,9 @@ def check_number(key, text, upper):
     except ValueError:
         raise ValueError(f"{key} must be a number; got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{key} must be finite and positive; got {text}")
+        raise LimitError(f"{key} must be finite and positive; got {text}")
     if value > upper:
-        raise ValueError(f"{key} must be at most {upper:g}; got {text}")
+        raise LimitError(f"{key} must be at most {upper:g}; got {text}")
     return value
 
 
@@ -71,7 +76,7 @@ def check_seeds(value, what="seeds"):
     except ValueError:
         raise ValueError(f"{what} must be an integer; got {value!r}") from None
     if not 1 <= n <= MAX_SEEDS:
-        raise ValueError(f"{what} must be between 1 and {MAX_SEEDS}; got {value}")
+        raise LimitError(f"{what} must be between 1 and {MAX_SEEDS}; got {value}")
     return n
 
 
@@ -88,7 +93,7 @@ def check_setting_options(name, options):
                 f"setting {name}: {key} must be an integer; got {value!r}"
             ) from None
         if not 1 <= n <= SETTING_SIZES[key]:
-            raise ValueError(
+            raise LimitError(
                 f"setting {name}: {key} must be between 1 and "
                 f"{SETTING_SIZES[key]}; got {value}"
             )
@@ -97,5 +102,5 @@ def check_setting_options(name, options):
 def check_draws(n):
     """``n`` Monte Carlo draws as an int in 1 .. MAX_MC_DRAWS, else ValueError."""
     if not isinstance(n, int | float) or not 1 <= n <= MAX_MC_DRAWS:
-        raise ValueError(f"draws n must be between 1 and {MAX_MC_DRAWS}; got {n!r}")
+        raise LimitError(f"draws n must be between 1 and {MAX_MC_DRAWS}; got {n!r}")
     return int(n)

@@ -19,15 +19,24 @@ from dataclasses import dataclass
 
 from refvi.checker.limits import MAX_FILE_BYTES
 
+#: The kinds of error (``DerivationError.kind``, the JSON report's ``kind``):
+#: a limit of ``refvi.checker.limits`` exceeded; a check reaching outside the
+#: check language; any other malformed input.
+LIMITS, UNSUPPORTED, MALFORMED = "limits", "unsupported", "malformed"
+
 
 class DerivationError(Exception):
-    """Malformed input: reported as ``path:line: error: message``, exit 2."""
+    """Input refused: reported as ``path:line: error: message``, exit 2.
 
-    def __init__(self, path, line, message):
+    ``kind`` is ``"limits"``, ``"unsupported"`` or ``"malformed"`` (default).
+    """
+
+    def __init__(self, path, line, message, kind=MALFORMED):
         super().__init__(f"{path}:{line}: error: {message}")
         self.path = str(path)
         self.line = line
         self.message = message
+        self.kind = kind
 
 
 def read_text(path):
@@ -40,24 +49,24 @@ def read_text(path):
         raise DerivationError(path, 1, f"cannot read file: {reason}") from None
     if stat.S_ISDIR(info.st_mode):
         raise DerivationError(
-            path, 1, "is a directory; give the derivation files (*.md) in it"
+            path, 1, "is a directory; give the derivation files (*.md) in it", LIMITS
         )
     if not stat.S_ISREG(info.st_mode):
         raise DerivationError(
-            path, 1, "is not a regular file (a device, pipe or socket); refused"
+            path, 1, "is not a regular file (a device, pipe or socket); refused", LIMITS
         )
     too_big = (
         f"file is larger than {MAX_FILE_BYTES // 2**20} MB (the limit of a derivation)"
     )
     if info.st_size > MAX_FILE_BYTES:
-        raise DerivationError(path, 1, too_big)
+        raise DerivationError(path, 1, too_big, LIMITS)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise DerivationError(path, 1, f"cannot read file: {err.strerror}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise DerivationError(path, 1, too_big)
+        raise DerivationError(path, 1, too_big, LIMITS)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -87,6 +87,20 @@ def test_failing_line_is_marked_and_exits_1(tmp_path, capsys):
     assert main(["verify", "--no-strict", str(path)]) == 1
 
 
+def test_a_value_that_is_not_finite_is_undetermined_exit_3_under_strict(
+    tmp_path, capsys
+):
+    path = tmp_path / "nan.md"
+    path.write_text(GOOD.replace("= log_px + E_q", "= np.log(-1 + 0 * log_px) + E_q"))
+    assert main(["verify", str(path)]) == 3
+    out = capsys.readouterr().out
+    row = next(r for r in out.splitlines() if r.strip().startswith("L12"))
+    assert " undetermined " in row and "error:" not in out
+    assert "value is not finite" in out
+    assert "3 lines: 1 hold, 0 fail, 1 undetermined" in out
+    assert main(["verify", "--no-strict", str(path)]) == 0
+
+
 def test_json_report(good, capsys):
     assert main(["verify", "--json", "--seeds", "2", str(good)]) == 3
     report = json.loads(capsys.readouterr().out)

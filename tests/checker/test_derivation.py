@@ -244,7 +244,6 @@ def test_malformed_input_names_file_and_line(text, line, message):
     [
         ("no_such_name", "unknown name 'no_such_name' in setting 'linear_gaussian'"),
         ("log_px[5]", "IndexError in check (setting linear_gaussian, seed 0)"),
-        ("log(-1 + 0 * log_px)", "NaN or inf"),
         ("log_q", "function of z"),
         ("'text'", "not a number"),
     ],
@@ -254,6 +253,21 @@ def test_runtime_problems_are_errors_with_the_check_line(check, message):
     with pytest.raises(DerivationError, match=re.escape(message)) as err:
         run(text)
     assert err.value.line == 8
+
+
+@pytest.mark.parametrize(
+    "check",
+    ["log(-1 + 0 * log_px)", "np.exp(1000 + 0 * log_px)", "MC_q(log_q) * 1e308 * 1e10"],
+)
+def test_a_value_that_is_not_finite_makes_its_line_undetermined(check):
+    """NaN or inf is a verdict on the line (undetermined, with the reason),
+    not an error of the file; the other lines are still judged."""
+    rhs = "~ MC_q(log_q)" if "MC_q" in check else "= log_px"
+    text = doc(block("a = b", check, rhs) + block("c = d", "log_px", "= log_px"),
+               "linear_gaussian")  # fmt: skip
+    first, second = run(text).lines
+    assert first.verdict == "undetermined" and "not finite" in first.reason
+    assert second.verdict == "holds"
 
 
 def test_wrong_shapes_are_an_error():

@@ -137,6 +137,38 @@ def test_json_output_validates_against_the_shipped_schema(tmp_path, capsys):
     assert lines[2]["method"] == "latex" and lines[2]["margin"] < 0
 
 
+@pytest.mark.parametrize(
+    ("replace", "kind", "words"),
+    [
+        (("settings: linear_gaussian", "settings: nonsense"), "malformed",
+         "unknown setting"),
+        (("= integral(", "= np.ones((18000, 18000)) + integral("), "limits",
+         "the limit is"),
+        (("= integral(", "= np.f2py + integral("), "unsupported",
+         "np.f2py is not in the check language"),
+        (("linear_gaussian\n", "linear_gaussian\nseeds: 1000000000\n"), "limits",
+         "seeds must be between"),
+        (("= integral(", "= MC_q(log_q, n=10**9).mean + integral("), "limits",
+         "draws n must be between"),
+    ],
+)  # fmt: skip
+def test_json_error_kinds_tell_limits_unsupported_and_malformed_apart(
+    tmp_path, capsys, replace, kind, words
+):
+    path = tmp_path / "bad.md"
+    text = GOOD.replace(*replace)
+    assert text != GOOD
+    path.write_text(text)
+    status = main(["verify", "--json", "--seeds", "2", str(path)])
+    report = json.loads(capsys.readouterr().out)
+    root = schema()
+    assert validate(report, root, root) == []
+    assert status == 2
+    (error,) = report["errors"]
+    assert error["kind"] == kind and words in error["message"], error
+    assert validate({**error, "kind": "other"}, root["$defs"]["error"], root) != []
+
+
 def test_text_rows_name_verdict_route_and_margin(tmp_path, capsys):
     path = tmp_path / "good.md"
     path.write_text(GOOD)
