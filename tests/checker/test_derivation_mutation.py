@@ -6,8 +6,9 @@ perturbed line.
 A derivation whose lines survive mutation is not verified: every expression of
 every checked line is mutated and the mutant's chain verified. For a line of
 equalities every mutant that changes the value must fail at that line (or stop
-with an error at that line's check); for a line with an inequality, != or ~ at
-least one mutant must fail there; no mutant may make another line fail.
+with an error at that line's check, or be undetermined there because its value
+is NaN or inf); for a line with an inequality, != or ~ at least one mutant
+must fail there; no mutant may make another line fail.
 """
 
 import ast
@@ -200,7 +201,10 @@ def test_every_line_is_killed_by_mutation(path):
                     continue
                 bad = [r.line for r in result.lines if r.verdict == "fails"]
                 assert bad in ([], [check.line]), (name, source, bad)
-                if bad:
+                # a mutant whose value is NaN or inf: undetermined at its line
+                nan = [r.line for r in result.lines if "not finite" in str(r.reason)]
+                assert nan in ([], [check.line]), (name, source, nan)
+                if bad or nan:
                     killed += 1
                 elif equalities:
                     mutated_side = next(
