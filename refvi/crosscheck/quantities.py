@@ -164,8 +164,13 @@ def categorical_entropy(logits):
 
 
 def lg_log_marginal(W, mu, psi, x):
-    value, grads = lg.log_marginal_and_grad(LinearGaussian(W, mu, psi), x)
-    return {"value": value, **{f"grad_{k}": grads[k] for k in ("W", "mu", "psi")}}
+    model = LinearGaussian(W, mu, psi)
+    value, grads = lg.log_marginal_and_grad(model, x)
+    return {
+        "value": value,
+        **{f"grad_{k}": grads[k] for k in ("W", "mu", "psi")},
+        "cov": model.cov,
+    }
 
 
 def lg_posterior(W, mu, psi, x):
@@ -388,7 +393,8 @@ QUANTITIES = {
     ),
     "linear_gaussian.log_marginal": Quantity(
         lg_log_marginal,
-        "log p(x_i) = log N(x_i; mu, W W^T + diag(psi)), and its gradients",
+        "log p(x_i) = log N(x_i; mu, C), its gradients, and the marginal "
+        "covariance cov = C = W W^T + diag(psi)",
         _LG,
         ACCURACY_SUITE,
     ),
