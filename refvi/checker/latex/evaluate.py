@@ -73,6 +73,8 @@ class Shorthands:
 
 def resolve(d, sh, latent="z", observed="x"):
     """The model density named by the LaTeX density ``d``: (kind, vars)."""
+    if d.vars is None and d.symbol == "p":  # p alone: any of the model's densities
+        raise ir.Unsupported("a bare p names no density: write p(z|x), p(z), ...")
     vars_, given = ir.density_vars(d, latent)
     v, g = frozenset(vars_), frozenset(given)
     z, x = frozenset({latent}), frozenset({observed})
@@ -176,11 +178,28 @@ class Evaluator:
         return _signed(sc.X[..., 0])
 
     def _Density(self, node, sc):
+        if getattr(self.model, "pair", False):
+            return self._pair_density(node, sc)
         kind = resolve(node, self.sh, self.latent, self.observed)
         needs_z = kind not in ("marginal", "data", "data2")
         if needs_z and sc.Z is None:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
         la = self.model.log_density(kind, sc.X, sc.Z)
+        return la, np.ones_like(la)
+
+    def _pair_density(self, node, sc):
+        """p or q of the ``gaussian`` setting (``models.PairModel``): a
+        density of the one variable it is written in."""
+        (var, *more), given = ir.density_vars(node, self.latent)
+        if node.symbol not in ("p", "q") or node.deco or given or more:
+            raise ir.Unsupported(
+                f"{ir.describe(node)}: the gaussian setting has two densities of "
+                "one variable, p = N(mu_1, sigma_1^2) and q = N(mu_2, sigma_2^2)"
+            )
+        points = sc.Z if var == self.latent else sc.X
+        if var not in (self.latent, self.observed) or points is None:
+            raise ir.Unsupported(f"{ir.describe(node)} needs a value of {var}")
+        la = self.model.log_pair(node.symbol, points)
         return la, np.ones_like(la)
 
     def _Add(self, node, sc):
@@ -229,6 +248,15 @@ class Evaluator:
         return v, np.ones_like(v)
 
     def _Param(self, node, sc):
+        if node.index is not None and node.index.isdigit():
+            pair_parameter = getattr(self.model, "pair_parameter", None)
+            if pair_parameter is None:
+                raise ir.Unsupported(
+                    f"\\{node.name}_{node.index}: parameters indexed 1, 2 are those "
+                    "of the two Gaussians of the gaussian setting"
+                )
+            value = pair_parameter(node.name, int(node.index))
+            return _signed(np.full((1, 1, 1), value))
         gaussian_q = getattr(self.model, "gaussian_q", None)
         if gaussian_q is None:
             raise ir.Unsupported(

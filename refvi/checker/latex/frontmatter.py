@@ -74,7 +74,9 @@ def _settings(value, line):
         out.append((name, pairs))
     names = {name for name, _ in out}
     added = None
-    if names <= set(GAUSSIAN_SETTINGS):
+    # the gaussian setting is a pair of Gaussians, not a latent-variable model:
+    # a statement about it is about Gaussians, so nothing is added to it alone
+    if names <= set(GAUSSIAN_SETTINGS) and names != {"gaussian"}:
         added = (
             "aggregated_mixture_prior"
             if "aggregated" in names
@@ -154,13 +156,23 @@ def _apply(scope, key, value, line):
 _LATENT_SUM_RE = re.compile(r"\\sum_\{?\s*(?:\\mathbf\{)?([kzcZ])\b")
 
 
+_PAIR_RE = {i: re.compile(r"\\(?:mu|sigma)_\{?" + i + r"\b") for i in "12"}
+
+
 def infer_settings(body):
     """(settings, why) for a derivation whose front matter names none: a sum
     over the latent's values (``\\sum_k``, ``\\sum_z``) means a discrete latent,
     the mixture; otherwise z is continuous: the linear-Gaussian model (the
-    mixture-prior model is added to every Gaussian list)."""
+    mixture-prior model is added to every Gaussian list); parameters indexed
+    1 and 2 (``\\mu_1``, ``\\sigma_2``) are those of two univariate Gaussians,
+    the gaussian setting in one dimension."""
     if _LATENT_SUM_RE.search(body):
         return "mixture", "a sum over the latent's values: discrete z"
+    if all(_PAIR_RE[i].search(body) for i in "12"):
+        return "gaussian(d=1)", (
+            "parameters indexed 1 and 2: two univariate Gaussians "
+            "p = N(mu_1, sigma_1^2), q = N(mu_2, sigma_2^2)"
+        )
     return "linear_gaussian, mixture_prior", "continuous z"
 
 

@@ -137,7 +137,8 @@ class ELBO:
 class Param:
     """A named parameter of the declared q: ``\\mu`` or ``\\sigma`` (of the
     Gaussian q(z|x), per datum), at the latent dimension ``index`` (a
-    ``\\sum_j`` index) or, without one, of a one-dimensional latent."""
+    ``\\sum_j`` index) or, without one, of a one-dimensional latent; with
+    the index ``1`` or ``2``, of the gaussian setting's p or q."""
 
     name: str
     index: str | None
@@ -268,6 +269,8 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Entropy):
         _, g = density_vars(node.a, latent)
         return Type("scalar", frozenset(g))
+    if isinstance(node, Param) and node.index in ("1", "2"):
+        return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
     if isinstance(node, Dim):
@@ -326,6 +329,8 @@ def describe(node):
         return f"H[{describe(node.a)}]"
     if isinstance(node, ELBO):
         return f"ELBO({describe(node.q)})" if node.q is not None else "ELBO"
+    if isinstance(node, Param) and node.index in ("1", "2"):
+        return f"{node.name}_{node.index}"
     if isinstance(node, Param):
         return f"{node.name}_q" + (f"[{node.index}]" if node.index else "")
     if isinstance(node, Dim):

@@ -423,6 +423,85 @@ class DiscreteModel:
         return self._x_data
 
 
+class PairModel:
+    """The derivation checker's ``gaussian`` setting in one dimension, seen by
+    the evaluator: two univariate Gaussians p = N(mu_1, sigma_1^2) and
+    q = N(mu_2, sigma_2^2) of one variable (the setting's p and q; the
+    convention of indices 1 and 2 for the first and second density).
+
+    ``p`` and ``q`` are densities of whichever variable they are written in
+    (``p(x)``, ``q(z)``, or bare in ``KL(p, q)``); ``\\mu_1``, ``\\sigma_1``,
+    ``\\mu_2``, ``\\sigma_2`` are their parameters (:meth:`pair_parameter`).
+    A free variable is evaluated at test points spread over both densities;
+    integrals use the trapezoid rule of the other models on a box covering
+    both.
+    """
+
+    discrete = False
+    gaussian = True
+    pair = True
+
+    def __init__(self, instance, label, variant=None):
+        names = instance.names
+        if int(names["d"]) != 1:
+            raise Unsupported(
+                "the LaTeX checker reads the gaussian setting in one dimension: "
+                "gaussian(d=1)"
+            )
+        if variant:
+            raise Unsupported(f"the gaussian setting has no variant {dict(variant)}")
+        self.label, self.variant = label, {}
+        self.k = self.d = 1
+        self.mean = {"p": float(names["mu_p"][0]), "q": float(names["mu_q"][0])}
+        self.std = {
+            "p": float(np.sqrt(names["Sigma_p"][0, 0])),
+            "q": float(np.sqrt(names["Sigma_q"][0, 0])),
+        }
+        means = np.array([[self.mean["p"]], [self.mean["q"]]])
+        stds = np.array([[self.std["p"]], [self.std["q"]]])
+        self.box = _Box.cover(means, stds)
+        self.x = self.box.test_points()  # (m, 1): the points of a free variable
+        self._rules = {}
+
+    def pair_parameter(self, name, index):
+        """``mu`` or ``sigma`` of density ``index`` (1: p, 2: q)."""
+        which = {1: "p", 2: "q"}.get(index)
+        if which is None:
+            raise Unsupported(
+                f"\\{name}_{index}: the gaussian setting has two densities, 1 and 2"
+            )
+        return (self.mean if name == "mu" else self.std)[which]
+
+    def log_pair(self, symbol, points):
+        """log p or log q at ``points`` (..., 1)."""
+        L = np.array([[self.std[symbol]]])
+        return _gauss(points, np.array([self.mean[symbol]]), L)
+
+    def log_density(self, kind, X, Z):
+        raise Unsupported(
+            "the gaussian setting has two densities p and q of one variable, "
+            "no latent-variable model"
+        )
+
+    def z_rule(self, level):
+        if ("z", level) not in self._rules:
+            nodes, logw = self.box.rule(level)
+            self._rules["z", level] = (nodes[None, None], logw[None, None])
+        return self._rules["z", level]
+
+    def x_rule(self, level):
+        if ("x", level) not in self._rules:
+            nodes, logw = self.box.rule(level)
+            self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
+        return self._rules["x", level]
+
+    def z_points(self):
+        return self.x[None, None]
+
+    def x_data(self):
+        return self.x[:, None, None, :]
+
+
 def _random_chol(rng, k, scale):
     M = rng.normal(size=(k, k)) * 0.3
     L = np.tril(M, -1) + np.diag(scale * np.exp(rng.uniform(-0.3, 0.3, size=k)))
@@ -551,9 +630,10 @@ class AggregatedModel:
 #: Settings of the LaTeX checker: issue-5 settings (refvi.checker.settings)
 #: with their options, and the aggregated-posterior layer on two of them.
 LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ())}
-SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", *LAYERED)
+SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussian",
+            *LAYERED)  # fmt: skip
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
-#: checker's pair of Gaussians, which the LaTeX checker has no model for).
+#: checker's pair of Gaussians, read by the LaTeX checker in one dimension).
 GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian")
 
 
@@ -574,7 +654,8 @@ def make_model(setting, seed, options=(), variant=()):
     holds assumptions (``("data", "model")``, ``("q", "exact")``).
     """
     base, layered_options = LAYERED.get(setting, (setting, ()))
-    if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated"):
+    if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated",
+                    "gaussian"):  # fmt: skip
         raise Unsupported(
             f"setting {setting!r} is not a latent-variable model the LaTeX checker "
             f"knows; known: {', '.join(SETTINGS)}"
@@ -582,6 +663,8 @@ def make_model(setting, seed, options=(), variant=()):
     opts = dict(layered_options + tuple(options))
     instance = _instance(base, seed, tuple(sorted(opts.items())))
     label = f"{setting}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
+    if base == "gaussian":
+        return PairModel(instance, label, dict(variant))
     if base == "aggregated":
         return AggregatedModel(instance, label, dict(variant))
     if base == "mixture":

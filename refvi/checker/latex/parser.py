@@ -400,11 +400,7 @@ class Parser:
         tok = self.take()
         sym = tok.text
         deco = self.decoration()
-        if not self.at("("):
-            if sym == "p":  # p alone could be any of the model's densities
-                raise self.unsupported(
-                    tok, "a bare p names no density: write p(z|x), p(z), ..."
-                )
+        if not self.at("("):  # a bare p is a density only in the gaussian setting
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
         vars_, given, part = [], [], None
@@ -566,6 +562,8 @@ class Parser:
         if self.at("_"):
             self.take()
             group = self.group_tokens()
+            if len(group) == 1 and group[0].text in ("1", "2"):  # p's, q's
+                return ir.Param(tok.text.lstrip("\\"), group[0].text)
             if len(group) != 1 or group[0].text not in self.dims:
                 shown = "".join(g.text for g in group)
                 raise self.unsupported(
