@@ -608,11 +608,14 @@ class Parser:
     def elbo(self):
         tok = self.take()
         deco = self.decoration()
+        if deco == "1":  # the importance-weighted bound of one sample
+            deco = ""
         if any(c.isdigit() for c in deco) or deco in ("K", "k", "S", "M", "L", "N"):
             raise self.unsupported(
                 tok,
                 f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
-                "bound) is not the ELBO; write \\mathcal{L} for the ELBO",
+                "bound of more than one sample) is not the ELBO; write "
+                "\\mathcal{L} or \\mathcal{L}_1 for the ELBO",
             )
         q = None
         if self.at("("):
