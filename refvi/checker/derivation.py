@@ -642,6 +642,7 @@ def verify(derivation, seeds=None):
                 n_seeds,
                 tolerance=derivation.tolerance,
                 separation=derivation.separation,
+                sigmas=derivation.sigmas,
             )
         except MalformedLatex as err:
             raise DerivationError(path, err.line, str(err)) from None

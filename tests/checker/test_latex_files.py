@@ -217,3 +217,22 @@ def test_sigma_of_a_full_covariance_q_is_unsupported(tmp_path, capsys):
     path.write_text("---\nsettings: linear_gaussian\npinned: true\n---\n\n" + KW + "\n")
     assert cli.main(["verify", str(path)]) == 3  # strict: not shown to hold
     assert "declare a diagonal q" in capsys.readouterr().out
+
+
+MC_LINE = (
+    r"$$ \mathcal{L} \approx \frac{1}{L} \sum_{l=1}^{L} \left[ \log p(x, z^{(l)})"
+    r" - \log q(z^{(l)}|x) \right] $$"
+)
+
+
+@pytest.mark.parametrize(("sigmas", "status"), [("5", 0), ("0.01", 1)])
+def test_the_files_sigmas_reach_the_latex_judge(tmp_path, capsys, sigmas, status):
+    """A true Monte Carlo line (|z| about 1 on these instances) holds at the
+    default 5 standard errors (a family-wise false-failure rate of one
+    two-sided 5-sigma test, 5.7e-7 per instance) and fails when the file asks
+    for 0.01: the front matter's ``sigmas`` is the LaTeX judge's."""
+    path = tmp_path / "mc.md"
+    path.write_text(
+        f"---\nsettings: linear_gaussian\nsigmas: {sigmas}\n---\n{MC_LINE}\n"
+    )
+    assert cli.main(["verify", str(path)]) == status

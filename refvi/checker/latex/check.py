@@ -33,7 +33,7 @@ from refvi.checker.read import read_text
 DEFAULT_SEEDS = 3
 DEFAULT_TOL = 1e-9
 DEFAULT_SEPARATION = 1e-6
-SIGMAS = 5.0  # the LaTeX front end has no Monte Carlo relation
+DEFAULT_SIGMAS = 5.0  # standard errors of a Monte Carlo side (\approx)
 
 
 @dataclass
@@ -123,15 +123,22 @@ def _is_density(node, scope):
 
 
 #: The judge's name of each LaTeX relation; ``:=`` and ``=:`` are definitions.
-JUDGE_OP = {"=": "=", "\\neq": "!=", "\\le": "<=", "\\ge": ">=", "<": "<", ">": ">"}
+JUDGE_OP = {"=": "=", "\\neq": "!=", "\\le": "<=", "\\ge": ">=", "<": "<", ">": ">",
+            "\\approx": "~"}  # fmt: skip
 
 
-def _side(pairs, density):
+def _side(pairs, density, estimate=None):
     """A ``judge.Value`` from the signed-log values at levels 0 and 1: the
     level-0 value, the difference of the levels as its error estimate; a
     density also as its log (``Value.log``: densities are compared by their
-    logs)."""
+    logs); a Monte Carlo average with its standard error and draws
+    (``estimate``)."""
     (v, w) = pairs
+    if estimate is not None:
+        with np.errstate(invalid="ignore"):
+            error = np.abs(real(v) - real(w))
+        se, n = estimate
+        return Value(real(v), error, "monte carlo", se=se, n=n)
 
     def value(a, b):
         with np.errstate(invalid="ignore"):
@@ -151,14 +158,11 @@ class _Judge:
     """Evaluates the chains of a scope on every instance and judges them with
     ``refvi.checker.judge`` (the same judge as the check blocks')."""
 
-    def __init__(self, scope, seeds, tol, separation):
-        self.scope, self.seeds, self.tol, self.separation = (
-            scope,
-            seeds,
-            tol,
-            separation,
-        )
+    def __init__(self, scope, seeds, tol, separation, sigmas=DEFAULT_SIGMAS):
+        self.scope, self.seeds, self.tol = scope, seeds, tol
+        self.separation, self.sigmas = separation, sigmas
         self.cache = {}
+        self.estimates = {}  # (node, model label) -> (se, draws) of an MC side
         self.chains = {}
 
     def value(self, node, model, level, free_z):
@@ -168,6 +172,8 @@ class _Judge:
             sc = self.scope
             ev = Evaluator(model, sc.shorthands, level, sc.latent, sc.observed)
             self.cache[key] = ev.value(node, free_z)
+            if ev.estimate is not None:
+                self.estimates[node, model.label] = ev.estimate
         return self.cache[key]
 
     def models(self, variant):
@@ -225,12 +231,19 @@ class _Judge:
                 for j in (k, k + 1):
                     if isinstance(pairs[j], Exception):
                         errors[k] = pairs[j]
-            for segment in _segments(eq, pairs):
+            for k, r in enumerate(eq.relations):
+                mc = [(e, model.label) in self.estimates for e in exprs[k : k + 2]]
+                if (r.op == "\\approx") != any(mc) and errors[k] is None:
+                    errors[k] = _MC_ONLY_APPROX if any(mc) else _APPROX_ONLY_MC
+            for segment in _segments(eq, pairs, errors):
                 nodes = [
-                    (k, JUDGE_OP.get(op), _side(pairs[j], dens[j]), self.tol)
+                    (k, JUDGE_OP.get(op), self._side(exprs[j], pairs[j], dens[j],
+                                                     model), self.tol)
                     for k, op, j in segment
-                ]
-                for k, _, comparison in judge_chain(nodes, self.separation, SIGMAS):
+                ]  # fmt: skip
+                for k, _, comparison in judge_chain(
+                    nodes, self.separation, self.sigmas
+                ):
                     v = out[k]
                     op = JUDGE_OP[eq.relations[k].op]
                     v.comparison = worse(op, v.comparison, comparison)
@@ -250,6 +263,9 @@ class _Judge:
             result.append(v)
         return result
 
+    def _side(self, expr, pairs, density, model):
+        return _side(pairs, density, self.estimates.get((expr, model.label)))
+
     def _pairs(self, exprs, model, free_z):
         """Each side's signed-log values at levels 0 and 1, or the
         ``EvaluationError`` that stopped it; raises ``ir.Unsupported``."""
@@ -263,16 +279,27 @@ class _Judge:
 
 
 _NOT_JUDGED = ir.Unsupported("not a relation the judge compares")
+_MC_ONLY_APPROX = ir.Unsupported(
+    "a Monte Carlo average equals its expectation only within standard errors: "
+    "write \\approx"
+)
+_APPROX_ONLY_MC = ir.Unsupported(
+    "\\approx is checked between a Monte Carlo average "
+    "(\\frac{1}{L}\\sum_{l=1}^{L} f(z^{(l)})) and a value, not between two "
+    "exact values"
+)
 
 
-def _segments(eq, pairs):
+def _segments(eq, pairs, errors):
     """Runs of consecutive sides joined by judged relations and all evaluated:
     lists of (relation index, op, side index); the first entry of a run is
     its first side (relation index of the link after it, op None)."""
     runs, run = [], []
     for k, r in enumerate(eq.relations):
-        ok = r.op in JUDGE_OP and not any(
-            isinstance(p, Exception) for p in pairs[k : k + 2]
+        ok = (
+            r.op in JUDGE_OP
+            and errors[k] is None
+            and not any(isinstance(p, Exception) for p in pairs[k : k + 2])
         )
         if not ok:
             if len(run) > 1:
@@ -357,7 +384,8 @@ def _explain(eq, scope):
 
 
 def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT_TOL,
-                     separation=DEFAULT_SEPARATION, only_lines=None):  # fmt: skip
+                     separation=DEFAULT_SEPARATION, only_lines=None,
+                     sigmas=DEFAULT_SIGMAS):  # fmt: skip
     """Check every display of a derivation's text from its LaTeX.
 
     ``only_lines``: if given, the file lines of the ``$$`` of the displays to
@@ -374,7 +402,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
             continue
         section = titles[disp.line - 1]
         scope = scoped.get(section, top)
-        judge = _Judge(scope, seeds, tol, separation)
+        judge = _Judge(scope, seeds, tol, separation, sigmas)
         variables = (scope.latent, scope.observed)
         latex = " ".join(disp.source.split())
         try:
@@ -458,6 +486,7 @@ OP_TEXT = {
     "<": "<",
     ">": ">",
     ":=": ":=",
+    "\\approx": "~",
 }
 
 

@@ -22,6 +22,9 @@ import numpy as np
 from refvi.checker.latex import ir
 from refvi.checker.latex.parser import CONSTANTS
 
+#: Draws of q(z|x) per datum behind a Monte Carlo average.
+MC_DRAWS = 4000
+
 
 class EvaluationError(Exception):
     """A value that cannot be computed (log of a negative number, ...)."""
@@ -145,12 +148,41 @@ class Evaluator:
     observed: str = "x"
     dims: dict = field(default_factory=dict)  # \sum_j index -> its value
 
+    estimate: tuple | None = None  # (standard error, draws) of a Monte Carlo side
+
     def value(self, node, free_z=False):
-        """(la, s) of a top-level expression; z free means z at test points."""
+        """(la, s) of a top-level expression; z free means z at test points.
+
+        A Monte Carlo average (``ir.SampleMean``) is a whole side: its
+        standard error and number of draws are left in ``estimate``.
+        """
         Z = self.model.z_points() if free_z else None
         scope = Scope(self.model.x_data(), Z)
         with np.errstate(over="ignore", invalid="ignore"):
+            if isinstance(node, ir.SampleMean):
+                return self._sample_mean(node, scope)
             return self.ev(node, scope)
+
+    def _sample_mean(self, node, sc):
+        """The mean of ``node.body`` over MC_DRAWS draws of q(z|x) at each
+        datum, with its standard error (sample standard deviation / sqrt n)."""
+        draws = getattr(self.model, "q_draws", None)
+        if draws is None or node.var != self.latent:
+            raise ir.Unsupported(
+                f"a Monte Carlo average over {node.var} needs draws of a Gaussian "
+                "q(z|x) (the linear_gaussian and mixture_prior settings)"
+            )
+        inner = Scope(sc.X, draws(MC_DRAWS), sc.x_bound, True)
+        v = np.broadcast_to(real(self.ev(node.body, inner)), inner.Z.shape[:-1])
+        mean = np.mean(v, axis=2, keepdims=True)
+        se = np.std(v, axis=2, ddof=1, keepdims=True) / np.sqrt(MC_DRAWS)
+        self.estimate = (se, MC_DRAWS)
+        return _signed(mean)
+
+    def _SampleMean(self, node, sc):
+        raise ir.Unsupported(
+            "a Monte Carlo average is compared as a whole side of \\approx"
+        )
 
     # -- dispatch ------------------------------------------------------------
     def ev(self, node, sc):

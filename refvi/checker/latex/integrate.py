@@ -7,7 +7,7 @@ checker's own result type (``results.LineResult``), marked
 ``method='latex'``.
 """
 
-from refvi.checker.latex.check import OP_TEXT, check_latex_text
+from refvi.checker.latex.check import DEFAULT_SIGMAS, OP_TEXT, check_latex_text
 from refvi.checker.results import MALFORMED, UNCHECKED, UNSUPPORTED, LineResult
 
 _UNCHECKED = {
@@ -30,7 +30,8 @@ def _note(r):
     return tuple(out)
 
 
-def latex_line_results(source, path, lines, seeds, tolerance, separation):
+def latex_line_results(source, path, lines, seeds, tolerance, separation,
+                       sigmas=DEFAULT_SIGMAS):  # fmt: skip
     """Check the displays opening at file ``lines`` of ``source`` from LaTeX.
 
     Parameters
@@ -42,9 +43,10 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation):
         1-based lines of the ``$$`` of the displays to check.
     seeds : int
         Instances per setting.
-    tolerance, separation : float
-        The file's tolerance of ``=`` and inequalities, and separation of
-        ``\\neq`` (the judge's, as for the check blocks).
+    tolerance, separation, sigmas : float
+        The file's tolerance of ``=`` and inequalities, separation of
+        ``\\neq`` and standard errors of ``\\approx`` (the judge's, as for the
+        check blocks).
 
     Returns
     -------
@@ -65,6 +67,7 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation):
         tol=tolerance,
         separation=separation,
         only_lines=set(lines),
+        sigmas=sigmas,
     )
     by_display = {}
     starts = sorted(set(lines))

@@ -115,6 +115,17 @@ class Sum:
 
 
 @dataclass(frozen=True)
+class SampleMean:
+    """``\\frac{1}{L}\\sum_{l=1}^{L} body`` with ``z^{(l)}`` drawn from the
+    declared q(z|x): a Monte Carlo average of ``body`` over the latent ``var``
+    (compared by ``\\approx`` within standard errors, as a whole side)."""
+
+    body: object
+    var: str
+    count: str
+
+
+@dataclass(frozen=True)
 class KL:
     a: Density
     b: Density
@@ -249,6 +260,13 @@ def infer(node, latent="z", observed="x"):
             )
         kind = "density" if body.kind == "density" else "scalar"
         return Type(kind, body.free - {node.var})
+    if isinstance(node, SampleMean):
+        body = infer(node.body, latent, observed)
+        if node.var not in body.free:
+            raise Unsupported(
+                f"the average does not depend on the samples of {node.var}"
+            )
+        return Type("scalar", body.free - {node.var})
     if isinstance(node, Expectation):
         mv, mg = density_vars(node.measure, latent)
         if node.var not in mv:
@@ -321,6 +339,8 @@ def describe(node):
         return f"Integral d{node.var} [{describe(node.body)}]"
     if isinstance(node, Sum):
         return f"Sum_{node.index} [{describe(node.body)}]"
+    if isinstance(node, SampleMean):
+        return f"MC mean over {node.count} draws {node.var} ~ q [{describe(node.body)}]"
     if isinstance(node, Expectation):
         return f"E_{{{node.var} ~ {describe(node.measure)}}}[{describe(node.body)}]"
     if isinstance(node, KL):

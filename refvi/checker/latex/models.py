@@ -163,7 +163,21 @@ class ContinuousModel:
             )
         self._memo, self._rules = {}, {}
         self._x_data = self.x[:, None, None, :]
+        self.seed = instance.seed
         self._boxes()
+
+    def q_draws(self, count):
+        """``count`` draws of q(z|x_i) per datum, (n, 1, count, k), from the
+        instance's own stream ``[seed, 7]`` (the same draws on every call)."""
+        if self.layer is not None or self.variant:
+            raise Unsupported("Monte Carlo draws exist only of the instance's q")
+        if ("draws", count) not in self._rules:
+            rng = np.random.default_rng([self.seed, 7])
+            eps = rng.standard_normal((self.x.shape[0], count, self.k))
+            m, L = self.names["m_q"], self.names["L_q"]
+            Z = m[:, None, :] + np.einsum("nkl,nml->nmk", L, eps)
+            self._rules["draws", count] = (Z[:, None],)
+        return self._rules["draws", count][0]
 
     def gaussian_q(self):
         """(mu, sigma) of the diagonal Gaussian q(z|x_i), each (n, k): what the

@@ -28,8 +28,8 @@ import math
 from refvi.checker.latex import ir
 from refvi.checker.latex.tokens import MalformedLatex
 
-RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:"}
-_UNSUPPORTED_RELATIONS = {"\\approx", "\\propto", "\\equiv", "\\sim", "\\simeq"}
+RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx"}
+_UNSUPPORTED_RELATIONS = {"\\propto", "\\equiv", "\\sim", "\\simeq"}
 _CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&", "\\}", "\\rangle"}
 _KL_NAMES = {"KL", "D_KL", "mathbb:KL", "mathrm:KL"}
 _ELBO_NAMES = {"ELBO", "mathcal:L", "mathcal:F", "mathrm:ELBO"}
@@ -294,6 +294,45 @@ class Parser:
             return ir.Number(float(t.text[0]))
         return self.atom()
 
+    def sample_mean_prefix(self):
+        """The number of tokens of ``\\frac{1}{L}`` (or ``\\frac1L``) when a
+        ``\\sum`` follows it, else 0: the start of a Monte Carlo average."""
+        texts = [t.text if t is not None else None for t in
+                 (self.peek(k) for k in range(1, 8))]  # fmt: skip
+        if texts[:6] == ["{", "1", "}", "{", texts[4], "}"] and texts[6] == "\\sum":
+            letter = self.peek(5)
+            return 7 if letter.kind == "letter" and letter.text.isupper() else 0
+        if texts[0] == "1" and texts[2] == "\\sum":
+            letter = self.peek(2)
+            return 3 if letter.kind == "letter" and letter.text.isupper() else 0
+        return 0
+
+    def sample_mean(self):
+        """``\\frac{1}{L} \\sum_{l=1}^{L} body``: the Monte Carlo average of
+        body over draws z^{(l)} of the declared q(z|x) (``ir.SampleMean``)."""
+        first = self.peek()
+        count = self.toks[self.i + self.sample_mean_prefix() - 2].text
+        self.i += self.sample_mean_prefix()
+        tok = self.take()  # \sum
+        if not self.at("_"):
+            raise self.unsupported(tok, "\\sum needs an index")
+        self.take()
+        group = self.group_tokens()
+        upper = []
+        if self.at("^"):
+            self.take()
+            upper = [u.text for u in self.group_tokens()]
+        if not group or group[0].kind != "letter" or upper != [count]:
+            raise self.unsupported(
+                first,
+                f"a Monte Carlo average is written \\frac{{1}}{{{count}}}"
+                f"\\sum_{{l=1}}^{{{count}}} f(z^{{(l)}})",
+            )
+        body = self.product()
+        if body is None:
+            raise self.unsupported(tok, "\\sum has no summand")
+        return ir.SampleMean(body, self.latent, count)
+
     def skip_index(self):
         """Skip a data or sample index on a variable: ``x_i``, ``x_{n}``,
         ``x^{(i)}``, ``z^{(l)}`` (the instance's data are the x_i)."""
@@ -341,6 +380,8 @@ class Parser:
         if t.text == "\\pi":
             self.take()
             return ir.Const("pi")
+        if t.text == "\\frac" and self.sample_mean_prefix():
+            return self.sample_mean()
         if t.text == "\\frac":
             self.take()
             num = self.frac_argument()
