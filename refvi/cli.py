@@ -339,7 +339,8 @@ def _verify(args):
         sources.append(Path(path).read_text(encoding="utf-8"))
         for line, message in result.errors:  # a display that cannot be read
             errors.append(f"{name}:{result.where(line)}: error: {message}")
-            error_objects.append(error_object(name, line, "malformed", message))
+            cell, at = result.cell_of(line)
+            error_objects.append(error_object(name, at, "malformed", message, cell))
             print(errors[-1], file=sys.stderr)
         if args.format == "text":
             print("\n".join(format_file(result, explain=args.explain)))

@@ -77,6 +77,11 @@ def _classname(path):
 _ERROR = re.compile(r"^(?P<path>.*?):(?P<line>\d+): error: (?P<message>.*)$")
 
 
+def _where(result, line):
+    """``L12``, or a notebook's ``cell 3, line 2``."""
+    return f"L{line}" if result.cells is None else result.where(line)
+
+
 def junit_xml(results, errors=()):
     """The report as a JUnit XML document (a string)."""
     root = ET.Element("testsuites", name="refvi verify")
@@ -89,7 +94,7 @@ def junit_xml(results, errors=()):
                 suite,
                 "testcase",
                 classname=_classname(result.path),
-                name=f"L{line.line}: {_short(line.latex)}",
+                name=f"{_where(result, line.line)}: {_short(line.latex)}",
                 time="0",
             )
             counts["tests"] += 1
@@ -98,13 +103,17 @@ def junit_xml(results, errors=()):
             if verdict == "fails":
                 counts["failures"] += 1
                 node = ET.SubElement(case, "failure", message=message, type="fails")
-                node.text = f"{result.path}:{line.line}: {line.latex}\n{message}"
+                node.text = (
+                    f"{result.path}:{result.where(line.line)}: {line.latex}\n{message}"
+                )
             elif verdict == "undetermined":
                 counts["errors"] += 1
                 node = ET.SubElement(
                     case, "error", message=message, type="undetermined"
                 )
-                node.text = f"{result.path}:{line.line}: {line.latex}\n{message}"
+                node.text = (
+                    f"{result.path}:{result.where(line.line)}: {line.latex}\n{message}"
+                )
             elif verdict in ("unchecked", "unsupported"):
                 counts["skipped"] += 1
                 ET.SubElement(case, "skipped", message=_reason(line))
@@ -164,7 +173,8 @@ def github_annotations(results, errors=()):
                 continue
             message = _escape_data(f"{_short(line.latex)}: {_describe(line)}")
             out.append(
-                f"::{level} file={path},line={line.line},title={title}::{message}"
+                f"::{level} file={path},line={result.file_line(line.line)},"
+                f"title={title}::{message}"
             )
     for error in errors:
         m = _ERROR.match(error)

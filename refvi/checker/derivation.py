@@ -635,7 +635,7 @@ def verify(derivation, seeds=None):
     latex_lines = [c.line for c in derivation.checks if c.method == "latex"]
     if latex_lines:
         try:
-            by_display, result.warnings = latex_line_results(
+            by_display, result.warnings, result.errors = latex_line_results(
                 derivation.source,
                 path,
                 latex_lines,

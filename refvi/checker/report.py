@@ -73,6 +73,12 @@ def _row(r, result=None):
     )
 
 
+def _error_row(line, message, result):
+    """The row of a display that cannot be read: an error, not a verdict."""
+    where = f"L{line:<5d}" if result.cells is None else f"{result.where(line)}:"
+    return f"  {where} error: {message}"
+
+
 def format_file(result, name=None, explain=False):
     """The report of one ``FileResult`` as text lines.
 
@@ -89,7 +95,10 @@ def format_file(result, name=None, explain=False):
     name = name or result.path
     rows = [f"{name}  [{', '.join(result.settings)}; {result.seeds} seeds each]"]
     rows.extend(f"  note: {n}" for n in result.notes)
+    errors = sorted(result.errors)
     for r in result.lines:
+        while errors and errors[0][0] < r.line:  # an unreadable display, in place
+            rows.append(_error_row(*errors.pop(0), result))
         rows.append(_row(r, result))
         if r.verdict == UNDETERMINED and r.reason:
             rows.append(f"          undetermined: {r.reason}")
@@ -98,6 +107,7 @@ def format_file(result, name=None, explain=False):
         rows.extend(f"          {note}" for note in r.note)
         if explain:
             rows.extend(f"          {line}" for line in r.explain)
+    rows.extend(_error_row(*e, result) for e in errors)
     rows.extend(f"  warning: {w}" for w in result.warnings)
     if result.count(HOLDS) + result.count(FAILS) == 0:
         rows.append(f"  {name}: no line was checked: nothing holds or fails")
@@ -134,9 +144,13 @@ def _finite(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _line(line):
-    return {
-        "line": line.line,
+def _line(line, result):
+    """A line as the JSON report lists it; a notebook's line is its line in
+    the cell ``cell``."""
+    cell, at = result.cell_of(line.line)
+    out = {"cell": cell} if cell is not None else {}
+    return out | {
+        "line": at,
         "latex": line.latex,
         "relation": line.relation,
         "verdict": line.verdict,
@@ -152,9 +166,10 @@ def _line(line):
     }
 
 
-def error_object(path, line, kind, message):
-    """An error as the JSON report lists it."""
-    return {"path": str(path), "line": line, "kind": kind, "message": message}
+def error_object(path, line, kind, message, cell=None):
+    """An error as the JSON report lists it (a notebook's: line in ``cell``)."""
+    out = {"path": str(path), "line": line, "kind": kind, "message": message}
+    return out if cell is None else out | {"cell": cell}
 
 
 def to_json(results, errors=(), strict=True):
@@ -166,7 +181,7 @@ def to_json(results, errors=(), strict=True):
             "settings": list(r.settings),
             "seeds": r.seeds,
             "counts": r.counts,
-            "lines": [_line(line) for line in r.lines],
+            "lines": [_line(line, r) for line in r.lines],
             "warnings": list(r.warnings),
         }
         for r in results

@@ -3,10 +3,10 @@
 Verdicts: ``holds``, ``fails``, ``undetermined`` (the numerical error is too
 large to decide, or a side diverges or overflows; ``reason`` says which),
 ``unsupported`` (the LaTeX front end cannot read the line; ``reason`` says
-why; a display that cannot be read at all is ``unsupported`` with a reason
-starting ``error: `` and is also an error of its file) and ``unchecked`` (an
-``unchecked:`` block, a definition, or an expression without a relation;
-``reason`` says which).
+why) and ``unchecked`` (an ``unchecked:`` block, a definition, or an
+expression without a relation; ``reason`` says which). A display that cannot
+be read at all (malformed LaTeX) has no verdict: it is an error of its file
+(``FileResult.errors``), for that display only.
 """
 
 from dataclasses import dataclass, field
@@ -15,10 +15,6 @@ from refvi.checker.judge import FAILS, HOLDS, UNDETERMINED
 
 UNSUPPORTED, UNCHECKED = "unsupported", "unchecked"
 VERDICTS = (HOLDS, FAILS, UNDETERMINED, UNSUPPORTED, UNCHECKED)
-
-#: The reason of an ``unsupported`` line whose display cannot be read at all
-#: (malformed LaTeX): an error for that display only (``FileResult.errors``).
-MALFORMED = "error: "
 
 
 @dataclass
@@ -72,19 +68,19 @@ class FileResult:
     warnings: list = field(default_factory=list)
     cells: object = None  # a notebook's cells: ``cells.where(line)``
     notes: list = field(default_factory=list)  # what the reader decided
+    errors: list = field(default_factory=list)  # (line, message): unreadable displays
 
     def where(self, line):
         """``line`` as a report names it: a notebook's ``cell N, line M``."""
         return self.cells.where(line) if self.cells is not None else str(line)
 
-    @property
-    def errors(self):
-        """(line, message) of each display that could not be read."""
-        return [
-            (r.line, r.reason[len(MALFORMED) :])
-            for r in self.lines
-            if r.verdict == UNSUPPORTED and str(r.reason).startswith(MALFORMED)
-        ]
+    def file_line(self, line):
+        """The line of the file itself: for a notebook, of its JSON."""
+        return self.cells.file_line(line) if self.cells is not None else line
+
+    def cell_of(self, line):
+        """(cell, line in the cell) of a notebook's ``line``, else (None, line)."""
+        return self.cells.cell_of(line) if self.cells is not None else (None, line)
 
     def count(self, verdict):
         return sum(r.verdict == verdict for r in self.lines)

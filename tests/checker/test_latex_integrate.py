@@ -26,7 +26,7 @@ $$ a := b $$
 
 
 def test_results_per_relation_with_method_and_notes():
-    by_display, warnings = latex_line_results(
+    by_display, warnings, _ = latex_line_results(
         TEXT, "t.md", [4, 6, 13], 2, tolerance=1e-9, separation=1e-6
     )
     assert sorted(by_display) == [4, 6, 13]
@@ -56,11 +56,9 @@ def test_results_per_relation_with_method_and_notes():
 
 def test_a_malformed_display_is_an_error_for_that_display_only():
     text = "---\n---\n$$ \\frac{a $$\n\n$$ p(x) = \\int p(x, z) dz $$\n"
-    by_display, _ = latex_line_results(text, "t.md", [3, 5], 2, 1e-9, 1e-6)
-    (bad,) = by_display[3]
-    assert bad.verdict == "unsupported"
-    assert bad.reason == "error: unbalanced brackets: '{' is never closed"
-    assert bad.line == 3
+    by_display, _, errors = latex_line_results(text, "t.md", [3, 5], 2, 1e-9, 1e-6)
+    assert 3 not in by_display  # no verdict: an error of the file
+    assert errors == [(3, "unbalanced brackets: '{' is never closed")]
     (good,) = by_display[5]
     assert good.holds
 

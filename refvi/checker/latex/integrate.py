@@ -8,7 +8,7 @@ checker's own result type (``results.LineResult``), marked
 """
 
 from refvi.checker.latex.check import DEFAULT_SIGMAS, OP_TEXT, check_latex_text
-from refvi.checker.results import MALFORMED, UNCHECKED, UNSUPPORTED, LineResult
+from refvi.checker.results import UNCHECKED, LineResult
 
 _UNCHECKED = {
     "definition": "a definition (:=), recorded, not checked",
@@ -55,10 +55,9 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation,
         one for a line that is unsupported, a definition or an expression).
     warnings : list of str
         Ambiguity warnings, ``path:line: ambiguous: ...``.
-
-    A display that cannot be read is one ``unsupported`` line whose reason
-    starts with ``results.MALFORMED`` (``FileResult.errors`` lists it); the
-    other displays are still checked.
+    errors : list of (int, str)
+        (line, message) of each display that cannot be read (malformed
+        LaTeX): an error for that display only, the others are still checked.
     """
     result = check_latex_text(
         source,
@@ -69,15 +68,16 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation,
         only_lines=set(lines),
         sigmas=sigmas,
     )
-    by_display = {}
+    by_display, errors = {}, []
     starts = sorted(set(lines))
     for r in result.lines:
         display = max(s for s in starts if s <= r.line)
         verdict, reason = r.status, r.reason
+        if r.status == "malformed":  # this display only; the others go on
+            errors.append((r.line, r.reason))
+            continue
         if r.status in _UNCHECKED:
             verdict, reason = UNCHECKED, _UNCHECKED[r.status]
-        elif r.status == "malformed":  # this display only; the others go on
-            verdict, reason = UNSUPPORTED, f"{MALFORMED}{r.reason}"
         by_display.setdefault(display, []).append(
             LineResult(
                 r.line,
@@ -96,4 +96,4 @@ def latex_line_results(source, path, lines, seeds, tolerance, separation,
                 explain=tuple(r.explain),
             )
         )
-    return by_display, result.warnings
+    return by_display, result.warnings, errors
