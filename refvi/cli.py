@@ -79,7 +79,12 @@ def _build_parser():
         epilog=VERIFY_LEGEND,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("paths", nargs="*", metavar="PATH", help="derivation files")
+    verify.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="derivation files, or folders of them (a folder's README.md left out)",
+    )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument(
         "--format",
@@ -260,8 +265,9 @@ def _settings(args):
 
 def _expand(paths):
     """The derivation files named: a directory stands for its ``*.md`` and
-    ``*.ipynb`` files (recursively, sorted; hidden folders and notebook
-    checkpoints left out)."""
+    ``*.ipynb`` files (recursively, sorted; hidden folders, notebook
+    checkpoints and a folder's ``README.md``, which describes the folder,
+    left out; a README named on its own is read)."""
     from pathlib import Path
 
     out = []
@@ -274,6 +280,7 @@ def _expand(paths):
             p
             for p in folder.rglob("*")
             if p.suffix in (".md", ".ipynb")
+            and p.name.lower() != "readme.md"
             and p.is_file()
             and not any(
                 part.startswith(".") or part == ".ipynb_checkpoints"

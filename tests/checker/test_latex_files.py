@@ -115,9 +115,11 @@ def test_a_directory_stands_for_its_derivations(tmp_path, capsys):
         front + "\\[ \\log p(x) \\ge \\mathcal{L} \\]\n"
     )
     (tmp_path / "notes" / ".ipynb_checkpoints" / "c.md").write_text(front + BAD)
+    (tmp_path / "notes" / "README.md").write_text("About these notes: " + BAD)
     assert cli.main(["verify", str(tmp_path / "notes")]) == 0
     out = capsys.readouterr().out
     assert "a.md" in out and "b.md" in out and "c.md" not in out
+    assert "README" not in out  # a folder's README describes it
     assert "total: 2 lines: 2 hold, 0 fail, 0 undetermined, 0 unsupported, " in out
     assert "0 unchecked (2 files)" in out
 

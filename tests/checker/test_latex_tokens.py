@@ -56,6 +56,14 @@ def test_displays_skip_code_fences():
     assert d.line == 4
 
 
+def test_displays_skip_inline_code():
+    """Prose that tells how to write a display (`` `$$ ... $$` ``) holds no
+    display; math after it on the same line keeps its place."""
+    text = "Write `$$ ... $$` or ``\\[ ... \\]``:\n\n`$$` $$ a = b $$\n"
+    (d,) = displays(text)
+    assert d.line == 3 and [t.text for t in d.rows[0]] == ["a", "=", "b"]
+
+
 @pytest.mark.parametrize(
     "text, line, match",
     [

@@ -243,17 +243,25 @@ _CASES_RE = re.compile(r"\\begin\{cases\}.*?\\end\{cases\}", re.S)
 _OPENER_RE = re.compile(r"\$\$|(?<!\\)\\\[|\\begin\{(" + _TOP_ENVS + r")(\\?\*)?\}")
 
 
+_INLINE_CODE_RE = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
+
+
 def _mask_fences(text):
-    """``text`` with fenced code blocks blanked (newlines kept), so ``$$`` in
-    code is not read as math."""
+    """``text`` with fenced code blocks and inline code spans (`` `$$ ... $$` ``
+    in prose that tells how to write a display) blanked, newlines and
+    columns kept, so ``$$`` in code is not read as math."""
     out, inside = [], False
     for ln in text.split("\n"):
         if _FENCE_RE.match(ln.lstrip()):
             inside = not inside
             out.append("")
         else:
-            out.append("" if inside else ln)
+            out.append("" if inside else _INLINE_CODE_RE.sub(_spaces, ln))
     return "\n".join(out)
+
+
+def _spaces(m):
+    return " " * len(m.group())
 
 
 def _unescape(src):
