@@ -24,12 +24,12 @@ carrying ``path:line``; a line that evaluates but does not hold is a failed
 import difflib
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import numpy as np
 
 from refvi.checker import evaluate, limits, notebook, read
 from refvi.checker import settings as settings_module
+from refvi.checker.instances import make_instance
 from refvi.checker.judge import Value, judge_chain, worse
 from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.integrate import latex_line_results
@@ -471,30 +471,6 @@ def _check_closed_forms(check, instance, path):
 
 # ---------------------------------------------------------------------------
 # Evaluation.
-
-
-def _frozen(value):
-    """``value`` with every array replaced by a read-only copy whose memory is
-    an immutable bytes object (so ``setflags(write=True)`` cannot undo it);
-    lists, tuples and dicts are frozen item by item."""
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        copy = np.frombuffer(value.tobytes(), dtype=value.dtype)
-        return copy.reshape(value.shape)
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _frozen(v) for k, v in value.items()}
-    return value
-
-
-@lru_cache(maxsize=256)
-def make_instance(name, options, seed):
-    """The instance of setting ``name`` for ``seed``, cached and deep-frozen:
-    its arrays cannot be made writable, so a check (or an earlier file in the
-    same run) cannot change what later checks see."""
-    instance = settings_module.SETTINGS[name](seed, **dict(options))
-    instance.names = _frozen(instance.names)
-    return instance
 
 
 def _evaluate_side(side, instance, path, tol):

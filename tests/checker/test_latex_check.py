@@ -163,3 +163,25 @@ def test_a_setting_without_a_latex_model_is_left_out_while_another_remains():
     assert r.status == "holds"
     (r,) = check_latex_text("---\nsettings: em_linear_gaussian\n---\n" + line).lines
     assert r.status == "unsupported" and "em_linear_gaussian" in r.reason
+
+
+def test_an_undecided_line_is_refined_not_left_undetermined(monkeypatch):
+    """With a coarse first rule (h = sigma and 1.25 sigma) the error estimate of
+    the KL identity is too large to decide; the front end evaluates it again
+    on the finer rule (h = sigma / 8, sigma / 5) and decides. Without the
+    refinement the same line stays undetermined, and a wrong line still
+    fails after it."""
+    from refvi.checker.latex import check, models
+
+    text = (
+        "---\nsettings: linear_gaussian(k=1)\npinned: true\n---\n"
+        "$$ \\log p(x) = \\mathcal{L} + D_{KL}(q(z|x) \\| p(z|x)) $$\n\n"
+        "$$ \\log p(x) = \\mathcal{L} - D_{KL}(q(z|x) \\| p(z|x)) $$\n"
+    )
+    monkeypatch.setattr(models, "_STEPS", (1.0, 0.8, 8.0, 5.0))
+    for refined, want in (((0, 1), "undetermined"), ((2, 3), "holds")):
+        models.make_model.cache_clear()  # models hold their rules
+        monkeypatch.setattr(check, "REFINED", refined)
+        good, bad = check_latex_text(text).lines
+        assert (good.status, bad.status) == (want, "fails")
+    models.make_model.cache_clear()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refvi.checker.judge import FAILS, Value, judge_chain, worse
+from refvi.checker.judge import FAILS, UNDETERMINED, Value, judge_chain, worse
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
@@ -235,20 +235,17 @@ class _Judge:
                 mc = [(e, model.label) in self.estimates for e in exprs[k : k + 2]]
                 if (r.op == "\\approx") != any(mc) and errors[k] is None:
                     errors[k] = _MC_ONLY_APPROX if any(mc) else _APPROX_ONLY_MC
-            for segment in _segments(eq, pairs, errors):
-                nodes = [
-                    (k, JUDGE_OP.get(op), self._side(exprs[j], pairs[j], dens[j],
-                                                     model), self.tol)
-                    for k, op, j in segment
-                ]  # fmt: skip
-                for k, _, comparison in judge_chain(
-                    nodes, self.separation, self.sigmas
-                ):
-                    v = out[k]
-                    op = JUDGE_OP[eq.relations[k].op]
-                    v.comparison = worse(op, v.comparison, comparison)
-                    if comparison.verdict == FAILS:
-                        v.failing.append(model.label)
+            judged = self._judge(eq, pairs, dens, model, errors)
+            if any(_undecided(c) for _, c in judged):  # refine the quadrature
+                finer = self._pairs(exprs, model, free_z, REFINED)
+                if not any(isinstance(p, Exception) for p in finer):
+                    pairs, judged = finer, self._judge(eq, finer, dens, model, errors)
+            for k, comparison in judged:
+                v = out[k]
+                op = JUDGE_OP[eq.relations[k].op]
+                v.comparison = worse(op, v.comparison, comparison)
+                if comparison.verdict == FAILS:
+                    v.failing.append(model.label)
             for k, v in enumerate(out):
                 if errors[k] is None:
                     v.lefts.append((model, pairs[k][0]))
@@ -263,22 +260,46 @@ class _Judge:
             result.append(v)
         return result
 
+    def _judge(self, eq, pairs, dens, model, errors):
+        """(relation index, judge.Comparison) of every judged link of ``eq``
+        on one model, from the sides' values ``pairs``."""
+        out = []
+        for segment in _segments(eq, pairs, errors):
+            nodes = [
+                (k, JUDGE_OP.get(op), self._side(eq.exprs[j], pairs[j], dens[j],
+                                                 model), self.tol)
+                for k, op, j in segment
+            ]  # fmt: skip
+            judged = judge_chain(nodes, self.separation, self.sigmas)
+            out += [(k, comparison) for k, _, comparison in judged]
+        return out
+
     def _side(self, expr, pairs, density, model):
         return _side(pairs, density, self.estimates.get((expr, model.label)))
 
-    def _pairs(self, exprs, model, free_z):
-        """Each side's signed-log values at levels 0 and 1, or the
+    def _pairs(self, exprs, model, free_z, levels=(0, 1)):
+        """Each side's signed-log values at two quadrature levels (the first
+        is the value, their difference its error estimate), or the
         ``EvaluationError`` that stopped it; raises ``ir.Unsupported``."""
         out = []
         for e in exprs:
             try:
-                out.append(tuple(self.value(e, model, lv, free_z) for lv in (0, 1)))
+                out.append(tuple(self.value(e, model, lv, free_z) for lv in levels))
             except EvaluationError as err:
                 out.append(err)
         return out
 
 
 _NOT_JUDGED = ir.Unsupported("not a relation the judge compares")
+#: The quadrature levels of a line the first levels left undecided.
+REFINED = (2, 3)
+
+
+def _undecided(comparison):
+    """Undetermined by a finite error estimate (not by a side that diverges)."""
+    return comparison.verdict == UNDETERMINED and np.isfinite(comparison.error)
+
+
 _MC_ONLY_APPROX = ir.Unsupported(
     "a Monte Carlo average equals its expectation only within standard errors: "
     "write \\approx"

@@ -23,6 +23,8 @@ outermost component), with step h = sigma_min / 4: for integrands analytic
 in a strip the error decays like exp(-2 pi^2 w^2 / h^2) with w the strip's
 half-width (about sigma for a Gaussian, less for the log of a mixture);
 level 1 uses h = sigma_min / 2.5 and the difference is the error estimate.
+When that estimate is too large for the judge to decide, the line is
+evaluated again at levels 2 and 3 (h = sigma_min / 8 and sigma_min / 5).
 """
 
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from refvi.models import mixture_prior as mp
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture_prior import MixturePrior
 
-_STEPS = (4.0, 2.5)  # sigma_min / h at level 0 and level 1
+_STEPS = (4.0, 2.5, 8.0, 5.0)  # sigma_min / h at levels 0, 1 and refined 2, 3
 _HALF_WIDTH = 8.0
 
 
@@ -651,13 +653,13 @@ SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussi
 GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian")
 
 
-@lru_cache(maxsize=64)
 def _instance(base, seed, options):
     """Instance ``seed`` of the derivation checker's setting ``base``, shared
-    by every variant and layer built on it."""
-    from refvi.checker import settings  # imports the models; only needed here
+    by every variant and layer built on it and with the check blocks
+    (``checker.instances``: one cache, deep-frozen)."""
+    from refvi.checker.instances import make_instance  # imports the settings
 
-    return settings.SETTINGS[base](seed, **dict(options))
+    return make_instance(base, options, seed)
 
 
 @lru_cache(maxsize=128)
