@@ -26,7 +26,7 @@ from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
 from refvi.checker.latex.models import make_model
-from refvi.checker.latex.parser import readings, split_equations
+from refvi.checker.latex.parser import RELATIONS, readings, split_equations
 from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
 
@@ -418,7 +418,9 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
     titles = _sections(lines)
     result = FileResult(str(path))
     body = "\n".join(lines[body_start:])
+    tail = None  # the last side of the previous display, a chain may go on
     for disp in displays(body, first_line=body_start + 1):
+        seqs, tail = _continued(disp, tail)
         if only_lines is not None and disp.line not in only_lines:
             continue
         section = titles[disp.line - 1]
@@ -429,7 +431,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
         try:
             if disp.error is not None:
                 raise MalformedLatex(disp.error, disp.error_line)
-            seqs = split_equations(disp)
+            seqs = seqs or split_equations(disp)
         except MalformedLatex as err:  # this display only; the others go on
             result.lines.append(
                 LineResult(
@@ -443,7 +445,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
             )
             continue
         for seq in seqs:
-            line = seq[0].line
+            line = max(seq[0].line, disp.line)  # a continued chain: this display
             try:
                 eqs = readings(seq, variables, scope.latent, scope.reading)
                 for eq in eqs:
@@ -456,7 +458,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
                 result.lines.append(
                     LineResult(
-                        err.line or line,
+                        max(err.line or line, line),
                         latex,
                         "",
                         "unsupported",
@@ -466,7 +468,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 )
                 continue
             explain = _explain(eqs[0], scope)
-            if len(eqs) > 1:
+            if len(eqs) > 1 and eqs[0].sites[-1][0] >= disp.line:
                 result.warnings.append(
                     f"{path}:{eqs[0].sites[0][0]}: ambiguous: "
                     + " | ".join(_reading_label(e) for e in eqs)
@@ -482,6 +484,8 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 )
                 continue
             for k, rel in enumerate(eqs[0].relations):
+                if rel.line < disp.line:  # reported with the display it is in
+                    continue
                 try:
                     res = _check_relation(rel, eqs, k, scope, judge, section, latex)
                 except Exception as err:  # never a crash: the line is unchecked
@@ -491,6 +495,28 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 res.explain = explain if k == 0 else []
                 result.lines.append(res)
     return result
+
+
+def _continued(disp, tail):
+    """(the display's chains, the tail for the next display).
+
+    A display that starts with a relation (``= \\log p(x) - ...`` after a
+    display ending in ``\\mathcal{L}``) continues the previous display's
+    chain: its first chain gets that chain in front, so the judge compares
+    each new side with the last side that held, as within one display (the
+    earlier relations are reported with their own display only). The tail
+    is the display's last chain; None after a display that cannot be read.
+    Chains are None when the display cannot be read (the caller reports it).
+    """
+    try:
+        if disp.error is not None:
+            return None, None
+        seqs = split_equations(disp)
+    except MalformedLatex:
+        return None, None
+    if tail and seqs[0][0].text in RELATIONS:
+        seqs[0] = tail + seqs[0]
+    return seqs, seqs[-1]
 
 
 def check_latex_file(path, **kwargs):
