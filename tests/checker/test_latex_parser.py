@@ -106,7 +106,7 @@ def test_a_fraction_after_log_is_its_argument_first():
     [
         (r"p(z) = \mathcal{N}(z; 0, I)", r"unsupported token '\\mathcal\{N\}'"),
         (r"\nabla_\phi \mathcal{L}", r"unsupported token '\\nabla'"),
-        (r"p(x) \propto p(x|z)", "unsupported relation"),
+        (r"p(x) \sim p(x|z)", "unsupported relation"),
         (r"p(y|z)", "'y' is not a declared variable"),
         (r"\int_0^1 p(z) dz", "limits"),
         (r"\int p(z)", "no differential"),

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refvi.checker.judge import FAILS, UNDETERMINED, Value, judge_chain, worse
+from refvi.checker.judge import (
+    FAILS,
+    UNDETERMINED,
+    Value,
+    compare,
+    judge_chain,
+    worse,
+)
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
@@ -236,13 +243,14 @@ class _Judge:
                 if (r.op == "\\approx") != any(mc) and errors[k] is None:
                     errors[k] = _MC_ONLY_APPROX if any(mc) else _APPROX_ONLY_MC
             judged = self._judge(eq, pairs, dens, model, errors)
+            judged += self._proportional(eq, pairs, free_z, errors)
             if any(_undecided(c) for _, c in judged):  # refine the quadrature
                 finer = self._pairs(exprs, model, free_z, REFINED)
                 if not any(isinstance(p, Exception) for p in finer):
                     pairs, judged = finer, self._judge(eq, finer, dens, model, errors)
             for k, comparison in judged:
                 v = out[k]
-                op = JUDGE_OP[eq.relations[k].op]
+                op = JUDGE_OP.get(eq.relations[k].op, "=")  # \\propto: by its "="
                 v.comparison = worse(op, v.comparison, comparison)
                 if comparison.verdict == FAILS:
                     v.failing.append(model.label)
@@ -274,6 +282,31 @@ class _Judge:
             out += [(k, comparison) for k, _, comparison in judged]
         return out
 
+    def _proportional(self, eq, pairs, free_z, errors):
+        """(k, Comparison) of each ``a \\propto b`` of ``eq``: in the latent z,
+        log a - log b is one constant over the points of z (at each datum):
+        it is compared by ``=`` with its mean over those points."""
+        out = []
+        for k, r in enumerate(eq.relations):
+            if r.op != "\\propto" or errors[k] is not None:
+                continue
+            if len(eq.relations) > 1 or not free_z:
+                errors[k] = _PROPTO_FORM
+                continue
+            (a0, a1), (b0, b1) = pairs[k], pairs[k + 1]
+            if not all(np.all(v[1] > 0) for v in (a0, a1, b0, b1)):
+                errors[k] = _PROPTO_FORM
+                continue
+            d0, d1 = a0[0] - b0[0], a1[0] - b1[0]
+            with np.errstate(invalid="ignore"):
+                err = np.where(
+                    np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf
+                )
+            const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
+            out.append((k, compare(Value(d0, err), const, "=", self.tol,
+                                   self.separation, self.sigmas)))  # fmt: skip
+        return out
+
     def _side(self, expr, pairs, density, model):
         return _side(pairs, density, self.estimates.get((expr, model.label)))
 
@@ -291,6 +324,10 @@ class _Judge:
 
 
 _NOT_JUDGED = ir.Unsupported("not a relation the judge compares")
+_PROPTO_FORM = ir.Unsupported(
+    "\\propto is checked alone in its chain, between positive functions of the "
+    "latent z (p(z|x) \\propto p(x|z) p(z))"
+)
 #: The quadrature levels of a line the first levels left undecided.
 REFINED = (2, 3)
 
@@ -534,6 +571,7 @@ OP_TEXT = {
     ">": ">",
     ":=": ":=",
     "\\approx": "~",
+    "\\propto": "propto",
 }
 
 

@@ -28,8 +28,9 @@ import math
 from refvi.checker.latex import ir
 from refvi.checker.latex.tokens import MalformedLatex
 
-RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx"}
-_UNSUPPORTED_RELATIONS = {"\\propto", "\\equiv", "\\sim", "\\simeq"}
+RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx",
+             "\\propto"}  # fmt: skip
+_UNSUPPORTED_RELATIONS = {"\\equiv", "\\sim", "\\simeq"}
 _CLOSERS = {")", "]", "}", "||", "|", ",", ";", "&", "\\}", "\\rangle"}
 _KL_NAMES = {"KL", "D_KL", "mathbb:KL", "mathrm:KL"}
 _ELBO_NAMES = {"ELBO", "mathcal:L", "mathcal:F", "mathrm:ELBO"}
