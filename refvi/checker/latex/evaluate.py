@@ -234,6 +234,17 @@ class Evaluator:
         la = self.model.log_pair(node.symbol, points)
         return la, np.ones_like(la)
 
+    def _Normal(self, node, sc):
+        """log N(v; m, s2) = -(log(2 pi s2) + (v - m)^2 / s2) / 2."""
+        v = real(self._Var(ir.Var(node.var), sc))
+        m, s2 = real(self.ev(node.mean, sc)), real(self.ev(node.variance, sc))
+        if np.any(s2 <= 0):
+            raise EvaluationError(
+                "a normal density with a variance that is not positive"
+            )
+        la = -0.5 * (np.log(2 * np.pi * s2) + (v - m) ** 2 / s2)
+        return la, np.ones_like(la)
+
     def _Add(self, node, sc):
         vals = [self.ev(t, sc) for t in node.terms]
         shape = np.broadcast_shapes(*(v[0].shape for v in vals))

@@ -54,6 +54,16 @@ class Density:
 
 
 @dataclass(frozen=True)
+class Normal:
+    """``\\mathcal{N}(var; mean, variance)``: the univariate normal density
+    of the one-dimensional variable ``var``, as a function of it."""
+
+    var: str
+    mean: object
+    variance: object
+
+
+@dataclass(frozen=True)
 class Add:
     """Sum of ``terms``; ``signs`` holds +1 or -1 per term."""
 
@@ -222,6 +232,12 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Density):
         v, g = density_vars(node, latent)
         return Type("density", frozenset(v) | frozenset(g))
+    if isinstance(node, Normal):
+        m, v = (
+            infer(node.mean, latent, observed),
+            infer(node.variance, latent, observed),
+        )
+        return Type("density", frozenset({node.var}) | m.free | v.free)
     if isinstance(node, Add):
         ts = [infer(t, latent, observed) for t in node.terms]
         kinds = {t.kind for t in ts}
@@ -316,6 +332,8 @@ def describe(node):
             return f"{node.symbol}{deco}"
         given = f"|{','.join(node.given)}" if node.given else ""
         return f"{node.symbol}{deco}({','.join(node.vars)}{given})"
+    if isinstance(node, Normal):
+        return f"N({node.var}; {describe(node.mean)}, {describe(node.variance)})"
     if isinstance(node, Add):
         out = []
         for i, (s, t) in enumerate(zip(node.signs, node.terms, strict=True)):

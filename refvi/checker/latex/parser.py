@@ -396,6 +396,8 @@ class Parser:
             return self.expectation()
         if t.kind == "letter" and t.text in ("p", "q"):
             return self.density()
+        if t.text == "mathcal:N" and self.at("(", 1):
+            return self.normal()
         if t.kind == "letter" and t.text == "D" and self.at("_", 1):
             return self.kl()
         if t.text in _KL_NAMES:
@@ -480,6 +482,27 @@ class Parser:
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
         return ir.Density(sym, tuple(vars_), tuple(given), deco)
+
+    def normal(self):
+        """``\\mathcal{N}(z; m, s^2)`` (or ``z | m, s^2``): the univariate normal
+        density of a declared one-dimensional variable."""
+        tok = self.take()
+        self.expect("(")
+        var = self.peek()
+        if not (self.is_var(var) and (self.at(";", 1) or self.at("|", 1))):
+            raise self.unsupported(
+                tok,
+                "a normal density is written with its variable: "
+                "\\mathcal{N}(z; \\mu, \\sigma^2)",
+            )
+        self.take()
+        self.skip_index()
+        self.take()  # ';' or '|'
+        mean = self.expr()
+        self.expect(",")
+        variance = self.expr()
+        self.expect(")")
+        return ir.Normal(self.var_name(var), mean, variance)
 
     def measure(self):
         """A density given as a measure (E subscript, KL argument, H argument)."""
