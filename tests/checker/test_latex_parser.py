@@ -105,7 +105,7 @@ def test_a_fraction_after_log_is_its_argument_first():
     "src, match",
     [
         (r"p(z) = \mathcal{N}(0, I)", "written with its variable"),
-        (r"\nabla_\phi \mathcal{L}", r"unsupported token '\\nabla'"),
+        (r"\nabla_x \log p(x)", r"a gradient is taken in \\theta or \\phi"),
         (r"p(x) \sim p(x|z)", "unsupported relation"),
         (r"p(y|z)", "'y' is not a declared variable"),
         (r"\int_0^1 p(z) dz", "limits"),

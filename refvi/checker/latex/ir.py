@@ -64,6 +64,16 @@ class Normal:
 
 
 @dataclass(frozen=True)
+class Grad:
+    """``\\nabla_\\theta body`` (``group`` 'theta': the model's parameters)
+    or ``\\nabla_\\phi body`` ('phi': those of q), read along one random
+    direction of the group: the directional derivative of ``body``."""
+
+    group: str
+    body: object
+
+
+@dataclass(frozen=True)
 class Add:
     """Sum of ``terms``; ``signs`` holds +1 or -1 per term."""
 
@@ -232,6 +242,8 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Density):
         v, g = density_vars(node, latent)
         return Type("density", frozenset(v) | frozenset(g))
+    if isinstance(node, Grad):
+        return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, Normal):
         m, v = (
             infer(node.mean, latent, observed),
@@ -332,6 +344,8 @@ def describe(node):
             return f"{node.symbol}{deco}"
         given = f"|{','.join(node.given)}" if node.given else ""
         return f"{node.symbol}{deco}({','.join(node.vars)}{given})"
+    if isinstance(node, Grad):
+        return f"grad_{node.group}[{describe(node.body)}]"
     if isinstance(node, Normal):
         return f"N({node.var}; {describe(node.mean)}, {describe(node.variance)})"
     if isinstance(node, Add):

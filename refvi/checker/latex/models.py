@@ -166,6 +166,7 @@ class ContinuousModel:
         self._memo, self._rules = {}, {}
         self._x_data = self.x[:, None, None, :]
         self.seed = instance.seed
+        self._directions = None
         self._boxes()
 
     def q_draws(self, count):
@@ -180,6 +181,34 @@ class ContinuousModel:
             Z = m[:, None, :] + np.einsum("nkl,nml->nmk", L, eps)
             self._rules["draws", count] = (Z[:, None],)
         return self._rules["draws", count][0]
+
+    def perturbed(self, group, t):
+        """This instance with theta = (W, mu, psi) (``group`` 'theta') or
+        phi = (m_q, L_q) ('phi') moved by ``t`` along a fixed random unit
+        direction (:class:`PerturbedModel`); linear-Gaussian only."""
+        if not self.gaussian or self.layer is not None:
+            raise Unsupported(
+                f"\\nabla_\\{group}: parameters are moved in the linear_gaussian "
+                "setting only"
+            )
+        return PerturbedModel(self, group, t)
+
+    def directions(self):
+        """The fixed random unit direction of theta and of phi (stream
+        [seed, 8]); L_q's is lower triangular, psi's keeps psi positive."""
+        if self._directions is None:
+            rng = np.random.default_rng([self.seed, 8])
+            W, mu, psi = self.model.W, self.model.mu, self.model.psi
+            m_q, L_q = self.names["m_q"], self.names["L_q"]
+            theta = [rng.normal(size=W.shape), rng.normal(size=mu.shape),
+                     rng.normal(size=psi.shape) * psi]  # fmt: skip
+            phi = [rng.normal(size=m_q.shape), np.tril(rng.normal(size=L_q.shape))]
+            unit = [
+                [d / np.sqrt(sum(np.sum(e**2) for e in group)) for d in group]
+                for group in (theta, phi)
+            ]
+            self._directions = {"theta": unit[0], "phi": unit[1]}
+        return self._directions
 
     def gaussian_q(self):
         """(mu, sigma) of the diagonal Gaussian q(z|x_i), each (n, k): what the
@@ -371,6 +400,62 @@ class ContinuousModel:
 
     def x_data(self):
         return self._x_data
+
+
+class PerturbedModel:
+    """A linear-Gaussian :class:`ContinuousModel` with theta or phi moved by
+    ``t`` along its direction (``ContinuousModel.directions``): every density
+    computed from the moved parameters (``refvi.models.linear_gaussian``) at
+    the base model's points, on the base model's rules."""
+
+    discrete = False
+    gaussian = True
+
+    def __init__(self, base, group, t):
+        self.base, self.label, self.variant = base, base.label, base.variant
+        self.k, self.d, self.x = base.k, base.d, base.x
+        d = base.directions()[group]
+        W, mu, psi = base.model.W, base.model.mu, base.model.psi
+        self.m_q, self.L_q = base.names["m_q"], base.names["L_q"]
+        if group == "theta":
+            W, mu, psi = W + t * d[0], mu + t * d[1], psi + t * d[2]
+        else:
+            self.m_q, self.L_q = self.m_q + t * d[0], self.L_q + t * d[1]
+        self.model = LinearGaussian(W, mu, psi)
+
+    def log_density(self, kind, X, Z):
+        m = self.model
+        if kind == "q" and self.variant.get("q") == "exact":
+            kind = "post"
+        if kind == "prior":
+            return _gauss(Z, np.zeros(self.k), np.eye(self.k))
+        if kind == "lik":
+            mean = np.einsum("dk,...k->...d", m.W, Z) + m.mu
+            return _gauss(X, mean, np.diag(np.sqrt(m.psi)))
+        if kind == "marginal":
+            return _flat(lambda x: lg.log_marginal(m, x), X)
+        if kind in ("joint", "post"):
+            joint = self.log_density("prior", X, Z) + self.log_density("lik", X, Z)
+            return (
+                joint if kind == "joint" else joint - self.log_density("marginal", X, Z)
+            )
+        if kind == "q" and X is self.base.x_data():
+            Z = np.broadcast_to(Z, (self.x.shape[0],) + Z.shape[1:])
+            return np.stack([_gauss(Z[i], self.m_q[i], self.L_q[i])
+                             for i in range(Z.shape[0])])  # fmt: skip
+        raise Unsupported(f"\\nabla of the density '{kind}' here")
+
+    def z_rule(self, level):
+        return self.base.z_rule(level)
+
+    def x_rule(self, level):
+        return self.base.x_rule(level)
+
+    def z_points(self):
+        return self.base.z_points()
+
+    def x_data(self):
+        return self.base.x_data()
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,29 @@ class Parser:
             return self.applied(wrap, t)
         if t.text == "\\sum":
             return [self.sum_over(t)]
+        if t.text == "\\nabla":
+            return [self.gradient()]
         return [self.power()]
+
+    def gradient(self):
+        """``\\nabla_\\theta`` (the model's parameters) or ``\\nabla_\\phi``
+        (q's) applied to the rest of the product."""
+        tok = self.take()
+        group = ""
+        if self.at("_"):
+            self.take()
+            group = "".join(g.text for g in self.group_tokens()).lstrip("\\")
+        group = {"varphi": "phi", "vartheta": "theta"}.get(group, group)
+        if group not in ("theta", "phi"):
+            raise self.unsupported(
+                tok,
+                "a gradient is taken in \\theta or \\phi: \\nabla_\\theta, "
+                "\\nabla_\\phi",
+            )
+        body = self.product()
+        if body is None:
+            raise self.unsupported(tok, "the gradient has no argument")
+        return ir.Grad(group, body)
 
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
