@@ -119,6 +119,16 @@ def _cached_z_rule(model, level):
     return model._rules["z", level]
 
 
+def _cached_x_rule(model, box, level):
+    """The rule of ``box`` at ``level`` for a bound x, as (nodes (1, M, 1, d),
+    log-weights (1, M, 1)); cached in ``model._rules`` (the same arrays each
+    time, which the density memo relies on)."""
+    if ("x", level) not in model._rules:
+        nodes, logw = box.rule(level)
+        model._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
+    return model._rules["x", level]
+
+
 class ContinuousModel:
     """An issue-5 ``Instance`` with continuous z, seen by the evaluator.
 
@@ -386,10 +396,7 @@ class ContinuousModel:
             raise Unsupported(
                 f"an integral over x in d = {self.d} dimensions (at most 2 here)"
             )
-        if ("x", level) not in self._rules:  # the same arrays each time (memo)
-            nodes, logw = self.x_box.rule(level)
-            self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
-        return self._rules["x", level]
+        return _cached_x_rule(self, self.x_box, level)
 
     def z_points(self):
         if "points" not in self._rules:
@@ -591,10 +598,7 @@ class PairModel:
         return self._rules["z", level]
 
     def x_rule(self, level):
-        if ("x", level) not in self._rules:
-            nodes, logw = self.box.rule(level)
-            self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
-        return self._rules["x", level]
+        return _cached_x_rule(self, self.box, level)
 
     def z_points(self):
         return self.x[None, None]
@@ -711,10 +715,7 @@ class AggregatedModel:
         return _cached_z_rule(self, level)
 
     def x_rule(self, level):
-        if ("x", level) not in self._rules:
-            nodes, logw = self.x_box.rule(level)
-            self._rules["x", level] = (nodes[None, :, None, :], logw[None, :, None])
-        return self._rules["x", level]
+        return _cached_x_rule(self, self.x_box, level)
 
     def z_points(self):
         if "points" not in self._rules:
