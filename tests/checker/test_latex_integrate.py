@@ -19,7 +19,7 @@ $$
 \end{aligned}
 $$
 
-$$ p(z) = \mathcal{N}(z; 0, 1) $$
+$$ \log \det I = 0 $$
 
 $$ a := b $$
 """
