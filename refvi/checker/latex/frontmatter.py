@@ -79,7 +79,7 @@ def _settings(value, line):
     if names <= set(GAUSSIAN_SETTINGS) and names != {"gaussian"}:
         added = (
             "aggregated_mixture_prior"
-            if "aggregated" in names
+            if names & {"aggregated", "amortized"}
             else NON_GAUSSIAN_DEFAULT
         )
         out.append((added, ()))

@@ -155,7 +155,7 @@ class ContinuousModel:
         self.names, self.variant, self.layer = names, dict(variant or {}), layer
         self.label = label
         self.x = names["x"]
-        self.gaussian = instance.setting == "linear_gaussian"
+        self.gaussian = instance.setting in ("linear_gaussian", "amortized")
         if self.gaussian:
             self.model = LinearGaussian(names["W"], names["mu"], names["psi"])
             self.lik = self.model
@@ -487,6 +487,15 @@ class Aggregate:
         m_x = names["mu"] + rng.normal(scale=0.5, size=d)
         return cls((A, b, L_s), (m_x, _random_chol(rng, d, 1.2)))
 
+    @classmethod
+    def of_amortized(cls, instance):
+        """The ``amortized`` setting's own layer: its encoder
+        N(A x + c, diag(exp(2 log_std))) and its Gaussian data N(m_data, C_data)."""
+        names = instance.names
+        L_s = np.diag(np.exp(names["log_std"]))
+        L_x = np.linalg.cholesky(names["C_data"])
+        return cls((names["A"], names["c"], L_s), (names["m_data"], L_x))
+
 
 class DiscreteModel:
     """An issue-5 ``Instance`` with z in {0, ..., K-1}: every density is the
@@ -733,10 +742,10 @@ class AggregatedModel:
 #: with their options, and the aggregated-posterior layer on two of them.
 LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ())}
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussian",
-            *LAYERED)  # fmt: skip
+            "amortized", *LAYERED)  # fmt: skip
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
 #: checker's pair of Gaussians, read by the LaTeX checker in one dimension).
-GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian")
+GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian", "amortized")
 
 
 def _instance(base, seed, options):
@@ -757,7 +766,7 @@ def make_model(setting, seed, options=(), variant=()):
     """
     base, layered_options = LAYERED.get(setting, (setting, ()))
     if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated",
-                    "gaussian"):  # fmt: skip
+                    "gaussian", "amortized"):  # fmt: skip
         raise Unsupported(
             f"setting {setting!r} is not a latent-variable model the LaTeX checker "
             f"knows; known: {', '.join(SETTINGS)}"
@@ -772,4 +781,6 @@ def make_model(setting, seed, options=(), variant=()):
     if base == "mixture":
         return DiscreteModel(instance, label, dict(variant))
     layer = Aggregate.draw(instance) if setting in LAYERED else None
+    if base == "amortized":
+        layer = Aggregate.of_amortized(instance)
     return ContinuousModel(instance, label, dict(variant), layer)
