@@ -19,7 +19,7 @@ $$
 \end{aligned}
 $$
 
-$$ \log \det I = 0 $$
+$$ \log \Gamma(x) = 0 $$
 
 $$ a := b $$
 """

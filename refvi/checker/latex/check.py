@@ -24,6 +24,7 @@ import numpy as np
 from refvi.checker.judge import (
     FAILS,
     UNDETERMINED,
+    Comparison,
     Value,
     compare,
     judge_chain,
@@ -32,7 +33,8 @@ from refvi.checker.judge import (
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
 from refvi.checker.latex.hints import match_hint
-from refvi.checker.latex.models import make_model
+from refvi.checker.latex.matrix import Eye, Mat
+from refvi.checker.latex.models import make_model, matrix_symbols
 from refvi.checker.latex.parser import RELATIONS, readings, split_equations
 from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
@@ -273,6 +275,9 @@ class _Judge:
         on one model, from the sides' values ``pairs``."""
         out = []
         for segment in _segments(eq, pairs, errors):
+            if any(isinstance(pairs[j][0], Mat) for _, _, j in segment):
+                out += self._judge_matrices(segment, pairs)
+                continue
             nodes = [
                 (k, JUDGE_OP.get(op), self._side(eq.exprs[j], pairs[j], dens[j],
                                                  model), self.tol)
@@ -281,6 +286,41 @@ class _Judge:
             judged = judge_chain(nodes, self.separation, self.sigmas)
             out += [(k, comparison) for k, _, comparison in judged]
         return out
+
+    def _judge_matrices(self, segment, pairs):
+        """The links of a run whose sides are matrices, compared normwise:
+        each side divided by s = max(1, the largest Frobenius norm of the
+        run's sides) at each point, then entry by entry (so the deviation is
+        the largest entry of |A - B| / s); a number side (``= 0``) stands for
+        a matrix of that number. Sides of different sizes fail."""
+        sides = [pairs[j] for _, _, j in segment]
+        shapes = [v.shape if isinstance(v, Mat) else None for v, _ in sides]
+        shape = next((sh for sh in shapes if sh is not None), None)
+        if shape is None:
+            raise ir.Unsupported("I without its size on every side: write I_k")
+        if any(sh not in (None, shape) for sh in shapes):
+            sizes = " and ".join(sorted({f"{r}x{c}" for r, c in filter(None, shapes)}))
+            reason = f"the sides are matrices of different sizes ({sizes})"
+            fail = Comparison(FAILS, np.inf, 0.0, self.tol, -np.inf, "direct", reason)
+            return [(k, fail) for k, op, _ in segment if op is not None]
+        size = shape[0]
+        arrays = [
+            tuple(p.expand(size).a if isinstance(p, Eye) else p.a if isinstance(p, Mat)
+                  else real(p)[..., None, None] for p in pair)
+            for pair in sides
+        ]  # fmt: skip
+        norms = [np.sqrt(np.sum(a**2, axis=(-2, -1))) for a, _ in arrays]
+        s = np.maximum(1.0, np.max(np.broadcast_arrays(*norms), axis=0))
+        s = s[..., None, None]
+        nodes = []
+        for (k, op, _), (a, b) in zip(segment, arrays, strict=True):
+            with np.errstate(invalid="ignore"):
+                err = np.where(np.isfinite(a) & np.isfinite(b), np.abs(a - b), np.inf)
+            value = Value(np.broadcast_to(a / s, np.broadcast_shapes(a.shape, s.shape)),
+                          err / s, "direct")  # fmt: skip
+            nodes.append((k, JUDGE_OP.get(op), value, self.tol))
+        judged = judge_chain(nodes, self.separation, self.sigmas)
+        return [(k, comparison) for k, _, comparison in judged]
 
     def _proportional(self, eq, pairs, free_z, errors):
         """(k, Comparison) of each ``a \\propto b`` of ``eq``: in the latent z,
@@ -384,6 +424,8 @@ def _summarise(labels, seeds):
 def _hint(v, r, scope):
     """What a failing ``=`` computes, from the hint library, or None: a hint
     never replaces the verdict, so a side the library cannot read gives none."""
+    if any(isinstance(val, Mat) for _, val in v.values + v.lefts):
+        return None  # the hint library reads numbers, not matrices
     try:
         return match_hint(v, r, scope)
     except (ir.Unsupported, EvaluationError, ValueError, TypeError):
@@ -463,7 +505,6 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
         section = titles[disp.line - 1]
         scope = scoped.get(section, top)
         judge = _Judge(scope, seeds, tol, separation, sigmas)
-        variables = (scope.latent, scope.observed)
         latex = " ".join(disp.source.split())
         try:
             if disp.error is not None:
@@ -484,10 +525,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
         for seq in seqs:
             line = max(seq[0].line, disp.line)  # a continued chain: this display
             try:
-                eqs = readings(seq, variables, scope.latent, scope.reading)
-                for eq in eqs:
-                    for e in eq.exprs:
-                        ir.infer(e, scope.latent, scope.observed)
+                eqs = _read(seq, scope)
             except RecursionError:
                 raise MalformedLatex("the display nests too deeply", line) from None
             except ir.Unsupported as err:
@@ -532,6 +570,40 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                 res.explain = explain if k == 0 else []
                 result.lines.append(res)
     return result
+
+
+def _read(seq, scope):
+    """Every reading of a chain (``parser.readings``), type-checked; a chain
+    that cannot be read so is read again in matrix notation with the symbols
+    the scope's settings bind (``models.matrix_symbols``). The error reported
+    is the first reading's, or the matrix reading's when the first stopped
+    at a symbol or construct of matrix notation."""
+    variables = (scope.latent, scope.observed)
+
+    def read(matrices):
+        eqs = readings(seq, variables, scope.latent, scope.reading, matrices)
+        for eq in eqs:
+            for e in eq.exprs:
+                ir.infer(e, scope.latent, scope.observed)
+        return eqs
+
+    try:
+        return read(None)
+    except ir.Unsupported as first:
+        symbols = matrix_symbols(scope.settings)
+        if not symbols:
+            raise
+        try:
+            return read(symbols)
+        except ir.Unsupported as err:
+            tok = getattr(first.token, "text", None)
+            if tok in symbols or tok in _MATRIX_TOKENS or "subscript" in str(first):
+                raise err from None
+            raise first from None
+
+
+#: Tokens that make a first reading stop where matrix notation would go on.
+_MATRIX_TOKENS = {"\\det", "tr", "Tr", "||", "\\top", "^", "_", "x", "z"}
 
 
 def _continued(disp, tail):

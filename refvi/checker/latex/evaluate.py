@@ -20,6 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from refvi.checker.latex import ir
+from refvi.checker.latex import matrix as mx
+from refvi.checker.latex.matrix import Mat
 from refvi.checker.latex.parser import CONSTANTS
 
 #: Draws of q(z|x) per datum behind a Monte Carlo average.
@@ -164,7 +166,8 @@ class Evaluator:
         with np.errstate(over="ignore", invalid="ignore"):
             if isinstance(node, ir.SampleMean):
                 return self._sample_mean(node, scope)
-            return self.ev(node, scope)
+            out = self.ev(node, scope)
+            return self._number(out) if isinstance(out, Mat) and out.is_number else out
 
     def _sample_mean(self, node, sc):
         """The mean of ``node.body`` over MC_DRAWS draws of q(z|x) at each
@@ -176,7 +179,7 @@ class Evaluator:
                 "q(z|x) (the linear_gaussian and mixture_prior settings)"
             )
         inner = Scope(sc.X, draws(MC_DRAWS), sc.x_bound, True)
-        v = np.broadcast_to(real(self.ev(node.body, inner)), inner.Z.shape[:-1])
+        v = np.broadcast_to(real(self.num(node.body, inner)), inner.Z.shape[:-1])
         mean = np.mean(v, axis=2, keepdims=True)
         se = np.std(v, axis=2, ddof=1, keepdims=True) / np.sqrt(MC_DRAWS)
         self.estimate = (se, MC_DRAWS)
@@ -190,7 +193,92 @@ class Evaluator:
     # -- dispatch ------------------------------------------------------------
     def ev(self, node, sc):
         method = getattr(self, "_" + type(node).__name__)
-        return method(node, sc)
+        try:
+            return method(node, sc)
+        except mx.ShapeError as err:
+            raise EvaluationError(str(err)) from None
+
+    def num(self, node, sc):
+        """The value of ``node`` where a number belongs (a 1 x 1 matrix is one)."""
+        return self._number(self.ev(node, sc))
+
+    @staticmethod
+    def _number(v):
+        if not isinstance(v, Mat):
+            return v
+        if not v.is_number:
+            r, c = v.shape
+            raise EvaluationError(f"a {r}x{c} matrix where a number belongs")
+        return _signed(v.a[..., 0, 0])
+
+    def mat(self, node, sc):
+        """The value of ``node`` as a matrix (a number is a 1 x 1 one)."""
+        v = self.ev(node, sc)
+        return v if isinstance(v, Mat) else Mat(real(v)[..., None, None])
+
+    # -- matrix notation (``matrix.py``) -----------------------------------------
+    def _Sym(self, node, sc):
+        symbol = getattr(self.model, "matrix_symbol", None)
+        if symbol is None:
+            raise ir.Unsupported(
+                f"{node.name}: the {self.model.label.split('/')[0]} setting has no "
+                "matrix notation"
+            )
+        value = symbol(node.name)
+        return value if isinstance(value, Mat) else _signed(value)
+
+    def _VecVar(self, node, sc):
+        points = sc.Z if node.name == self.latent else sc.X
+        if points is None:
+            raise ir.Unsupported(f"{node.name} is used outside its binder")
+        if getattr(self.model, "discrete", False) and node.name == self.latent:
+            raise ir.Unsupported(f"{node.name} is a label, not a vector")
+        return Mat(np.asarray(points, dtype=np.float64)[..., :, None])
+
+    def _Transpose(self, node, sc):
+        return mx.transpose(self.mat(node.arg, sc))
+
+    def _Det(self, node, sc):
+        return mx.slogdet(self.mat(node.arg, sc))
+
+    def _Trace(self, node, sc):
+        return _signed(mx.trace(self.mat(node.arg, sc)))
+
+    def _Norm(self, node, sc):
+        return _signed(mx.norm(self.mat(node.arg, sc)))
+
+    def _Elem(self, node, sc):
+        m = self.mat(node.base, sc)
+        return _signed(mx.entry(m, [self.dims[i] for i in node.indices]))
+
+    def _IndexSum(self, node, sc):
+        if node.upper is not None:
+            upper = np.ravel(real(self.num(node.upper, sc)))
+            count = int(np.round(upper[0]))
+            if np.any(np.abs(upper - count) > 1e-9):
+                raise ir.Unsupported("an index sum ends at a whole number")
+        else:
+            count = self._entry_range(node.body, node.index, sc)
+        terms = []
+        for j in range(count):
+            self.dims[node.index] = j
+            terms.append(self.num(node.body, sc))
+        del self.dims[node.index]
+        if not terms:
+            return _signed(0.0)
+        shape = np.broadcast_shapes(*(np.shape(t[0]) for t in terms))
+        la = np.stack([np.broadcast_to(t[0], shape) for t in terms])
+        s = np.stack([np.broadcast_to(t[1], shape) for t in terms])
+        out, sign = _lse(la, s, axis=0)
+        return out[0], sign[0]
+
+    def _entry_range(self, body, index, sc):
+        """The range of ``index`` in ``body``: the size of the entries it picks."""
+        for node in _walk(body):
+            if isinstance(node, ir.Elem) and index in node.indices:
+                m = self.mat(node.base, sc)
+                return mx.entry_range(m, node.indices.index(index))
+        raise ir.Unsupported(f"\\sum_{index} without an upper bound picks no entries")
 
     def _Number(self, node, sc):
         return _signed(node.value)
@@ -255,7 +343,7 @@ class Evaluator:
         def at(t):
             ev = Evaluator(perturbed(node.group, t), self.sh, self.level,
                            self.latent, self.observed, dict(self.dims))  # fmt: skip
-            return real(ev.ev(node.body, sc))
+            return real(ev.num(node.body, sc))
 
         def central(step):
             return (at(step) - at(-step)) / (2 * step)
@@ -263,9 +351,20 @@ class Evaluator:
         return _signed((4 * central(h / 2) - central(h)) / 3)
 
     def _Normal(self, node, sc):
-        """log N(v; m, s2) = -(log(2 pi s2) + (v - m)^2 / s2) / 2."""
+        """log N(v; m, s2) = -(log(2 pi s2) + (v - m)^2 / s2) / 2; a vector v,
+        mean or covariance in matrix notation: ``matrix.log_normal``."""
+        mean, var = self.ev(node.mean, sc), self.ev(node.variance, sc)
+        if any(isinstance(p, Mat) and not p.is_number for p in (mean, var)):
+            y = self._VecVar(ir.VecVar(node.var), sc)
+            dim = y.shape[0]
+            if not isinstance(mean, Mat):
+                mean = Mat(real(mean)[..., None, None] * np.ones((dim, 1)))
+            if not isinstance(var, Mat):
+                var = Mat(real(var)[..., None, None] * np.eye(dim))
+            la = mx.log_normal(y, mean, var)
+            return la, np.ones_like(la)
         v = real(self._Var(ir.Var(node.var), sc))
-        m, s2 = real(self.ev(node.mean, sc)), real(self.ev(node.variance, sc))
+        m, s2 = real(self._number(mean)), real(self._number(var))
         if np.any(s2 <= 0):
             raise EvaluationError(
                 "a normal density with a variance that is not positive"
@@ -275,6 +374,11 @@ class Evaluator:
 
     def _Add(self, node, sc):
         vals = [self.ev(t, sc) for t in node.terms]
+        if any(isinstance(v, Mat) and not v.is_number for v in vals):
+            terms = [v if isinstance(v, Mat) else Mat(real(v)[..., None, None])
+                     for v in vals]  # fmt: skip
+            return mx.add(terms, node.signs)
+        vals = [self._number(v) for v in vals]
         shape = np.broadcast_shapes(*(v[0].shape for v in vals))
         la = np.stack([np.broadcast_to(v[0], shape) for v in vals])
         s = np.stack(
@@ -287,35 +391,62 @@ class Evaluator:
         return out[0], sign[0]
 
     def _Mul(self, node, sc):
+        vals = [self.ev(f, sc) for f in node.factors]
+        if any(isinstance(v, Mat) for v in vals):
+            return self._matrix_product(vals)
         la, s = 0.0, 1.0
-        for f in node.factors:
-            fa, fs = self.ev(f, sc)
+        for fa, fs in vals:
             la, s = la + fa, s * fs
         return la, s
 
+    def _matrix_product(self, vals):
+        """Numbers scale, matrices multiply in order (``W z``, ``x^\\top A x``)."""
+        acc, coef = None, 1.0
+        for v in vals:
+            if isinstance(v, Mat) and not (v.is_number and acc is None):
+                acc = v if acc is None else mx.matmul(acc, v)
+            else:
+                coef = coef * real(self._number(v))
+        out = (
+            mx.scale(acc, coef)
+            if acc is not None
+            else Mat(np.asarray(coef)[..., None, None])
+        )
+        return self._number(out) if out.is_number else out
+
     def _Div(self, node, sc):
-        na, ns = self.ev(node.num, sc)
-        da, ds = self.ev(node.den, sc)
+        num, den = self.ev(node.num, sc), self.num(node.den, sc)
+        if isinstance(num, Mat):
+            if np.any(den[1] == 0):
+                raise EvaluationError("division by zero")
+            return mx.scale(num, 1.0 / real(den))
+        na, ns = num
+        da, ds = den
         if np.any(ds == 0):
             raise EvaluationError("division by zero")
         return na - da, ns * ds
 
     def _Pow(self, node, sc):
-        ba, bs = self.ev(node.base, sc)
-        r = real(self.ev(node.exponent, sc))
+        base = self.ev(node.base, sc)
+        r = real(self.num(node.exponent, sc))
+        if isinstance(base, Mat) and not base.is_number:
+            if np.size(np.unique(r)) != 1:
+                raise ir.Unsupported("a matrix to a power that varies")
+            return mx.power(base, float(np.ravel(r)[0]))
+        ba, bs = self._number(base)
         if np.any(bs < 0) and not np.all(r == np.round(r)):
             raise EvaluationError("a negative number to a non-integer power")
         sign = np.where(bs < 0, np.where(np.round(r) % 2 == 0, 1.0, -1.0), bs)
         return ba * r, sign
 
     def _Log(self, node, sc):
-        la, s = self.ev(node.arg, sc)
+        la, s = self.num(node.arg, sc)
         if np.any(s <= 0):
             raise EvaluationError("log of a value that is not positive")
         return _signed(la)
 
     def _Exp(self, node, sc):
-        v = real(self.ev(node.arg, sc))
+        v = real(self.num(node.arg, sc))
         return v, np.ones_like(v)
 
     def _Param(self, node, sc):
@@ -354,7 +485,7 @@ class Evaluator:
         terms = []
         for j in range(self.model.k):
             self.dims[node.index] = j
-            terms.append(self.ev(node.body, sc))
+            terms.append(self.num(node.body, sc))
         del self.dims[node.index]
         shape = np.broadcast_shapes(*(t[0].shape for t in terms))
         la = np.stack([np.broadcast_to(t[0], shape) for t in terms])
@@ -390,12 +521,12 @@ class Evaluator:
         return _lse(la, s, axis=axis)
 
     def _Integral(self, node, sc):
-        return self._integrate(lambda inner: self.ev(node.body, inner), node.var, sc)
+        return self._integrate(lambda inner: self.num(node.body, inner), node.var, sc)
 
     def _Sum(self, node, sc):
         if not self.model.discrete:
             raise ir.Unsupported(f"\\sum_{node.index} over a continuous latent")
-        return self._integrate(lambda inner: self.ev(node.body, inner), node.var, sc)
+        return self._integrate(lambda inner: self.num(node.body, inner), node.var, sc)
 
     def _expect(self, measure, body_fn, var, sc):
         def weighted(inner):
@@ -407,7 +538,7 @@ class Evaluator:
 
     def _Expectation(self, node, sc):
         return self._expect(
-            node.measure, lambda inner: self.ev(node.body, inner), node.var, sc
+            node.measure, lambda inner: self.num(node.body, inner), node.var, sc
         )
 
     def _KL(self, node, sc):
@@ -442,3 +573,13 @@ class Evaluator:
             return _signed(a - b)
 
         return self._expect(q, log_ratio, self.latent, sc)
+
+
+def _walk(node):
+    """``node`` and every node inside it (dataclass fields, tuples)."""
+    yield node
+    for value in getattr(node, "__dict__", {}).values():
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if hasattr(item, "__dataclass_fields__"):
+                yield from _walk(item)

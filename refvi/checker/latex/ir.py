@@ -189,6 +189,72 @@ class DimSum:
 
 
 @dataclass(frozen=True)
+class Sym:
+    """A matrix, vector or dimension of the declared model read in matrix
+    notation (``W``, ``\\Psi``, ``C``, ``m_q``, ``I_k``, ``d``): its value is
+    the instance's own array (``models.matrix_symbol``); vectors are columns."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class VecVar:
+    """``x`` or ``z`` in matrix notation: the point as a column vector."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Transpose:
+    arg: object
+
+
+@dataclass(frozen=True)
+class Det:
+    """``\\det A`` (``|A|``)."""
+
+    arg: object
+
+
+@dataclass(frozen=True)
+class Trace:
+    """``\\operatorname{tr} A``."""
+
+    arg: object
+
+
+@dataclass(frozen=True)
+class Norm:
+    """``\\|A\\|`` (``\\|A\\|_F``): Euclidean of a vector, Frobenius of a
+    matrix."""
+
+    arg: object
+
+
+@dataclass(frozen=True)
+class Elem:
+    """``A_{ja}``, ``(L_M)_{aa}``, ``\\psi_j``: an entry at indices bound by
+    :class:`IndexSum` (a vector takes one index)."""
+
+    base: object
+    indices: tuple
+
+
+@dataclass(frozen=True)
+class IndexSum:
+    """``\\sum_{j=1}^{d} body``: ``upper`` is a :class:`Sym` or
+    :class:`Number`, or None when the range is that of the entries the
+    index picks (``\\sum_a \\log (L_q)_{aa}``)."""
+
+    body: object
+    index: str
+    upper: object
+
+
+MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum)
+
+
+@dataclass(frozen=True)
 class Relation:
     """One claim ``left op right``; ``line`` is the file line of ``op``."""
 
@@ -319,8 +385,16 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim):
+    if isinstance(node, Dim | Sym):
         return Type("scalar", frozenset())
+    if isinstance(node, VecVar):
+        return Type("scalar", frozenset({node.name}))
+    if isinstance(node, Transpose | Det | Trace | Norm):
+        return Type("scalar", infer(node.arg, latent, observed).free)
+    if isinstance(node, Elem):
+        return Type("scalar", infer(node.base, latent, observed).free)
+    if isinstance(node, IndexSum):
+        return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, DimSum):
         return Type("scalar", infer(node.body, latent, observed).free)
     raise Unsupported(f"unknown node {type(node).__name__}")
@@ -389,4 +463,16 @@ def describe(node):
         return "J"
     if isinstance(node, DimSum):
         return f"Sum_{node.index}=1..J [{describe(node.body)}]"
+    if isinstance(node, Sym | VecVar):
+        return node.name
+    if isinstance(node, Transpose):
+        return f"{describe(node.arg)}^T"
+    if isinstance(node, Det | Trace | Norm):
+        name = {Det: "det", Trace: "tr", Norm: "norm"}[type(node)]
+        return f"{name}[{describe(node.arg)}]"
+    if isinstance(node, Elem):
+        return f"{describe(node.base)}[{','.join(node.indices)}]"
+    if isinstance(node, IndexSum):
+        upper = describe(node.upper) if node.upper is not None else "its range"
+        return f"Sum_{node.index}=1..{upper} [{describe(node.body)}]"
     return repr(node)

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from refvi.checker.latex.ir import Unsupported
+from refvi.checker.latex.matrix import Eye, Mat
 from refvi.gaussian import _log_prob_chol, _log_prob_whitened
 from refvi.models import linear_gaussian as lg
 from refvi.models import mixture_prior as mp
@@ -234,6 +235,47 @@ class ContinuousModel:
                 "e.g. settings: linear_gaussian(q=diag)"
             )
         return self.names["m_q"], np.abs(diag)
+
+    def matrix_symbol(self, name):
+        """The array (a ``matrix.Mat``) or dimension that the symbol ``name``
+        of matrix notation denotes in this instance (``MATRIX_SYMBOLS``)."""
+        setting = self.label.split("/")[0]
+        setting = LAYERED.get(setting, (setting,))[0]
+        if name not in MATRIX_SYMBOLS.get(setting, ()):
+            raise Unsupported(f"{name}: no such matrix in the {setting} setting")
+        if ("sym", name) not in self._rules:
+            self._rules["sym", name] = (self._symbol(name),)
+        return self._rules["sym", name][0]
+
+    def _symbol(self, name):
+        names, lik, k, d = self.names, self.lik, self.k, self.d
+        common = {"W": lik.W, "\\mu": lik.mu, "\\psi": lik.psi,
+                  "\\Psi": np.diag(lik.psi), "I_k": np.eye(k),
+                  "I_d": np.eye(d)}  # fmt: skip
+        if name in common:
+            return Mat.of(common[name])
+        if name == "I":
+            return Eye(np.ones((1, 1, 1, 1, 1)))
+        if name in ("d", "k"):
+            return float(d if name == "d" else k)
+        if name in ("m_q", "L_q", "\\Sigma_q"):
+            L_q = names["L_q"]
+            value = {"m_q": names["m_q"], "L_q": L_q,
+                     "\\Sigma_q": L_q @ np.swapaxes(L_q, -1, -2)}[name]  # fmt: skip
+            return Mat.per_datum(value)
+        post = lg.posterior(self.model, self.x)
+        if name in ("m", "S", "C"):
+            return {"m": Mat.per_datum(post.m), "S": Mat.of(post.S),
+                    "C": Mat.of(self.model.cov)}[name]  # fmt: skip
+        if name == "r":  # the residual r = x - mu (derivations/linear_gaussian.md)
+            return Mat.per_datum(self.x - lik.mu)
+        if name == "L_M":
+            return Mat.of(np.linalg.cholesky(names["M"]))
+        if name == "A":
+            return Mat.of(names["A_post"])
+        if name == "b":
+            return Mat.per_datum(names["b"])
+        return Mat.of(names[name])  # P, M: the setting's own
 
     # -- densities -------------------------------------------------------------
     def _memo_call(self, name, fn, *arrays):
@@ -654,6 +696,18 @@ class AggregatedModel:
         self._q, self._data = self._Q[q], self._DATA[data]
         self._boxes()
 
+    def matrix_symbol(self, name):
+        """The array of the symbol ``name`` (``MATRIX_SYMBOLS['aggregated']``):
+        the setting's own, ``\\mu`` its ``mu``, ``m_{data}`` its ``m_data``."""
+        if name not in MATRIX_SYMBOLS["aggregated"]:
+            raise Unsupported(f"{name}: no such matrix in the aggregated setting")
+        if name in ("d", "k"):
+            return float(self.d if name == "d" else self.k)
+        if name == "I":
+            return Eye(np.ones((1, 1, 1, 1, 1)))
+        key = {"\\mu": "mu", "\\psi": "psi"}.get(name, name)
+        return Mat.of(self.names[key])
+
     def _pairs(self, fn, X, Z):
         """``fn(z (m, 1), x (N, d)) -> (N, m)`` on the broadcast (n, Mx, Mz)."""
         n = max(X.shape[0], Z.shape[0])
@@ -736,6 +790,48 @@ class AggregatedModel:
 
     def x_data(self):
         return self._x_data
+
+
+#: The symbols of matrix notation each setting binds to its instance's arrays
+#: (``ContinuousModel.matrix_symbol``, ``AggregatedModel.matrix_symbol``):
+#: the model's W, mu, psi, Psi = diag(psi), C = W W^T + Psi (the model's
+#: ``cov``), the posterior's m and S (``linear_gaussian.posterior``), q's
+#: m_q, L_q, Sigma_q = L_q L_q^T, identities I_k, I_d and the dimensions d,
+#: k; in linear_gaussian also the setting's P = Psi^{-1}, M = I + W^T P W
+#: (L_M its Cholesky factor), A = S W^T P, b = C^{-1} r and r = x - mu.
+_LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m", "m_q", "L_q",
+               "\\Sigma_q", "I", "I_k", "I_d", "d", "k")  # fmt: skip
+MATRIX_SYMBOLS = {
+    "linear_gaussian": _LG_SYMBOLS + ("P", "M", "L_M", "A", "b", "r"),
+    "amortized": _LG_SYMBOLS,
+    "mixture_prior": ("W", "\\mu", "\\psi", "\\Psi", "I", "I_k", "I_d", "d", "k"),
+    "aggregated": (
+        "W",
+        "\\mu",
+        "\\psi",
+        "C",
+        "M",
+        "S",
+        "A",
+        "b",
+        "m_data",
+        "C_data",
+        "m_data2",
+        "C_data2",
+        "I",
+        "d",
+        "k",
+    ),  # fmt: skip
+}
+
+
+def matrix_symbols(settings):
+    """The symbols of matrix notation the ``settings`` ((name, options), ...)
+    bind: those of any of them (a setting without one leaves its line)."""
+    out = set()
+    for name, _ in settings:
+        out.update(MATRIX_SYMBOLS.get(LAYERED.get(name, (name,))[0], ()))
+    return frozenset(out)
 
 
 #: Settings of the LaTeX checker: issue-5 settings (refvi.checker.settings)

@@ -24,6 +24,7 @@ all of them, conventional first.
 
 import itertools
 import math
+import re
 
 from refvi.checker.latex import ir
 from refvi.checker.latex.tokens import MalformedLatex
@@ -53,8 +54,15 @@ class Parser:
     appearance (default: conventional).
     """
 
-    def __init__(self, tokens, variables=("z", "x"), latent="z", choices=()):
+    def __init__(self, tokens, variables=("z", "x"), latent="z", choices=(),
+                 matrices=None):  # fmt: skip
         self.toks = list(tokens)
+        # matrix notation (``matrices``: the symbols the settings bind, see
+        # ``models.matrix_symbols``): x and z are column vectors, \| opens a
+        # norm, \sum_{j=1}^{d} binds an entry index
+        self.matrices = frozenset(matrices) if matrices is not None else None
+        self.norm_depth = 0
+        self.indices = set()
         self.i = 0
         self.variables = set(variables)
         self.latent = latent
@@ -124,6 +132,8 @@ class Parser:
         t = self.peek()
         if t is None or self.at_differential():
             return True
+        if t.text == "||" and self.matrices is not None:
+            return self.norm_depth > 0
         return (
             t.text in _CLOSERS
             or t.text in RELATIONS
@@ -185,10 +195,18 @@ class Parser:
             self.take()
             wrap = ir.Exp if t.text == "\\exp" else ir.Log
             if self.at("(") or self.at("[") or self.at("\\{"):
-                return [wrap(self.bracketed())]
+                return [wrap(self.entries(self.bracketed()))]
             return self.applied(wrap, t)
+        if t.text == "\\sum" and self.matrices is not None:
+            return [self.index_sum(t)]
         if t.text == "\\sum":
             return [self.sum_over(t)]
+        if self.matrices is not None and (
+            t.text == "\\det" or (t.kind == "name" and t.text in ("tr", "Tr"))
+        ):
+            self.take()
+            wrap = ir.Det if t.text == "\\det" else ir.Trace
+            return [wrap(self.bracketed() if self.at("(") else self.power())]
         if t.text == "\\nabla":
             return [self.gradient()]
         return [self.power()]
@@ -275,8 +293,73 @@ class Parser:
         self.aliases.pop(index, None)
         return ir.Sum(body, self.latent, index)
 
+    def index_sum(self, tok):
+        """``\\sum_{j=1}^{d} body`` in matrix notation (``ir.IndexSum``): j
+        indexes entries (``\\psi_j``, ``(L_M)_{aa}``); without an upper
+        bound its range is that of the entries it picks."""
+        self.take()
+        self.expect("_")
+        group = self.group_tokens()
+        if not group or group[0].kind != "letter" or group[0].text == self.latent:
+            raise self.unsupported(tok, "\\sum in matrix notation needs an index")
+        if len(group) > 1 and [g.text for g in group[1:]] != ["=", "1"]:
+            raise self.unsupported(tok, "an index sum starts at 1: \\sum_{j=1}^{d}")
+        index, upper = group[0].text, None
+        if self.at("^"):
+            self.take()
+            bound = self.group_tokens()
+            if len(bound) != 1:
+                raise self.unsupported(tok, "an index sum ends at d, k or a number")
+            b = bound[0]
+            if b.kind == "num" and b.text.isdigit():
+                upper = ir.Number(float(b.text))
+            elif b.text in self.matrices:
+                upper = ir.Sym(b.text)
+            else:
+                raise self.unsupported(b, "an index sum ends at d, k or a number")
+        self.indices.add(index)
+        body = self.product()
+        self.indices.discard(index)
+        if body is None:
+            raise self.unsupported(tok, "\\sum has no summand")
+        return ir.IndexSum(body, index, upper)
+
+    def matrix_exponent(self, base):
+        """``^\\top``, ``^T``, ``^{-\\top}``, ``^{-1}``, ``^{-1/2}``, ``^2`` on a
+        matrix-notation factor, or None to read the exponent as usual."""
+        start = self.i
+        self.take()  # '^'
+        texts = [t.text for t in self.group_tokens()]
+        if texts in (["\\top"], ["T"], ["\\intercal"]):
+            return ir.Transpose(base)
+        if texts in (["-", "\\top"], ["-", "T"]):
+            return ir.Transpose(ir.Pow(base, ir.Number(-1.0)))
+        rational = "".join(texts)
+        if re_rational(rational):
+            num, _, den = rational.partition("/")
+            return ir.Pow(base, ir.Number(float(num) / float(den or 1)))
+        self.i = start
+        return None
+
+    def entries(self, base):
+        """``A_{ja}`` with indices bound by an index sum (``ir.Elem``)."""
+        if not (self.matrices is not None and self.at("_")):
+            return base
+        start = self.i
+        self.take()
+        group = self.group_tokens()
+        idx = tuple(g.text for g in group if g.text != ",")
+        if idx and all(i in self.indices for i in idx):
+            return ir.Elem(base, idx)
+        self.i = start
+        return base
+
     def power(self):
-        base = self.atom()
+        base = self.entries(self.atom())
+        if self.at("^") and self.matrices is not None:
+            read = self.matrix_exponent(base)
+            if read is not None:
+                return self.entries(read)
         if self.at("^"):
             self.take()
             if self.at("{"):
@@ -385,8 +468,44 @@ class Parser:
                     return out
             out.append(t)
 
+    def matrix_atom(self):
+        """A norm, a vector x or z, or a symbol the settings bind; None if
+        the token starts none of them."""
+        t = self.peek()
+        if t.text == "||" and self.norm_depth == 0:
+            self.take()
+            self.norm_depth += 1
+            inner = self.expr()
+            self.norm_depth -= 1
+            self.expect("||")
+            if self.at("_") and (self.at("F", 1) or self.at("2", 1)):
+                self.take()
+                self.take()
+            return ir.Norm(inner)
+        if self.is_var(t) and self.var_name(t) == t.text:
+            self.take()
+            self.skip_index()
+            return ir.VecVar(t.text)
+        name, end = t.text, self.i + 1
+        if self.at("_", 1):
+            save = self.i
+            self.i += 2
+            group = self.group_tokens()
+            sub = "".join(g.text for g in group)
+            if not all(g.text in self.indices for g in group):
+                name, end = f"{t.text}_{sub}", self.i
+            self.i = save
+        if name not in self.matrices:
+            return None
+        self.i = end
+        return ir.Sym(name)
+
     def atom(self):
         t = self.peek()
+        if self.matrices is not None and t is not None:
+            node = self.matrix_atom()
+            if node is not None:
+                return node
         if t.kind == "num":
             self.take()
             return ir.Number(float(t.text))
@@ -766,9 +885,16 @@ def split_equations(display):
     return out
 
 
-def parse_equation(tokens, variables=("z", "x"), latent="z", choices=()):
-    """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported."""
-    p = Parser(tokens, variables, latent, choices)
+def re_rational(text):
+    """Whether ``text`` is an integer or a fraction of integers (``-1/2``)."""
+    return re.fullmatch(r"-?\d+(/\d+)?", text) is not None
+
+
+def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
+                   matrices=None):  # fmt: skip
+    """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported.
+    ``matrices``: read in matrix notation with these symbols (``Parser``)."""
+    p = Parser(tokens, variables, latent, choices, matrices)
     exprs, ops = p.chain()
     rels = tuple(
         ir.Relation(op.text, exprs[k], exprs[k + 1], op.line)
@@ -781,14 +907,15 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=()):
     return ir.Equation(line, tuple(exprs), rels, reading, tuple(p.sites))
 
 
-def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL):
+def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL,
+             matrices=None):  # fmt: skip
     """Every reading of the chain, the preferred one first.
 
     ``prefer`` is 'rest' (conventional: ``\\log`` takes the rest of the product)
     or 'first' (``\\log`` takes one factor). Ambiguous sites beyond
     MAX_AMBIGUOUS_SITES raise Unsupported rather than explode combinatorially.
     """
-    first = parse_equation(tokens, variables, latent, ())
+    first = parse_equation(tokens, variables, latent, (), matrices)
     n = len(first.sites)
     if n == 0:
         return [first]
@@ -802,7 +929,7 @@ def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL):
     out = []
     other = FIRST_FACTOR if prefer == CONVENTIONAL else CONVENTIONAL
     for combo in itertools.product((prefer, other), repeat=n):
-        out.append(parse_equation(tokens, variables, latent, combo))
+        out.append(parse_equation(tokens, variables, latent, combo, matrices))
     return out
 
 

@@ -69,9 +69,12 @@ _WORDS = {
     "KL": "KL", "ELBO": "ELBO", "Var": "Var", "Cov": "Cov",
 }  # fmt: skip
 _COMMAND_WORDS = {"\\log", "\\ln", "\\exp"}
-#: Names that are vocabulary, not remarks.
+#: Names that are vocabulary, not remarks (an operator such as
+#: ``\\operatorname{tr}`` is never dropped as a remark: the parser reads it or
+#: names it as unsupported).
 _NAMES = {"KL", "D_KL", "ELBO", "E", "H", "d", "data", "const", "Var", "Cov",
-          "and", "where", "argmax", "argmin", "max", "min", "s.t."}  # fmt: skip
+          "and", "where", "argmax", "argmin", "max", "min", "s.t.", "tr", "Tr",
+          "diag", "tril", "softmax", "logsumexp"}  # fmt: skip
 #: A remark that opens a condition: the rest of its row is the condition.
 _CONDITION_RE = re.compile(
     r"^(for|if|since|because|as|when|whenever|with|by|using|iff|unless|s\.t\.)",
