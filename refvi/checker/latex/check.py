@@ -174,13 +174,13 @@ class _Judge:
         self.estimates = {}  # (node, model label) -> (se, draws) of an MC side
         self.chains = {}
 
-    def value(self, node, model, level, free_z):
+    def value(self, node, model, level, free_z, components=()):
         """The signed-log value of ``node`` on ``model`` (memoised per display)."""
-        key = (node, model.label, level, free_z)
+        key = (node, model.label, level, free_z, components)
         if key not in self.cache:
             sc = self.scope
             ev = Evaluator(model, sc.shorthands, level, sc.latent, sc.observed)
-            self.cache[key] = ev.value(node, free_z)
+            self.cache[key] = ev.value(node, free_z, components)
             if ev.estimate is not None:
                 self.estimates[node, model.label] = ev.estimate
         return self.cache[key]
@@ -223,6 +223,7 @@ class _Judge:
             free_z = any(
                 sc.latent in ir.infer(e, sc.latent, sc.observed).free for e in exprs
             )
+            components = tuple(sorted(set().union(*map(ir.free_components, exprs))))
             models = self.models(variant)
         except ir.Unsupported as err:
             return [err] * len(eq.relations)
@@ -232,7 +233,7 @@ class _Judge:
         skipped = None
         for model in models:
             try:
-                pairs = self._pairs(exprs, model, free_z)
+                pairs = self._pairs(exprs, model, free_z, components=components)
             except ir.Unsupported as err:  # a density this setting lacks
                 skipped = (model.label.split("/")[0], err)
                 continue
@@ -247,7 +248,7 @@ class _Judge:
             judged = self._judge(eq, pairs, dens, model, errors)
             judged += self._proportional(eq, pairs, free_z, errors)
             if any(_undecided(c) for _, c in judged):  # refine the quadrature
-                finer = self._pairs(exprs, model, free_z, REFINED)
+                finer = self._pairs(exprs, model, free_z, REFINED, components)
                 if not any(isinstance(p, Exception) for p in finer):
                     pairs, judged = finer, self._judge(eq, finer, dens, model, errors)
             for k, comparison in judged:
@@ -350,14 +351,16 @@ class _Judge:
     def _side(self, expr, pairs, density, model):
         return _side(pairs, density, self.estimates.get((expr, model.label)))
 
-    def _pairs(self, exprs, model, free_z, levels=(0, 1)):
+    def _pairs(self, exprs, model, free_z, levels=(0, 1), components=()):
         """Each side's signed-log values at two quadrature levels (the first
         is the value, their difference its error estimate), or the
         ``EvaluationError`` that stopped it; raises ``ir.Unsupported``."""
         out = []
         for e in exprs:
             try:
-                out.append(tuple(self.value(e, model, lv, free_z) for lv in levels))
+                out.append(
+                    tuple(self.value(e, model, lv, free_z, components) for lv in levels)
+                )
             except EvaluationError as err:
                 out.append(err)
         return out
@@ -597,7 +600,8 @@ def _read(seq, scope):
             return read(symbols)
         except ir.Unsupported as err:
             tok = getattr(first.token, "text", None)
-            if tok in symbols or tok in _MATRIX_TOKENS or "subscript" in str(first):
+            named = tok in symbols or f"{tok}[]" in symbols
+            if named or tok in _MATRIX_TOKENS or "subscript" in str(first):
                 raise err from None
             raise first from None
 

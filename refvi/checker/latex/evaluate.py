@@ -155,8 +155,11 @@ class Evaluator:
 
     estimate: tuple | None = None  # (standard error, draws) of a Monte Carlo side
 
-    def value(self, node, free_z=False):
+    def value(self, node, free_z=False, components=()):
         """(la, s) of a top-level expression; z free means z at test points.
+
+        ``components``: a free component index of the chain (``ir.Comp``):
+        the value at every component, stacked along the first axis.
 
         A Monte Carlo average (``ir.SampleMean``) is a whole side: its
         standard error and number of draws are left in ``estimate``.
@@ -166,8 +169,30 @@ class Evaluator:
         with np.errstate(over="ignore", invalid="ignore"):
             if isinstance(node, ir.SampleMean):
                 return self._sample_mean(node, scope)
+            if components:
+                return self._per_component(node, scope, components)
             out = self.ev(node, scope)
             return self._number(out) if isinstance(out, Mat) and out.is_number else out
+
+    def _per_component(self, node, sc, components):
+        """The value at each value of the free component index, stacked."""
+        if len(components) > 1:
+            raise ir.Unsupported("two free component indices in one line")
+        (index,) = components
+        count = getattr(self.model, "n_components", None)
+        if count is None:
+            raise ir.Unsupported(f"the {self.model.label} setting has no components")
+        out = []
+        for j in range(count()):
+            self.dims[index] = j
+            v = self.ev(node, sc)
+            out.append(self._number(v) if isinstance(v, Mat) and v.is_number else v)
+        del self.dims[index]
+        if all(isinstance(v, Mat) for v in out):
+            return Mat(_stack([v.a for v in out]))
+        if any(isinstance(v, Mat) for v in out):
+            raise ir.Unsupported("a line that is a matrix for some components only")
+        return _stack([v[0] for v in out]), _stack([v[1] for v in out])
 
     def _sample_mean(self, node, sc):
         """The mean of ``node.body`` over MC_DRAWS draws of q(z|x) at each
@@ -246,6 +271,15 @@ class Evaluator:
 
     def _Norm(self, node, sc):
         return _signed(mx.norm(self.mat(node.arg, sc)))
+
+    def _Comp(self, node, sc):
+        if node.index not in self.dims:
+            raise ir.Unsupported(f"{node.name}_{node.index} outside its sum")
+        symbol = getattr(self.model, "component_symbol", None)
+        if symbol is None:
+            raise ir.Unsupported(f"{node.name}_{node.index}: no components here")
+        value = symbol(node.name, self.dims[node.index])
+        return value if isinstance(value, Mat) else _signed(value)
 
     def _Elem(self, node, sc):
         m = self.mat(node.base, sc)
@@ -573,6 +607,13 @@ class Evaluator:
             return _signed(a - b)
 
         return self._expect(q, log_ratio, self.latent, sc)
+
+
+def _stack(arrays):
+    """Arrays over (n, ...) concatenated along the first axis, each broadcast
+    to the shape they share (the values of a line at each component)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays))
+    return np.concatenate([np.broadcast_to(a, shape) for a in arrays], axis=0)
 
 
 def _walk(node):

@@ -251,7 +251,31 @@ class IndexSum:
     upper: object
 
 
-MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum)
+@dataclass(frozen=True)
+class Comp:
+    """``a_j``, ``B_j``, ``L_{B_j}``, ``\\pi_j``: component ``index`` of a
+    family of the model (the mixture prior's components). An index that no
+    :class:`IndexSum` binds is free: the line is claimed for every component."""
+
+    name: str
+    index: str
+
+
+MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp)
+
+
+def free_components(node, bound=frozenset()):
+    """The component indices of ``node`` that no index sum binds."""
+    if isinstance(node, Comp):
+        return set() if node.index in bound else {node.index}
+    if isinstance(node, IndexSum):
+        bound = bound | {node.index}
+    out = set()
+    for value in getattr(node, "__dict__", {}).values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if hasattr(item, "__dataclass_fields__"):
+                out |= free_components(item, bound)
+    return out
 
 
 @dataclass(frozen=True)
@@ -385,7 +409,7 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim | Sym):
+    if isinstance(node, Dim | Sym | Comp):
         return Type("scalar", frozenset())
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
@@ -465,6 +489,8 @@ def describe(node):
         return f"Sum_{node.index}=1..J [{describe(node.body)}]"
     if isinstance(node, Sym | VecVar):
         return node.name
+    if isinstance(node, Comp):
+        return f"{node.name}[{node.index}]"
     if isinstance(node, Transpose):
         return f"{describe(node.arg)}^T"
     if isinstance(node, Det | Trace | Norm):

@@ -258,6 +258,8 @@ class ContinuousModel:
             return Eye(np.ones((1, 1, 1, 1, 1)))
         if name in ("d", "k"):
             return float(d if name == "d" else k)
+        if name == "J":
+            return float(self.n_components())
         if name in ("m_q", "L_q", "\\Sigma_q"):
             L_q = names["L_q"]
             value = {"m_q": names["m_q"], "L_q": L_q,
@@ -276,6 +278,34 @@ class ContinuousModel:
         if name == "b":
             return Mat.per_datum(names["b"])
         return Mat.of(names[name])  # P, M: the setting's own
+
+    def n_components(self):
+        """J, the number of the mixture prior's components."""
+        if self.gaussian:
+            raise Unsupported("the linear_gaussian prior has no components")
+        return self.model.J
+
+    def component_symbol(self, name, j):
+        """Component j of the family ``name`` (``MATRIX_SYMBOLS['mixture_prior']``):
+        the prior's pi_j, a_j, B_j, L_{B_j}; the marginal's C_j
+        (``mixture_prior.marginal``); the posterior's m_j (per datum) and S_j
+        (``mixture_prior.posterior``)."""
+        if self.gaussian or f"{name}[]" not in MATRIX_SYMBOLS["mixture_prior"]:
+            raise Unsupported(f"{name}_j: no such family here")
+        m = self.model
+        if name in ("\\pi", "a", "B", "L_B"):
+            L_B = m.L_B[j]
+            value = {"\\pi": m.weights[j], "a": m.a[j],
+                     "B": L_B @ L_B.T, "L_B": L_B}[name]  # fmt: skip
+            return float(value) if name == "\\pi" else Mat.of(value)
+        if name == "C":
+            L = mp.marginal(m).L[j]
+            return Mat.of(L @ L.T)
+        post = mp.posterior(m, self.x)
+        if name == "m":
+            return Mat.per_datum(post.m[:, j])
+        L_S = post.L_S[j]
+        return Mat.of(L_S @ L_S.T)
 
     # -- densities -------------------------------------------------------------
     def _memo_call(self, name, fn, *arrays):
@@ -804,7 +834,25 @@ _LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m", "m_q", "L_q",
 MATRIX_SYMBOLS = {
     "linear_gaussian": _LG_SYMBOLS + ("P", "M", "L_M", "A", "b", "r"),
     "amortized": _LG_SYMBOLS,
-    "mixture_prior": ("W", "\\mu", "\\psi", "\\Psi", "I", "I_k", "I_d", "d", "k"),
+    "mixture_prior": (
+        "W",
+        "\\mu",
+        "\\psi",
+        "\\Psi",
+        "I",
+        "I_k",
+        "I_d",
+        "d",
+        "k",
+        "J",
+        "\\pi[]",
+        "a[]",
+        "B[]",
+        "L_B[]",
+        "C[]",
+        "m[]",
+        "S[]",
+    ),
     "aggregated": (
         "W",
         "\\mu",

@@ -486,6 +486,9 @@ class Parser:
             self.take()
             self.skip_index()
             return ir.VecVar(t.text)
+        family = self.component(t)
+        if family is not None:
+            return family
         name, end = t.text, self.i + 1
         if self.at("_", 1):
             save = self.i
@@ -499,6 +502,25 @@ class Parser:
             return None
         self.i = end
         return ir.Sym(name)
+
+    def component(self, t):
+        """``a_j``, ``B_j``, ``L_{B_j}`` of a family the settings bind
+        (``"a[]"`` in ``matrices``): ``ir.Comp``, or None."""
+        if not self.at("_", 1):
+            return None
+        save = self.i
+        self.i += 2
+        group = [g.text for g in self.group_tokens()]
+        name = None
+        comp = {"j"} | self.indices  # a component index: j, or one a sum binds
+        if len(group) == 1 and group[0] in comp:
+            name, index = t.text, group[0]
+        elif len(group) == 3 and group[1] == "_" and group[2] in comp:
+            name, index = f"{t.text}_{group[0]}", group[2]
+        if name is None or f"{name}[]" not in self.matrices:
+            self.i = save
+            return None
+        return ir.Comp(name, index)
 
     def atom(self):
         t = self.peek()
