@@ -239,7 +239,7 @@ class ContinuousModel:
     def matrix_symbol(self, name):
         """The array (a ``matrix.Mat``) or dimension that the symbol ``name``
         of matrix notation denotes in this instance (``MATRIX_SYMBOLS``)."""
-        setting = self.label.split("/")[0]
+        setting = self.label.split("/")[0].split("(")[0]
         setting = LAYERED.get(setting, (setting,))[0]
         if name not in MATRIX_SYMBOLS.get(setting, ()):
             raise Unsupported(f"{name}: no such matrix in the {setting} setting")
@@ -613,10 +613,11 @@ class DiscreteModel:
 
 
 class PairModel:
-    """The derivation checker's ``gaussian`` setting in one dimension, seen by
-    the evaluator: two univariate Gaussians p = N(mu_1, sigma_1^2) and
-    q = N(mu_2, sigma_2^2) of one variable (the setting's p and q; the
-    convention of indices 1 and 2 for the first and second density).
+    """The derivation checker's ``gaussian`` setting, seen by the evaluator:
+    two Gaussians p = N(mu_p, L_p L_p^T) and q = N(mu_q, L_q L_q^T) of one
+    variable; in one dimension p = N(mu_1, sigma_1^2) and q = N(mu_2,
+    sigma_2^2) (the convention of indices 1 and 2 for the first and second
+    density). Integrals over the variable exist in at most two dimensions.
 
     ``p`` and ``q`` are densities of whichever variable they are written in
     (``p(x)``, ``q(z)``, or bare in ``KL(p, q)``); ``\\mu_1``, ``\\sigma_1``,
@@ -632,39 +633,52 @@ class PairModel:
 
     def __init__(self, instance, label, variant=None):
         names = instance.names
-        if int(names["d"]) != 1:
-            raise Unsupported(
-                "the LaTeX checker reads the gaussian setting in one dimension: "
-                "gaussian(d=1)"
-            )
         if variant:
             raise Unsupported(f"the gaussian setting has no variant {dict(variant)}")
-        self.label, self.variant = label, {}
-        self.k = self.d = 1
-        self.mean = {"p": float(names["mu_p"][0]), "q": float(names["mu_q"][0])}
-        self.std = {
-            "p": float(np.sqrt(names["Sigma_p"][0, 0])),
-            "q": float(np.sqrt(names["Sigma_q"][0, 0])),
-        }
-        means = np.array([[self.mean["p"]], [self.mean["q"]]])
-        stds = np.array([[self.std["p"]], [self.std["q"]]])
+        self.label, self.variant, self.names = label, {}, names
+        self.k = self.d = int(names["d"])
+        self.mean = {"p": names["mu_p"], "q": names["mu_q"]}
+        self.L = {"p": names["L_p"], "q": names["L_q"]}
+        means = np.stack([self.mean["p"], self.mean["q"]])
+        stds = np.stack([_stds(self.L["p"]), _stds(self.L["q"])])
         self.box = _Box.cover(means, stds)
-        self.x = self.box.test_points()  # (m, 1): the points of a free variable
+        self.x = self.box.test_points()  # (m, d): the points of a free variable
         self._rules = {}
 
+    def matrix_symbol(self, name):
+        """p's and q's parameters in matrix notation (``MATRIX_SYMBOLS``):
+        ``\\mu_p``, ``L_p``, ``\\Sigma_p`` and q's; bare ``\\mu``, ``L``,
+        ``\\Sigma`` are p's (p = N(mu, Sigma), Sigma = L L^T)."""
+        if name not in MATRIX_SYMBOLS["gaussian"]:
+            raise Unsupported(f"{name}: no such matrix in the gaussian setting")
+        if name == "d":
+            return float(self.d)
+        if name == "I":
+            return Eye(np.ones((1, 1, 1, 1, 1)))
+        base, _, which = name.partition("_")
+        key = {"\\mu": "mu", "L": "L", "\\Sigma": "Sigma"}[base]
+        return Mat.of(self.names[f"{key}_{which or 'p'}"])
+
     def pair_parameter(self, name, index):
-        """``mu`` or ``sigma`` of density ``index`` (1: p, 2: q)."""
+        """``mu`` or ``sigma`` of density ``index`` (1: p, 2: q), one
+        dimension."""
+        if self.d != 1:
+            raise Unsupported(
+                f"\\{name}_{index} of a {self.d}-dimensional Gaussian: write "
+                "\\mu_p, \\Sigma_p, L_p"
+            )
         which = {1: "p", 2: "q"}.get(index)
         if which is None:
             raise Unsupported(
                 f"\\{name}_{index}: the gaussian setting has two densities, 1 and 2"
             )
-        return (self.mean if name == "mu" else self.std)[which]
+        if name == "mu":
+            return float(self.mean[which][0])
+        return float(self.L[which][0, 0])
 
     def log_pair(self, symbol, points):
-        """log p or log q at ``points`` (..., 1)."""
-        L = np.array([[self.std[symbol]]])
-        return _gauss(points, np.array([self.mean[symbol]]), L)
+        """log p or log q at ``points`` (..., d)."""
+        return _gauss(points, self.mean[symbol], self.L[symbol])
 
     def log_density(self, kind, X, Z):
         raise Unsupported(
@@ -673,12 +687,16 @@ class PairModel:
         )
 
     def z_rule(self, level):
+        if self.d > 2:
+            raise Unsupported(f"an integral in d = {self.d} dimensions (at most 2)")
         if ("z", level) not in self._rules:
             nodes, logw = self.box.rule(level)
             self._rules["z", level] = (nodes[None, None], logw[None, None])
         return self._rules["z", level]
 
     def x_rule(self, level):
+        if self.d > 2:
+            raise Unsupported(f"an integral in d = {self.d} dimensions (at most 2)")
         return _cached_x_rule(self, self.box, level)
 
     def z_points(self):
@@ -853,6 +871,19 @@ MATRIX_SYMBOLS = {
         "m[]",
         "S[]",
     ),
+    "gaussian": (
+        "\\mu",
+        "L",
+        "\\Sigma",
+        "\\mu_p",
+        "L_p",
+        "\\Sigma_p",
+        "\\mu_q",
+        "L_q",
+        "\\Sigma_q",
+        "I",
+        "d",
+    ),  # fmt: skip
     "aggregated": (
         "W",
         "\\mu",
@@ -917,7 +948,9 @@ def make_model(setting, seed, options=(), variant=()):
         )
     opts = dict(layered_options + tuple(options))
     instance = _instance(base, seed, tuple(sorted(opts.items())))
-    label = f"{setting}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
+    # the options are part of the label: gaussian(d=3) is not gaussian
+    shown = f"({', '.join(f'{k}={v}' for k, v in options)})" if options else ""
+    label = f"{setting}{shown}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
     if base == "gaussian":
         return PairModel(instance, label, dict(variant))
     if base == "aggregated":

@@ -489,19 +489,24 @@ class Parser:
         family = self.component(t)
         if family is not None:
             return family
-        name, end = t.text, self.i + 1
+        name, end, idx = t.text, self.i + 1, ()
         if self.at("_", 1):
             save = self.i
             self.i += 2
-            group = self.group_tokens()
-            sub = "".join(g.text for g in group)
-            if not all(g.text in self.indices for g in group):
-                name, end = f"{t.text}_{sub}", self.i
+            texts = [g.text for g in self.group_tokens()]
+            if "," in texts:  # L_{q,jj}: the symbol L_q at entry (j, j)
+                k = texts.index(",")
+                texts, idx = texts[:k], tuple(c for c in texts[k + 1 :] if c != ",")
+                if not idx or not all(i in self.indices for i in idx):
+                    self.i = save
+                    return None
+            if not all(c in self.indices for c in texts) or idx:
+                name, end = f"{t.text}_{''.join(texts)}", self.i
             self.i = save
         if name not in self.matrices:
             return None
         self.i = end
-        return ir.Sym(name)
+        return ir.Elem(ir.Sym(name), idx) if idx else ir.Sym(name)
 
     def component(self, t):
         """``a_j``, ``B_j``, ``L_{B_j}`` of a family the settings bind
