@@ -211,7 +211,7 @@ class Transpose:
 
 @dataclass(frozen=True)
 class Det:
-    """``\\det A`` (``|A|``)."""
+    """``\\det A``."""
 
     arg: object
 
