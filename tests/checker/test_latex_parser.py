@@ -131,3 +131,23 @@ def test_unsupported_reports_the_line_of_the_token():
 def test_declared_symbols_are_the_variables():
     (eq,) = readings(tokenize(r"p(u|w)"), variables=("w", "u"), latent="w")
     assert eq.exprs[0] == ir.Density("p", ("u",), ("w",))
+
+
+def test_sums_and_products_over_the_data_and_the_data_set_letters():
+    eq = one(r"\log p(X|\theta) = \sum_{i=1}^{N} \log p(x_i|\theta)")
+    lhs, rhs = eq.exprs
+    # in a line that sums over the data, p(X) is the product over the data
+    assert lhs == ir.Log(ir.DataSum(ir.Density("p", ("x",), (), "", True), "i", True))
+    assert rhs == ir.DataSum(ir.Log(ir.Density("p", ("x",), ())), "i")
+    assert str(ir.infer(rhs)) == "log-density (constant)"
+    mean = one(r"\frac{1}{N}\sum_n \log p(x_n) = \prod_{i=1}^N p(x^{(i)})").exprs
+    assert mean[0].factors[0] == ir.Div(ir.Number(1.0), ir.DataCount())
+    assert mean[1].product
+    # a bound of the data set is the sum of the per-datum bounds
+    bishop = one(r"\sum_i \log p(x_i) = \mathcal{L}(q, \theta)").exprs[1]
+    assert bishop == ir.DataSum(ir.ELBO(ir.Density("q", None, ())), "i")
+
+
+def test_a_datum_outside_the_sum_over_the_data_is_unsupported():
+    with pytest.raises(ir.Unsupported, match="outside the sum over the data"):
+        read(r"\sum_i \log p(x_i) = \log p(x)")

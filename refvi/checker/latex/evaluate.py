@@ -108,6 +108,10 @@ def resolve(d, sh, latent="z", observed="x"):
     raise ir.Unsupported(f"no density of the model is {ir.describe(d)}")
 
 
+def _bare(d, symbol):
+    return d.symbol == symbol and d.vars is None and not d.deco
+
+
 def _signed(v):
     v = np.asarray(v, dtype=np.float64)
     with np.errstate(divide="ignore"):
@@ -527,6 +531,26 @@ class Evaluator:
         out, sign = _lse(la, s, axis=0)
         return out[0], sign[0]
 
+    def _DataCount(self, node, sc):
+        return _signed(float(self.model.x_data().shape[0]))
+
+    def _DataSum(self, node, sc):
+        """The sum (a product: of a density) over the instance's data of the
+        body's values at each datum x_i (axis 0), with a free z at the same
+        points for every datum."""
+        if sc.x_bound or getattr(self.model, "pair", False):
+            raise ir.Unsupported(
+                f"a sum over the data (\\sum_{node.index}) inside an integral "
+                "over x, or of a setting without data"
+            )
+        la, s = self.ev(node.body, sc)
+        n = self.model.x_data().shape[0]
+        shape = (n,) + np.broadcast_shapes(np.shape(la), np.shape(s))[1:]
+        la, s = np.broadcast_to(la, shape), np.broadcast_to(s, shape)
+        if node.product:
+            return np.sum(la, axis=0, keepdims=True), np.prod(s, axis=0, keepdims=True)
+        return _lse(la, s, axis=0)
+
     # -- binders ---------------------------------------------------------------
     def _bind(self, var, sc):
         """A scope with ``var`` bound to quadrature nodes, and the log-weights."""
@@ -577,6 +601,9 @@ class Evaluator:
 
     def _KL(self, node, sc):
         (var,), _ = ir.density_vars(node.a, self.latent)
+        if _bare(node.b, "p") and not getattr(self.model, "pair", False):
+            # Bishop's KL(q || p): the posterior of the latent given the data
+            node = ir.KL(node.a, ir.Density("p", (var,), (self.observed,)))
 
         def log_ratio(inner):
             a, _ = self._Density(node.a, inner)

@@ -51,6 +51,7 @@ class Density:
     vars: tuple | None
     given: tuple
     deco: str = ""
+    dataset: bool = False  # written in the data set's letters (p(X|theta))
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,25 @@ class Sum:
     body: object
     var: str
     index: str
+
+
+@dataclass(frozen=True)
+class DataSum:
+    """``\\sum_{i=1}^{N} body`` (``product``: ``\\prod_i``) over the data
+    x_1..x_N of the instance: the sum (product) of ``body``'s values at each
+    datum. In a line that sums over the data, a density written in the data
+    set's letters (``p(X|\\theta)``) is the product over the data, and a
+    bound or divergence of the data set (``\\mathcal{L}(q, \\theta)``,
+    ``KL(q(Z) \\| p(Z|X))``) the sum of the per-datum ones."""
+
+    body: object
+    index: str
+    product: bool = False
+
+
+@dataclass(frozen=True)
+class DataCount:
+    """``N``: the number of data points."""
 
 
 @dataclass(frozen=True)
@@ -409,7 +429,7 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim | Sym | Comp):
+    if isinstance(node, Dim | Sym | Comp | DataCount):
         return Type("scalar", frozenset())
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
@@ -419,6 +439,10 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", infer(node.base, latent, observed).free)
     if isinstance(node, IndexSum):
         return Type("scalar", infer(node.body, latent, observed).free)
+    if isinstance(node, DataSum):
+        body = infer(node.body, latent, observed)
+        kind = "scalar" if body.kind == "log-density" else body.kind
+        return Type(kind if node.product else body.kind, body.free - {observed})
     if isinstance(node, DimSum):
         return Type("scalar", infer(node.body, latent, observed).free)
     raise Unsupported(f"unknown node {type(node).__name__}")
@@ -441,7 +465,8 @@ def describe(node):
         if node.vars is None:
             return f"{node.symbol}{deco}"
         given = f"|{','.join(node.given)}" if node.given else ""
-        return f"{node.symbol}{deco}({','.join(node.vars)}{given})"
+        args = ",".join(node.vars) + given
+        return f"{node.symbol}{deco}({args.upper() if node.dataset else args})"
     if isinstance(node, Grad):
         return f"grad_{node.group}[{describe(node.body)}]"
     if isinstance(node, Normal):
@@ -485,6 +510,11 @@ def describe(node):
         return f"{node.name}_q" + (f"[{node.index}]" if node.index else "")
     if isinstance(node, Dim):
         return "J"
+    if isinstance(node, DataCount):
+        return "N"
+    if isinstance(node, DataSum):
+        op = "Prod" if node.product else "Sum"
+        return f"{op}_{node.index}=1..N [{describe(node.body)}]"
     if isinstance(node, DimSum):
         return f"Sum_{node.index}=1..J [{describe(node.body)}]"
     if isinstance(node, Sym | VecVar):

@@ -22,6 +22,7 @@ readings swap: ``\\log \\frac{a}{b} c`` is read ``\\log(a/b) c`` first.
 all of them, conventional first.
 """
 
+import dataclasses
 import itertools
 import math
 import re
@@ -41,6 +42,8 @@ _GREEK = {"\\theta", "\\phi", "\\psi", "\\lambda", "\\eta", "\\varphi", "\\varth
 #: the model, not a variable (p(x|z;\theta), p(x|z,\theta), p(x|\theta)).
 _MODEL_PARAMETERS = {"\\theta", "\\phi", "\\varphi", "\\vartheta", "\\Theta"}
 _OPEN_BRACES = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangle"}
+#: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
+DATA_INDICES = ("i", "n")
 MAX_AMBIGUOUS_SITES = 4
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
 
@@ -74,6 +77,7 @@ class Parser:
         self.aliases = {v.upper(): v for v in (latent, *variables) if v.islower()}
         self.in_integral = 0
         self.dims = set()  # latent-dimension indices bound by \sum_j
+        self.data_sums = 0  # depth of sums over the data
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -197,6 +201,14 @@ class Parser:
             if self.at("(") or self.at("[") or self.at("\\{"):
                 return [wrap(self.entries(self.bracketed()))]
             return self.applied(wrap, t)
+        if t.text == "\\sum" and self.data_index():
+            return [self.data_sum(t)]
+        if t.text == "\\prod":
+            if not self.data_index():
+                raise self.unsupported(
+                    t, "a product is read over the data: \\prod_{i=1}^{N} p(x_i)"
+                )
+            return [self.data_sum(t)]
         if t.text == "\\sum" and self.matrices is not None:
             return [self.index_sum(t)]
         if t.text == "\\sum":
@@ -255,6 +267,58 @@ class Parser:
         if (choice == CONVENTIONAL) != frac_first:
             return [wrap(ir.Mul(tuple(args)))]
         return [wrap(args[0]), *args[1:]]
+
+    def data_index(self):
+        """The index of a ``\\sum`` or ``\\prod`` over the data (any index
+        with the upper limit ``N``; ``_i``, ``_n`` without a limit), or None."""
+        if not self.at("_", 1):
+            return None
+        j = self.i + 2
+        if self.at("{", 2):
+            depth, group = 0, []
+            while j < len(self.toks):
+                t = self.toks[j]
+                depth += {"{": 1, "}": -1}.get(t.text, 0)
+                j += 1
+                if depth == 0:
+                    break
+                group.append(t)
+            group = group[1:]
+        else:
+            group = self.toks[j : j + 1]
+            j += 1
+        letters = [g.text for g in group if g.kind == "letter"]
+        if not letters:
+            return None
+        upper = None
+        if j < len(self.toks) and self.toks[j].text == "^" and j + 1 < len(self.toks):
+            nxt = self.toks[j + 1]
+            upper = (
+                self.toks[j + 2].text
+                if nxt.text == "{" and j + 2 < len(self.toks)
+                else nxt.text
+            )
+        if upper == "N" or (upper is None and letters[0] in DATA_INDICES):
+            return letters[0]
+        return None
+
+    def data_sum(self, tok):
+        """``\\sum_{i=1}^{N} body`` or ``\\prod_i body`` over the data
+        (``ir.DataSum``); the body is the rest of the product, in which x_i
+        (``x^{(i)}``, z_i) is the datum's x (its latent)."""
+        index = self.data_index()
+        self.take()
+        self.take()  # '_'
+        self.group_tokens()
+        if self.at("^"):
+            self.take()
+            self.group_tokens()
+        self.data_sums += 1
+        body = self.product()
+        self.data_sums -= 1
+        if body is None:
+            raise self.unsupported(tok, f"{tok.text} has no summand")
+        return ir.DataSum(body, index, tok.text == "\\prod")
 
     def sum_over(self, tok):
         self.take()
@@ -407,11 +471,14 @@ class Parser:
                  (self.peek(k) for k in range(1, 8))]  # fmt: skip
         if texts[:6] == ["{", "1", "}", "{", texts[4], "}"] and texts[6] == "\\sum":
             letter = self.peek(5)
-            return 7 if letter.kind == "letter" and letter.text.isupper() else 0
-        if texts[0] == "1" and texts[2] == "\\sum":
-            letter = self.peek(2)
-            return 3 if letter.kind == "letter" and letter.text.isupper() else 0
-        return 0
+            n = 7
+        elif texts[0] == "1" and texts[2] == "\\sum":
+            letter, n = self.peek(2), 3
+        else:
+            return 0
+        if letter.kind != "letter" or not letter.text.isupper() or letter.text == "N":
+            return 0  # \frac{1}{N}\sum_i: the mean over the data
+        return n
 
     def sample_mean(self):
         """``\\frac{1}{L} \\sum_{l=1}^{L} body``: the Monte Carlo average of
@@ -587,6 +654,9 @@ class Parser:
         if t.kind == "letter" and t.text == "J":
             self.take()
             return ir.Dim()
+        if t.kind == "letter" and t.text == "N":
+            self.take()
+            return ir.DataCount()
         if self.is_var(t):
             self.take()
             self.skip_index()
@@ -617,6 +687,7 @@ class Parser:
         open_ = self.take()
         vars_, given, part = [], [], None
         part = vars_
+        dataset = False
         while not self.at(")"):
             t = self.take()
             if t.text in (",",):
@@ -643,13 +714,19 @@ class Parser:
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
                 )
             part.append(self.var_name(t))
+            dataset = dataset or self.is_data_set_letter(t)
             self.skip_index()
         self.expect(")")
         if not vars_:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
-        return ir.Density(sym, tuple(vars_), tuple(given), deco)
+        return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset)
+
+    def is_data_set_letter(self, tok):
+        """Whether ``tok`` is the upper-case letter of a declared variable
+        (X, Z: the data set and its latents)."""
+        return tok.text in self.aliases and tok.text.isupper()
 
     def normal(self):
         """``\\mathcal{N}(z; m, s^2)`` (or ``z | m, s^2``): the univariate normal
@@ -917,12 +994,70 @@ def re_rational(text):
     return re.fullmatch(r"-?\d+(/\d+)?", text) is not None
 
 
+def _nodes(node):
+    """``node`` and every node under it."""
+    yield node
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            v = getattr(node, f.name)
+            for item in v if isinstance(v, tuple) else (v,):
+                if dataclasses.is_dataclass(item):
+                    yield from _nodes(item)
+
+
+#: Nodes that bind the latent (or stand for a bound over it) per datum.
+_PER_DATUM = (ir.Sum, ir.Integral, ir.Expectation, ir.KL, ir.Entropy, ir.ELBO)
+
+
+def _data_set(node, latent, observed):
+    """``node`` of a line that sums over the data, with each quantity of the
+    data set outside the sums made explicit (``ir.DataSum``): a density in
+    the data set's letters is the product over the data, a bound or
+    divergence of the data set the sum of the per-datum ones. A per-datum x
+    left outside the sums has no value here."""
+    if isinstance(node, ir.DataSum | ir.DataCount):
+        return node
+    if isinstance(node, ir.Density) and node.dataset:
+        return ir.DataSum(node, "i", True)
+    if isinstance(node, _PER_DATUM):
+        inner = list(_nodes(node))
+        if isinstance(node, ir.ELBO) or any(
+            getattr(n, "dataset", False)
+            or (isinstance(n, ir.Sum) and n.index.isupper())
+            for n in inner
+        ):
+            return ir.DataSum(node, "i")
+    free = ir.infer(node, latent, observed).free
+    if observed not in free:
+        return node
+    if isinstance(node, (ir.Density, ir.Var, ir.Param, ir.Normal, *_PER_DATUM)):
+        raise ir.Unsupported(
+            f"{ir.describe(node)} of one datum outside the sum over the data: "
+            f"write {observed.upper()} for the data set, or move it into "
+            "\\sum_{i=1}^{N}"
+        )
+    kids = {}
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, tuple):
+            kids[f.name] = tuple(
+                _data_set(c, latent, observed) if dataclasses.is_dataclass(c) else c
+                for c in v
+            )
+        elif dataclasses.is_dataclass(v):
+            kids[f.name] = _data_set(v, latent, observed)
+    return dataclasses.replace(node, **kids)
+
+
 def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
                    matrices=None):  # fmt: skip
     """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported.
     ``matrices``: read in matrix notation with these symbols (``Parser``)."""
     p = Parser(tokens, variables, latent, choices, matrices)
     exprs, ops = p.chain()
+    if any(isinstance(n, ir.DataSum | ir.DataCount) for e in exprs for n in _nodes(e)):
+        observed = p.observed_name()
+        exprs = [_data_set(e, latent, observed) for e in exprs]
     rels = tuple(
         ir.Relation(op.text, exprs[k], exprs[k + 1], op.line)
         for k, op in enumerate(ops)
