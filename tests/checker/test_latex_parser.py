@@ -151,3 +151,15 @@ def test_sums_and_products_over_the_data_and_the_data_set_letters():
 def test_a_datum_outside_the_sum_over_the_data_is_unsupported():
     with pytest.raises(ir.Unsupported, match="outside the sum over the data"):
         read(r"\sum_i \log p(x_i) = \log p(x)")
+
+
+def test_the_parameters_of_an_em_step_and_bishops_q_function():
+    eq = one(r"\ln p(X|\boldsymbol\theta^{(t+1)}) \ge \log p_{\theta^{old}}(x|z)")
+    assert eq.exprs[0].arg.at == "new" and eq.exprs[1].arg.at == "old"
+    assert one(r"\log p(x; \theta')").exprs[0].arg.at == "new"
+    q = one(r"Q(\theta, \theta^{\text{old}})").exprs[0]
+    assert q.measure == ir.Density("p", ("z",), ("x",), "", True, "old")
+    assert q.body == ir.Log(ir.Density("p", ("x", "z"), (), "", True, ""))
+    assert one(r"\mathcal{L}(q, \theta^{(t)})").exprs[0].at == "old"
+    with pytest.raises(ir.Unsupported, match=r"theta at '\(t-1\)'"):
+        read(r"\log p(x|\theta^{(t-1)})")

@@ -345,8 +345,22 @@ class Evaluator:
         needs_z = kind not in ("marginal", "data", "data2")
         if needs_z and sc.Z is None:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
-        la = self.model.log_density(kind, sc.X, sc.Z)
+        la = self._at(node.at).log_density(kind, sc.X, sc.Z)
         return la, np.ones_like(la)
+
+    def _at(self, at):
+        """The model at the parameters ``at`` ('' the instance's theta; 'old',
+        'new': the start and the end of an EM step, ``Model.version``)."""
+        if not at:
+            return self.model
+        version = getattr(self.model, "version", None)
+        if version is None:
+            raise ir.Unsupported(
+                f"\\theta^{{{at}}}: the {self.model.label.split('/')[0]} setting "
+                "has no parameters at another value (linear_gaussian and mixture "
+                "have)"
+            )
+        return version(at)
 
     def _pair_density(self, node, sc):
         """p or q of the ``gaussian`` setting (``models.PairModel``): a
@@ -626,7 +640,7 @@ class Evaluator:
             q = node.q
         else:
             q = ir.Density("q", (self.latent,), (self.observed,), "")
-        joint = ir.Density("p", (self.observed, self.latent), (), "")
+        joint = ir.Density("p", (self.observed, self.latent), (), "", at=node.at)
 
         def log_ratio(inner):
             a, _ = self._Density(joint, inner)

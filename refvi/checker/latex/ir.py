@@ -52,6 +52,7 @@ class Density:
     given: tuple
     deco: str = ""
     dataset: bool = False  # written in the data set's letters (p(X|theta))
+    at: str = ""  # the model's parameters: '' theta, 'old', 'new' (an EM step)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class ELBO:
     ``F(p(z|x))`` is the bound at q = the posterior."""
 
     q: Density | None
+    at: str = ""  # the model's parameters (Density.at)
 
 
 @dataclass(frozen=True)
@@ -466,7 +468,8 @@ def describe(node):
             return f"{node.symbol}{deco}"
         given = f"|{','.join(node.given)}" if node.given else ""
         args = ",".join(node.vars) + given
-        return f"{node.symbol}{deco}({args.upper() if node.dataset else args})"
+        at = f";theta^{node.at}" if node.at else ""
+        return f"{node.symbol}{deco}({args.upper() if node.dataset else args}{at})"
     if isinstance(node, Grad):
         return f"grad_{node.group}[{describe(node.body)}]"
     if isinstance(node, Normal):
@@ -503,7 +506,10 @@ def describe(node):
     if isinstance(node, Entropy):
         return f"H[{describe(node.a)}]"
     if isinstance(node, ELBO):
-        return f"ELBO({describe(node.q)})" if node.q is not None else "ELBO"
+        at = f";theta^{node.at}" if node.at else ""
+        if node.q is None and not at:
+            return "ELBO"
+        return f"ELBO({describe(node.q) if node.q is not None else 'q'}{at})"
     if isinstance(node, Param) and node.index in ("1", "2"):
         return f"{node.name}_{node.index}"
     if isinstance(node, Param):

@@ -37,10 +37,15 @@ from refvi.checker.latex.ir import Unsupported
 from refvi.checker.latex.matrix import Eye, Mat
 from refvi.gaussian import _log_prob_chol, _log_prob_whitened
 from refvi.models import linear_gaussian as lg
+from refvi.models import linear_gaussian_em as lg_em
+from refvi.models import mixture
 from refvi.models import mixture_prior as mp
 from refvi.models.linear_gaussian import LinearGaussian
 from refvi.models.mixture_prior import MixturePrior
 
+#: How far theta^old lies from theta along theta's direction (a unit vector);
+#: below 1, so psi stays positive (psi's direction is psi times a unit share).
+OLD_STEP = 0.6
 _STEPS = (4.0, 2.5, 8.0, 5.0)  # sigma_min / h at levels 0, 1 and refined 2, 3
 _HALF_WIDTH = 8.0
 
@@ -203,6 +208,25 @@ class ContinuousModel:
                 "setting only"
             )
         return PerturbedModel(self, group, t)
+
+    def version(self, at):
+        """This instance at the parameters ``at`` of an EM step: 'old' is theta
+        moved by OLD_STEP along its direction (the parameters the step starts
+        from), 'new' the exact M-step from there on the instance's data,
+        argmax_theta sum_i E_{p(z|x_i, theta^old)}[log p(x_i, z | theta)]
+        (``linear_gaussian_em.m_step``); linear-Gaussian only."""
+        if not self.gaussian or self.layer is not None:
+            raise Unsupported(
+                f"\\theta^{{{at}}}: parameters at another value exist in the "
+                "linear_gaussian and mixture settings only"
+            )
+        if ("version", at) not in self._rules:
+            old = PerturbedModel(self, "theta", OLD_STEP)
+            if at == "new":
+                post = lg_em.posterior(old.model, self.x)
+                old = PerturbedModel(self, "theta", 0.0, lg_em.m_step(self.x, post))
+            self._rules["version", at] = (old,)
+        return self._rules["version", at][0]
 
     def directions(self):
         """The fixed random unit direction of theta and of phi (stream
@@ -490,12 +514,15 @@ class PerturbedModel:
     discrete = False
     gaussian = True
 
-    def __init__(self, base, group, t):
+    def __init__(self, base, group, t, model=None):
         self.base, self.label, self.variant = base, base.label, base.variant
         self.k, self.d, self.x = base.k, base.d, base.x
+        self.m_q, self.L_q = base.names["m_q"], base.names["L_q"]
+        if model is not None:  # the parameters given
+            self.model = model
+            return
         d = base.directions()[group]
         W, mu, psi = base.model.W, base.model.mu, base.model.psi
-        self.m_q, self.L_q = base.names["m_q"], base.names["L_q"]
         if group == "theta":
             W, mu, psi = W + t * d[0], mu + t * d[1], psi + t * d[2]
         else:
@@ -582,6 +609,7 @@ class DiscreteModel:
         self.x = self.names["x"]
         self.K = int(self.names["K"])
         self._x_data = self.x[:, None, None, :]
+        self.seed, self._versions = instance.seed, {}
 
     def log_density(self, kind, X, Z):
         if X is not self._x_data:
@@ -597,6 +625,34 @@ class DiscreteModel:
         n, a, m = Z.shape
         return self.names[fn](np.reshape(Z, (n, a * m))).reshape(n, a, m)
 
+    def version(self, at):
+        """This instance at the parameters ``at`` of an EM step
+        (:class:`MixtureAt`): 'old' moves the log-weights, means and
+        covariance factors by a fixed random amount (stream [seed, 9]); 'new'
+        is the M-step of the weights and means from there with the
+        covariances held (ECM's conditional M-step: two data points make a
+        full-covariance M-step singular), which raises Q(theta, theta^old)
+        and so log p(X|theta)."""
+        if at not in self._versions:
+            nm = self.names
+            rng = np.random.default_rng([self.seed, 9])
+            K, d = nm["means"].shape
+            eta = np.log(nm["weights"]) + 0.5 * rng.normal(size=K)
+            means = nm["means"] + 0.5 * rng.normal(size=(K, d))
+            L = np.linalg.cholesky(nm["covariances"])
+            L = L * np.exp(0.2 * rng.normal(size=(K, 1, d)))
+            weights = np.exp(eta - logsumexp(eta))
+            old = MixtureAt(self, mixture.GaussianMixture(weights, means, L))
+            if at == "new":
+                r = np.exp(old.tables["post"])  # (n, K)
+                N_k = np.sum(r, axis=0)
+                new = mixture.GaussianMixture(
+                    N_k / self.x.shape[0], (r.T @ self.x) / N_k[:, None], L
+                )
+                old = MixtureAt(self, new)
+            self._versions[at] = old
+        return self._versions[at]
+
     def z_rule(self, level):
         n = self.x.shape[0]
         Z = np.broadcast_to(np.arange(self.K), (n, 1, self.K))
@@ -610,6 +666,51 @@ class DiscreteModel:
 
     def x_data(self):
         return self._x_data
+
+
+class MixtureAt:
+    """A :class:`DiscreteModel` at other mixture parameters ``model`` (a
+    ``refvi.models.mixture.GaussianMixture``): its densities are tables at
+    the base's data, its q the base's (q is not a parameter of the model)."""
+
+    discrete = True
+    gaussian = False
+
+    def __init__(self, base, model):
+        self.base, self.label, self.variant, self.x = (
+            base, base.label, base.variant, base.x)  # fmt: skip
+        n = self.x.shape[0]
+        prior = np.broadcast_to(mixture.log_prior(model), (n, base.K))
+        lik = mixture.log_lik(model, self.x)
+        self.tables = {"prior": prior, "lik": lik, "joint": prior + lik,
+                       "post": mixture.log_responsibilities(model, self.x)}  # fmt: skip
+        self.log_px = mixture.log_marginal(model, self.x)
+
+    def log_density(self, kind, X, Z):
+        if X is not self.base.x_data():
+            raise Unsupported("the mixture setting has no density at other x")
+        if kind == "marginal":
+            return self.log_px[:, None, None]
+        if kind == "q":
+            return self.base.log_density(kind, X, Z)
+        if kind not in self.tables:
+            raise Unsupported(f"the mixture setting has no density '{kind}'")
+        n, a, m = Z.shape
+        table = self.tables[kind]
+        Zi = np.reshape(Z, (n, a * m)).astype(int)
+        return np.take_along_axis(table, Zi, axis=1).reshape(n, a, m)
+
+    def z_rule(self, level):
+        return self.base.z_rule(level)
+
+    def x_rule(self, level):
+        return self.base.x_rule(level)
+
+    def z_points(self):
+        return self.base.z_points()
+
+    def x_data(self):
+        return self.base.x_data()
 
 
 class PairModel:

@@ -42,6 +42,10 @@ _GREEK = {"\\theta", "\\phi", "\\psi", "\\lambda", "\\eta", "\\varphi", "\\varth
 #: the model, not a variable (p(x|z;\theta), p(x|z,\theta), p(x|\theta)).
 _MODEL_PARAMETERS = {"\\theta", "\\phi", "\\varphi", "\\vartheta", "\\Theta"}
 _OPEN_BRACES = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangle"}
+#: The model's parameters at another value: \theta^{old}, \theta^{(t)} (the
+#: parameters an EM step starts from), \theta^{new}, \theta^{(t+1)}, \theta'
+#: (the parameters it ends at).
+PARAMETER_VERSIONS = {"old": "old", "t": "old", "new": "new", "t+1": "new"}
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
 MAX_AMBIGUOUS_SITES = 4
@@ -78,6 +82,7 @@ class Parser:
         self.in_integral = 0
         self.dims = set()  # latent-dimension indices bound by \sum_j
         self.data_sums = 0  # depth of sums over the data
+        self.version = ""  # the parameters' value named by a decoration
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -657,6 +662,8 @@ class Parser:
         if t.kind == "letter" and t.text == "N":
             self.take()
             return ir.DataCount()
+        if t.text in ("Q", "mathcal:Q") and self.at("(", 1):
+            return self.q_function()
         if self.is_var(t):
             self.take()
             self.skip_index()
@@ -667,16 +674,47 @@ class Parser:
         raise self.unsupported(t)
 
     def decoration(self):
-        """The subscript of p_\\theta, q_{\\phi}, p_{data}: its text, or ''."""
+        """The subscript of p_\\theta, q_{\\phi}, p_{data}: its text, or ''.
+        The model's parameters at another value (``p_{\\theta^{old}}``,
+        ``p_{\\theta'}``) are left in ``self.version``."""
         if not self.at("_"):
             return ""
         self.take()
+        group = self.group_tokens()
+        if group and group[0].text in _MODEL_PARAMETERS and len(group) > 1:
+            sub = Parser(group, self.variables, self.latent)
+            sub.take()
+            self.version = sub.parameter_version(group[0])
+            if sub.peek() is not None:
+                raise self.unsupported(sub.peek(), "unsupported decoration")
+            return group[0].text.lstrip("\\")
         parts = []
-        for g in self.group_tokens():
+        for g in group:
             if g.kind == "cmd" and g.text not in _GREEK:
                 raise self.unsupported(g, f"unsupported decoration '{g.text}'")
             parts.append(g.text.lstrip("\\"))
         return "".join(parts)
+
+    def parameter_version(self, tok):
+        """The value of the model's parameters named by what follows ``tok``
+        (\\theta): '' (theta itself), 'old' (``^{old}``, ``^{(t)}``, ``_{old}``,
+        ``_t``) or 'new' (``^{new}``, ``^{(t+1)}``, ``_{t+1}``, ``'``)."""
+        if self.at("'"):
+            self.take()
+            return "new"
+        if not (self.at("^") or self.at("_")):
+            return ""
+        self.take()
+        text = "".join(g.text for g in self.group_tokens()).replace(" ", "")
+        version = PARAMETER_VERSIONS.get(text.strip("()"))
+        if version is None:
+            raise self.unsupported(
+                tok,
+                f"{tok.text} at '{text}': the model's parameters are read at "
+                "\\theta, \\theta^{old} (\\theta^{(t)}) and \\theta^{new} "
+                "(\\theta^{(t+1)}, \\theta')",
+            )
+        return version
 
     def density(self):
         tok = self.take()
@@ -688,6 +726,7 @@ class Parser:
         vars_, given, part = [], [], None
         part = vars_
         dataset = False
+        version, self.version = self.version, ""
         while not self.at(")"):
             t = self.take()
             if t.text in (",",):
@@ -698,17 +737,15 @@ class Parser:
                 part = given
                 continue
             if t.text == ";":  # parameters after ';' are not variables
-                while not self.at(")"):
-                    self.take()
-                break
-            if t.text in _MODEL_PARAMETERS:
-                if self.at("^") or self.at("_"):
-                    raise self.unsupported(
-                        t,
-                        f"{t.text} at another value (an old or iterated "
-                        "parameter) is not a density of the declared model",
-                    )
+                part = None
                 continue
+            if t.text in _MODEL_PARAMETERS:
+                version = self.parameter_version(t) or version
+                continue
+            if part is None:
+                raise self.unsupported(
+                    t, f"'{t.text}' after ';' is not a parameter of the model"
+                )
             if not self.is_var(t):
                 raise self.unsupported(
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
@@ -721,7 +758,7 @@ class Parser:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
-        return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset)
+        return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset, version)
 
     def is_data_set_letter(self, tok):
         """Whether ``tok`` is the upper-case letter of a declared variable
@@ -927,7 +964,7 @@ class Parser:
                 "bound of more than one sample) is not the ELBO; write "
                 "\\mathcal{L} or \\mathcal{L}_1 for the ELBO",
             )
-        q = None
+        q, at = None, ""
         if self.at("("):
             self.take()
             depth = 1
@@ -944,7 +981,33 @@ class Parser:
                     q = self.density()
                     continue
                 self.take()
-        return ir.ELBO(q)
+                if depth == 1 and t.text in _MODEL_PARAMETERS:
+                    at = self.parameter_version(t)
+        return ir.ELBO(q, at)
+
+    def q_function(self):
+        """Bishop's ``Q(\\theta, \\theta^{old})``: the expected complete-data
+        log-likelihood E_{p(z|x, theta^old)}[log p(x, z | theta)] (of the data
+        set: the sum over the data in a line that sums over them)."""
+        tok = self.take()
+        self.expect("(")
+        at = []
+        while not self.at(")"):
+            t = self.take()
+            if t.text == ",":
+                continue
+            if t.text not in _MODEL_PARAMETERS:
+                raise self.unsupported(
+                    t, "Q(\\theta, \\theta^{old}) takes the parameters at two values"
+                )
+            at.append(self.parameter_version(t))
+        self.expect(")")
+        if len(at) != 2:
+            raise self.unsupported(tok, "Q(\\theta, \\theta^{old}) has two arguments")
+        x, z = self.observed_name(), self.latent
+        post = ir.Density("p", (z,), (x,), "", True, at[1])
+        joint = ir.Density("p", (x, z), (), "", True, at[0])
+        return ir.Expectation(post, ir.Log(joint), z)
 
 
 def split_equations(display):

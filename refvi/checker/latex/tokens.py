@@ -96,6 +96,8 @@ _SYMBOL_FONTS = {"\\mathbb", "\\mathcal", "\\mathscr", "\\mathfrak"}
 
 def _font_token(font, word, line):
     """The token for ``font{word}``."""
+    if re.fullmatch(r"\\[A-Za-z]+", word.strip()):  # \boldsymbol{\theta}: \theta
+        return Token("cmd", word.strip(), line)
     if font in _SYMBOL_FONTS:
         return Token("name", f"{font[1:]}:{word}", line)
     if len(word) == 1 and word.isalpha():
@@ -123,7 +125,10 @@ def _font_argument(src, start, line):
     while i < len(src) and src[i] == " ":
         i += 1
     if i >= len(src) or src[i] != "{":
-        # \mathbb E: the argument is one character.
+        # \mathbb E: the argument is one character; \boldsymbol\theta one command.
+        command = re.match(r"\\[A-Za-z]+", src[i:])
+        if command:
+            return command.group(), i + command.end()
         if i < len(src):
             return src[i], i + 1
         raise MalformedLatex("a font command has no argument", line)
