@@ -81,7 +81,7 @@ def read_text(path):
 FILE_KEYS = ("title", "settings", "seeds", "tolerance", "separation", "sigmas")
 LATEX_KEYS = (
     "settings", "latent", "observed", "family", "shorthands", "reading", "assume",
-    "pinned",
+    "pinned", "convex", "concave",
 )  # fmt: skip
 KEYS = FILE_KEYS + LATEX_KEYS[1:]
 

@@ -163,3 +163,32 @@ def test_the_parameters_of_an_em_step_and_bishops_q_function():
     assert one(r"\mathcal{L}(q, \theta^{(t)})").exprs[0].at == "old"
     with pytest.raises(ir.Unsupported, match=r"theta at '\(t-1\)'"):
         read(r"\log p(x|\theta^{(t-1)})")
+
+
+def test_abstract_functions_the_noise_and_the_reparameterized_latent():
+    src = r"\mathbb{E}_{q}[f(z)] = \mathbb{E}_{p(\epsilon)}[f(\mu + \sigma \epsilon)]"
+    lhs, rhs = one(src).exprs
+    assert lhs.body == ir.Func("f", ir.Var("z"))
+    assert rhs.var == ir.NOISE and rhs.body == ir.Func("f", ir.Reparam(diag=True))
+    grad = one(r"\mathbb{E}_{p(\epsilon)}[\nabla_\phi f(g_\phi(\epsilon))]").exprs[0]
+    assert grad.body == ir.Grad("phi", ir.Func("f", ir.Reparam()))
+
+
+def test_the_optimal_factor_and_the_expectation_over_the_other_factors():
+    lhs, rhs = one(r"q^*(z) \propto \exp(\mathbb{E}_{-z}[\log p(x, z)])").exprs
+    assert lhs == ir.Density("q", ("z",), (), "opt")
+    assert rhs == ir.Exp(ir.Log(ir.Density("p", ("x", "z"), ())))
+
+
+def test_importance_weighted_bounds_of_k_samples():
+    eq = one(r"\mathcal{L}_K \le \mathcal{L}_{K+1} \le \mathcal{L}_1 = \mathcal{L}_3")
+    k = ir.SampleCount()
+    assert eq.exprs[0] == ir.IWBound(k)
+    assert eq.exprs[1] == ir.IWBound(ir.Add((k, ir.Number(1.0)), (1, 1)))
+    assert eq.exprs[2] == ir.ELBO(None) and eq.exprs[3] == ir.IWBound(ir.Number(3.0))
+    src = (r"\mathbb{E}_{z_1, \dots, z_K \sim q(z|x)}\left[\log \frac{1}{K}"
+           r"\sum_{k=1}^{K} \frac{p(x, z_k)}{q(z_k|x)}\right]")  # fmt: skip
+    bound = one(src).exprs[0]
+    assert bound.count == k
+    assert bound.weight == ir.Div(ir.Density("p", ("x", "z"), ()),
+                                  ir.Density("q", ("z",), ("x",)))  # fmt: skip

@@ -106,7 +106,7 @@ def test_connectives_and_remarks_separate_or_vanish():
         (r"p(z) = \begin{cases} 1 & z > 0 \\ 0 & \text{else} \end{cases}",
          "piecewise"),
         (r"\mathbb{E}[\log p(x|z)]", "needs its measure as subscript"),
-        (r"p(x|z, \theta^{(t-1)})", "parameters are read at .*theta\^{old}"),
+        (r"p(x|z, \theta^{(t-1)})", r"parameters are read at .*theta\^{old}"),
     ],
 )  # fmt: skip
 def test_unsupported_constructs_name_the_supported_spelling(latex, message):

@@ -31,11 +31,17 @@ from refvi.checker.judge import (
     worse,
 )
 from refvi.checker.latex import frontmatter, ir
-from refvi.checker.latex.evaluate import EvaluationError, Evaluator, real
+from refvi.checker.latex.evaluate import (
+    CHOICES,
+    SAMPLE_COUNTS,
+    EvaluationError,
+    Evaluator,
+    real,
+)
 from refvi.checker.latex.hints import match_hint
 from refvi.checker.latex.matrix import Eye, Mat
-from refvi.checker.latex.models import make_model, matrix_symbols
-from refvi.checker.latex.parser import RELATIONS, readings, split_equations
+from refvi.checker.latex.models import Instantiated, make_model, matrix_symbols
+from refvi.checker.latex.parser import RELATIONS, nodes, readings, split_equations
 from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
 
@@ -227,6 +233,11 @@ class _Judge:
             models = self.models(variant)
         except ir.Unsupported as err:
             return [err] * len(eq.relations)
+        used = {type(n) for e in exprs for n in nodes(e)}
+        if ir.Func in used:
+            models = [Instantiated(m, choice=i) for m in models for i in range(CHOICES)]
+        if ir.SampleCount in used:
+            models = [Instantiated(m, count=c) for m in models for c in SAMPLE_COUNTS]
         dens = [_is_density(e, sc) for e in exprs]
         out = [Verdict() for _ in eq.relations]
         errors = [None] * len(eq.relations)
@@ -415,13 +426,17 @@ def _segments(eq, pairs, errors):
     return runs
 
 
-def _summarise(labels, seeds):
-    """'mixture_prior (3/3 instances)' from instance labels 'setting/seed'."""
-    counts = {}
+def _summarise(labels, judged):
+    """'mixture_prior (3/3 instances)' from the labels 'setting/seed...' of
+    the failing instances and of every judged one."""
+    counts, totals = {}, {}
+    for label in judged:
+        name = label.split("/")[0]
+        totals[name] = totals.get(name, 0) + 1
     for label in labels:
         name = label.split("/")[0]
         counts[name] = counts.get(name, 0) + 1
-    return ", ".join(f"{k} ({c}/{seeds} instances)" for k, c in counts.items())
+    return ", ".join(f"{k} ({c}/{totals[k]} instances)" for k, c in counts.items())
 
 
 def _hint(v, r, scope):
@@ -468,7 +483,7 @@ def _check_relation(rel, eqs, k, scope, judge, section, latex):
     if c.reason:
         res.reason = c.reason
     if v.failing:
-        res.failing = _summarise(v.failing, judge.seeds)
+        res.failing = _summarise(v.failing, [m.label for m, _ in v.values])
     res.skipped = v.skipped
     if c.verdict == FAILS and r.op == "=":
         res.hint = _hint(v, r, scope)

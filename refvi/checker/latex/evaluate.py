@@ -31,6 +31,46 @@ MC_DRAWS = 4000
 GRAD_STEP = 1e-3
 
 
+#: Gauss-Hermite nodes per coordinate of an expectation over the noise
+#: epsilon at levels 0, 1 and refined 2, 3 (level 1's difference is the
+#: error estimate).
+NOISE_NODES = (40, 30, 60, 50)
+
+
+def _softplus(t):
+    return np.logaddexp(0.0, t)
+
+
+#: The functions that stand for an abstract f, g, h, by declared kind: each
+#: line is checked with every one of its kind (a convex f with three strictly
+#: convex functions, so a reversed Jensen inequality fails). They grow at most
+#: linearly, so exp(f(z)) still has an expectation under a Gaussian.
+FUNCTIONS = {
+    "convex": (lambda t: _softplus(2 * t), lambda t: np.sqrt(1 + t**2) + 0.5 * t,
+               lambda t: np.logaddexp(t, -t) - 0.3 * t),
+    "concave": (lambda t: -_softplus(2 * t), lambda t: 0.5 * t - np.sqrt(1 + t**2),
+                lambda t: 0.3 * t - np.logaddexp(t, -t)),
+    "arbitrary": (lambda t: np.sin(2 * t) + t, lambda t: np.cos(t) + 0.5 * t,
+                  lambda t: np.exp(-(t**2) / 2)),
+}  # fmt: skip
+
+
+#: How many functions stand for an abstract f in turn (each its own instance).
+CHOICES = len(FUNCTIONS["arbitrary"])
+
+
+#: The values a number K of importance samples takes in turn.
+SAMPLE_COUNTS = (1, 2)
+#: One sample of an importance-weighted bound is integrated by the trapezoid
+#: rule in q's whitened coordinates on [-8, 8] with step 1 / IW_STEPS[level]
+#: (log of a mean of weights is analytic only in a strip about as wide as
+#: its log-weights' slope allows, where Gauss-Hermite converges slowly and
+#: the trapezoid rule geometrically); its K samples take the product rule.
+IW_STEPS = (4.0, 2.5, 8.0, 5.0)
+#: The most nodes of the K-fold product rule of an importance-weighted bound.
+IW_MAX_NODES = 3_000_000
+
+
 class EvaluationError(Exception):
     """A value that cannot be computed (log of a negative number, ...)."""
 
@@ -77,6 +117,7 @@ class Shorthands:
 
     q_z: str = "conditional"
     p_x: str = "model"
+    functions: tuple = ()  # (name, 'convex' | 'concave') of declared f, g, h
 
 
 def resolve(d, sh, latent="z", observed="x"):
@@ -86,7 +127,10 @@ def resolve(d, sh, latent="z", observed="x"):
     vars_, given = ir.density_vars(d, latent)
     v, g = frozenset(vars_), frozenset(given)
     z, x = frozenset({latent}), frozenset({observed})
-    if d.symbol == "q":
+    if d.symbol == "q" and d.deco == "opt":  # q^*: the optimum, the posterior
+        if v == z and g <= x:
+            return "post"
+    elif d.symbol == "q":
         if v == z and g == x:
             return "q"
         if v == z and not g:
@@ -144,6 +188,7 @@ class Scope:
     Z: np.ndarray | None
     x_bound: bool = False
     z_bound: bool = False
+    eps: np.ndarray | None = None  # nodes (1, 1, M, k) of a bound noise epsilon
 
 
 @dataclass
@@ -158,6 +203,11 @@ class Evaluator:
     dims: dict = field(default_factory=dict)  # \sum_j index -> its value
 
     estimate: tuple | None = None  # (standard error, draws) of a Monte Carlo side
+    choice: int | None = None  # which functions stand for f, g, h (FUNCTIONS)
+
+    def __post_init__(self):
+        if self.choice is None:
+            self.choice = getattr(self.model, "choice", 0)
 
     def value(self, node, free_z=False, components=()):
         """(la, s) of a top-level expression; z free means z at test points.
@@ -394,7 +444,8 @@ class Evaluator:
 
         def at(t):
             ev = Evaluator(perturbed(node.group, t), self.sh, self.level,
-                           self.latent, self.observed, dict(self.dims))  # fmt: skip
+                           self.latent, self.observed, dict(self.dims),
+                           choice=self.choice)  # fmt: skip
             return real(ev.num(node.body, sc))
 
         def central(step):
@@ -423,6 +474,111 @@ class Evaluator:
             )
         la = -0.5 * (np.log(2 * np.pi * s2) + (v - m) ** 2 / s2)
         return la, np.ones_like(la)
+
+    def _Func(self, node, sc):
+        """f(arg) with f the function ``choice`` of its kind (``FUNCTIONS``)
+        applied to a . arg + b: a vector argument (z, the reparameterized
+        z) is projected on a fixed direction a, so f stays convex (concave)."""
+        if isinstance(node.arg, ir.Reparam):
+            v = self._Reparam(node.arg, sc)
+        elif node.arg == ir.Var(self.latent) and sc.Z is not None:
+            if self.model.discrete:
+                raise ir.Unsupported(f"{node.name}(z) of a discrete latent")
+            v = sc.Z
+        else:
+            v = real(self.num(node.arg, sc))[..., None]
+        kind = dict(self.sh.functions).get(node.name, "arbitrary")
+        h = FUNCTIONS[kind][self.choice % len(FUNCTIONS[kind])]
+        a = np.linspace(1.0, 0.4, v.shape[-1]) / np.sqrt(v.shape[-1])
+        return _signed(h(v @ a + 0.2 * self.choice))
+
+    def _Reparam(self, node, sc):
+        """m + L epsilon (``diag``: m + sigma * epsilon) at the bound noise."""
+        if sc.eps is None:
+            raise ir.Unsupported(
+                "the reparameterized z needs its noise bound: "
+                "\\mathbb{E}_{p(\\epsilon)}[f(g_\\phi(\\epsilon))]"
+            )
+        q_scale = getattr(self.model, "q_scale", None)
+        if q_scale is None:
+            raise ir.Unsupported(
+                f"the {self.model.label.split('/')[0]} setting has no Gaussian "
+                "q(z|x) to reparameterize"
+            )
+        m, L = q_scale()  # (n, k), (n, k, k)
+        if node.diag and not np.array_equal(L, np.einsum("...jj->...j", L)[..., None]
+                                            * np.eye(L.shape[-1])):  # fmt: skip
+            raise ir.Unsupported(
+                "\\mu + \\sigma \\odot \\epsilon reparameterizes a diagonal q: "
+                "declare q=diag (linear_gaussian(q=diag)) or write g_\\phi(\\epsilon)"
+            )
+        if node.diag:
+            L = np.abs(L)
+        return m[:, None, None, :] + np.einsum("nkl,abml->nbmk", L, sc.eps)
+
+    def _SampleCount(self, node, sc):
+        count = getattr(self.model, "count", None)
+        if count is None:
+            raise ir.Unsupported("K, the number of samples, has no value here")
+        return _signed(float(count))
+
+    def _IWBound(self, node, sc):
+        """E_{z_1..z_K iid q(z|x)}[log (1/K) sum_k w(z_k)]: one rule for a
+        sample of q (Gauss-Hermite in q's whitened coordinates, IW_NODES per
+        coordinate; every value of a discrete z), and its K-fold product."""
+        K = real(self.num(node.count, sc))  # exp(log 3) is 3 within rounding
+        if np.size(K) != 1 or K.item() < 0.5 or abs(K.item() - round(K.item())) > 1e-9:
+            raise EvaluationError("the number of samples is not a positive integer")
+        K = round(K.item())
+        Z, logq = self._one_sample_rule(sc)
+        if logq.shape[-1] ** K > IW_MAX_NODES:
+            raise ir.Unsupported(
+                f"an importance-weighted bound of {K} samples of a "
+                f"{self.model.k}-dimensional z (a {K * self.model.k}-dimensional "
+                "integral) is too large here"
+            )
+        inner = Scope(sc.X, Z, sc.x_bound, True)
+        if node.weight is None:
+            joint = ir.Density("p", (self.observed, self.latent), ())
+            q = ir.Density("q", (self.latent,), (self.observed,))
+            weight = ir.Div(joint, q)
+        else:
+            weight = node.weight
+        la, s = self.num(weight, inner)
+        if np.any(s <= 0):
+            raise EvaluationError("an importance weight that is not positive")
+        n, M = max(np.shape(la)[0], Z.shape[0]), logq.shape[-1]
+        la = np.broadcast_to(la, (n, 1, M)).reshape(n, M)
+        logq = np.broadcast_to(logq, (n, 1, M)).reshape(n, M)
+        grid_w, grid_l = np.zeros((n,) + (1,) * K), None
+        for j in range(K):  # axis j + 1 holds sample j
+            shape = (n,) + (1,) * j + (M,) + (1,) * (K - 1 - j)
+            grid_w = grid_w + logq.reshape(shape)
+            lj = la.reshape(shape)
+            grid_l = lj if grid_l is None else np.logaddexp(grid_l, lj)
+        bound = grid_l - np.log(K)
+        value = np.sum(np.exp(grid_w) * bound, axis=tuple(range(1, K + 1)))
+        return _signed(value[:, None, None])
+
+    def _one_sample_rule(self, sc):
+        """Nodes (n, 1, M, k) and log-weights (n, 1, M) of q(z|x) as a measure."""
+        if self.model.discrete:
+            Z, _ = self.model.z_rule(self.level)
+            q = ir.Density("q", (self.latent,), (self.observed,))
+            return Z, self._Density(q, Scope(sc.X, Z, sc.x_bound, True))[0]
+        q_scale = getattr(self.model, "q_scale", None)
+        if q_scale is None:
+            raise ir.Unsupported("an importance-weighted bound needs a Gaussian q(z|x)")
+        m, L = q_scale()
+        k = m.shape[-1]
+        h = 1.0 / IW_STEPS[self.level]
+        t = np.arange(-8.0, 8.0 + h / 2, h)
+        eps = np.stack([g.ravel() for g in np.meshgrid(*[t] * k, indexing="ij")], -1)
+        logw = (
+            k * np.log(h) - 0.5 * np.sum(eps**2, axis=-1) - k * 0.5 * np.log(2 * np.pi)
+        )
+        Z = m[:, None, None, :] + np.einsum("nkl,ml->nmk", L, eps)[:, None]
+        return Z, logw[None, None, :]
 
     def _Add(self, node, sc):
         vals = [self.ev(t, sc) for t in node.terms]
@@ -557,7 +713,7 @@ class Evaluator:
                 f"a sum over the data (\\sum_{node.index}) inside an integral "
                 "over x, or of a setting without data"
             )
-        la, s = self.ev(node.body, sc)
+        la, s = self.num(node.body, sc)
         n = self.model.x_data().shape[0]
         shape = (n,) + np.broadcast_shapes(np.shape(la), np.shape(s))[1:]
         la, s = np.broadcast_to(la, shape), np.broadcast_to(s, shape)
@@ -609,9 +765,35 @@ class Evaluator:
         return self._integrate(weighted, var, sc)
 
     def _Expectation(self, node, sc):
+        if node.var == ir.NOISE:
+            return self._noise_expectation(node, sc)
         return self._expect(
             node.measure, lambda inner: self.num(node.body, inner), node.var, sc
         )
+
+    def _noise_expectation(self, node, sc):
+        """E_{p(epsilon)}[body], epsilon ~ N(0, I_k): the product Gauss-Hermite
+        rule of NOISE_NODES[level] nodes per coordinate (k <= 2)."""
+        m = node.measure
+        if m.symbol != "p" or m.vars != (ir.NOISE,) or m.given or m.deco:
+            raise ir.Unsupported("the noise's measure is p(\\epsilon) = N(0, I)")
+        if sc.eps is not None:
+            raise ir.Unsupported("\\epsilon is bound twice")
+        k = self.model.k
+        if k > 2:
+            raise ir.Unsupported(f"an expectation over epsilon in k = {k} > 2 dims")
+        t, w = np.polynomial.hermite_e.hermegauss(NOISE_NODES[self.level])
+        grids = np.meshgrid(*[t] * k, indexing="ij")
+        nodes = np.stack([g.ravel() for g in grids], axis=-1)
+        logw = np.sum(
+            np.stack(np.meshgrid(*[np.log(w / np.sqrt(2 * np.pi))] * k,
+                                 indexing="ij"), -1).reshape(-1, k), axis=-1
+        )  # fmt: skip
+        inner = Scope(sc.X, sc.Z, sc.x_bound, sc.z_bound, nodes[None, None])
+        la, s = self.num(node.body, inner)
+        shape = np.broadcast_shapes(np.shape(la), (1, 1, logw.size))
+        la = np.broadcast_to(la, shape) + logw
+        return _lse(la, np.broadcast_to(s, shape), axis=2)
 
     def _KL(self, node, sc):
         (var,), _ = ir.density_vars(node.a, self.latent)

@@ -9,6 +9,7 @@ Flat ``key: value`` lines between ``---`` lines (the format of
     family: gaussian
     shorthands: q(z) = q(z|x), p(x) = p_theta(x)
     reading: conventional            (or: first-factor)
+    convex: f                        (concave: g; abstract functions)
     assume: misspecified; well-specified (data = model); exact q (q = exact)
 
 Any key may be scoped to one section (a ``##`` heading) by prefixing it with
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from refvi.checker.latex.evaluate import Shorthands
 from refvi.checker.latex.models import GAUSSIAN_SETTINGS
-from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR
+from refvi.checker.latex.parser import CONVENTIONAL, FIRST_FACTOR, FUNCTION_NAMES
 from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.limits import check_setting_options
 from refvi.checker.read import LATEX_KEYS, DerivationError, front_matter
@@ -108,6 +109,20 @@ def _shorthands(value, line, current):
     return out
 
 
+def _functions(kind, value, line, current):
+    """``convex: f, g`` / ``concave: h``: abstract functions of that kind."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    bad = [n for n in names if n not in FUNCTION_NAMES]
+    if bad:
+        raise MalformedLatex(
+            f"{kind}: {bad[0]!r} is not a function name; the abstract functions "
+            f"are {', '.join(FUNCTION_NAMES)}",
+            line,
+        )
+    kept = tuple(f for f in current.functions if f[0] not in names)
+    return replace(current, functions=kept + tuple((n, kind) for n in names))
+
+
 def _assume(value, line):
     out = []
     for item in filter(None, (p.strip() for p in value.split(";"))):
@@ -143,6 +158,8 @@ def _apply(scope, key, value, line):
         return replace(scope, **{key: value})
     if key == "shorthands":
         return replace(scope, shorthands=_shorthands(value, line, scope.shorthands))
+    if key in ("convex", "concave"):
+        return replace(scope, shorthands=_functions(key, value, line, scope.shorthands))
     if key == "reading":
         choice = {"conventional": CONVENTIONAL, "first-factor": FIRST_FACTOR}.get(value)
         if choice is None:

@@ -76,6 +76,30 @@ class Grad:
 
 
 @dataclass(frozen=True)
+class Func:
+    """``f(arg)``: a function the derivation leaves abstract (f, g, h),
+    declared convex or concave in the front matter or arbitrary; the line is
+    checked with several functions of that kind (``evaluate.FUNCTIONS``).
+    ``arg`` is a scalar expression, the latent z, or a :class:`Reparam`."""
+
+    name: str
+    arg: object
+
+
+@dataclass(frozen=True)
+class Reparam:
+    """The reparameterized latent of the Gaussian q(z|x): ``g_\\phi(\\epsilon)``
+    = m + L epsilon, or ``\\mu + \\sigma \\odot \\epsilon`` (``diag``: a diagonal
+    q), a vector, at the noise epsilon bound by ``E_{p(\\epsilon)}``."""
+
+    diag: bool = False
+
+
+#: The standard normal noise of the reparameterization trick.
+NOISE = "epsilon"
+
+
+@dataclass(frozen=True)
 class Add:
     """Sum of ``terms``; ``signs`` holds +1 or -1 per term."""
 
@@ -148,6 +172,22 @@ class DataSum:
     body: object
     index: str
     product: bool = False
+
+
+@dataclass(frozen=True)
+class IWBound:
+    """The importance-weighted bound of ``count`` samples (IWAE's
+    ``\\mathcal{L}_K``): E over z_1..z_K iid q(z|x) of
+    log (1/K) sum_k w(z_k), with ``weight`` w (None: p(x, z) / q(z|x))."""
+
+    count: object
+    weight: object = None
+
+
+@dataclass(frozen=True)
+class SampleCount:
+    """``K``: the number of importance samples, instantiated as 1 and 2 in
+    turn (each its own instance; ``evaluate.SAMPLE_COUNTS``)."""
 
 
 @dataclass(frozen=True)
@@ -362,6 +402,10 @@ def infer(node, latent="z", observed="x"):
             infer(node.variance, latent, observed),
         )
         return Type("density", frozenset({node.var}) | m.free | v.free)
+    if isinstance(node, Func):
+        return Type("scalar", infer(node.arg, latent, observed).free)
+    if isinstance(node, Reparam):
+        return Type("scalar", frozenset({observed, NOISE}))
     if isinstance(node, Add):
         ts = [infer(t, latent, observed) for t in node.terms]
         kinds = {t.kind for t in ts}
@@ -431,7 +475,7 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim | Sym | Comp | DataCount):
+    if isinstance(node, Dim | Sym | Comp | DataCount | SampleCount):
         return Type("scalar", frozenset())
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
@@ -441,6 +485,11 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", infer(node.base, latent, observed).free)
     if isinstance(node, IndexSum):
         return Type("scalar", infer(node.body, latent, observed).free)
+    if isinstance(node, IWBound):
+        free = {observed}
+        if node.weight is not None:
+            free |= infer(node.weight, latent, observed).free - {latent}
+        return Type("scalar", frozenset(free))
     if isinstance(node, DataSum):
         body = infer(node.body, latent, observed)
         kind = "scalar" if body.kind == "log-density" else body.kind
@@ -474,6 +523,10 @@ def describe(node):
         return f"grad_{node.group}[{describe(node.body)}]"
     if isinstance(node, Normal):
         return f"N({node.var}; {describe(node.mean)}, {describe(node.variance)})"
+    if isinstance(node, Func):
+        return f"{node.name}({describe(node.arg)})"
+    if isinstance(node, Reparam):
+        return "mu + sigma * epsilon" if node.diag else "g_phi(epsilon)"
     if isinstance(node, Add):
         out = []
         for i, (s, t) in enumerate(zip(node.signs, node.terms, strict=True)):
@@ -518,6 +571,11 @@ def describe(node):
         return "J"
     if isinstance(node, DataCount):
         return "N"
+    if isinstance(node, SampleCount):
+        return "K"
+    if isinstance(node, IWBound):
+        w = "p(x,z)/q(z|x)" if node.weight is None else describe(node.weight)
+        return f"IW bound of {describe(node.count)} samples of [{w}]"
     if isinstance(node, DataSum):
         op = "Prod" if node.product else "Sum"
         return f"{op}_{node.index}=1..N [{describe(node.body)}]"

@@ -245,6 +245,12 @@ class ContinuousModel:
             self._directions = {"theta": unit[0], "phi": unit[1]}
         return self._directions
 
+    def q_scale(self):
+        """(m, L) of the Gaussian q(z|x_i) = N(m_i, L_i L_i^T): (n, k), (n, k, k)."""
+        if self.layer is not None or self.variant:
+            raise Unsupported("the reparameterization exists only of the instance's q")
+        return self.names["m_q"], self.names["L_q"]
+
     def gaussian_q(self):
         """(mu, sigma) of the diagonal Gaussian q(z|x_i), each (n, k): what the
         names ``\\mu_j``, ``\\sigma_j`` bind to (a full covariance has no
@@ -529,6 +535,9 @@ class PerturbedModel:
             self.m_q, self.L_q = self.m_q + t * d[0], self.L_q + t * d[1]
         self.model = LinearGaussian(W, mu, psi)
 
+    def q_scale(self):
+        return self.m_q, self.L_q
+
     def log_density(self, kind, X, Z):
         m = self.model
         if kind == "q" and self.variant.get("q") == "exact":
@@ -562,6 +571,22 @@ class PerturbedModel:
 
     def x_data(self):
         return self.base.x_data()
+
+
+class Instantiated:
+    """An instance with the symbols a line leaves open fixed: ``choice`` of
+    the functions standing for an abstract f, g, h (``evaluate.FUNCTIONS``),
+    ``count`` the number K of importance samples. Each is one more instance
+    to check on."""
+
+    def __init__(self, base, **fixed):
+        self.base = base
+        self.__dict__.update(fixed)
+        shown = {"choice": lambda v: f"f{v + 1}", "count": lambda v: f"K={v}"}
+        self.label = base.label + "".join(f",{shown[k](v)}" for k, v in fixed.items())
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
 
 
 @dataclass(frozen=True)

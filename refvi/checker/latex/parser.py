@@ -46,6 +46,10 @@ _OPEN_BRACES = {"(": ")", "[": "]", "{": "}", "\\{": "\\}", "\\langle": "\\rangl
 #: parameters an EM step starts from), \theta^{new}, \theta^{(t+1)}, \theta'
 #: (the parameters it ends at).
 PARAMETER_VERSIONS = {"old": "old", "t": "old", "new": "new", "t+1": "new"}
+#: Letters of functions a derivation leaves abstract.
+FUNCTION_NAMES = ("f", "g", "h")
+#: The noise of the reparameterization trick.
+NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
 MAX_AMBIGUOUS_SITES = 4
@@ -83,6 +87,7 @@ class Parser:
         self.dims = set()  # latent-dimension indices bound by \sum_j
         self.data_sums = 0  # depth of sums over the data
         self.version = ""  # the parameters' value named by a decoration
+        self.counting = False  # K is the number of importance samples
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -662,8 +667,15 @@ class Parser:
         if t.kind == "letter" and t.text == "N":
             self.take()
             return ir.DataCount()
+        if t.kind == "letter" and t.text == "K" and self.counting:
+            self.take()
+            return ir.SampleCount()
         if t.text in ("Q", "mathcal:Q") and self.at("(", 1):
             return self.q_function()
+        if t.kind == "letter" and t.text == "g" and self.at("_", 1):
+            return self.reparam_map()
+        if t.kind == "letter" and t.text in FUNCTION_NAMES and self.at("(", 1):
+            return self.function()
         if self.is_var(t):
             self.take()
             self.skip_index()
@@ -672,6 +684,43 @@ class Parser:
             self.take()
             return ir.Const("e")
         raise self.unsupported(t)
+
+    def function(self):
+        """``f(arg)`` of an abstract function: the argument is an expression,
+        the latent, or the reparameterized latent ``\\mu + \\sigma \\odot
+        \\epsilon`` (also ``\\mu + \\sigma \\epsilon``)."""
+        tok = self.take()
+        self.expect("(")
+        texts = []
+        j = self.i
+        while j < len(self.toks) and self.toks[j].text != ")":
+            texts.append(self.toks[j].text)
+            j += 1
+        shape = [t for t in texts if t != "\\odot"]
+        if shape[:3] == ["\\mu", "+", "\\sigma"] and shape[3:] in [
+            [n] for n in NOISE_TOKENS
+        ]:
+            self.i = j
+            arg = ir.Reparam(diag=True)
+        else:
+            arg = self.expr()
+        self.expect(")")
+        return ir.Func(tok.text, arg)
+
+    def reparam_map(self):
+        """``g_\\phi(\\epsilon)``: q's reparameterization m + L epsilon."""
+        tok = self.take()
+        deco = self.decoration()
+        if deco not in ("phi", "varphi") or not self.at("("):
+            raise self.unsupported(
+                tok, "g_\\phi(\\epsilon) is the reparameterization of q(z|x)"
+            )
+        self.take()
+        if self.peek() is None or self.peek().text not in NOISE_TOKENS:
+            raise self.unsupported(tok, "g_\\phi takes the noise \\epsilon")
+        self.take()
+        self.expect(")")
+        return ir.Reparam()
 
     def decoration(self):
         """The subscript of p_\\theta, q_{\\phi}, p_{data}: its text, or ''.
@@ -720,6 +769,8 @@ class Parser:
         tok = self.take()
         sym = tok.text
         deco = self.decoration()
+        if sym == "q" and self.optimal_mark():
+            deco = "opt"  # q^*: the optimal factor, the exact posterior
         if not self.at("("):  # a bare p is a density only in the gaussian setting
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
@@ -746,6 +797,9 @@ class Parser:
                 raise self.unsupported(
                     t, f"'{t.text}' after ';' is not a parameter of the model"
                 )
+            if t.text in NOISE_TOKENS and sym == "p" and not given:
+                part.append(ir.NOISE)  # p(\epsilon): the standard normal noise
+                continue
             if not self.is_var(t):
                 raise self.unsupported(
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
@@ -759,6 +813,28 @@ class Parser:
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
         return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset, version)
+
+    def optimal_mark(self):
+        """Skip ``^*``, ``^{*}``, ``^\\star`` after a density's symbol: the
+        optimal distribution (of coordinate-ascent VI, of the E-step)."""
+        marks = (["*"], ["\\cdot"], ["\\star"])  # '\\ast' reads '\\cdot'
+        if not self.at("^"):
+            return False
+        j = self.i + 1
+        if self.at("{", 1):
+            group = []
+            j += 1
+            while j < len(self.toks) and self.toks[j].text != "}":
+                group.append(self.toks[j].text)
+                j += 1
+            j += 1
+        else:
+            group = [self.toks[j].text] if j < len(self.toks) else []
+            j += 1
+        if group not in marks:
+            return False
+        self.i = j
+        return True
 
     def is_data_set_letter(self, tok):
         """Whether ``tok`` is the upper-case letter of a declared variable
@@ -823,7 +899,12 @@ class Parser:
                 "\\mathbb{E}_{q(z|x)}[...]",
             )
         self.take()
-        meas, var = self.measure_of(self.group_tokens(), tok)
+        sub = self.group_tokens()
+        if len(sub) == 2 and sub[0].text == "-" and sub[1].text in (self.latent, "j"):
+            return self.other_factors(tok)
+        if "\\dots" in [g.text for g in sub] or "\\ldots" in [g.text for g in sub]:
+            return self.importance_weighted(tok, sub)
+        meas, var = self.measure_of(sub, tok)
         if self.at("[") or self.at("(") or self.at("\\{"):
             body = self.bracketed()
         else:  # E_q \log p(x|z): the rest of the product
@@ -831,6 +912,76 @@ class Parser:
             if body is None:
                 raise self.unsupported(self.peek() or tok, "the expectation is empty")
         return ir.Expectation(meas, body, var)
+
+    def importance_weighted(self, tok, sub):
+        """``E_{z_1, \\dots, z_K \\sim q(z|x)}[\\log \\frac{1}{K}
+        \\sum_{k=1}^{K} w(z_k)]``: the importance-weighted bound of K samples
+        of q(z|x) with weight w (``ir.IWBound``)."""
+        texts = [g.text for g in sub]
+        form = (
+            "an expectation over several samples is read as "
+            "\\mathbb{E}_{z_1, \\dots, z_K \\sim q(z|x)}"
+            "[\\log \\frac{1}{K} \\sum_{k=1}^{K} w(z_k)]"
+        )
+        if "\\sim" not in texts or texts[0] != self.latent:
+            raise self.unsupported(tok, form)
+        inner = Parser(sub[texts.index("\\sim") + 1 :], self.variables, self.latent)
+        inner.aliases = dict(self.aliases)
+        meas = inner.measure()
+        if (
+            inner.peek() is not None
+            or ir.density_vars(meas, self.latent)
+            != (
+                (self.latent,),
+                (self.observed_name(),),
+            )
+            or meas.symbol != "q"
+        ):
+            raise self.unsupported(tok, form)
+        last = len(texts) - 1 - texts[::-1].index("_") if "_" in texts else -1
+        index = [g for g in sub[last + 1 : texts.index("\\sim")]
+                 if g.text not in ("{", "}")]  # fmt: skip
+        if last < 0 or not index:
+            raise self.unsupported(tok, form)
+        count = self.sample_count(index, tok)
+        if not (self.at("[") or self.at("(")):
+            raise self.unsupported(tok, form)
+        close = {"[": "]", "(": ")"}[self.take().text]
+        if not self.at("\\log") and not self.at("\\ln"):
+            raise self.unsupported(tok, form)
+        self.take()
+        texts = [t.text if t else None for t in (self.peek(k) for k in range(7))]
+        if texts[:5] == ["\\frac", "{", "1", "}", "{"] and texts[6] == "}":
+            self.i += 7  # \frac{1}{K}
+        elif texts[:2] == ["\\frac", "1"]:
+            self.i += 3  # \frac1K
+        else:
+            raise self.unsupported(tok, form)
+        if not self.at("\\sum") or not self.at("_", 1):
+            raise self.unsupported(tok, form)
+        self.take()
+        self.take()
+        self.group_tokens()
+        if self.at("^"):
+            self.take()
+            self.group_tokens()
+        weight = self.expr()
+        self.expect(close)
+        return ir.IWBound(count, weight)
+
+    def other_factors(self, tok):
+        """``\\mathbb{E}_{-z}[body]``: the expectation over every factor of a
+        mean-field q but z's. The declared models have one latent z, so
+        there is no other factor and this is the body itself."""
+        if not (self.at("[") or self.at("(") or self.at("\\{")):
+            raise self.unsupported(tok, "\\mathbb{E}_{-z} needs a bracketed body")
+        body = self.bracketed()
+        if ir.infer(body, self.latent, self.observed_name()).free - {
+            self.latent,
+            self.observed_name(),
+        }:
+            raise self.unsupported(tok, "\\mathbb{E}_{-z} over undeclared latents")
+        return body
 
     def measure_of(self, sub, tok):
         """(density, variable) of an expectation's subscript tokens."""
@@ -952,16 +1103,37 @@ class Parser:
         others = sorted(v for v in self.variables if v != self.latent)
         return others[0] if others else "x"
 
+    def sample_count(self, group, tok):
+        """The number of importance samples written in ``group``: a number,
+        ``K`` or an expression in K (``K+1``)."""
+        sub = Parser(group, self.variables, self.latent)
+        sub.counting = True
+        count = sub.expr()
+        if sub.peek() is not None:
+            raise self.unsupported(tok, "the bound's index is a number of samples")
+        return count
+
     def elbo(self):
         tok = self.take()
+        start = self.i
+        if self.at("_") and tok.text == "mathcal:L":
+            self.take()
+            group = self.group_tokens()
+            texts = [g.text for g in group]
+            counted = all(t.isdigit() or t in ("K", "+", "-") for t in texts)
+            if counted and texts != ["1"]:  # L_1 is the ELBO
+                if self.at("("):
+                    raise self.unsupported(tok, "\\mathcal{L}_K takes no arguments")
+                return ir.IWBound(self.sample_count(group, tok))
+            self.i = start
         deco = self.decoration()
         if deco == "1":  # the importance-weighted bound of one sample
             deco = ""
         if any(c.isdigit() for c in deco) or deco in ("K", "k", "S", "M", "L", "N"):
             raise self.unsupported(
                 tok,
-                f"an indexed bound ({tok}_{deco}, e.g. the importance-weighted "
-                "bound of more than one sample) is not the ELBO; write "
+                f"an indexed bound ({tok}_{deco}) is not the ELBO; write "
+                "\\mathcal{L}_K for the importance-weighted bound of K samples, "
                 "\\mathcal{L} or \\mathcal{L}_1 for the ELBO",
             )
         q, at = None, ""
@@ -1057,7 +1229,7 @@ def re_rational(text):
     return re.fullmatch(r"-?\d+(/\d+)?", text) is not None
 
 
-def _nodes(node):
+def nodes(node):
     """``node`` and every node under it."""
     yield node
     if dataclasses.is_dataclass(node):
@@ -1065,7 +1237,7 @@ def _nodes(node):
             v = getattr(node, f.name)
             for item in v if isinstance(v, tuple) else (v,):
                 if dataclasses.is_dataclass(item):
-                    yield from _nodes(item)
+                    yield from nodes(item)
 
 
 #: Nodes that bind the latent (or stand for a bound over it) per datum.
@@ -1083,7 +1255,7 @@ def _data_set(node, latent, observed):
     if isinstance(node, ir.Density) and node.dataset:
         return ir.DataSum(node, "i", True)
     if isinstance(node, _PER_DATUM):
-        inner = list(_nodes(node))
+        inner = list(nodes(node))
         if isinstance(node, ir.ELBO) or any(
             getattr(n, "dataset", False)
             or (isinstance(n, ir.Sum) and n.index.isupper())
@@ -1118,7 +1290,7 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
     ``matrices``: read in matrix notation with these symbols (``Parser``)."""
     p = Parser(tokens, variables, latent, choices, matrices)
     exprs, ops = p.chain()
-    if any(isinstance(n, ir.DataSum | ir.DataCount) for e in exprs for n in _nodes(e)):
+    if any(isinstance(n, ir.DataSum | ir.DataCount) for e in exprs for n in nodes(e)):
         observed = p.observed_name()
         exprs = [_data_set(e, latent, observed) for e in exprs]
     rels = tuple(
