@@ -321,3 +321,21 @@ def test_settings_with_options_parse():
         "mixture",
     ]
     assert verify(derivation, seeds=1).ok
+
+
+def test_fixed_parameters_of_linear_gaussian():
+    from scipy import stats
+
+    from refvi.checker.settings.linear_gaussian import linear_gaussian_setting
+
+    inst = linear_gaussian_setting(0, k="1", d="1", W="1", mu="0", psi="0.5")
+    nm = inst.names
+    assert nm["W"].tolist() == [[1.0]] and nm["psi"].tolist() == [0.5]
+    # the evidence of x = z + noise: N(0, 1 + 0.5), by scipy
+    want = stats.norm(0.0, np.sqrt(1.5)).logpdf(nm["x"][:, 0])
+    np.testing.assert_allclose(nm["log_px"], want, rtol=1e-12)
+    # the q and data draws do not depend on which parameters are fixed
+    other = linear_gaussian_setting(0, k="1", d="1")
+    np.testing.assert_array_equal(nm["L_q"], other.names["L_q"])
+    with pytest.raises(ValueError, match="W must be a number"):
+        linear_gaussian_setting(0, W="one")

@@ -25,13 +25,26 @@ from refvi.models import linear_gaussian_em as lg_em
 Q_FAMILIES = ("full", "diag", "posterior")
 
 
-def linear_gaussian_setting(seed, k=None, d="3", q="full"):
+def _fixed(name, value, shape):
+    """The option ``name`` (a number, for every entry) as an array of
+    ``shape``, or None when not given."""
+    if value is None:
+        return None
+    try:
+        return np.full(shape, float(value))
+    except ValueError:
+        raise ValueError(f"{name} must be a number; got {value!r}") from None
+
+
+def linear_gaussian_setting(seed, k=None, d="3", q="full", W=None, mu=None, psi=None):
     """z ~ N(0, I_k), x | z ~ N(W z + mu, diag(psi)); q_i a random Gaussian.
 
     ``q`` is the family of q: ``"full"`` (a random full covariance, default),
     ``"diag"`` (a random diagonal one) or ``"posterior"`` (q_i = p(z|x_i)
     exactly, the E-step's choice). The draws of the model and data do not
-    depend on ``q``.
+    depend on ``q``. ``W``, ``mu``, ``psi`` fix the model's parameters (a
+    number, for every entry: ``linear_gaussian(k=1, d=1, W=1, mu=0,
+    psi=0.5)``); the others are drawn as without them.
 
     Parameters ``W`` (d, k), ``mu`` (d,), ``psi`` (d,); ``m_q`` (n, k),
     ``L_q`` (n, k, k); posterior ``m_post`` (n, k), ``S_post`` (k, k).
@@ -43,8 +56,10 @@ def linear_gaussian_setting(seed, k=None, d="3", q="full"):
     if q not in Q_FAMILIES:
         raise TypeError(f"q must be one of {', '.join(Q_FAMILIES)}; got {q!r}")
     rng = np.random.default_rng(seed)
+    drawn = (rng.normal(size=(d, k)), rng.normal(size=d), rng.uniform(0.3, 1.5, size=d))
+    fixed = (_fixed("W", W, (d, k)), _fixed("mu", mu, d), _fixed("psi", psi, d))
     model = lg.LinearGaussian(
-        rng.normal(size=(d, k)), rng.normal(size=d), rng.uniform(0.3, 1.5, size=d)
+        *(a if f is None else f for a, f in zip(drawn, fixed, strict=True))
     )
     x = rng.normal(size=(N_DATA, d)) * 1.5 + model.mu
     post = lg.posterior(model, x)
