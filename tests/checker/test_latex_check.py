@@ -107,6 +107,10 @@ def test_without_a_non_gaussian_setting_one_is_added():
     text += "$$ H[p(z)] = \\frac{1}{2}\\log(2\\pi e) $$\n"
     (r,) = check_latex_text(text).lines
     assert r.status == "fails" and r.failing.startswith("mixture_prior")
+    assert "the non-Gaussian setting added" in r.failing  # named as added
+    pinned = text.replace("---\n$$", "pinned: true\n---\n$$")
+    (r,) = check_latex_text(pinned).lines
+    assert r.status == "holds" and r.skipped is None
 
 
 def main(argv):

@@ -484,6 +484,11 @@ def _check_relation(rel, eqs, k, scope, judge, section, latex):
         res.reason = c.reason
     if v.failing:
         res.failing = _summarise(v.failing, [m.label for m, _ in v.values])
+        if scope.added and any(f.split("/")[0] == scope.added for f in v.failing):
+            res.failing += (
+                f"; {scope.added} is the non-Gaussian setting added to the "
+                "declared ones ('pinned: true' leaves it out)"
+            )
     res.skipped = v.skipped
     if c.verdict == FAILS and r.op == "=":
         res.hint = _hint(v, r, scope)

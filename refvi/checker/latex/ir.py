@@ -69,7 +69,9 @@ class Normal:
 class Grad:
     """``\\nabla_\\theta body`` (``group`` 'theta': the model's parameters)
     or ``\\nabla_\\phi body`` ('phi': those of q), read along one random
-    direction of the group: the directional derivative of ``body``."""
+    direction of the group: the directional derivative of ``body``; or
+    ``\\frac{\\partial}{\\partial \\mu} body`` ('mu', 'sigma': the mean or
+    standard deviation of a one-dimensional Gaussian q(z|x))."""
 
     group: str
     body: object

@@ -527,6 +527,17 @@ class PerturbedModel:
         if model is not None:  # the parameters given
             self.model = model
             return
+        if group in ("mu", "sigma"):  # q's mean or standard deviation, k = 1
+            if self.k != 1:
+                raise Unsupported(
+                    f"\\partial / \\partial \\{group} of a {self.k}-dimensional q"
+                )
+            self.model = base.model
+            if group == "mu":
+                self.m_q = self.m_q + t
+            else:
+                self.L_q = self.L_q + t * np.sign(self.L_q)
+            return
         d = base.directions()[group]
         W, mu, psi = base.model.W, base.model.mu, base.model.psi
         if group == "theta":
@@ -537,6 +548,12 @@ class PerturbedModel:
 
     def q_scale(self):
         return self.m_q, self.L_q
+
+    def gaussian_q(self):
+        """(mu, sigma) of a one-dimensional q(z|x_i) at the moved parameters."""
+        if self.k != 1:
+            raise Unsupported("\\mu, \\sigma of a moved q in one dimension only")
+        return self.m_q, np.abs(self.L_q[:, :, 0])
 
     def log_density(self, kind, X, Z):
         m = self.model

@@ -253,6 +253,35 @@ class Parser:
             raise self.unsupported(tok, "the gradient has no argument")
         return ir.Grad(group, body)
 
+    def partial(self):
+        """``\\frac{\\partial}{\\partial \\mu} body`` (the rest of the
+        product) or ``\\frac{\\partial body}{\\partial \\mu}``: the
+        derivative in q's mean or standard deviation (``\\mu``, ``\\sigma``)
+        or along the model's or q's parameters (``\\theta``, ``\\phi``), read
+        as ``\\nabla`` is (``ir.Grad``)."""
+        tok = self.take()
+        self.take()  # '{'
+        self.take()  # '\\partial'
+        body = None if self.at("}") else self.expr()
+        self.expect("}")
+        self.expect("{")
+        self.expect("\\partial")
+        var = self.take()
+        self.expect("}")
+        group = {"\\mu": "mu", "\\sigma": "sigma", "\\theta": "theta",
+                 "\\phi": "phi", "\\varphi": "phi"}.get(var.text)  # fmt: skip
+        if group is None:
+            raise self.unsupported(
+                var,
+                f"a derivative in {var.text}: derivatives are taken in q's "
+                "\\mu, \\sigma or in \\theta, \\phi",
+            )
+        if body is None:
+            body = self.product()
+            if body is None:
+                raise self.unsupported(tok, "the derivative has no argument")
+        return ir.Grad(group, body)
+
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
         args, start = [], self.i
@@ -626,6 +655,8 @@ class Parser:
         if t.text == "\\pi":
             self.take()
             return ir.Const("pi")
+        if t.text == "\\frac" and self.at("{", 1) and self.at("\\partial", 2):
+            return self.partial()
         if t.text == "\\frac" and self.sample_mean_prefix():
             return self.sample_mean()
         if t.text == "\\frac":
