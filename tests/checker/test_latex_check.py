@@ -189,3 +189,14 @@ def test_an_undecided_line_is_refined_not_left_undetermined(monkeypatch):
         good, bad = check_latex_text(text).lines
         assert (good.status, bad.status) == (want, "fails")
     models.make_model.cache_clear()
+
+
+def test_a_failing_line_shows_the_instance_and_both_sides():
+    text = "---\nsettings: mixture\n---\n$$ \\log p(x) = \\log p(x) + 1 $$\n"
+    (r,) = check_latex_text(text).lines
+    m = re.search(
+        r"on (mixture/\d+)(?: at datum \d)?: left (\S+), right (\S+)", r.failing
+    )
+    assert r.status == "fails" and m, r.failing
+    left, right = float(m.group(2).rstrip(",")), float(m.group(3))
+    assert abs(right - left - 1.0) < 1e-5

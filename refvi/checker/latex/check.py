@@ -439,6 +439,22 @@ def _summarise(labels, judged):
     return ", ".join(f"{k} ({c}/{totals[k]} instances)" for k, c in counts.items())
 
 
+def _sides(v):
+    """'; on <instance> at datum i: left a, right b' for the first failing
+    instance, at the point where the two sides differ most."""
+    first = v.failing[0]
+    for (model, left), (_, right) in zip(v.lefts, v.values, strict=True):
+        if model.label != first:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            a, b = np.broadcast_arrays(real(left), real(right))
+            gap = np.where(np.isfinite(a - b), np.abs(a - b), -1.0)
+        at = np.unravel_index(np.argmax(gap), gap.shape) if gap.ndim else ()
+        where = f" at datum {at[0] + 1}" if at and gap.shape[0] > 1 else ""
+        return f"; on {first}{where}: left {a[at]:.6g}, right {b[at]:.6g}"
+    return ""
+
+
 def _hint(v, r, scope):
     """What a failing ``=`` computes, from the hint library, or None: a hint
     never replaces the verdict, so a side the library cannot read gives none."""
@@ -484,7 +500,8 @@ def _check_relation(rel, eqs, k, scope, judge, section, latex):
         res.reason = c.reason
     if v.failing:
         res.failing = _summarise(v.failing, [m.label for m, _ in v.values])
-        if scope.added and any(f.split("/")[0] == scope.added for f in v.failing):
+        res.failing += _sides(v)
+        if scope.added and all(f.split("/")[0] == scope.added for f in v.failing):
             res.failing += (
                 f"; {scope.added} is the non-Gaussian setting added to the "
                 "declared ones ('pinned: true' leaves it out)"
