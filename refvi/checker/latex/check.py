@@ -446,6 +446,8 @@ def _sides(v):
     for (model, left), (_, right) in zip(v.lefts, v.values, strict=True):
         if model.label != first:
             continue
+        if not (isinstance(left, tuple) and isinstance(right, tuple)):
+            return f"; on {first}"  # matrices: their entries are not shown
         with np.errstate(over="ignore", invalid="ignore"):
             a, b = np.broadcast_arrays(real(left), real(right))
             gap = np.where(np.isfinite(a - b), np.abs(a - b), -1.0)

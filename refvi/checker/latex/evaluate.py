@@ -704,6 +704,16 @@ class Evaluator:
     def _DataCount(self, node, sc):
         return _signed(float(self.model.x_data().shape[0]))
 
+    def _DataMean(self, node, sc):
+        """The mean over the data: where the data are a distribution
+        (``Model.data_distribution``), the expectation under p_data(x)."""
+        if getattr(self.model, "data_distribution", False):
+            data = ir.Density("p", (self.observed,), (), "data")
+            return self._expect(data, lambda inner: self.num(node.body, inner),
+                                self.observed, sc)  # fmt: skip
+        la, s = self._DataSum(ir.DataSum(node.body, node.index), sc)
+        return la - np.log(self.model.x_data().shape[0]), s
+
     def _DataSum(self, node, sc):
         """The sum (a product: of a density) over the instance's data of the
         body's values at each datum x_i (axis 0), with a free z at the same
@@ -712,6 +722,12 @@ class Evaluator:
             raise ir.Unsupported(
                 f"a sum over the data (\\sum_{node.index}) inside an integral "
                 "over x, or of a setting without data"
+            )
+        if getattr(self.model, "data_distribution", False):
+            raise ir.Unsupported(
+                f"a sum over the data (\\sum_{node.index}) where the data are a "
+                "distribution p_data(x): only their mean \\frac{1}{N}\\sum_i "
+                "(the expectation under p_data) has a value"
             )
         la, s = self.num(node.body, sc)
         n = self.model.x_data().shape[0]

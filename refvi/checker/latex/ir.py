@@ -193,6 +193,16 @@ class SampleCount:
 
 
 @dataclass(frozen=True)
+class DataMean:
+    """``\\frac{1}{N}\\sum_{i=1}^{N} body``: the mean of ``body`` over the
+    data; where the setting's data are a distribution p_data(x) (the
+    aggregated and amortized settings), its expectation under p_data."""
+
+    body: object
+    index: str
+
+
+@dataclass(frozen=True)
 class DataCount:
     """``N``: the number of data points."""
 
@@ -492,6 +502,8 @@ def infer(node, latent="z", observed="x"):
         if node.weight is not None:
             free |= infer(node.weight, latent, observed).free - {latent}
         return Type("scalar", frozenset(free))
+    if isinstance(node, DataMean):
+        return Type("scalar", infer(node.body, latent, observed).free - {observed})
     if isinstance(node, DataSum):
         body = infer(node.body, latent, observed)
         kind = "scalar" if body.kind == "log-density" else body.kind
@@ -578,6 +590,8 @@ def describe(node):
     if isinstance(node, IWBound):
         w = "p(x,z)/q(z|x)" if node.weight is None else describe(node.weight)
         return f"IW bound of {describe(node.count)} samples of [{w}]"
+    if isinstance(node, DataMean):
+        return f"Mean_{node.index}=1..N [{describe(node.body)}]"
     if isinstance(node, DataSum):
         op = "Prod" if node.product else "Sum"
         return f"{op}_{node.index}=1..N [{describe(node.body)}]"

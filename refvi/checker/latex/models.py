@@ -159,6 +159,7 @@ class ContinuousModel:
     def __init__(self, instance, label, variant=None, layer=None):
         names = instance.names
         self.names, self.variant, self.layer = names, dict(variant or {}), layer
+        self.data_distribution = layer is not None  # p_data(x) of the layer
         self.label = label
         self.x = names["x"]
         self.gaussian = instance.setting in ("linear_gaussian", "amortized")
@@ -869,6 +870,7 @@ class AggregatedModel:
     """
 
     discrete = False
+    data_distribution = True  # p_data(x): the mean over the data is E_{p_data}
     gaussian = True
     _Q = {"encoder": "log_enc", "exact": "log_post", "prior": "log_enc_prior",
           "flip": "log_enc_flip"}  # fmt: skip

@@ -519,6 +519,25 @@ class Parser:
             return 0  # \frac{1}{N}\sum_i: the mean over the data
         return n
 
+    def data_mean_prefix(self):
+        """The number of tokens of ``\\frac{1}{N}`` (``\\frac1N``) when a sum
+        over the data follows it, else 0."""
+        texts = [t.text if t is not None else None for t in
+                 (self.peek(k) for k in range(8))]  # fmt: skip
+        if texts[:7] == ["\\frac", "{", "1", "}", "{", "N", "}"]:
+            n = 7
+        elif texts[:3] == ["\\frac", "1", "N"]:
+            n = 3
+        else:
+            return 0
+        if texts[n] != "\\sum":
+            return 0
+        self.i += n
+        try:
+            return n if self.data_index() else 0
+        finally:
+            self.i -= n
+
     def sample_mean(self):
         """``\\frac{1}{L} \\sum_{l=1}^{L} body``: the Monte Carlo average of
         body over draws z^{(l)} of the declared q(z|x) (``ir.SampleMean``)."""
@@ -657,6 +676,12 @@ class Parser:
             return ir.Const("pi")
         if t.text == "\\frac" and self.at("{", 1) and self.at("\\partial", 2):
             return self.partial()
+        if t.text == "\\frac" and self.data_mean_prefix():
+            self.i += self.data_mean_prefix()
+            total = self.data_sum(self.peek())
+            if total.product:
+                raise self.unsupported(t, "\\frac{1}{N} before a product")
+            return ir.DataMean(total.body, total.index)
         if t.text == "\\frac" and self.sample_mean_prefix():
             return self.sample_mean()
         if t.text == "\\frac":
@@ -1281,7 +1306,7 @@ def _data_set(node, latent, observed):
     the data set's letters is the product over the data, a bound or
     divergence of the data set the sum of the per-datum ones. A per-datum x
     left outside the sums has no value here."""
-    if isinstance(node, ir.DataSum | ir.DataCount):
+    if isinstance(node, ir.DataSum | ir.DataCount | ir.DataMean):
         return node
     if isinstance(node, ir.Density) and node.dataset:
         return ir.DataSum(node, "i", True)
@@ -1321,7 +1346,8 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
     ``matrices``: read in matrix notation with these symbols (``Parser``)."""
     p = Parser(tokens, variables, latent, choices, matrices)
     exprs, ops = p.chain()
-    if any(isinstance(n, ir.DataSum | ir.DataCount) for e in exprs for n in nodes(e)):
+    data = (ir.DataSum, ir.DataCount, ir.DataMean)
+    if any(isinstance(n, data) for e in exprs for n in nodes(e)):
         observed = p.observed_name()
         exprs = [_data_set(e, latent, observed) for e in exprs]
     rels = tuple(
