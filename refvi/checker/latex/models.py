@@ -512,7 +512,23 @@ class ContinuousModel:
         return self._x_data
 
 
-class PerturbedModel:
+class _OnBase:
+    """The points and rules of the instance ``base`` a variant is built on."""
+
+    def z_rule(self, level):
+        return self.base.z_rule(level)
+
+    def x_rule(self, level):
+        return self.base.x_rule(level)
+
+    def z_points(self):
+        return self.base.z_points()
+
+    def x_data(self):
+        return self.base.x_data()
+
+
+class PerturbedModel(_OnBase):
     """A linear-Gaussian :class:`ContinuousModel` with theta or phi moved by
     ``t`` along its direction (``ContinuousModel.directions``): every density
     computed from the moved parameters (``refvi.models.linear_gaussian``) at
@@ -577,18 +593,6 @@ class PerturbedModel:
             return np.stack([_gauss(Z[i], self.m_q[i], self.L_q[i])
                              for i in range(Z.shape[0])])  # fmt: skip
         raise Unsupported(f"\\nabla of the density '{kind}' here")
-
-    def z_rule(self, level):
-        return self.base.z_rule(level)
-
-    def x_rule(self, level):
-        return self.base.x_rule(level)
-
-    def z_points(self):
-        return self.base.z_points()
-
-    def x_data(self):
-        return self.base.x_data()
 
 
 class Instantiated:
@@ -711,7 +715,7 @@ class DiscreteModel:
         return self._x_data
 
 
-class MixtureAt:
+class MixtureAt(_OnBase):
     """A :class:`DiscreteModel` at other mixture parameters ``model`` (a
     ``refvi.models.mixture.GaussianMixture``): its densities are tables at
     the base's data, its q the base's (q is not a parameter of the model)."""
@@ -742,18 +746,6 @@ class MixtureAt:
         table = self.tables[kind]
         Zi = np.reshape(Z, (n, a * m)).astype(int)
         return np.take_along_axis(table, Zi, axis=1).reshape(n, a, m)
-
-    def z_rule(self, level):
-        return self.base.z_rule(level)
-
-    def x_rule(self, level):
-        return self.base.x_rule(level)
-
-    def z_points(self):
-        return self.base.z_points()
-
-    def x_data(self):
-        return self.base.x_data()
 
 
 class PairModel:
