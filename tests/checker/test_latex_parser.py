@@ -204,3 +204,8 @@ def test_partial_derivatives_in_the_mean_and_scale_of_q():
     assert eq.exprs == (ir.Grad("mu", kl), ir.Grad("sigma", kl))
     with pytest.raises(ir.Unsupported, match="derivatives are taken in"):
         read(r"\frac{\partial}{\partial x} \log p(x)")
+
+
+def test_the_data_set_defined_as_a_set_of_points_is_a_definition():
+    eq = one(r"X = \{x_i\}_{i=1}^{N}")
+    assert [r.op for r in eq.relations] == [":="]

@@ -1345,6 +1345,16 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
     """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported.
     ``matrices``: read in matrix notation with these symbols (``Parser``)."""
     p = Parser(tokens, variables, latent, choices, matrices)
+    texts = [t.text for t in tokens[:3]]
+    if (
+        len(texts) == 3
+        and p.is_data_set_letter(tokens[0])
+        and texts[1:] == ["=", "\\{"]
+    ):
+        # X = \{x_i\}_{i=1}^{N}: the data set, defined
+        name = ir.Var(p.var_name(tokens[0]))
+        rel = ir.Relation(":=", name, name, tokens[1].line)
+        return ir.Equation(tokens[1].line, (name, name), (rel,))
     exprs, ops = p.chain()
     data = (ir.DataSum, ir.DataCount, ir.DataMean)
     if any(isinstance(n, data) for e in exprs for n in nodes(e)):
