@@ -53,7 +53,7 @@ from refvi._validate import (
     check_int,
     check_lower_cholesky,
 )
-from refvi.gaussian import LOG_2PI
+from refvi.gaussian import _log_prob_whitened
 from refvi.inference.encoder import QParams
 from refvi.models import linear_gaussian as lg
 
@@ -132,51 +132,58 @@ def _pathwise(q, eps, g_z, per_sample):
 
 class _LikCache(NamedTuple):
     z: np.ndarray  # (S, n, k)
-    Pr: np.ndarray  # Psi^{-1} (x - W z - mu), (S, n, d)
+    u: np.ndarray  # Psi^{-1/2} (x - W z - mu), the whitened residuals, (S, n, d)
+    s: np.ndarray  # psi^{-1/2}, (d,)
 
 
 def _log_lik_forward(model, x, z):
     """log p(x_i | z_si) = log N(x_i; W z_si + mu, diag(psi)), (S, n); (LG.1).
 
-    -1/2 (d log 2 pi + sum_j log psi_j + r^T Psi^{-1} r), r = x - W z - mu.
-    Written for speed (this is the linear VAE's inner loop): W z + mu is one
-    product [z, 1] [W, mu]^T, then three passes over the (S, n, d) residuals.
+    -1/2 (d log 2 pi + sum_j log psi_j + u^T u), u = Psi^{-1/2} (x - W z - mu).
+    Written for speed (this is the linear VAE's inner loop): the only (S, n, d)
+    array is u, made by one product [z, 1] [W, mu]^T = W z + mu, then shifted
+    and whitened in place; u^T u is one einsum over it.
     """
     S, n, k = z.shape
     d = x.shape[1]
+    s = 1.0 / np.sqrt(model.psi)
     z1 = np.concatenate([z, np.ones((S, n, 1))], axis=2).reshape(S * n, k + 1)
-    r = z1 @ np.concatenate([model.W, model.mu[:, None]], axis=1).T  # W z + mu
-    r = r.reshape(S, n, d)
-    np.subtract(x, r, out=r)
-    Pr = r / model.psi
-    quad = np.einsum("snd,snd->sn", r, Pr)
-    value = -0.5 * (d * LOG_2PI + np.sum(np.log(model.psi)) + quad)
-    return value, _LikCache(z, Pr)
+    u = z1 @ np.concatenate([model.W, model.mu[:, None]], axis=1).T  # W z + mu
+    u = u.reshape(S, n, d)
+    np.subtract(x, u, out=u)  # r = x - W z - mu
+    u *= s  # u = Psi^{-1/2} r
+    value = _log_prob_whitened(u, np.sum(np.log(model.psi)))
+    return value, _LikCache(z, u, s)
 
 
 def _log_lik_backward(model, cache, c, per_sample):
     """Gradients of sum_si c_si log p(x_i | z_si) w.r.t. z and (W, mu, psi).
 
-    With Pr = Psi^{-1} r:  d/dz = W^T Pr,  d/dW = Pr z^T,  d/dmu = Pr,
-    d/dpsi_j = -1/2 (1 / psi_j - Pr_j^2); the weights c go on the (S, n, k)
-    side of each product, not on the (S, n, d) residuals.
+    With Pr = Psi^{-1} r = Psi^{-1/2} u:  d/dz = W^T Pr,  d/dW = Pr z^T,
+    d/dmu = Pr,  d/dpsi_j = -1/2 (1 / psi_j - Pr_j^2) = -1/2 (1 - u_j^2) / psi_j.
+    The weights c and the factor Psi^{-1/2} go on the small side of each
+    product ((S, n, k), (d, k) or (d,)), never on the (S, n, d) residuals,
+    which are only read: by two matrix products and one einsum.
     """
-    z, Pr = cache
+    z, u, s = cache
     S, n, k = z.shape
-    d = Pr.shape[-1]
-    g_z = c[..., None] * (Pr @ model.W)
-    cz = c[..., None] * z
+    d = u.shape[-1]
+    u2 = u.reshape(S * n, d)
+    g_z = c[..., None] * (u2 @ (s[:, None] * model.W)).reshape(S, n, k)
     if per_sample:
-        dW = np.einsum("snd,snk->sdk", Pr, cz)
-        dmu = np.einsum("sn,snd->sd", c, Pr)
-        sq = np.einsum("sn,snd,snd->sd", c, Pr, Pr)
-        dpsi = -0.5 * (c.sum(axis=1)[:, None] / model.psi - sq)
+        cz = c[..., None] * z
+        dW = s[:, None] * np.einsum("snd,snk->sdk", u, cz)
+        dmu = s * np.einsum("sn,snd->sd", c, u)
+        sq = np.einsum("sn,snd,snd->sd", c, u, u)
+        dpsi = -0.5 * (c.sum(axis=1)[:, None] - sq) / model.psi
     else:
-        Pr2 = Pr.reshape(S * n, d)
-        dW = (cz.reshape(S * n, k).T @ Pr2).T  # (z^T Pr)^T: the fast BLAS layout
         c2 = c.reshape(S * n)
-        dmu = c2 @ Pr2
-        dpsi = -0.5 * (c2.sum() / model.psi - c2 @ (Pr2 * Pr2))
+        # one product [c z, c]^T u = [(Psi^{1/2} dW)^T; Psi^{1/2} dmu]: the fast layout
+        cz1 = np.concatenate([c[..., None] * z, c[..., None]], axis=2)
+        zu = cz1.reshape(S * n, k + 1).T @ u2
+        dW = zu[:k].T * s[:, None]
+        dmu = zu[k] * s
+        dpsi = -0.5 * (c2.sum() - np.einsum("n,nd,nd->d", c2, u2, u2)) / model.psi
     return g_z, {"W": dW, "mu": dmu, "psi": dpsi}
 
 
