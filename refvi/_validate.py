@@ -223,7 +223,7 @@ def read_only_copy(arr):
     Frozen parameter objects store these, so neither the caller's array nor
     the object's own can change after validation.
     """
-    out = np.array(arr, dtype=np.float64, copy=True)
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
     out.setflags(write=False)
     return out
 

@@ -175,6 +175,17 @@ def test_datum_latent_and_read_only_copies():
         frozen[0] = 3.0
 
 
+def test_read_only_copy_is_c_contiguous_for_broadcast_and_transposed_input():
+    # a broadcast (stride-0) or transposed input copied in its own order came out
+    # Fortran-ordered, and every later operation mixing it with C-ordered
+    # arrays ran a strided loop
+    row = np.arange(3.0)
+    for a in (np.broadcast_to(row, (4, 3)), np.arange(12.0).reshape(3, 4).T):
+        frozen = read_only_copy(a)
+        assert frozen.flags.c_contiguous
+        np.testing.assert_array_equal(frozen, a)
+
+
 def test_check_instance_names_the_argument_and_the_types():
     assert check_instance(3, int, "n") == 3
     with pytest.raises(TypeError, match="model must be a dict; got str"):
