@@ -432,9 +432,15 @@ def log_marginal_and_grad(model, x, dout=None):
 # ELBO, expected complete-data log-likelihood, KL to the posterior.
 
 
-def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
+class _ECLLCache(NamedTuple):
+    PW: np.ndarray  # Psi^{-1} W, (d, k)
+    Pr: np.ndarray  # Psi^{-1} (x_i - mu - W m_q_i), (n, d)
+    GIL: np.ndarray  # (W^T Psi^{-1} W + I) L_q, (k, k) or (n, k, k)
+
+
+def _ecll(W, mu, psi, x, m_q, L_q):
     """E_q[log p(x_i, z)] (LG.10), by the Gaussian expectation of a quadratic
-    (LG.0), and gradients (LG.12)-(LG.13); no checking.
+    (LG.0), and what :func:`_ecll_grad` needs; no checking.
 
     ``L_q`` is (k, k) shared by all data points or (n, k, k).
     """
@@ -444,15 +450,10 @@ def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
     r = x - mu - m_q @ W.T  # x_i - mu - W m_q_i
     Pr = r / psi
     GIL = GI @ L_q
-    D = dout.sum()
     if L_q.ndim == 2:
         tr = np.full(x.shape[0], np.sum(GIL * L_q))
-        Sigma_sum = D * (L_q @ L_q.T)  # sum_i dout_i Sigma_q_i
-        dL_q = -D * np.tril(GIL)
     else:
         tr = np.einsum("nij,nij->n", GIL, L_q)
-        Sigma_sum = np.einsum("n,nij,nlj->il", dout, L_q, L_q)
-        dL_q = -dout[:, None, None] * np.tril(GIL)
     # (LG.10)  E_q log p(x, z) = -1/2 [(d + k) log 2pi + log det Psi
     #            + |Psi^{-1/2}(x - mu - W m_q)|^2 + |m_q|^2
     #            + tr((W^T Psi^{-1} W + I) Sigma_q)]
@@ -463,6 +464,19 @@ def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
         + np.einsum("ij,ij->i", m_q, m_q)
         + tr
     )
+    return value, _ECLLCache(PW, Pr, GIL)
+
+
+def _ecll_grad(W, psi, m_q, L_q, cache, dout):
+    """Gradients (LG.12)-(LG.13) of sum_i dout_i E_q[log p(x_i, z)]; no checking."""
+    PW, Pr, GIL = cache
+    D = dout.sum()
+    if L_q.ndim == 2:
+        Sigma_sum = D * (L_q @ L_q.T)  # sum_i dout_i Sigma_q_i
+        dL_q = -D * np.tril(GIL)
+    else:
+        Sigma_sum = np.einsum("n,nij,nlj->il", dout, L_q, L_q)
+        dL_q = -dout[:, None, None] * np.tril(GIL)
     # (LG.12)  d/dm_q = W^T Psi^{-1} r - m_q,  d/dL_q = -tril((W^T Psi^{-1} W + I) L_q)
     dm_q = dout[:, None] * (Pr @ W - m_q)
     # (LG.13)  d/dW = sum_i dout_i Psi^{-1} r_i m_q_i^T - Psi^{-1} W Sigma_sum
@@ -476,19 +490,23 @@ def _ecll_and_grad(W, mu, psi, x, m_q, L_q, dout):
         - np.einsum("ij,ij->j", a, Pr)
         - np.sum((W @ Sigma_sum) * W, axis=1) / psi**2
     )
-    grads = {"m_q": dm_q, "L_q": dL_q, "W": dW, "mu": a.sum(axis=0), "psi": dpsi}
-    return value, grads
+    return {"m_q": dm_q, "L_q": dL_q, "W": dW, "mu": a.sum(axis=0), "psi": dpsi}
 
 
-def _entropy_and_grad(L_q, n, dout):
-    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log (L_q)_jj (LG.11), and d/dL_q.
+def _entropy(L_q, n):
+    """H[q_i] = k/2 (1 + log 2 pi) + sum_j log (L_q)_jj (LG.11).
 
-    The entropy is refvi.gaussian's (G.7), its gradient diag(1 / L_jj) (G.15).
+    The entropy is refvi.gaussian's (G.7).
     """
     value = _entropy_from_logdet(_logdet_chol(L_q), L_q.shape[-1])
+    return np.full(n, value) if L_q.ndim == 2 else value
+
+
+def _entropy_grad(L_q, dout):
+    """d/dL_q of sum_i dout_i H[q_i] (LG.11): diag(1 / L_jj), (G.15)."""
     if L_q.ndim == 2:
-        return np.full(n, value), dout.sum() * _diag_inv(L_q)
-    return value, dout[:, None, None] * _diag_inv(L_q)
+        return dout.sum() * _diag_inv(L_q)
+    return dout[:, None, None] * _diag_inv(L_q)
 
 
 def _to_log_std(grads, L_q):
@@ -501,15 +519,19 @@ def _to_log_std(grads, L_q):
     return grads
 
 
-def _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy):
-    """Validate, then E_q[log p(x, z)] (+ H[q] for the ELBO) and its gradients."""
+def _q_objective(model, x, m_q, L_q, log_std_q, dout, with_entropy, with_grad=True):
+    """Validate, then E_q[log p(x, z)] (+ H[q] for the ELBO) and, ``with_grad``,
+    its gradients (a value-only call runs the forward pass only)."""
     x, m_q, L = _check_q(model, x, m_q, L_q, log_std_q)
-    dout = check_dout(dout, x.shape[0])
-    value, grads = _ecll_and_grad(model.W, model.mu, model.psi, x, m_q, L, dout)
+    value, cache = _ecll(model.W, model.mu, model.psi, x, m_q, L)
     if with_entropy:
-        H, dH = _entropy_and_grad(L, x.shape[0], dout)
-        value = value + H
-        grads["L_q"] = grads["L_q"] + dH
+        value = value + _entropy(L, x.shape[0])
+    if not with_grad:
+        return value
+    dout = check_dout(dout, x.shape[0])
+    grads = _ecll_grad(model.W, model.psi, m_q, L, cache, dout)
+    if with_entropy:
+        grads["L_q"] = grads["L_q"] + _entropy_grad(L, dout)
     return value, (grads if log_std_q is None else _to_log_std(grads, L))
 
 
@@ -518,8 +540,11 @@ def expected_complete_loglik(model, x, m_q, L_q=None, *, log_std_q=None):
 
     The EM auxiliary function Q(theta) is its sum over the data with q the
     posterior under the current parameters. Arguments as in :func:`elbo`.
+    Value only: the forward pass of :func:`expected_complete_loglik_and_grad`.
     """
-    return expected_complete_loglik_and_grad(model, x, m_q, L_q, log_std_q=log_std_q)[0]
+    return _q_objective(
+        model, x, m_q, L_q, log_std_q, None, with_entropy=False, with_grad=False
+    )
 
 
 def expected_complete_loglik_and_grad(
@@ -556,7 +581,9 @@ def elbo(model, x, m_q, L_q=None, *, log_std_q=None):
     L_q : array_like, shape (k, k) or (n, k, k), optional
     log_std_q : array_like, shape (n, k), optional (keyword only)
     """
-    return elbo_and_grad(model, x, m_q, L_q, log_std_q=log_std_q)[0]
+    return _q_objective(
+        model, x, m_q, L_q, log_std_q, None, with_entropy=True, with_grad=False
+    )
 
 
 def elbo_and_grad(model, x, m_q, L_q=None, *, log_std_q=None, dout=None):

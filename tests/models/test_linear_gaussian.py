@@ -268,6 +268,36 @@ def test_elbo_is_ecll_plus_entropy():
     )
 
 
+@pytest.mark.parametrize("q_form", ["shared", "per_datum", "diagonal"])
+def test_value_only_elbo_and_ecll_skip_the_backward_pass(q_form, monkeypatch):
+    import refvi.models.linear_gaussian as lg
+
+    rng = np.random.default_rng(24)
+    model = random_model(rng, 4, 2)
+    x = random_data(rng, model, 5)
+    m_q = rng.standard_normal((5, 2))
+    q = {
+        "shared": {"L_q": random_L(rng, 2)},
+        "per_datum": {"L_q": random_L(rng, 5, 2)},
+        "diagonal": {"log_std_q": rng.uniform(-1.0, 0.5, (5, 2))},
+    }[q_form]
+    with_grad = {
+        fn: fn_and_grad(model, x, m_q, **q)[0]
+        for fn, fn_and_grad in (
+            (elbo, elbo_and_grad),
+            (expected_complete_loglik, expected_complete_loglik_and_grad),
+        )
+    }
+
+    def no_backward(*args):
+        raise AssertionError("a value-only call ran the backward pass")
+
+    monkeypatch.setattr(lg, "_ecll_grad", no_backward)
+    monkeypatch.setattr(lg, "_entropy_grad", no_backward)
+    for fn, value in with_grad.items():
+        np.testing.assert_array_equal(fn(model, x, m_q, **q), value)
+
+
 # ---------------------------------------------------------------------------
 # Gradients by central differences.
 
