@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import refvi
 from refvi.cli import main
 
@@ -56,6 +58,21 @@ def test_python_dash_m_refvi_runs():
         check=True,
     )
     assert done.stdout.strip() == f"refvi {refvi.__version__}"
+
+
+def test_import_refvi_leaves_scipy_integrate_for_the_quadrature_route():
+    # scipy.integrate (with scipy.optimize and scipy.sparse behind it) took
+    # about as long to import as the rest of refvi; only verify.integrate uses it
+    probe = (
+        "import sys, refvi; "
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.integrate')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    value = refvi.integrate(lambda z: np.exp(-0.5 * z[:, 0] ** 2), 1).value
+    assert abs(value - np.sqrt(2 * np.pi)) < 1e-10
 
 
 def test_verify_runs_on_the_bundled_derivations():

@@ -17,7 +17,6 @@ for :func:`expect_discrete`) and returns shape ``(m,)`` or ``(m, ...)``.
 from typing import NamedTuple
 
 import numpy as np
-from scipy import integrate as sp_integrate
 from scipy.special import logsumexp, roots_hermitenorm
 
 from refvi._validate import (
@@ -296,6 +295,10 @@ def integrate(f, d, *, center=None, scale=None, epsrel=1e-12, epsabs=0.0):
         the inner estimates (trapezoid rule over the outer evaluation points),
         both times ``prod(scale)``.
     """
+    # imported here: scipy.integrate takes about as long to import as the rest
+    # of refvi, and only this route needs it
+    from scipy import integrate as sp_integrate
+
     d = check_int(d, "d")
     if d not in (1, 2):
         raise ValueError(f"d must be 1 or 2 for adaptive integration; got {d}")
