@@ -133,7 +133,7 @@ def _pathwise(q, eps, g_z, per_sample):
 class _LikCache(NamedTuple):
     z: np.ndarray  # (S, n, k)
     u: np.ndarray  # Psi^{-1/2} (x - W z - mu), the whitened residuals, (S, n, d)
-    s: np.ndarray  # psi^{-1/2}, (d,)
+    isqrt_psi: np.ndarray  # psi^{-1/2}, (d,)
 
 
 def _log_lik_forward(model, x, z):
@@ -146,14 +146,14 @@ def _log_lik_forward(model, x, z):
     """
     S, n, k = z.shape
     d = x.shape[1]
-    s = 1.0 / np.sqrt(model.psi)
+    isqrt_psi = 1.0 / np.sqrt(model.psi)
     z1 = np.concatenate([z, np.ones((S, n, 1))], axis=2).reshape(S * n, k + 1)
     u = z1 @ np.concatenate([model.W, model.mu[:, None]], axis=1).T  # W z + mu
     u = u.reshape(S, n, d)
     np.subtract(x, u, out=u)  # r = x - W z - mu
-    u *= s  # u = Psi^{-1/2} r
+    u *= isqrt_psi  # u = Psi^{-1/2} r
     value = _log_prob_whitened(u, np.sum(np.log(model.psi)))
-    return value, _LikCache(z, u, s)
+    return value, _LikCache(z, u, isqrt_psi)
 
 
 def _log_lik_backward(model, cache, c, per_sample):
@@ -165,15 +165,15 @@ def _log_lik_backward(model, cache, c, per_sample):
     product ((S, n, k), (d, k) or (d,)), never on the (S, n, d) residuals,
     which are only read: by two matrix products and one einsum.
     """
-    z, u, s = cache
+    z, u, isqrt_psi = cache
     S, n, k = z.shape
     d = u.shape[-1]
     u2 = u.reshape(S * n, d)
-    g_z = c[..., None] * (u2 @ (s[:, None] * model.W)).reshape(S, n, k)
+    g_z = c[..., None] * (u2 @ (isqrt_psi[:, None] * model.W)).reshape(S, n, k)
     if per_sample:
         cz = c[..., None] * z
-        dW = s[:, None] * np.einsum("snd,snk->sdk", u, cz)
-        dmu = s * np.einsum("sn,snd->sd", c, u)
+        dW = isqrt_psi[:, None] * np.einsum("snd,snk->sdk", u, cz)
+        dmu = isqrt_psi * np.einsum("sn,snd->sd", c, u)
         sq = np.einsum("sn,snd,snd->sd", c, u, u)
         dpsi = -0.5 * (c.sum(axis=1)[:, None] - sq) / model.psi
     else:
@@ -181,8 +181,8 @@ def _log_lik_backward(model, cache, c, per_sample):
         # one product [c z, c]^T u = [(Psi^{1/2} dW)^T; Psi^{1/2} dmu]: the fast layout
         cz1 = np.concatenate([c[..., None] * z, c[..., None]], axis=2)
         zu = cz1.reshape(S * n, k + 1).T @ u2
-        dW = zu[:k].T * s[:, None]
-        dmu = zu[k] * s
+        dW = zu[:k].T * isqrt_psi[:, None]
+        dmu = zu[k] * isqrt_psi
         dpsi = -0.5 * (c2.sum() - np.einsum("n,nd,nd->d", c2, u2, u2)) / model.psi
     return g_z, {"W": dW, "mu": dmu, "psi": dpsi}
 
