@@ -183,7 +183,13 @@ def _log_lik_backward(model, cache, c, per_sample):
         zu = cz1.reshape(S * n, k + 1).T @ u2
         dW = zu[:k].T * isqrt_psi[:, None]
         dmu = zu[k] * isqrt_psi
-        dpsi = -0.5 * (c2.sum() - np.einsum("n,nd,nd->d", c2, u2, u2)) / model.psi
+        # sum_n c_n u_nj^2: equal weights (the default dout) factor out of the
+        # sum, and the unweighted einsum is 2.5x faster than the weighted one
+        if np.all(c2 == c2[0]):
+            sq = c2[0] * np.einsum("nd,nd->d", u2, u2)
+        else:
+            sq = np.einsum("n,nd,nd->d", c2, u2, u2)
+        dpsi = -0.5 * (c2.sum() - sq) / model.psi
     return g_z, {"W": dW, "mu": dmu, "psi": dpsi}
 
 

@@ -105,6 +105,25 @@ def test_gradient_at_fixed_eps_matches_finite_differences(name, form):
     assert_gradcheck(scalar_fn(fn, x, dout, form, eps=eps), params, rtol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["kl", "sampled"])
+def test_gradient_with_equal_weights_matches_finite_differences(name):
+    # equal weights c_si (a constant dout, the default) take their own route
+    # to the psi gradient's sum_n c_n u_nj^2
+    model, x, q, _, rng = make(5, "diag")
+    eps = rng.normal(size=(2, N, K))
+    fn = PATHWISE[name]
+    dout = np.full(N, 0.7)
+    params = as_params(model, q)
+    assert_gradcheck(scalar_fn(fn, x, dout, "diag", eps=eps), params, rtol=1e-7)
+    # and it is the sum of the gradients over two halves of the data, each
+    # taking the weighted route (the gradient is linear in dout)
+    half = np.arange(N) < N // 2
+    halves = [fn(model, x, q, eps, dout=0.7 * h)[1]["psi"] for h in (half, ~half)]
+    np.testing.assert_allclose(
+        fn(model, x, q, eps, dout=dout)[1]["psi"], sum(halves), rtol=1e-12
+    )
+
+
 @pytest.mark.parametrize("form", ["diag", "full"])
 def test_analytic_gradient_matches_finite_differences_of_closed_form(form):
     model, x, q, dout, _ = make(2, form)
