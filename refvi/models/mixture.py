@@ -21,13 +21,13 @@ The mixing weights are stored as log-weights ``log_weights`` (log pi_k,
 -inf for an emptied component); ``weights`` is derived from them, so a
 weight below the smallest float (from_logits([0, -1000])) keeps its value.
 
-Every per-datum quantity is computed for all K components at once: the
-residuals x_i - mu_k of a block of rows are formed first and then whitened,
-y_ik = L_k^{-1}(x_i - mu_k), by one batched product with the whitening
-matrices L_k^{-T} (see :func:`_whiten_block`). Shifting before whitening
-keeps y exact to rounding however far the data sit from the origin in units
-of sigma (whitening x and mu separately loses eps |mu| / sigma). Data are
-processed in row blocks so that temporaries stay small.
+Per-datum quantities are computed over row blocks of the data, one
+component at a time: the residuals x_i - mu_k of the block are formed first
+and then whitened, y_ik = L_k^{-1}(x_i - mu_k), by one product with the
+whitening matrix L_k^{-T} (see :func:`_whiten_component`). Shifting before
+whitening keeps y exact to rounding however far the data sit from the origin
+in units of sigma (whitening x and mu separately loses eps |mu| / sigma). The
+block's work buffers are allocated once per pass and stay in cache.
 
 Accuracy (measured against a 50-digit evaluation of the naive formulas over
 the stress corpus of tests/accuracy, see docs/accuracy.md): log p(x), log
@@ -75,11 +75,11 @@ __all__ = [
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
-# Rows per block are chosen so that one (rows, K*d) temporary holds about this
-# many float64 entries (8 MiB). Measured on 2 cores (n = 1e5, d = 32, K = 16):
-# 512-row blocks leave the products too small for two BLAS threads, 8192-row
-# blocks fall out of cache; 2048 rows was fastest.
-_BLOCK_ENTRIES = 1 << 20
+# Rows per block are chosen so that one (rows, d) work buffer holds about this
+# many float64 entries (1 MiB): a component's residuals and whitened residuals
+# stay in the L2 cache while the K components are processed one after the
+# other, and each (rows, d) @ (d, d) product is large enough for the BLAS.
+_BLOCK_ENTRIES = 1 << 17
 
 
 def _check_covariance_type(covariance_type):
@@ -378,57 +378,64 @@ def _prepare(model, origin=None):
     return _Prepared(ctype, means, P, 2.0 * logdet_half, model.log_weights)
 
 
-def _whiten_block(prep, xb):
-    """Whitened residuals y_ik = L_k^{-1}(x_i - mu_k) of a block, (K, b, d).
+def _whiten_component(prep, k, xb, R, Y):
+    """Whitened residuals y_i = L_k^{-1}(x_i - mu_k) of a block for component k.
 
-    No argument checking. The residuals x_i - mu_k are formed first, then
-    whitened by one batched product (derivations/mixture.md (GM.3)): shift
-    before you whiten, so no rounding of size eps |x| / sigma enters y.
+    No argument checking. ``R`` and ``Y`` are (b, d) work buffers: the
+    residuals x_i - mu_k are formed first, in ``R`` (kept there), then
+    whitened into ``Y`` (returned) by one product (derivations/mixture.md
+    (GM.3)): shift before you whiten, so no rounding of size eps |x| / sigma
+    enters y.
     """
+    np.subtract(xb, prep.means[k], out=R)
     # (GM.3)  y_ik = L_k^{-1}(x_i - mu_k) = (x_i - mu_k) L_k^{-T}
-    R = xb[None, :, :] - prep.means[:, None, :]
     if prep.covariance_type == "full":
-        # one (b, d) @ (d, d) product per component (numpy's stacked matmul
-        # was measured slower than K separate BLAS calls)
-        Y = np.empty_like(R)
-        for k in range(R.shape[0]):
-            np.matmul(R[k], prep.P[k], out=Y[k])
-        return Y
+        return np.matmul(R, prep.P[k], out=Y)
     if prep.covariance_type == "tied":
-        return np.matmul(R, prep.P)
-    return R * prep.P[:, None, :]
+        return np.matmul(R, prep.P, out=Y)
+    return np.multiply(R, prep.P[k], out=Y)
 
 
-def _log_lik_block(prep, xb):
-    """log N(x_i; mu_k, Sigma_k) for a block of rows, (b, K).
+def _log_density_block(prep, xb, R, Y, out, joint):
+    """log N(x_i; mu_k, Sigma_k), plus log pi_k if ``joint``, into ``out`` (K, b).
 
-    No argument checking. Implements derivations/mixture.md (GM.2)-(GM.3).
+    No argument checking. ``R``, ``Y`` are (b, d) work buffers. Implements
+    derivations/mixture.md (GM.2)-(GM.3); a zero-weight component's joint
+    row is -inf without being computed.
     """
-    Y = _whiten_block(prep, xb)
-    K, b, d = Y.shape
-    # (GM.2)  log N(x; mu_k, Sigma_k), the density from whitened residuals by
-    # refvi.gaussian's one implementation, all (i, k) at once
-    log_N = _log_prob_whitened(Y.reshape(K * b, d), np.repeat(prep.logdet, b))
-    return log_N.reshape(K, b).T
+    for k in range(out.shape[0]):
+        log_w = prep.log_w[k] if joint else 0.0
+        if log_w == -np.inf:
+            out[k] = -np.inf
+            continue
+        # (GM.2)  log N(x; mu_k, Sigma_k), the density from whitened residuals
+        # by refvi.gaussian's one implementation
+        y = _whiten_component(prep, k, xb, R, Y)
+        out[k] = _log_prob_whitened(y, prep.logdet[k] - 2.0 * log_w)
+    return out
 
 
-def _log_joint_block(prep, xb):
-    """log pi_k + log N(x_i; mu_k, Sigma_k) for a block of rows, (b, K); (GM.2)."""
-    return _log_lik_block(prep, xb) + prep.log_w
+def _blocks(x, K):
+    """Row blocks of x with their work buffers, allocated once and reused.
+
+    Yields (rows, xb, R, Y, lj): the slice, the block x[rows] (b, d), two
+    (b, d) buffers and one (K, b) buffer. No checking.
+    """
+    n, d = x.shape
+    step = max(1, min(n, _BLOCK_ENTRIES // d))
+    R, Y, lj = np.empty((step, d)), np.empty((step, d)), np.empty((K, step))
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        b = rows.stop - start
+        yield rows, x[rows], R[:b], Y[:b], lj[:, :b]
 
 
-def _row_blocks(n, width):
-    """Row slices covering range(n), each about _BLOCK_ENTRIES / width rows."""
-    step = max(1, _BLOCK_ENTRIES // max(1, width))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _blocked(model, x, block, origin=None):
-    """``block(prep, rows)`` over row blocks of x, stacked to (n, K). No checking."""
+def _blocked(model, x, joint, origin=None):
+    """log p(x_i, z=k) (``joint``) or log N(x_i; mu_k, Sigma_k), (n, K). No checking."""
     prep = _prepare(model, origin)
     out = np.empty((x.shape[0], model.n_components))
-    for rows in _row_blocks(x.shape[0], model.n_components * model.d):
-        out[rows] = block(prep, x[rows])
+    for rows, xb, R, Y, lj in _blocks(x, model.n_components):
+        out[rows] = _log_density_block(prep, xb, R, Y, lj, joint).T
     return out
 
 
@@ -437,7 +444,7 @@ def _log_joint(model, x, origin=None):
 
     With ``origin``, the rows of ``x`` are offsets from it (see :func:`_prepare`).
     """
-    return _blocked(model, x, _log_joint_block, origin)
+    return _blocked(model, x, True, origin)
 
 
 def _check_model(model, name="model"):
@@ -474,7 +481,7 @@ def log_lik(model, x):
     as log p(x, z) - log pi, which is NaN for a zero weight).
     """
     x = _validate_x(model, x)
-    return _blocked(model, x, _log_lik_block)
+    return _blocked(model, x, False)
 
 
 def log_joint(model, x):
@@ -555,17 +562,18 @@ def _component_moments(prep, x, g):
     K = g.shape[1]
     d = x.shape[1]
     dense = prep.covariance_type in ("full", "tied")
-    G, m = np.zeros(K), np.zeros((K, d))
+    G, m = g.sum(axis=0), np.zeros((K, d))
     M = np.zeros((K, d, d)) if dense else np.zeros((K, d))
-    for rows in _row_blocks(x.shape[0], K * d):
-        Y = _whiten_block(prep, x[rows])  # (K, b, d)
-        g_Y = Y * g[rows].T[:, :, None]
-        G += g[rows].sum(axis=0)
-        m += g_Y.sum(axis=1)
-        if dense:
-            M += np.matmul(np.swapaxes(g_Y, 1, 2), Y)
-        else:
-            M += np.einsum("kbd,kbd->kd", g_Y, Y)
+    for rows, xb, R, Y, g_b in _blocks(x, K):
+        g_b[...] = g[rows].T
+        for k in range(K):
+            y = _whiten_component(prep, k, xb, R, Y)
+            m[k] += g_b[k] @ y
+            if dense:
+                # M_k += sum_i g_ik y_i y_i^T, R reused for g_ik y_i
+                M[k] += np.multiply(y, g_b[k][:, None], out=R).T @ y
+            else:
+                M[k] += g_b[k] @ np.multiply(y, y, out=R)
     return _ComponentMoments(G, m, M)
 
 

@@ -3,17 +3,19 @@
 One EM iteration is ONE pass over the data in row blocks
 (derivations/mixture.md (GM.16)-(GM.22)): for each block, the joint
 log-densities of all K components from the residuals x_i - mu_k whitened by
-one product per component (:func:`refvi.models.mixture._whiten_block`),
+one product per component (:func:`refvi.models.mixture._whiten_component`),
 log p(x) by log-sum-exp, the responsibilities r, and
 their sufficient statistics N_k = sum_i r_ik, s_k = sum_i r_ik x_i and the
 second moments S_k = sum_i r_ik x_i x_i^T (per type: full (K, d, d), tied
 the r-free total (d, d), diag/spherical the diagonals (K, d)). The M-step and
 the ELBO F(q, theta) are closed forms of those statistics, so the pass that
 evaluates log p(x; theta_t) is also the E-step of iteration t, and no
-(n, K) array is ever held. For the statistics, data are shifted by their
-mean before any product, which keeps the moment formula
-Sigma_k = S_k / N_k - mu_k mu_k^T free of cancellation for data far from the
-origin.
+(n, K) array is ever held. For the statistics, data are shifted before any
+product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
+free of cancellation for data far from the origin: for full covariances by
+each component's current mean mu_k (the residuals x_i - mu_k the E-step has
+just formed, so S_k is the scatter about a point near the new mean), for the
+other types by the data mean.
 
 Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
 the diagonal of every covariance in the M-step (to the variances for diag
@@ -46,7 +48,6 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
-from scipy.special import entr
 
 from refvi._validate import (
     as_data,
@@ -59,12 +60,12 @@ from refvi.gaussian import LOG_2PI
 from refvi.models.em import DEFAULT_MAX_ITER, DEFAULT_TOL, EMTrace, run_em
 from refvi.models.mixture import (
     GaussianMixture,
+    _blocks,
     _check_covariance_type,
     _check_model,
     _grads,
-    _log_joint_block,
+    _log_density_block,
     _prepare,
-    _row_blocks,
     _scale,
     _validate_x,
     log_joint,
@@ -129,10 +130,12 @@ class MixtureEMTrace(EMTrace):
 class _Stats(NamedTuple):
     """Sufficient statistics of responsibilities r for a mixture's M-step.
 
-    All data are shifted by ``shift`` (d,). ``model`` is theta_t, the
-    parameters r came from (None when r was given directly);
-    ``log_lik`` = log p(x; theta_t) and ``entropy`` = sum_i H(r_i) are totals
-    (nan when r was given directly: then neither is known).
+    The data are shifted by ``shift``: (K, d), one point per component, for
+    full covariances (s_k and S_k are moments of x_i - shift_k), else (d,).
+    ``model`` is theta_t, the parameters r came from (None when r was given
+    directly); ``log_lik`` = log p(x; theta_t) and ``entropy`` =
+    sum_i H(r_i) are totals (nan when r was given directly: then neither is
+    known).
     """
 
     model: object
@@ -148,72 +151,83 @@ class _Stats(NamedTuple):
 
 def _zero_second_moment(covariance_type, K, d):
     if covariance_type == "full":
-        return np.zeros((d, K * d))
+        return np.zeros((K, d, d))
     if covariance_type == "tied":
         return np.zeros((d, d))
     return np.zeros((K, d))
 
 
-def _accumulate(covariance_type, S, xs, r):
-    """Add one block's second moments to ``S`` in place (a private buffer)."""
+def _accumulate(covariance_type, xb, shift, r, s, S, R, Y):
+    """Add one block's s and S to ``s``, ``S`` in place (private buffers); (GM.18).
+
+    ``r`` (K, b) are the block's responsibilities, ``shift`` as in
+    :class:`_Stats`, ``R`` and ``Y`` (b, d) work buffers. No checking.
+    """
     if covariance_type == "full":
-        # (GM.18)  [S_1 ... S_K] += x^T [r_1 * x ... r_K * x]: one product
-        b, d = xs.shape
-        S += xs.T @ (r[:, :, None] * xs[:, None, :]).reshape(b, -1)
-    elif covariance_type == "tied":
+        for k in range(r.shape[0]):
+            xs = np.subtract(xb, shift[k], out=R)
+            s[k] += r[k] @ xs
+            # (GM.18)  S_k += sum_i r_ik xs_i xs_i^T = Z^T Z with rows
+            # z_i = sqrt(r_ik) xs_i: one symmetric rank-b update
+            z = np.multiply(xs, np.sqrt(r[k])[:, None], out=Y)
+            S[k] += z.T @ z
+        return
+    xs = np.subtract(xb, shift, out=R)
+    s += r @ xs
+    if covariance_type == "tied":
         S += xs.T @ xs
     else:
-        S += r.T @ (xs * xs)
-
-
-def _finish_second_moment(covariance_type, S, K, d):
-    if covariance_type == "full":
-        # columns k*d:(k+1)*d hold S_k; make (K, d, d)
-        return S.reshape(d, K, d).transpose(1, 0, 2)
-    return S
+        S += r @ np.multiply(xs, xs, out=Y)
 
 
 def _e_pass(model, x, shift):
     """One pass over ``x``: log p(x), the entropy and sufficient statistics of r.
 
-    No argument checking. Implements derivations/mixture.md (GM.4), (GM.5),
-    (GM.17)-(GM.18) block by block.
+    ``shift`` (d,) is the data shift of the tied, diag and spherical
+    statistics; full statistics are taken about the component means (module
+    docstring). No argument checking. Implements derivations/mixture.md
+    (GM.4), (GM.5), (GM.17)-(GM.18) block by block.
     """
     ctype = model.covariance_type
     K, d = model.n_components, model.d
     prep = _prepare(model)
+    if ctype == "full":
+        shift = model.means
     N, s = np.zeros(K), np.zeros((K, d))
     S = _zero_second_moment(ctype, K, d)
     log_lik = entropy = 0.0
-    for rows in _row_blocks(x.shape[0], K * d):
-        xb = x[rows]
-        lj = _log_joint_block(prep, xb)
-        # (GM.4)-(GM.5)  log-sum-exp with the row maximum factored out
-        top = lj.max(axis=1, keepdims=True)
-        r = np.exp(lj - top)
-        total = r.sum(axis=1, keepdims=True)
+    for _, xb, R, Y, lj in _blocks(x, K):
+        _log_density_block(prep, xb, R, Y, lj, joint=True)
+        # (GM.4)-(GM.5)  log-sum-exp with the maximum over k factored out:
+        # D_ik = log p(x_i, z=k) - max_k, r_ik = exp(D_ik) / total_i
+        top = lj.max(axis=0)
+        D = np.subtract(lj, top, out=lj)
+        r = np.exp(D)
+        total = r.sum(axis=0)
         r /= total
-        log_lik += float(np.sum(top) + np.sum(np.log(total)))
-        entropy += float(np.sum(entr(r)))
-        xs = xb - shift
-        N += r.sum(axis=0)
-        s += r.T @ xs
-        _accumulate(ctype, S, xs, r)
-    S = _finish_second_moment(ctype, S, K, d)
+        log_total = np.log(total)
+        log_lik += float(np.sum(top) + np.sum(log_total))
+        # H(r_i) = -sum_k r_ik log r_ik = log total_i - sum_k r_ik D_ik (rows
+        # of r sum to one): two non-negative terms; 0 log 0 = 0 where r_ik = 0
+        np.copyto(D, 0.0, where=r == 0)
+        entropy += float(np.sum(log_total) - np.einsum("kb,kb->", r, D))
+        N += r.sum(axis=1)
+        _accumulate(ctype, xb, shift, r, s, S, R, Y)
     return _Stats(model, ctype, x.shape[0], shift, N, s, S, log_lik, entropy)
 
 
 def _stats_of(x, r, covariance_type, shift):
-    """Sufficient statistics of given responsibilities r (n, K). No checking."""
+    """Sufficient statistics of given responsibilities r (n, K), all data
+    shifted by ``shift`` (d,). No checking."""
     K, d = r.shape[1], x.shape[1]
-    S = _zero_second_moment(covariance_type, K, d)
-    xs = x - shift
-    _accumulate(covariance_type, S, xs, r)
-    S = _finish_second_moment(covariance_type, S, K, d)
+    if covariance_type == "full":
+        shift = np.broadcast_to(shift, (K, d))
+    s, S = np.zeros((K, d)), _zero_second_moment(covariance_type, K, d)
+    for rows, xb, R, Y, r_b in _blocks(x, K):
+        r_b[...] = r[rows].T
+        _accumulate(covariance_type, xb, shift, r_b, s, S, R, Y)
     nan = float("nan")
-    return _Stats(
-        None, covariance_type, x.shape[0], shift, r.sum(0), r.T @ xs, S, nan, nan
-    )
+    return _Stats(None, covariance_type, x.shape[0], shift, r.sum(0), s, S, nan, nan)
 
 
 def _empty_components(stats):
