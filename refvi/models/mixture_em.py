@@ -164,12 +164,13 @@ def _accumulate(covariance_type, xb, shift, r, s, S, R, Y):
     :class:`_Stats`, ``R`` and ``Y`` (b, d) work buffers. No checking.
     """
     if covariance_type == "full":
+        sqrt_r = np.sqrt(r)
         for k in range(r.shape[0]):
             xs = np.subtract(xb, shift[k], out=R)
             s[k] += r[k] @ xs
             # (GM.18)  S_k += sum_i r_ik xs_i xs_i^T = Z^T Z with rows
             # z_i = sqrt(r_ik) xs_i: one symmetric rank-b update
-            z = np.multiply(xs, np.sqrt(r[k])[:, None], out=Y)
+            z = np.multiply(xs, sqrt_r[k][:, None], out=Y)
             S[k] += z.T @ z
         return
     xs = np.subtract(xb, shift, out=R)
