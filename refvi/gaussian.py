@@ -195,45 +195,51 @@ def _factor(p):
 _CHUNK = 1024
 
 
-def _unit_forward(U, X, s, e):
+def _unit_forward(U, X, s, e, lower_rhs):
     """In place X[:, s:e] <- U[:, s:e, s:e]^{-1} X[:, s:e], U unit lower triangular.
 
     Recursive halving: solve the top half, subtract its part from the bottom
-    half by one batched matrix product, solve the bottom half.
+    half by one batched matrix product, solve the bottom half. With
+    ``lower_rhs``, X = [v | T] with T lower triangular, so row i of X (and of
+    the solution) is zero beyond column i + 1 and those columns are skipped.
     """
     if e - s == 1:
         return
     h = (s + e) // 2
-    _unit_forward(U, X, s, h)
+    cols = slice(h + 1 if lower_rhs else None)
+    _unit_forward(U, X, s, h, lower_rhs)
     if e - s == 2:
-        X[:, h] -= U[:, h, s, None] * X[:, s]
+        X[:, h, cols] -= U[:, h, s, None] * X[:, s, cols]
     else:
-        X[:, h:e] -= U[:, h:e, s:h] @ X[:, s:h]
-    _unit_forward(U, X, h, e)
+        X[:, h:e, cols] -= U[:, h:e, s:h] @ X[:, s:h, cols]
+    _unit_forward(U, X, h, e, lower_rhs)
 
 
-def _forward_stack(L, X):
+def _forward_stack(L, X, lower_rhs=False):
     """In place X_n <- L_n^{-1} X_n for lower triangular L (N, d, d), X (N, d, r).
 
     Forward substitution vectorised over the stack: the rows of L and X are
     first divided by L's diagonal (D^{-1} L X = D^{-1} B, D^{-1} L unit lower
-    triangular), then ``_unit_forward`` eliminates, ``_CHUNK`` factors at a time.
+    triangular), then ``_unit_forward`` eliminates (``lower_rhs`` as there),
+    ``_CHUNK`` factors at a time.
     """
     for start in range(0, X.shape[0], _CHUNK):
         rows = slice(start, start + _CHUNK)
         diag = np.diagonal(L[rows], axis1=1, axis2=2)[:, :, None]
         X[rows] /= diag
-        _unit_forward(L[rows] / diag, X[rows], 0, L.shape[1])
+        _unit_forward(L[rows] / diag, X[rows], 0, L.shape[1], lower_rhs)
 
 
-def _solve_tril(L, B, trans=False, overwrite_b=False):
+def _solve_tril(L, B, trans=False, overwrite_b=False, lower_rhs=False):
     """X with L X = B (L^T X = B if ``trans``), L lower triangular; no checking.
 
     ``L`` (..., d, d) and ``B`` (..., d, r) broadcast over their batch axes.
     A single factor (2-D ``L``) is one LAPACK triangular solve with every
     right-hand side side by side; a stack uses ``_forward_stack``, in the
-    memory of ``B`` when ``overwrite_b`` and B has the full batch shape. Never
-    an explicit inverse.
+    memory of ``B`` when ``overwrite_b`` and B has the full batch shape. With
+    ``lower_rhs`` (stacks, not ``trans``), B = [v | T] with T lower
+    triangular (r = d + 1): the known zeros of B and X are skipped. Never an
+    explicit inverse.
     """
     d, r = B.shape[-2:]
     if L.ndim == 2:
@@ -253,7 +259,7 @@ def _solve_tril(L, B, trans=False, overwrite_b=False):
         # (J L^T J)(J X) = J B
         _forward_stack(np.swapaxes(Ls[:, ::-1, ::-1], 1, 2), Xs[:, ::-1])
     else:
-        _forward_stack(Ls, Xs)
+        _forward_stack(Ls, Xs, lower_rhs)
     return X
 
 
@@ -299,7 +305,7 @@ def _entropy_from_logdet(logdet_Sigma, d):
 
 
 class _KLCache(NamedTuple):
-    X: np.ndarray  # [M | delta]: M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p)
+    X: np.ndarray  # [delta | M]: delta = L_p^{-1}(mean_q - mean_p), M = L_p^{-1} L_q
 
 
 def _kl_chol_forward(mean_q, L_q, mean_p, L_p):
@@ -312,10 +318,11 @@ def _kl_chol_forward(mean_q, L_q, mean_p, L_p):
         mean_q.shape[:-1], L_q.shape[:-2], mean_p.shape[:-1], L_p.shape[:-2]
     )
     rhs = np.empty(batch + (d, d + 1))
-    rhs[..., :d] = L_q
-    rhs[..., d] = mean_q - mean_p
-    # one triangular solve for both: M = L_p^{-1} L_q, delta = L_p^{-1}(mean_q - mean_p)
-    X = _solve_tril(L_p, rhs, overwrite_b=True)
+    rhs[..., 0] = mean_q - mean_p
+    rhs[..., 1:] = L_q
+    # one triangular solve for both: delta = L_p^{-1}(mean_q - mean_p) and
+    # M = L_p^{-1} L_q, lower triangular like L_q (its zeros are skipped)
+    X = _solve_tril(L_p, rhs, overwrite_b=True, lower_rhs=True)
     # (G.6)  KL = 1/2 (|M|_F^2 + |delta|^2 - d) + sum log diag L_p - sum log diag L_q
     value = 0.5 * (np.einsum("...ij,...ij->...", X, X) - d)
     value += 0.5 * (_logdet_chol(L_p) - _logdet_chol(L_q))
@@ -608,13 +615,13 @@ def kl_and_grad(q, p, dout=None):
     else:
         L_q, L_p = _factor(q), _factor(p)
         value, (X,) = _kl_chol_forward(q.mean, L_q, p.mean, L_p)
-        d, diag = p.d, np.arange(p.d)
-        A = _solve_tril(L_p, X, trans=True)  # [L_p^{-T} M | L_p^{-T} delta]
+        diag = np.arange(p.d)
+        A = _solve_tril(L_p, X, trans=True)  # [L_p^{-T} delta | L_p^{-T} M]
         # (G.16)  d/dmean_q = L_p^{-T} delta = Sigma_p^{-1}(mean_q - mean_p)
         #         = -d/dmean_p
-        dmean_q = dout[..., None] * A[..., d]
+        dmean_q = dout[..., None] * A[..., 0]
         # (G.17)  d/dL_q = tril(L_p^{-T} M) - diag(1 / L_q,jj)
-        dL_q = np.tril(A[..., :d])
+        dL_q = np.tril(A[..., 1:])
         dL_q[..., diag, diag] -= 1.0 / L_q[..., diag, diag]
         # (G.18)  d/dL_p = -tril(L_p^{-T} (M M^T + delta delta^T)) + diag(1 / L_p,jj)
         dL_p = np.tril(A @ np.swapaxes(X, -1, -2))
