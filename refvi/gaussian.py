@@ -616,6 +616,7 @@ def kl_and_grad(q, p, dout=None):
         L_q, L_p = _factor(q), _factor(p)
         value, (X,) = _kl_chol_forward(q.mean, L_q, p.mean, L_p)
         diag = np.arange(p.d)
+        upper = ~np.tri(p.d, dtype=bool)
         A = _solve_tril(L_p, X, trans=True)  # [L_p^{-T} delta | L_p^{-T} M]
         # (G.16)  d/dmean_q = L_p^{-T} delta = Sigma_p^{-1}(mean_q - mean_p)
         #         = -d/dmean_p
@@ -624,8 +625,8 @@ def kl_and_grad(q, p, dout=None):
         dL_q = np.tril(A[..., 1:])
         dL_q[..., diag, diag] -= 1.0 / L_q[..., diag, diag]
         # (G.18)  d/dL_p = -tril(L_p^{-T} (M M^T + delta delta^T)) + diag(1 / L_p,jj)
-        dL_p = np.tril(A @ np.swapaxes(X, -1, -2))
-        np.negative(dL_p, out=dL_p)
+        dL_p = np.negative(A @ np.swapaxes(X, -1, -2))
+        np.copyto(dL_p, 0.0, where=upper)
         dL_p[..., diag, diag] += 1.0 / L_p[..., diag, diag]
         if not unit_dout:
             dL_q *= dout[..., None, None]
@@ -647,4 +648,6 @@ def _to_scale(p, dL):
         # L = diag(exp(log_std)):  d/dlog_std_j = L_jj dL_jj
         diag = np.diagonal(dL, axis1=-2, axis2=-1) * np.exp(p.log_std)
         return sum_to_shape(diag, p.log_std.shape)
+    if dL.shape == p.scale_tril.shape:
+        return dL  # no broadcast to undo (sum_to_shape would copy)
     return sum_to_shape(dL, p.scale_tril.shape)
