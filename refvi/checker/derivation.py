@@ -30,9 +30,9 @@ import numpy as np
 from refvi.checker import evaluate, limits, notebook, read
 from refvi.checker import settings as settings_module
 from refvi.checker.instances import make_instance
-from refvi.checker.judge import Value, judge_chain, worse
+from refvi.checker.judge import Node, Value, judge_instances
 from refvi.checker.latex import frontmatter as latex_frontmatter
-from refvi.checker.latex.integrate import latex_line_results
+from refvi.checker.latex.check import check_latex_text
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
 from refvi.checker.latex.tokens import MalformedLatex, display_spans
 from refvi.checker.measured import Measured, refinement_target
@@ -552,7 +552,7 @@ def _instance_chains(derivation, instance):
                         "and an estimate is compared only by '~'",
                     )
                 if estimate:
-                    chain.append((c, side.relation, value, check.tol))
+                    chain.append(Node(c, side.relation, value, check.tol))
                     continue
                 shapes = np.shape(prev.value), np.shape(value.value)
                 if shapes[0] != shapes[1] and all(shapes):
@@ -563,7 +563,7 @@ def _instance_chains(derivation, instance):
                         f"and {shapes[1]} (setting {instance.setting}, "
                         f"seed {instance.seed})",
                     )
-            chain.append((c, side.relation, value, check.tol))
+            chain.append(Node(c, side.relation, value, check.tol))
     return [chain for chain in chains if chain]
 
 
@@ -586,7 +586,6 @@ def verify(derivation, seeds=None):
     path = derivation.path
     n_seeds = derivation.seeds if seeds is None else seeds
     result = FileResult(path, [s.label() for s in derivation.settings], n_seeds)
-    worst = [{} for _ in derivation.checks]  # per check: relation -> Comparison
     result.cells = derivation.cells
     result.notes = list(derivation.notes)
     block_settings = [
@@ -594,34 +593,47 @@ def verify(derivation, seeds=None):
     ]
     if all(c.method == "latex" for c in derivation.checks):
         block_settings = []
-    for setting in block_settings:
-        for seed in range(n_seeds):
-            try:
-                instance = make_instance(setting.name, setting.options, seed)
-            except (TypeError, ValueError) as err:
-                raise DerivationError(
-                    path, setting.line, f"setting {setting.label()}: {err}", _kind(err)
-                ) from None
-            for chain in _instance_chains(derivation, instance):
-                judged = judge_chain(chain, derivation.separation, derivation.sigmas)
-                for c, relation, comparison in judged:
-                    old = worst[c].get(relation)
-                    worst[c][relation] = worse(relation, old, comparison)
+
+    def instances():
+        for setting in block_settings:
+            for seed in range(n_seeds):
+                try:
+                    instance = make_instance(setting.name, setting.options, seed)
+                except (TypeError, ValueError) as err:
+                    raise DerivationError(
+                        path, setting.line, f"setting {setting.label()}: {err}",
+                        _kind(err)
+                    ) from None  # fmt: skip
+                yield f"{setting.name}/{seed}", instance
+
+    def chains_of(instance, refine):  # the sides refine themselves
+        return None if refine else _instance_chains(derivation, instance)
+
+    tallies = judge_instances(
+        chains_of, instances(), derivation.separation, derivation.sigmas
+    )
+    worst = [{} for _ in derivation.checks]  # per check: relation -> Comparison
+    for (c, relation), tally in tallies.items():
+        worst[c][relation] = tally.comparison
     by_display = {}
-    latex_lines = [c.line for c in derivation.checks if c.method == "latex"]
+    latex_lines = sorted(c.line for c in derivation.checks if c.method == "latex")
     if latex_lines:
         try:
-            by_display, result.warnings, result.errors = latex_line_results(
+            latex = check_latex_text(
                 derivation.source,
                 path,
-                latex_lines,
-                n_seeds,
-                tolerance=derivation.tolerance,
+                seeds=n_seeds,
+                tol=derivation.tolerance,
                 separation=derivation.separation,
+                only_lines=set(latex_lines),
                 sigmas=derivation.sigmas,
             )
         except MalformedLatex as err:
             raise DerivationError(path, err.line, str(err)) from None
+        result.warnings, result.errors = latex.warnings, latex.errors
+        for r in latex.lines:  # under the display it is in
+            display = max(s for s in latex_lines if s <= r.line)
+            by_display.setdefault(display, []).append(r)
     for check, verdict in zip(derivation.checks, worst, strict=True):
         if check.method == "latex":
             result.lines.extend(by_display.get(check.line, []))
@@ -647,17 +659,8 @@ def _line_result(check, label, verdict):
         verdict.items(), key=lambda kv: (rank[kv[1].verdict], kv[0] != "=")
     )
     routes = sorted({c.route for c in verdict.values()})
-    return LineResult(
-        check.line,
-        check.latex,
-        label,
-        shown.verdict,
-        deviation=shown.deviation,
-        error=shown.error,
-        tolerance=shown.tolerance,
-        margin=shown.margin,
-        route=", ".join(routes),
-        reason=shown.reason,
+    return LineResult.judged(
+        check.line, check.latex, label, shown, route=", ".join(routes)
     )
 
 

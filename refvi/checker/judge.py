@@ -20,14 +20,22 @@ and ``e = (error_a + error_b) / scale``, the true deviation lies in
   ``sigmas`` standard errors, Bonferroni-adjusted over the entries
   (``montecarlo.z_test``): holds or fails.
 
-A side that is NaN or infinite (an integral that diverges, a value that
+Sides whose shapes do not broadcast (matrices of different sizes) fail. A
+side that is NaN or infinite (an integral that diverges, a value that
 overflows) makes the relation undetermined, as does an error estimate too
 large to decide; the comparison says why. A chain ``e0 r1 e1 r2 e2 ...`` is
 judged by :func:`judge_chain`: each side is compared with the last side that
 held, so exactly the wrong line fails.
+
+The intermediate form both front ends produce is a chain of :class:`Node`:
+each side of each relation, on one instance, as the ``Value`` its computation
+returned. :func:`judge_instances` judges every chain on every instance and
+keeps, per relation, a :class:`Tally`: the worst comparison and the
+instances on which the relation fails.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,6 +109,21 @@ class Comparison:
         return self.verdict == HOLDS
 
 
+class Node(NamedTuple):
+    """One side of a chain on one instance (the intermediate form).
+
+    ``key`` names what the link ending at this side is reported under (a
+    line, a relation of a display); ``relation`` is the judge's relation
+    written before the side (None for a chain's first side); ``value`` the
+    ``Value`` its computation returned; ``tol`` the line's tolerance.
+    """
+
+    key: object
+    relation: str | None
+    value: Value
+    tol: float
+
+
 def _route(a, b):
     return a.route if a.route == b.route else f"{a.route} {b.route}"
 
@@ -140,6 +163,16 @@ def _compare_mc(a, b, sigmas):
     return Comparison(verdict, dev, 0.0, threshold, threshold - dev, "monte carlo")
 
 
+def _sizes(a, b):
+    """``2x2 and 3x3``: the trailing dimensions of two shapes from the first
+    (aligned from the right) in which they differ."""
+    sa, sb = np.shape(a), np.shape(b)
+    n = max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    i = next(i for i in range(n) if sa[i] != sb[i])
+    return " and ".join("x".join(map(str, s[i:])) for s in (sa, sb))
+
+
 def compare(a, b, relation, tol, separation, sigmas):
     """The verdict on ``a <relation> b`` for two ``Value`` sides (worst entry).
 
@@ -163,9 +196,13 @@ def compare(a, b, relation, tol, separation, sigmas):
     in_logs = relation in ("=", "!=") and a.log is not None and b.log is not None
     if in_logs:
         a, b = a.log, b.log
-    x, y = np.broadcast_arrays(
-        np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)
-    )
+    try:
+        x, y = np.broadcast_arrays(
+            np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)
+        )
+    except ValueError:  # e.g. matrices of different sizes
+        reason = f"the sides have different sizes ({_sizes(a.value, b.value)})"
+        return Comparison(FAILS, np.inf, 0.0, bound, -np.inf, route, reason)
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         reason = NOT_FINITE
         return Comparison(UNDETERMINED, None, np.inf, bound, None, route, reason)
@@ -323,3 +360,59 @@ def worse(relation, old, new):
     if relation == "!=":
         return new if new.deviation < old.deviation else old
     return new if new.deviation > old.deviation else old
+
+
+@dataclass
+class Tally:
+    """One relation's verdict over instances: its worst comparison
+    (:func:`worse`) and the labels of the instances on which it fails."""
+
+    comparison: Comparison | None = None
+    failing: list = field(default_factory=list)
+
+    def add(self, relation, comparison, label):
+        self.comparison = worse(relation, self.comparison, comparison)
+        if comparison.verdict == FAILS:
+            self.failing.append(label)
+
+
+def _undecided(comparison):
+    """Undetermined by a finite error estimate (not by a side that diverges)."""
+    return comparison.verdict == UNDETERMINED and np.isfinite(comparison.error)
+
+
+def judge_instances(chains_of, instances, separation, sigmas):
+    """Judge the chains of a front end on every instance.
+
+    Parameters
+    ----------
+    chains_of : callable
+        ``chains_of(instance, refine)`` -> list of chains (lists of
+        :class:`Node`) of that instance. It is called with ``refine=False``,
+        and once more with ``refine=True`` when a link is undetermined by a
+        finite error estimate: the front end then computes the sides again on
+        finer rules, or returns None when it has none finer.
+    instances : iterable of (label, instance)
+    separation, sigmas : float
+        The file's separation of ``!=`` and standard errors of ``~``.
+
+    Returns
+    -------
+    dict
+        ``(key, relation) -> Tally`` for every judged link (``judge_chain``).
+    """
+    tallies = {}
+    for label, instance in instances:
+        judged = _judge_all(chains_of(instance, False), separation, sigmas)
+        if any(_undecided(c) for _, _, c in judged):
+            finer = chains_of(instance, True)
+            if finer is not None:
+                judged = _judge_all(finer, separation, sigmas)
+        for key, relation, comparison in judged:
+            tally = tallies.setdefault((key, relation), Tally())
+            tally.add(relation, comparison, label)
+    return tallies
+
+
+def _judge_all(chains, separation, sigmas):
+    return [j for chain in chains for j in judge_chain(chain, separation, sigmas)]

@@ -25,8 +25,12 @@ class LineResult:
     worst instance (``judge.Comparison``); ``route`` names how the sides were
     computed and ``method`` which front end read the line (``block`` or
     ``latex``); ``hint`` says what a failing side computes, when the hint
-    library knows; ``note`` holds further lines the report prints (readings,
-    assumptions, failing instances) and ``explain`` how the LaTeX was read.
+    library knows; ``kind`` what an unchecked line is (``definition``,
+    ``expression``); ``failing`` the instances on which the line fails,
+    ``skipped`` a setting left out and why; ``readings`` and ``assumptions``
+    the verdict under each reading of ambiguous LaTeX and each declared
+    assumption, as ``(label, verdict, deviation)``; ``explain`` how the LaTeX
+    was read.
     """
 
     line: int
@@ -41,8 +45,34 @@ class LineResult:
     reason: str | None = None
     method: str = "block"
     hint: str | None = None
-    note: tuple = ()
+    kind: str | None = None
+    failing: str | None = None
+    skipped: str | None = None
+    readings: tuple = ()
+    assumptions: tuple = ()
     explain: tuple = ()
+
+    @classmethod
+    def judged(cls, line, latex, relation, comparison, **kwargs):
+        """The line's result from the judge's worst ``Comparison``."""
+        c = comparison
+        fields = dict(deviation=c.deviation, error=c.error, tolerance=c.tolerance,
+                      margin=c.margin, route=c.route, reason=c.reason)  # fmt: skip
+        return cls(line, latex, relation, c.verdict, **(fields | kwargs))
+
+    @property
+    def status(self):
+        """The verdict, or for an unchecked line its ``kind`` if it has one."""
+        return self.kind if self.verdict == UNCHECKED and self.kind else self.verdict
+
+    @property
+    def note(self):
+        """The further lines a report prints under the line."""
+        out = [f"fails on {self.failing}"] if self.failing else []
+        out += [self.skipped] if self.skipped else []
+        out += [f"ambiguous; reading {r}: {v}" for r, v, _ in self.readings]
+        out += [f"assuming {a}: {v}" for a, v, _ in self.assumptions]
+        return tuple(out)
 
     @property
     def holds(self):

@@ -10,9 +10,11 @@ from refvi.checker.judge import (
     FAILS,
     HOLDS,
     UNDETERMINED,
+    Node,
     Value,
     compare,
     judge_chain,
+    judge_instances,
 )
 from refvi.checker.latex import check_latex_text
 from refvi.checker.measured import Measured, refinement_target
@@ -65,6 +67,11 @@ def test_compare_deviation_is_relative_above_one_and_says_why_undetermined():
     assert "error estimate 1.0e-09" in c.reason and c.margin < 0
     held = compare(Value(1.0), Value(1.0), "=", TOL, SEP, SIGMAS)
     assert held.margin == TOL and held.reason is None and held.route == "direct"
+
+
+def test_sides_of_different_sizes_fail_and_say_so():
+    got = compare(Value(np.eye(2)), Value(np.eye(3)), "=", TOL, SEP, SIGMAS)
+    assert got.verdict == FAILS and got.reason.endswith("(2x2 and 3x3)")
 
 
 def test_a_side_that_overflows_or_diverges_is_undetermined_for_every_relation():
@@ -140,6 +147,33 @@ def test_inequalities_compose_through_equalities():
     assert got == {0: HOLDS, 1: HOLDS, 2: HOLDS, 3: HOLDS, 4: HOLDS}
     nodes = chain([1, 1, 2, 2, 0.5], relations=["=", "=", "<=", "=", "<="])
     assert verdicts(nodes)[4] == FAILS
+
+
+def test_instances_are_tallied_worst_first_and_refined_only_when_undecided():
+    """Instance "b" is undecided on its first rule (error 1e-8 > tol) and
+    holds on the finer one; instance "c" fails: the tally is the failing
+    comparison, names "c" alone, and only "b" is computed again."""
+    calls = []
+
+    def chains_of(instance, refine):
+        calls.append((instance, refine))
+        error = 1e-8 if instance == "b" and not refine else 0.0
+        right = 1.5 if instance == "c" else 1.0
+        return [
+            [Node(0, None, Value(1.0), TOL), Node(0, "=", Value(right, error), TOL)]
+        ]
+
+    tallies = judge_instances(chains_of, [(i, i) for i in "abc"], SEP, SIGMAS)
+    (tally,) = tallies.values()
+    assert list(tallies) == [(0, "=")]
+    assert tally.comparison.verdict == FAILS and tally.failing == ["c"]
+    assert calls == [("a", False), ("b", False), ("b", True), ("c", False)]
+    # without a finer rule the undecided instance stays undetermined
+    only_b = judge_instances(
+        lambda i, refine: None if refine else chains_of(i, refine), [("b", "b")],
+        SEP, SIGMAS,
+    )  # fmt: skip
+    assert only_b[0, "="].comparison.verdict == UNDETERMINED
 
 
 # ---------------------------------------------------------------------------

@@ -136,8 +136,9 @@ def test_malformed_latex_exits_2_with_file_and_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"{path}:{line}: error: ") and match in err[0]
-    (r,) = check_latex_file(path).lines  # that display only, with its line
-    assert r.status == "malformed" and r.line == line and match in r.reason
+    result = check_latex_file(path)  # an error of that display only, its line
+    ((at, message),) = result.errors
+    assert not result.lines and at == line and match in message
 
 
 def test_cli_exit_status_and_explain(capsys):

@@ -1,11 +1,11 @@
-"""The LaTeX checker's results in the derivation checker's result type
-(refvi.checker.latex.integrate)."""
+"""The LaTeX front end inside ``refvi verify``: its lines are the derivation
+checker's ``results.LineResult`` (method ``latex``), judged by the one judge,
+checked in the same file as the check blocks."""
 
 import re
 from pathlib import Path
 
 from refvi.checker.latex import check_latex_file, check_latex_text
-from refvi.checker.latex.integrate import latex_line_results
 
 TEXT = r"""---
 settings: linear_gaussian
@@ -26,11 +26,9 @@ $$ a := b $$
 
 
 def test_results_per_relation_with_method_and_notes():
-    by_display, warnings, _ = latex_line_results(
-        TEXT, "t.md", [4, 6, 13], 2, tolerance=1e-9, separation=1e-6
-    )
-    assert sorted(by_display) == [4, 6, 13]
-    (first,) = by_display[4]
+    result = check_latex_text(TEXT, "t.md", seeds=2, only_lines={4, 6, 13})
+    assert [r.line for r in result.lines] == [4, 8, 9, 13]  # not 15: its block
+    first, eq, le, unsupported = result.lines
     assert (first.method, first.relation, first.holds, first.unchecked) == (
         "latex",
         "=",
@@ -39,7 +37,6 @@ def test_results_per_relation_with_method_and_notes():
     )
     assert first.verdict == "fails" and first.hint
     assert first.tolerance == 1e-9 and first.margin < 0
-    eq, le = by_display[6]
     assert (eq.line, eq.holds, le.line, le.relation, le.holds) == (
         8,
         True,
@@ -48,19 +45,16 @@ def test_results_per_relation_with_method_and_notes():
         True,
     )
     assert any(n.startswith("ambiguous; reading") for n in eq.note)
-    assert any(":8: ambiguous" in w for w in warnings)
-    (unsupported,) = by_display[13]
+    assert any(":8: ambiguous" in w for w in result.warnings)
     assert unsupported.unchecked.startswith("unsupported: unsupported token")
-    assert 15 not in by_display  # not handed over: checked by its block
 
 
 def test_a_malformed_display_is_an_error_for_that_display_only():
     text = "---\n---\n$$ \\frac{a $$\n\n$$ p(x) = \\int p(x, z) dz $$\n"
-    by_display, _, errors = latex_line_results(text, "t.md", [3, 5], 2, 1e-9, 1e-6)
-    assert 3 not in by_display  # no verdict: an error of the file
-    assert errors == [(3, "unbalanced brackets: '{' is never closed")]
-    (good,) = by_display[5]
-    assert good.holds
+    result = check_latex_text(text, "t.md", seeds=2)
+    (good,) = result.lines  # no verdict for line 3: an error of the file
+    assert result.errors == [(3, "unbalanced brackets: '{' is never closed")]
+    assert good.line == 5 and good.holds
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +152,8 @@ def test_bundled_derivations_hold_from_their_latex_or_say_why(capsys):
         for r in check_latex_file(path).lines:
             where = f"{path.name}:{r.line}"
             if r.status == "fails":
-                assert r.op in NEEDS_DECLARATION.get(r.latex, ()), f"{where} fails"
+                needed = NEEDS_DECLARATION.get(r.latex, ())
+                assert r.relation in needed, f"{where} fails"
                 listed.append(f"{where}: needs a declaration")
             if r.status == "unsupported":
                 assert r.reason, where

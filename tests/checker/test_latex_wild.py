@@ -30,7 +30,7 @@ def verdicts(path):
     for r in check_latex_file(path, seeds=2).lines:
         if r.status not in ("holds", "fails"):
             out.setdefault(r.line, None)
-            if r.status in ("unsupported", "malformed"):
+            if r.status == "unsupported":
                 out[r.line] = None
             continue
         prev = out.get(r.line, "holds")

@@ -17,19 +17,12 @@ token and the reason); the rest of the file is still checked. A failing ``=``
 is compared with a library of candidate expressions (``hints.py``).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from refvi.checker.judge import (
-    FAILS,
-    UNDETERMINED,
-    Comparison,
-    Value,
-    compare,
-    judge_chain,
-    worse,
-)
+from refvi.checker.judge import FAILS, HOLDS, Node, Value, judge_instances
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import (
     CHOICES,
@@ -44,6 +37,8 @@ from refvi.checker.latex.models import Instantiated, make_model, matrix_symbols
 from refvi.checker.latex.parser import RELATIONS, nodes, readings, split_equations
 from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
+from refvi.checker.report import format_file
+from refvi.checker.results import UNCHECKED, UNSUPPORTED, FileResult, LineResult
 
 DEFAULT_SEEDS = 3
 DEFAULT_TOL = 1e-9
@@ -51,67 +46,20 @@ DEFAULT_SEPARATION = 1e-6
 DEFAULT_SIGMAS = 5.0  # standard errors of a Monte Carlo side (\approx)
 
 
-@dataclass
-class Verdict:
-    """A relation's verdict under one reading and one assumption: the judge's
-    worst comparison over the instances (``refvi.checker.judge``)."""
-
-    comparison: object = None  # judge.Comparison of the worst instance
-    failing: list = field(default_factory=list)  # labels of failing instances
-    skipped: str | None = None  # a setting left out, and why
-    values: list = field(default_factory=list)  # right-hand values per instance
-    lefts: list = field(default_factory=list)
-
-    @property
-    def status(self):
-        return self.comparison.verdict
-
-    @property
-    def deviation(self):
-        return self.comparison.deviation
+#: Why a definition or an expression is not checked (``LineResult.reason``).
+DEFINITION = "a definition (:=), recorded, not checked"
+EXPRESSION = "an expression without a relation"
 
 
-@dataclass
-class LineResult:
-    """The verdict on one relation of a display (the unit a report lists).
+class _Judged(NamedTuple):
+    """A relation of a chain judged on the instances of one assumption: the
+    judge's ``Tally``, the setting left out (and why), and the left and right
+    sides' values per instance (what a hint is matched against)."""
 
-    ``status``: 'holds', 'fails', 'undetermined', 'definition', 'expression',
-    'unsupported', 'malformed' (the display cannot be read; the others are
-    still checked).
-    """
-
-    line: int
-    latex: str
-    op: str
-    status: str
-    method: str = "latex"
-    deviation: float | None = None
-    error: float | None = None
-    tolerance: float | None = None
-    margin: float | None = None
-    route: str = ""
-    hint: str | None = None
-    failing: str | None = None
-    skipped: str | None = None
-    reason: str | None = None
-    readings: list = field(default_factory=list)  # (label, status, deviation)
-    assumptions: list = field(default_factory=list)  # (name, status, deviation)
-    explain: list = field(default_factory=list)  # lines for --explain
-    section: str = ""
-
-
-@dataclass
-class FileResult:
-    path: str
-    lines: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
-
-    def count(self, status):
-        return sum(r.status == status for r in self.lines)
-
-    @property
-    def ok(self):
-        return self.count("fails") == 0
+    tally: object
+    skipped: str | None
+    lefts: list
+    values: list
 
 
 def _sections(lines):
@@ -169,9 +117,10 @@ def _side(pairs, density, estimate=None):
     return out
 
 
-class _Judge:
-    """Evaluates the chains of a scope on every instance and judges them with
-    ``refvi.checker.judge`` (the same judge as the check blocks')."""
+class _Sides:
+    """The sides of the chains of a scope as computations on every instance:
+    each side's ``judge.Value`` per instance, judged by
+    ``judge.judge_instances`` (the judge of the check blocks)."""
 
     def __init__(self, scope, seeds, tol, separation, sigmas=DEFAULT_SIGMAS):
         self.scope, self.seeds, self.tol = scope, seeds, tol
@@ -209,7 +158,7 @@ class _Judge:
         return out
 
     def verdict(self, eq, k, variant):
-        """The ``Verdict`` of relation ``k`` of the chain ``eq`` (raises the
+        """The ``_Judged`` relation ``k`` of the chain ``eq`` (raises the
         ``Unsupported``/``EvaluationError`` that kept it from being judged)."""
         key = (eq, variant)
         if key not in self.chains:
@@ -239,83 +188,82 @@ class _Judge:
         if ir.SampleCount in used:
             models = [Instantiated(m, count=c) for m in models for c in SAMPLE_COUNTS]
         dens = [_is_density(e, sc) for e in exprs]
-        out = [Verdict() for _ in eq.relations]
-        errors = [None] * len(eq.relations)
-        skipped = None
-        for model in models:
+        errors = [None] * len(eq.relations)  # why a relation is not judged
+        skipped = []  # (setting, Unsupported) of a model left out
+        lefts = [{} for _ in eq.relations]  # model label -> (model, left value)
+        rights = [{} for _ in eq.relations]
+
+        def chains_of(model, refine):
+            levels = REFINED if refine else (0, 1)
             try:
-                pairs = self._pairs(exprs, model, free_z, components=components)
+                pairs = self._pairs(exprs, model, free_z, levels, components)
             except ir.Unsupported as err:  # a density this setting lacks
-                skipped = (model.label.split("/")[0], err)
-                continue
-            for k in range(len(eq.relations)):
-                for j in (k, k + 1):
-                    if isinstance(pairs[j], Exception):
-                        errors[k] = pairs[j]
-            for k, r in enumerate(eq.relations):
-                mc = [(e, model.label) in self.estimates for e in exprs[k : k + 2]]
-                if (r.op == "\\approx") != any(mc) and errors[k] is None:
-                    errors[k] = _MC_ONLY_APPROX if any(mc) else _APPROX_ONLY_MC
-            judged = self._judge(eq, pairs, dens, model, errors)
-            judged += self._proportional(eq, pairs, free_z, errors)
-            if any(_undecided(c) for _, c in judged):  # refine the quadrature
-                finer = self._pairs(exprs, model, free_z, REFINED, components)
-                if not any(isinstance(p, Exception) for p in finer):
-                    pairs, judged = finer, self._judge(eq, finer, dens, model, errors)
-            for k, comparison in judged:
-                v = out[k]
-                op = JUDGE_OP.get(eq.relations[k].op, "=")  # \\propto: by its "="
-                v.comparison = worse(op, v.comparison, comparison)
-                if comparison.verdict == FAILS:
-                    v.failing.append(model.label)
-            for k, v in enumerate(out):
-                if errors[k] is None:
-                    v.lefts.append((model, pairs[k][0]))
-                    v.values.append((model, pairs[k + 1][0]))
+                if refine:
+                    return None
+                skipped.append((model.label.split("/")[0], err))
+                return []
+            if refine and any(isinstance(p, Exception) for p in pairs):
+                return None
+            self._errors(eq, pairs, model, errors)
+            for k, error in enumerate(errors):
+                if error is None:  # the values a hint is matched against
+                    lefts[k][model.label] = (model, pairs[k][0])
+                    rights[k][model.label] = (model, pairs[k + 1][0])
+            return self._nodes(eq, pairs, dens, model, free_z, errors)
+
+        instances = [(m.label, m) for m in models]
+        tallies = judge_instances(chains_of, instances, self.separation, self.sigmas)
         result = []
-        for k, v in enumerate(out):
-            if v.comparison is None:
-                result.append(errors[k] or (skipped or (None, _NOT_JUDGED))[1])
+        for k, r in enumerate(eq.relations):
+            tally = tallies.get((k, JUDGE_OP.get(r.op, "=")))  # \\propto: by its "="
+            if tally is None:
+                result.append(errors[k] or (skipped or [(None, _NOT_JUDGED)])[-1][1])
                 continue
-            if skipped is not None:
-                v.skipped = f"not on {skipped[0]}: {skipped[1]}"
-            result.append(v)
+            skip = f"not on {skipped[-1][0]}: {skipped[-1][1]}" if skipped else None
+            judged = _Judged(tally, skip, [*lefts[k].values()], [*rights[k].values()])
+            result.append(judged)
         return result
 
-    def _judge(self, eq, pairs, dens, model, errors):
-        """(relation index, judge.Comparison) of every judged link of ``eq``
-        on one model, from the sides' values ``pairs``."""
+    def _errors(self, eq, pairs, model, errors):
+        """Mark the relations of ``eq`` that cannot be judged on ``model``: a
+        side that could not be evaluated, or a Monte Carlo side not compared
+        by ``\\approx`` (or ``\\approx`` between exact values)."""
+        for k, r in enumerate(eq.relations):
+            for j in (k, k + 1):
+                if isinstance(pairs[j], Exception):
+                    errors[k] = pairs[j]
+            mc = [(e, model.label) in self.estimates for e in eq.exprs[k : k + 2]]
+            if (r.op == "\\approx") != any(mc) and errors[k] is None:
+                errors[k] = _MC_ONLY_APPROX if any(mc) else _APPROX_ONLY_MC
+
+    def _nodes(self, eq, pairs, dens, model, free_z, errors):
+        """The chains of ``judge.Node`` of ``eq`` on one model, from the sides'
+        values ``pairs``: each run of judged relations, then each
+        ``\\propto`` as its ``=`` (``_proportional``)."""
         out = []
         for segment in _segments(eq, pairs, errors):
             if any(isinstance(pairs[j][0], Mat) for _, _, j in segment):
-                out += self._judge_matrices(segment, pairs)
+                out.append(self._matrix_nodes(segment, pairs))
                 continue
-            nodes = [
-                (k, JUDGE_OP.get(op), self._side(eq.exprs[j], pairs[j], dens[j],
-                                                 model), self.tol)
+            out.append([
+                Node(k, JUDGE_OP.get(op), self._side(eq.exprs[j], pairs[j], dens[j],
+                                                     model), self.tol)
                 for k, op, j in segment
-            ]  # fmt: skip
-            judged = judge_chain(nodes, self.separation, self.sigmas)
-            out += [(k, comparison) for k, _, comparison in judged]
-        return out
+            ])  # fmt: skip
+        return out + self._proportional(eq, pairs, free_z, errors)
 
-    def _judge_matrices(self, segment, pairs):
-        """The links of a run whose sides are matrices, compared normwise:
+    def _matrix_nodes(self, segment, pairs):
+        """The chain of a run whose sides are matrices, compared normwise:
         each side divided by s = max(1, the largest Frobenius norm of the
         run's sides) at each point, then entry by entry (so the deviation is
         the largest entry of |A - B| / s); a number side (``= 0``) stands for
-        a matrix of that number. Sides of different sizes fail."""
+        a matrix of that number. Sides of different sizes fail (the judge
+        compares only sides of one shape)."""
         sides = [pairs[j] for _, _, j in segment]
         shapes = [v.shape if isinstance(v, Mat) else None for v, _ in sides]
-        shape = next((sh for sh in shapes if sh is not None), None)
-        if shape is None:
+        if all(sh is None for sh in shapes):
             raise ir.Unsupported("I without its size on every side: write I_k")
-        if any(sh not in (None, shape) for sh in shapes):
-            sizes = " and ".join(sorted({f"{r}x{c}" for r, c in filter(None, shapes)}))
-            reason = f"the sides are matrices of different sizes ({sizes})"
-            fail = Comparison(FAILS, np.inf, 0.0, self.tol, -np.inf, "direct", reason)
-            return [(k, fail) for k, op, _ in segment if op is not None]
-        size = shape[0]
+        size = next(sh for sh in shapes if sh is not None)[0]
         arrays = [
             tuple(p.expand(size).a if isinstance(p, Eye) else p.a if isinstance(p, Mat)
                   else real(p)[..., None, None] for p in pair)
@@ -330,12 +278,11 @@ class _Judge:
                 err = np.where(np.isfinite(a) & np.isfinite(b), np.abs(a - b), np.inf)
             value = Value(np.broadcast_to(a / s, np.broadcast_shapes(a.shape, s.shape)),
                           err / s, "direct")  # fmt: skip
-            nodes.append((k, JUDGE_OP.get(op), value, self.tol))
-        judged = judge_chain(nodes, self.separation, self.sigmas)
-        return [(k, comparison) for k, _, comparison in judged]
+            nodes.append(Node(k, JUDGE_OP.get(op), value, self.tol))
+        return nodes
 
     def _proportional(self, eq, pairs, free_z, errors):
-        """(k, Comparison) of each ``a \\propto b`` of ``eq``: in the latent z,
+        """The chain of each ``a \\propto b`` of ``eq``: in the latent z,
         log a - log b is one constant over the points of z (at each datum):
         it is compared by ``=`` with its mean over those points."""
         out = []
@@ -355,8 +302,8 @@ class _Judge:
                     np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf
                 )
             const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
-            out.append((k, compare(Value(d0, err), const, "=", self.tol,
-                                   self.separation, self.sigmas)))  # fmt: skip
+            out.append([Node(k, None, Value(d0, err), self.tol),
+                        Node(k, "=", const, self.tol)])  # fmt: skip
         return out
 
     def _side(self, expr, pairs, density, model):
@@ -384,11 +331,6 @@ _PROPTO_FORM = ir.Unsupported(
 )
 #: The quadrature levels of a line the first levels left undecided.
 REFINED = (2, 3)
-
-
-def _undecided(comparison):
-    """Undetermined by a finite error estimate (not by a side that diverges)."""
-    return comparison.verdict == UNDETERMINED and np.isfinite(comparison.error)
 
 
 _MC_ONLY_APPROX = ir.Unsupported(
@@ -442,7 +384,7 @@ def _summarise(labels, judged):
 def _sides(v):
     """'; on <instance> at datum i: left a, right b' for the first failing
     instance, at the point where the two sides differ most."""
-    first = v.failing[0]
+    first = v.tally.failing[0]
     for (model, left), (_, right) in zip(v.lefts, v.values, strict=True):
         if model.label != first:
             continue
@@ -460,6 +402,8 @@ def _sides(v):
 def _hint(v, r, scope):
     """What a failing ``=`` computes, from the hint library, or None: a hint
     never replaces the verdict, so a side the library cannot read gives none."""
+    if not v.values:
+        return None  # no instance to match a candidate against
     if any(isinstance(val, Mat) for _, val in v.values + v.lefts):
         return None  # the hint library reads numbers, not matrices
     try:
@@ -468,50 +412,53 @@ def _hint(v, r, scope):
         return None
 
 
-def _check_relation(rel, eqs, k, scope, judge, section, latex):
+def _line(line, latex, op, verdict, **kwargs):
+    """A ``results.LineResult`` of the LaTeX front end."""
+    relation = OP_TEXT.get(op, op or "-")
+    return LineResult(line, latex, relation, verdict, method="latex", **kwargs)
+
+
+def _check_relation(rel, eqs, k, scope, sides, latex):
     """LineResult of relation ``k`` of a chain read as ``eqs`` (first preferred)."""
-    res = LineResult(rel.line, latex, rel.op, "holds", section=section)
     if rel.op in ir.DEFINITION_OPS:
-        res.status = "definition"
-        return res
-    primary = None
+        return _line(rel.line, latex, rel.op, UNCHECKED, reason=DEFINITION,
+                     kind="definition")  # fmt: skip
+    primary, readings, assumptions = None, [], []
     for eq in eqs:
         per_assumption = []
         for name, variant in scope.assume:
             try:
-                v = judge.verdict(eq, k, variant)
+                v = sides.verdict(eq, k, variant)
             except (ir.Unsupported, EvaluationError) as err:
                 if eq is eqs[0] and not per_assumption:
-                    res.status, res.reason = "unsupported", str(err)
-                    return res
-                per_assumption.append((name, "unsupported", None))
+                    return _line(rel.line, latex, rel.op, UNSUPPORTED, reason=str(err))
+                per_assumption.append((name, UNSUPPORTED, None))
                 continue
-            per_assumption.append((name, v.status, v.deviation))
+            c = v.tally.comparison
+            per_assumption.append((name, c.verdict, c.deviation))
             if eq is eqs[0] and primary is None:
                 primary = (eq.relations[k], v)
         if len(eqs) > 1:
-            st, dev = per_assumption[0][1], per_assumption[0][2]
-            res.readings.append((_reading_label(eq), st, dev))
+            readings.append((_reading_label(eq), *per_assumption[0][1:]))
         if eq is eqs[0] and len(scope.assume) > 1:
-            res.assumptions = per_assumption
+            assumptions = per_assumption
     r, v = primary
-    c = v.comparison
-    res.status, res.deviation, res.error = c.verdict, c.deviation, c.error
-    res.tolerance, res.margin, res.route = c.tolerance, c.margin, c.route
-    if c.reason:
-        res.reason = c.reason
-    if v.failing:
-        res.failing = _summarise(v.failing, [m.label for m, _ in v.values])
-        res.failing += _sides(v)
-        if scope.added and all(f.split("/")[0] == scope.added for f in v.failing):
-            res.failing += (
+    c = v.tally.comparison
+    failing = None
+    if v.tally.failing:
+        failing = _summarise(v.tally.failing, [m.label for m, _ in v.values])
+        failing += _sides(v)
+        if scope.added and all(f.split("/")[0] == scope.added for f in v.tally.failing):
+            failing += (
                 f"; {scope.added} is the non-Gaussian setting added to the "
                 "declared ones ('pinned: true' leaves it out)"
             )
-    res.skipped = v.skipped
-    if c.verdict == FAILS and r.op == "=":
-        res.hint = _hint(v, r, scope)
-    return res
+    hint = _hint(v, r, scope) if c.verdict == FAILS and r.op == "=" else None
+    return LineResult.judged(
+        rel.line, latex, OP_TEXT.get(rel.op, rel.op), c, method="latex", hint=hint,
+        failing=failing, skipped=v.skipped, readings=tuple(readings),
+        assumptions=tuple(assumptions),
+    )  # fmt: skip
 
 
 def _explain(eq, scope):
@@ -531,13 +478,17 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
     """Check every display of a derivation's text from its LaTeX.
 
     ``only_lines``: if given, the file lines of the ``$$`` of the displays to
-    check (the others have check blocks). A display that cannot be read is
-    one 'malformed' line; the rest of the file is still checked.
+    check (the others have check blocks). Returns a ``results.FileResult``:
+    one ``LineResult`` per relation (or per line that is unsupported, a
+    definition or an expression); a display that cannot be read is an error
+    of the file (``errors``: (line, message)), for that display only, and the
+    rest of the file is still checked.
     """
     lines = text.splitlines()
     top, scoped, body_start = frontmatter.read(lines, path)
     titles = _sections(lines)
-    result = FileResult(str(path))
+    settings = [name for name, _ in top.settings]
+    result = FileResult(str(path), settings, seeds)
     body = "\n".join(lines[body_start:])
     tail = None  # the last side of the previous display, a chain may go on
     for disp in displays(body, first_line=body_start + 1):
@@ -546,23 +497,14 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
             continue
         section = titles[disp.line - 1]
         scope = scoped.get(section, top)
-        judge = _Judge(scope, seeds, tol, separation, sigmas)
+        sides = _Sides(scope, seeds, tol, separation, sigmas)
         latex = " ".join(disp.source.split())
         try:
             if disp.error is not None:
                 raise MalformedLatex(disp.error, disp.error_line)
             seqs = seqs or split_equations(disp)
         except MalformedLatex as err:  # this display only; the others go on
-            result.lines.append(
-                LineResult(
-                    err.line or disp.line,
-                    latex,
-                    "",
-                    "malformed",
-                    reason=str(err),
-                    section=section,
-                )  # fmt: skip
-            )
+            result.errors.append((err.line or disp.line, str(err)))
             continue
         for seq in seqs:
             line = max(seq[0].line, disp.line)  # a continued chain: this display
@@ -573,15 +515,9 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
             except ir.Unsupported as err:
                 shown = str(err.token) if err.token is not None else ""
                 tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
+                at = max(err.line or line, line)
                 result.lines.append(
-                    LineResult(
-                        max(err.line or line, line),
-                        latex,
-                        "",
-                        "unsupported",
-                        reason=f"{err}{tok}",
-                        section=section,
-                    )  # fmt: skip
+                    _line(at, latex, "", UNSUPPORTED, reason=f"{err}{tok}")
                 )
                 continue
             explain = _explain(eqs[0], scope)
@@ -595,21 +531,26 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT
                     explain += _explain(e, scope)
             if not eqs[0].relations:
                 result.lines.append(
-                    LineResult(
-                        line, latex, "", "expression", explain=explain, section=section
-                    )
+                    _line(
+                        line,
+                        latex,
+                        "",
+                        UNCHECKED,
+                        reason=EXPRESSION,
+                        kind="expression",
+                        explain=tuple(explain),
+                    )  # fmt: skip
                 )
                 continue
             for k, rel in enumerate(eqs[0].relations):
                 if rel.line < disp.line:  # reported with the display it is in
                     continue
                 try:
-                    res = _check_relation(rel, eqs, k, scope, judge, section, latex)
+                    res = _check_relation(rel, eqs, k, scope, sides, latex)
                 except Exception as err:  # never a crash: the line is unchecked
                     reason = f"cannot evaluate: {type(err).__name__}: {err}"
-                    res = LineResult(rel.line, latex, rel.op, "unsupported",
-                                     reason=reason, section=section)  # fmt: skip
-                res.explain = explain if k == 0 else []
+                    res = _line(rel.line, latex, rel.op, UNSUPPORTED, reason=reason)
+                res.explain = tuple(explain) if k == 0 else ()
                 result.lines.append(res)
     return result
 
@@ -691,42 +632,8 @@ OP_TEXT = {
 
 
 def format_result(result, explain=False):
-    """The report of one file: a line per relation, warnings, a summary."""
-    out = []
-    for r in result.lines:
-        op = OP_TEXT.get(r.op, r.op)
-        head = f"{result.path}:{r.line}: [{r.method}] {op or '-'} {r.status}"
-        if r.deviation is not None:
-            head += f" (deviation {r.deviation:.2e}"
-            head += f", quadrature error {r.error:.1e})" if r.error is not None else ")"
-        if r.reason:
-            head += f": {r.reason}"
-        out.append(head)
-        if r.failing:
-            out.append(f"    fails on {r.failing}")
-        if r.skipped:
-            out.append(f"    {r.skipped}")
-        if r.hint:
-            out.append(f"    line {r.line} fails; its value equals {r.hint}")
-        for label, st, dev in r.readings:
-            d = f" (deviation {dev:.2e})" if dev is not None else ""
-            out.append(f"    reading {label}: {st}{d}")
-        for name, st, dev in r.assumptions:
-            d = f" (deviation {dev:.2e})" if dev is not None else ""
-            out.append(f"    assuming {name}: {st}{d}")
-        if explain:
-            out.extend("    " + e for e in r.explain)
-    out.extend(f"warning: {w}" for w in result.warnings)
-    checked = result.count("holds") + result.count("fails")
-    out.append(
-        f"{result.path}: {result.count('holds')}/{checked} relations hold, "
-        f"{result.count('fails')} fail, "
-        f"{result.count('undetermined')} undetermined, "
-        f"{result.count('unsupported')} unsupported, "
-        f"{result.count('definition')} definitions, "
-        f"{result.count('expression')} expressions"
-    )
-    return "\n".join(out)
+    """The text report of one file (``report.format_file``) as one string."""
+    return "\n".join(format_file(result, explain=explain))
 
 
 @dataclass
@@ -744,13 +651,13 @@ class CorpusSummary:
 
 def corpus_summary(pairs):
     """Summarise ``(expected status, LineResult)`` pairs of a corpus."""
-    flagged = [want for want, r in pairs if r.status == "fails"]
-    planted = [r.status for want, r in pairs if want == "fails"]
+    flagged = [want for want, r in pairs if r.verdict == FAILS]
+    planted = [r.verdict for want, r in pairs if want == FAILS]
     precision = flagged.count("fails") / len(flagged) if flagged else 1.0
     recall = planted.count("fails") / len(planted) if planted else 1.0
-    eq = [r for _, r in pairs if r.op == "=" and r.status in ("holds", "fails")]
-    failing = min((r.deviation for r in eq if r.status == "fails"), default=np.inf)
-    holding = max((r.deviation for r in eq if r.status == "holds"), default=0.0)
+    eq = [r for _, r in pairs if r.relation == "=" and r.verdict in (HOLDS, FAILS)]
+    failing = min((r.deviation for r in eq if r.verdict == FAILS), default=np.inf)
+    holding = max((r.deviation for r in eq if r.verdict == HOLDS), default=0.0)
     text = (
         f"{len(pairs)} lines, {len(planted)} planted errors: "
         f"precision {precision:.3f}, recall {recall:.3f}; separation of '=' lines: "
