@@ -359,7 +359,8 @@ def _verify(args):
         from refvi.checker import ci_report
 
         if args.format == "junit":
-            print(ci_report.junit_xml(results, errors))
+            kinds = [e["kind"] for e in error_objects]
+            print(ci_report.junit_xml(results, errors, kinds))
         else:
             print("\n".join(ci_report.github_annotations(results, errors)))
     if args.html:

@@ -82,8 +82,10 @@ def _where(result, line):
     return f"L{line}" if result.cells is None else result.where(line)
 
 
-def junit_xml(results, errors=()):
-    """The report as a JUnit XML document (a string)."""
+def junit_xml(results, errors=(), kinds=()):
+    """The report as a JUnit XML document (a string); ``kinds`` names the kind
+    of each of ``errors`` (``malformed``, ``unsupported``, ``limits``: the
+    error's ``type``), ``malformed`` where none is given."""
     root = ET.Element("testsuites", name="refvi verify")
     totals = dict(tests=0, failures=0, errors=0, skipped=0)
     for result in results:
@@ -120,14 +122,15 @@ def junit_xml(results, errors=()):
         _set_counts(suite, counts)
         for key in totals:
             totals[key] += counts[key]
-    for error in errors:
+    kinds = list(kinds) + ["malformed"] * (len(errors) - len(kinds))
+    for error, kind in zip(errors, kinds, strict=True):
         m = _ERROR.match(error)
         path = m.group("path") if m else "refvi verify"
         suite = ET.SubElement(root, "testsuite", name=path)
         case = ET.SubElement(
             suite, "testcase", classname=_classname(path), name="read", time="0"
         )
-        node = ET.SubElement(case, "error", message=error, type="malformed")
+        node = ET.SubElement(case, "error", message=error, type=kind)
         node.text = error
         _set_counts(suite, dict(tests=1, failures=0, errors=1, skipped=0))
         totals["tests"] += 1

@@ -120,6 +120,26 @@ def test_junit_malformed_file_is_an_error_case(tmp_path, capsys):
     assert error is not None and str(bad) in error.get("message")
 
 
+def test_junit_error_type_is_the_kind_of_the_error(tmp_path, capsys):
+    files = {
+        "bad.md": ("settings: nonsense", "a", "malformed"),
+        "lim.md": ("settings: linear_gaussian\ntolerance: inf", "a", "limits"),
+        "uns.md": ("settings: linear_gaussian", "np.f2py", "unsupported"),
+    }
+    for name, (front, check, _) in files.items():
+        text = f"---\n{front}\n---\n$$ a = b $$\n\n```check\n{check}\n```\n"
+        (tmp_path / name).write_text(text)
+    paths = sorted(str(p) for p in tmp_path.glob("*.md"))
+    assert main(["verify", "--format", "junit", *paths]) == 2
+    xml = capsys.readouterr().out
+    assert junit_schema_errors(xml) == []
+    types = {
+        Path(e.get("message").split(":")[0]).name: e.get("type")
+        for e in ET.fromstring(xml).iter("error")
+    }
+    assert types == {name: kind for name, (_, _, kind) in files.items()}
+
+
 def test_schema_check_catches_a_wrong_document():
     wrong = (
         '<testsuites><testsuite name="x" tests="2" failures="0">'
