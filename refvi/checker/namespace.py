@@ -142,7 +142,7 @@ def _check_values(values, what):
 
 
 @lru_cache(maxsize=32)
-def _standard_rule(order, k):
+def standard_rule(order, k):
     """The Gauss–Hermite rule of N(0, I_k), computed once per (order, k)."""
     nodes, weights = gauss_hermite_rule(order, k)
     nodes.setflags(write=False)
@@ -163,6 +163,44 @@ def _lower_order(order):
     return order - max(1, order // 3)
 
 
+def refine(expect_at, order, k, max_nodes=MAX_NODES, first=None):
+    """A Gauss–Hermite expectation refined under its error estimate (a
+    ``Measured``): the refinement of every operator with error control.
+
+    ``expect_at(order)`` is the rule's value (an array) at ``order`` nodes per
+    coordinate of a k-dimensional rule. The value at ``order`` is compared
+    with the value at a lower order (``order - order // 3``); while the
+    difference is above the refinement target (``measured.current_target()``,
+    relative above 1) the order is raised by half and compared with the
+    previous one, up to ``MAX_ORDER`` per coordinate and ``max_nodes`` nodes.
+    A rule that meets the target reports its last difference (for a
+    converging rule it bounds the error of the lower of the two orders, and so
+    of the value). An entry whose rule spends the budget without meeting the
+    target has an infinite error: the rule has not shown that it converges
+    (an integrand with a kink, say, whose error alternates in sign with the
+    parity of the order, makes the last difference miss the error), and the
+    judge reports its line undetermined. ``first``: the value at ``order``
+    and its difference from the lower order, when the caller has them.
+    """
+    budget = min(MAX_ORDER, int(max_nodes ** (1 / k)))
+    target = current_target()
+    if first is None:
+        previous = expect_at(_lower_order(order))
+        value = expect_at(order)
+        difference = np.abs(value - previous)
+    else:
+        value, difference = first
+    while True:
+        met = difference <= target * np.maximum(1.0, np.abs(value))
+        higher = -(-3 * order // 2)
+        if np.all(met) or higher > budget:
+            break
+        previous = value
+        value, order = expect_at(higher), higher
+        difference = np.abs(value - previous)
+    return Measured(value, np.where(met, difference, np.inf))
+
+
 class GaussianRule:
     """Expectation under per-datum Gaussians N(mean_i, L_i L_i^T) by a
     tensor Gauss–Hermite rule of the given order (exact for polynomials of
@@ -181,7 +219,7 @@ class GaussianRule:
         self.mean = mean
         self.L = L
         self.order = order
-        self.nodes, self.weights = _standard_rule(order, mean.shape[1])
+        self.nodes, self.weights = standard_rule(order, mean.shape[1])
         self.points = self._points(self.nodes)
 
     def _points(self, nodes):
@@ -197,7 +235,7 @@ class GaussianRule:
         """
         points, weights = self.points, self.weights
         if order is not None and order != self.order:
-            nodes, weights = _standard_rule(order, self.mean.shape[1])
+            nodes, weights = standard_rule(order, self.mean.shape[1])
             points = self._points(nodes)
         values = _check_values(as_fn(f, what)(points), what)
         if not integral:
@@ -207,39 +245,16 @@ class GaussianRule:
         factor = np.exp(log_w - self.log_density(points))
         return np.sum(values * factor, axis=1)
 
-    def measure(self, f, what="E", integral=False):
-        """``expect`` with an error estimate (a ``Measured``, shape (n,)).
-
-        The value at the rule's order is compared with the value at a lower
-        order (``order - order // 3``); while the difference is above the
-        refinement target (``measured.current_target()``, relative above 1)
-        the order is raised by half and compared with the previous one, up to
-        ``MAX_ORDER`` per coordinate and ``MAX_NODES`` nodes. A rule that
-        meets the target reports its last difference (for a converging rule it
-        bounds the error of the lower of the two orders, and so of the value).
-        An entry whose rule spends the budget without meeting the target has
-        an infinite error: the rule has not shown that it converges (an
-        integrand with a kink, say, whose error alternates in sign with the
-        parity of the order, makes the last difference miss the error), and
-        the judge reports its line undetermined.
-        """
+    def measure(self, f, what="E", integral=False, max_nodes=MAX_NODES):
+        """``expect`` with an error estimate (a ``Measured``, shape (n,)),
+        refined from the rule's order by :func:`refine` (at most
+        ``max_nodes`` nodes per datum)."""
         f = as_fn(f, what)
         k = self.mean.shape[1]
-        budget = min(MAX_ORDER, int(MAX_NODES ** (1 / k)))
-        target = current_target()
-        order = self.order
-        previous = self.expect(f, what, _lower_order(order), integral)
-        value = self.expect(f, what, order, integral)
-        difference = np.abs(value - previous)
-        while True:
-            met = difference <= target * np.maximum(1.0, np.abs(value))
-            higher = -(-3 * order // 2)
-            if np.all(met) or higher > budget:
-                break
-            previous = value
-            value, order = self.expect(f, what, higher, integral), higher
-            difference = np.abs(value - previous)
-        return Measured(value, np.where(met, difference, np.inf))
+        return refine(
+            lambda order: self.expect(f, what, order, integral), self.order, k,
+            max_nodes,
+        )  # fmt: skip
 
     def log_density(self, z):
         """log N(z_ij | mean_i, Sigma_i) for points z (n, m, k), shape (n, m)."""

@@ -11,6 +11,8 @@ from refvi.checker.namespace import (
     Fn,
     GaussianRule,
     Instance,
+    refine,
+    standard_rule,
 )
 from refvi.checker.settings._common import (
     CLOSED,
@@ -29,12 +31,14 @@ from refvi.inference.encoder import (
 from refvi.models import linear_gaussian as lg
 from refvi.models import linear_gaussian_em as lg_em
 from refvi.verify.montecarlo import mc_mean
-from refvi.verify.quadrature import expect_gaussian
 
 #: Gauss–Hermite order per coordinate of ``E_eps`` for one-sample estimators:
 #: their values and gradients are polynomials of degree <= 4 in each
-#: coordinate of eps, integrated exactly by any order >= 3.
+#: coordinate of eps, integrated exactly by any order >= 3; and the most
+#: nodes a refined ``E_eps`` may reach (each node is one draw of eps for
+#: every datum).
 ORDER_EPS = 5
+MAX_NODES_EPS = 10**4
 
 #: Data points of the data set ``X`` (the linear VAE's optimum, ELBO surgery).
 N_X = 30
@@ -80,18 +84,18 @@ def _eps_operators(n, k, seed):
     depends on eps_i alone and is a polynomial of degree < 2 ``ORDER_EPS`` in
     it, and for sums over the data of such parts, which is what the
     estimators return (a product across data is not such a function). A
-    ``Measured`` value whose error estimate compares two orders.
-    ``MC_eps(f, n_draws=4000)``: the mean over n draws with its standard
-    error (an ``Estimate``).
+    ``Measured`` value refined under its error estimate (``namespace.refine``,
+    at most ``MAX_NODES_EPS`` nodes). ``MC_eps(f, n_draws=4000)``: the mean
+    over n draws with its standard error (an ``Estimate``).
     """
 
     def E_eps(f):
-        def g(u):
+        def expect_at(order):
+            u, w = standard_rule(order, k)
             eps = np.broadcast_to(u[:, None, :], (u.shape[0], n, k))
-            return np.asarray(f(eps), dtype=np.float64)
+            return np.tensordot(w, np.asarray(f(eps), dtype=np.float64), (0, 0))
 
-        res = expect_gaussian(g, np.zeros(k), np.eye(k), order=ORDER_EPS)
-        return Measured(res.value, res.error)
+        return refine(expect_at, ORDER_EPS, k, MAX_NODES_EPS)
 
     def MC_eps(f, n_draws=4000):
         eps = np.random.default_rng((seed, 2)).standard_normal((n_draws, n, k))
@@ -334,32 +338,32 @@ def amortized_setting(seed, k="2", d="4"):
     return Instance("amortized", seed, CONTINUOUS, names, closed)
 
 
-#: Gauss–Hermite order per coordinate of ``E_enc_X`` and ``E_agg`` (the
-#: integrands hold the log of a mixture of N_X Gaussians, not a polynomial).
+#: Gauss–Hermite order per coordinate of ``E_enc_X``, ``E_agg`` and
+#: ``kl_agg`` (the integrands hold the log of a mixture of N_X Gaussians, not
+#: a polynomial), and the most nodes per datum their refinement may reach
+#: (orders 60, 90, 135 for k = 2: each node evaluates N_X densities at N_X
+#: points).
 ORDER_ENC = 60
+MAX_NODES_ENC = 2 * 10**4
 
 
 def _encoder_expectations(encoder, X):
     """``E_enc_X(f)``: E_{q(z|x_i)} f(z) for each point of X, (N_X,);
     ``E_agg(f)``: E_{q(z)} f(z) under the aggregate q(z) = (1/N) sum_i
     q(z|x_i), their mean. f is a function of z (N_X, m, k) -> (N_X, m).
-    Gauss–Hermite of order ``ORDER_ENC`` in u, z_i = A x_i + c + sigma u
-    (``quadrature.expect_gaussian``): ``Measured`` values with the error
-    estimate of two orders compared."""
+    Gauss–Hermite from order ``ORDER_ENC`` in u, z_i = A x_i + c + sigma u
+    (``namespace.GaussianRule``), refined under its error estimate up to
+    ``MAX_NODES_ENC`` nodes: ``Measured`` values."""
     means = X @ encoder.A.T + encoder.c
-    sigma = np.exp(encoder.log_std)
     k = encoder.k
+    L = np.broadcast_to(np.diag(np.exp(encoder.log_std)), (len(X), k, k))
+    rule = GaussianRule(means, L, ORDER_ENC)
 
     def E_enc_X(f):
-        def g(u):  # nodes (J, k) -> values (J, N_X)
-            z = means[:, None, :] + u[None, :, :] * sigma
-            return np.asarray(f(z), dtype=np.float64).T
-
-        res = expect_gaussian(g, np.zeros(k), np.eye(k), order=ORDER_ENC)
-        return Measured(res.value, res.error)
+        return rule.measure(f, "E_enc_X", max_nodes=MAX_NODES_ENC)
 
     def E_agg(f):
-        per_datum = E_enc_X(f)
+        per_datum = rule.measure(f, "E_agg", max_nodes=MAX_NODES_ENC)
         return Measured(np.mean(per_datum.value), np.mean(per_datum.error))
 
     return E_enc_X, E_agg
@@ -370,6 +374,10 @@ def _surgery_names(encoder, X, k, d, seed):
     empirical data set X and on Gaussian data N(m_data, C_data)."""
     n_X = X.shape[0]
     quad = aggregate.kl_aggregate_empirical_quad(encoder, X, order=ORDER_ENC)
+    kl_agg = refine(  # raised from ORDER_ENC only when its estimate is too large
+        lambda order: aggregate.kl_aggregate_empirical_quad(encoder, X, order=order)[0],
+        ORDER_ENC, k, MAX_NODES_ENC, first=(quad.value, quad.error),
+    )  # fmt: skip
     eps = np.random.default_rng((seed, 3)).standard_normal((2000, n_X, k))
     mc = aggregate.surgery_empirical_mc(encoder, X, eps)
     expected_kl = mc.expected_kl
@@ -379,7 +387,7 @@ def _surgery_names(encoder, X, k, d, seed):
     E_enc_X, E_agg = _encoder_expectations(encoder, X)
     return {
         "expected_kl": expected_kl,
-        "kl_agg": Measured(quad.value, quad.error),
+        "kl_agg": kl_agg,
         "mutual_info_mc": Estimate(*mc.mutual_info),
         "kl_agg_mc": Estimate(*mc.kl_aggregate),
         "E_enc_X": E_enc_X,
