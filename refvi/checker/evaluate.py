@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from refvi.checker import limits, propagate
-from refvi.checker.measured import Measured
+from refvi.checker.measured import Measured, Unpropagated
 
 
 class Refused(Exception):
@@ -286,11 +286,14 @@ class Function:
         for arg in (*args, *kwargs.values()):
             if isinstance(arg, list | tuple):
                 _count(arg)  # a list becomes an array of this many numbers
-        if self.guard is not None:
-            self.guard(*args, **kwargs)
-        if propagate.contains_measured((args, tuple(kwargs.values()))):
-            return propagate.call(self.family, self.name, self.fn, args, kwargs)
-        return self.fn(*args, **kwargs)
+        try:
+            if self.guard is not None:
+                self.guard(*args, **kwargs)
+            if propagate.contains_measured((args, tuple(kwargs.values()))):
+                return propagate.call(self.family, self.name, self.fn, args, kwargs)
+            return self.fn(*args, **kwargs)
+        except Unpropagated as err:  # outside the check language
+            raise Refused(str(err)) from None
 
     def __repr__(self):
         return f"<{self.name}>"

@@ -57,6 +57,11 @@ def current_target():
     return _TARGET.get()
 
 
+class Unpropagated(TypeError):
+    """A ``Measured`` value reached a function that cannot carry its error
+    bound (``float``, ``np.linalg.*``, ...)."""
+
+
 class Measured:
     """A value (array) with an estimate of its absolute numerical error.
 
@@ -147,7 +152,7 @@ class Measured:
         return Measured(self.value[index], self.error[index])
 
     def __float__(self):
-        raise TypeError(
+        raise Unpropagated(
             "a measured value (a quadrature result) does not become a plain "
             "number: its error estimate would be lost"
         )

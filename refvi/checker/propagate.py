@@ -30,14 +30,15 @@ becomes a bound on the error of the result, so no error estimate is dropped:
   ``abs`` of ``Measured`` values, which carry the bound themselves.
 
 A function with no family (``np.linalg.*``, ``float``, ...) refuses a
-``Measured`` argument with a message naming it.
+``Measured`` argument with a message naming it (``Unpropagated``: the check
+reaches outside the language, which the checker reports as unsupported).
 """
 
 import itertools
 
 import numpy as np
 
-from refvi.checker.measured import Measured
+from refvi.checker.measured import Measured, Unpropagated
 
 
 def contains_measured(value):
@@ -149,17 +150,18 @@ def exact(fn, args, kwargs):
 def call(family, name, fn, args, kwargs):
     """``fn(*args, **kwargs)`` with ``Measured`` arguments, by ``family``.
 
-    Raises TypeError naming ``name`` when it has no family (its result
-    could not carry the error estimate).
+    Raises ``Unpropagated`` naming ``name`` when it has no family (its result
+    could not carry the error estimate) or the arguments are not in the
+    family's form.
     """
     if family is None:
-        raise TypeError(
+        raise Unpropagated(
             f"{name} does not take a measured value (a quadrature result with an "
             "error estimate): its error estimate could not be carried through"
         )
     if family == "elementwise":
         if len(args) != 1 or kwargs:
-            raise TypeError(f"{name} takes one measured argument")
+            raise Unpropagated(f"{name} takes one measured argument")
         return elementwise(fn, args[0])
     if family == "lipschitz":
         return lipschitz(fn, *args)
@@ -167,9 +169,9 @@ def call(family, name, fn, args, kwargs):
         return fn(*args, **kwargs)
     data = family in ("linear", "extreme", "std")
     if data and contains_measured((*args[1:], *kwargs.values())):
-        raise TypeError(f"{name} takes a measured value as its first argument only")
+        raise Unpropagated(f"{name} takes a measured value as its first argument only")
     if family in ("extreme", "std") and not isinstance(args[0], Measured):
-        raise TypeError(f"{name} takes the measured value first")
+        raise Unpropagated(f"{name} takes the measured value first")
     rules = {"linear": linear, "extreme": extreme, "std": std,
              "multilinear": multilinear, "exact": exact}  # fmt: skip
     return rules[family](fn, args, kwargs)
