@@ -980,14 +980,16 @@ class AggregatedModel:
 #: The symbols of matrix notation each setting binds to its instance's arrays
 #: (``ContinuousModel.matrix_symbol``, ``AggregatedModel.matrix_symbol``):
 #: the model's W, mu, psi, Psi = diag(psi), C = W W^T + Psi (the model's
-#: ``cov``), the posterior's m and S (``linear_gaussian.posterior``), q's
-#: m_q, L_q, Sigma_q = L_q L_q^T, identities I_k, I_d and the dimensions d,
-#: k; in linear_gaussian also the setting's P = Psi^{-1}, M = I + W^T P W
-#: (L_M its Cholesky factor), A = S W^T P, b = C^{-1} r and r = x - mu.
-_LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m", "m_q", "L_q",
+#: ``cov``), the posterior's S (``linear_gaussian.posterior``), q's m_q,
+#: L_q, Sigma_q = L_q L_q^T, identities I_k, I_d and the dimensions d, k; in
+#: linear_gaussian also the posterior's m and the setting's P = Psi^{-1},
+#: M = I + W^T P W (L_M its Cholesky factor), A = S W^T P, b = C^{-1} r and
+#: r = x - mu. (In the amortized setting m and A name the encoder's mean and
+#: matrix, which derivations write m_i = A x_i + c: neither is bound there.)
+_LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m_q", "L_q",
                "\\Sigma_q", "I", "I_k", "I_d", "d", "k")  # fmt: skip
 MATRIX_SYMBOLS = {
-    "linear_gaussian": _LG_SYMBOLS + ("P", "M", "L_M", "A", "b", "r"),
+    "linear_gaussian": _LG_SYMBOLS + ("m", "P", "M", "L_M", "A", "b", "r"),
     "amortized": _LG_SYMBOLS,
     "mixture_prior": (
         "W",
