@@ -142,7 +142,16 @@ def _finite(value):
 
 
 def _compare_mc(a, b, sigmas):
-    """``a ~ b``: a Monte Carlo estimate within ``sigmas`` standard errors."""
+    """``a ~ b``: a Monte Carlo estimate within ``sigmas`` standard errors.
+
+    The sides' numerical error estimates (a quadrature value compared with
+    the estimate, an inner quadrature of the estimate) bound how far the
+    exact difference of the means may lie from the computed one: with
+    ``s = (error_a + error_b) / se``, the exact z-score lies in
+    ``[|z| - s, |z| + s]``, so the line holds if ``|z| + s`` is within the
+    threshold on every entry, fails if ``|z| - s`` is beyond it on some
+    entry, and is undetermined otherwise.
+    """
     if not (_finite(a) and _finite(b)):
         return Comparison(UNDETERMINED, None, np.inf, sigmas, None, "monte carlo",
                           NOT_FINITE)  # fmt: skip
@@ -157,10 +166,31 @@ def _compare_mc(a, b, sigmas):
     else:
         target = b.value
     test = z_test(estimate, target, n_sigma=sigmas)
-    dev = float(np.max(np.abs(test.z)))
     threshold = float(np.max(test.threshold))
-    verdict = HOLDS if test.ok else FAILS
-    return Comparison(verdict, dev, 0.0, threshold, threshold - dev, "monte carlo")
+    shape = np.shape(test.z)
+    diff = np.abs(np.broadcast_to(estimate.mean - np.asarray(target), shape))
+    se = np.broadcast_to(np.asarray(estimate.se, dtype=np.float64), shape)
+    error = np.broadcast_to(np.abs(a.error) + np.abs(b.error), shape)
+    # in units of the mean (no inf - inf where se = 0): |diff| -+ error
+    ok = np.all(diff + error <= threshold * se)
+    bad = np.any(diff - error > threshold * se)
+    verdict = HOLDS if ok else FAILS if bad else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slack = np.where(error > 0, error / se, 0.0)  # inf where se = 0
+        high = np.where(diff + error > 0, (diff + error) / se, 0.0)
+    dev = float(np.max(np.abs(test.z)))
+    high = float(np.max(high))
+    reason = None
+    if verdict is None:
+        verdict = UNDETERMINED
+        reason = (
+            f"the numerical error estimate ({float(np.max(slack)):.1e} standard "
+            f"errors) is too large to decide at {threshold:.2f} standard errors"
+        )
+    return Comparison(
+        verdict, dev, float(np.max(slack)), threshold, float(threshold - high),
+        "monte carlo", reason,
+    )  # fmt: skip
 
 
 def _sizes(a, b):

@@ -103,6 +103,18 @@ def test_monte_carlo_relation_uses_the_standard_error():
     assert both.verdict == HOLDS and both.deviation == 0.0
 
 
+def test_monte_carlo_relation_counts_the_other_sides_quadrature_error():
+    """|z| = 4 against 5 standard errors (se 0.1): a quadrature error 0.05 on
+    the value side (0.5 se) still holds, 0.2 (2 se) straddles the threshold
+    (undetermined); |z| = 7 with 0.1 (1 se) fails beyond any error."""
+    estimate = Value(1.0, route="monte carlo", se=0.1, n=100)
+    for value, error, want in ((1.4, 0.05, HOLDS), (1.4, 0.2, UNDETERMINED),
+                               (1.7, 0.1, FAILS), (1.4, 0.0, HOLDS)):  # fmt: skip
+        c = compare(estimate, Value(value, error), "~", TOL, SEP, SIGMAS)
+        assert c.verdict == want, (value, error)
+        assert c.error == pytest.approx(error / 0.1)
+
+
 # ---------------------------------------------------------------------------
 # The chain rule: each side is compared with the last side that held.
 
