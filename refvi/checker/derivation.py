@@ -29,8 +29,15 @@ import numpy as np
 
 from refvi.checker import evaluate, limits, notebook, read
 from refvi.checker import settings as settings_module
-from refvi.checker.instances import make_instance
-from refvi.checker.judge import Node, Value, judge_instances
+from refvi.checker.instances import DEFAULT_SEEDS, make_instance
+from refvi.checker.judge import (
+    DEFAULT_SEPARATION,
+    DEFAULT_SIGMAS,
+    DEFAULT_TOLERANCE,
+    Node,
+    Value,
+    judge_instances,
+)
 from refvi.checker.latex import frontmatter as latex_frontmatter
 from refvi.checker.latex.check import check_latex_text
 from refvi.checker.latex.models import LAYERED as LATEX_ONLY_SETTINGS
@@ -40,10 +47,6 @@ from refvi.checker.namespace import Estimate, Fn
 from refvi.checker.read import LIMITS, MALFORMED, UNSUPPORTED, DerivationError
 from refvi.checker.results import UNCHECKED, FileResult, LineResult
 
-DEFAULT_SEEDS = 3
-DEFAULT_TOLERANCE = 1e-9
-DEFAULT_SEPARATION = 1e-6
-DEFAULT_SIGMAS = 5.0
 RELATIONS = ("<=", ">=", "!=", "~", "=", "<", ">")
 
 #: A check line's leading relation (two-character ones tried first).

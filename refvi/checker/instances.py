@@ -12,6 +12,9 @@ import numpy as np
 
 from refvi.checker import settings as settings_module
 
+#: Random instances per setting unless the file or ``--seeds`` says otherwise.
+DEFAULT_SEEDS = 3
+
 
 def _frozen(value):
     """``value`` with every array replaced by a read-only copy whose memory is

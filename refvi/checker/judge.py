@@ -47,6 +47,14 @@ HOLDS, FAILS, UNDETERMINED = "holds", "fails", "undetermined"
 _RANK = {HOLDS: 0, UNDETERMINED: 1, FAILS: 2}
 
 
+#: A file's defaults: the tolerance of ``=`` and inequalities, the separation
+#: of ``!=`` and the standard errors of ``~`` (front matter ``tolerance``,
+#: ``separation``, ``sigmas``), for both front ends.
+DEFAULT_TOLERANCE = 1e-9
+DEFAULT_SEPARATION = 1e-6
+DEFAULT_SIGMAS = 5.0
+
+
 @dataclass(frozen=True)
 class Value:
     """One side of a relation as a front end computed it.

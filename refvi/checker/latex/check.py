@@ -22,7 +22,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from refvi.checker.judge import FAILS, HOLDS, Node, Value, judge_instances
+from refvi.checker.instances import DEFAULT_SEEDS
+from refvi.checker.judge import (
+    DEFAULT_SEPARATION,
+    DEFAULT_SIGMAS,
+    DEFAULT_TOLERANCE,
+    FAILS,
+    HOLDS,
+    Node,
+    Value,
+    judge_instances,
+)
 from refvi.checker.latex import frontmatter, ir
 from refvi.checker.latex.evaluate import (
     CHOICES,
@@ -39,12 +49,6 @@ from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
 from refvi.checker.report import format_file
 from refvi.checker.results import UNCHECKED, UNSUPPORTED, FileResult, LineResult
-
-DEFAULT_SEEDS = 3
-DEFAULT_TOL = 1e-9
-DEFAULT_SEPARATION = 1e-6
-DEFAULT_SIGMAS = 5.0  # standard errors of a Monte Carlo side (\approx)
-
 
 #: Why a definition or an expression is not checked (``LineResult.reason``).
 DEFINITION = "a definition (:=), recorded, not checked"
@@ -472,8 +476,9 @@ def _explain(eq, scope):
     return out
 
 
-def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS, tol=DEFAULT_TOL,
-                     separation=DEFAULT_SEPARATION, only_lines=None,
+def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
+                     tol=DEFAULT_TOLERANCE, separation=DEFAULT_SEPARATION,
+                     only_lines=None,
                      sigmas=DEFAULT_SIGMAS):  # fmt: skip
     """Check every display of a derivation's text from its LaTeX.
 
