@@ -34,6 +34,7 @@ from refvi.checker.judge import (
     DEFAULT_SEPARATION,
     DEFAULT_SIGMAS,
     DEFAULT_TOLERANCE,
+    RANK,
     Node,
     Value,
     judge_instances,
@@ -657,9 +658,8 @@ def _line_result(check, label, verdict):
     """The ``LineResult`` of a block-checked line from its worst comparison per
     relation: the worst verdict is shown (a failing relation first, then an
     undetermined one, then an equality, then the first)."""
-    rank = {"fails": 0, "undetermined": 1, "holds": 2}
     relation, shown = min(
-        verdict.items(), key=lambda kv: (rank[kv[1].verdict], kv[0] != "=")
+        verdict.items(), key=lambda kv: (-RANK[kv[1].verdict], kv[0] != "=")
     )
     routes = sorted({c.route for c in verdict.values()})
     return LineResult.judged(

@@ -44,7 +44,7 @@ from refvi.verify.montecarlo import MCEstimate, z_test
 HOLDS, FAILS, UNDETERMINED = "holds", "fails", "undetermined"
 
 #: Verdicts from best to worst; a line's verdict is its worst over instances.
-_RANK = {HOLDS: 0, UNDETERMINED: 1, FAILS: 2}
+RANK = {HOLDS: 0, UNDETERMINED: 1, FAILS: 2}
 
 
 #: A file's defaults: the tolerance of ``=`` and inequalities, the separation
@@ -391,8 +391,8 @@ def worse(relation, old, new):
     """
     if old is None:
         return new
-    if _RANK[new.verdict] != _RANK[old.verdict]:
-        return new if _RANK[new.verdict] > _RANK[old.verdict] else old
+    if RANK[new.verdict] != RANK[old.verdict]:
+        return new if RANK[new.verdict] > RANK[old.verdict] else old
     if new.deviation is None or old.deviation is None:
         return old if old.deviation is None else new
     if relation == "!=":
