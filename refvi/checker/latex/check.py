@@ -33,7 +33,7 @@ from refvi.checker.judge import (
     Value,
     judge_instances,
 )
-from refvi.checker.latex import frontmatter, ir
+from refvi.checker.latex import frontmatter, ir, rebind
 from refvi.checker.latex.evaluate import (
     CHOICES,
     SAMPLE_COUNTS,
@@ -53,6 +53,10 @@ from refvi.checker.results import UNCHECKED, UNSUPPORTED, FileResult, LineResult
 #: Why a definition or an expression is not checked (``LineResult.reason``).
 DEFINITION = "a definition (:=), recorded, not checked"
 EXPRESSION = "an expression without a relation"
+DEFINES_DENSITY = (
+    "a definition (:=) of {density}, recorded, not checked; the rest of its "
+    "section reads {density} as defined here"
+)
 
 
 class _Judged(NamedTuple):
@@ -73,6 +77,44 @@ def _sections(lines):
         if text.startswith("#"):
             current = text.lstrip("#").strip()
         out.append(current)
+    return out
+
+
+def _headings(lines):
+    """The index of the heading in force at each line (-1 before the first)."""
+    out, current = [], -1
+    for i, text in enumerate(lines):
+        if text.startswith("#"):
+            current = i
+        out.append(current)
+    return out
+
+
+def _defined_densities(seqs, scope):
+    """The densities the chains ``seqs`` of a display define
+    (``rebind.py``): read from each chain with a definition; a chain that
+    cannot be read leaves the density it defines without a value."""
+    out = []
+    for seq in seqs or ():
+        at = next((i for i, t in enumerate(seq) if t.text in ir.DEFINITION_OPS), None)
+        if at is None:
+            continue
+        try:
+            eq = _read(seq, scope)[0]
+        except (ir.Unsupported, RecursionError) as err:
+            side = seq[:at] if seq[at].text == ":=" else seq[at + 1 :]
+            try:
+                target = _read(side, scope)[0].exprs[0]
+            except (ir.Unsupported, RecursionError):
+                continue
+            if isinstance(target, ir.Density) and target.vars is not None:
+                entry = rebind.unreadable(target, seq[at].line, err, scope)
+                out += [entry] if entry is not None else []
+            continue
+        try:
+            out += rebind.definitions(eq, scope)
+        except ir.Unsupported:
+            continue
     return out
 
 
@@ -425,7 +467,11 @@ def _line(line, latex, op, verdict, **kwargs):
 def _check_relation(rel, eqs, k, scope, sides, latex):
     """LineResult of relation ``k`` of a chain read as ``eqs`` (first preferred)."""
     if rel.op in ir.DEFINITION_OPS:
-        return _line(rel.line, latex, rel.op, UNCHECKED, reason=DEFINITION,
+        found = rebind.defined(rel)
+        reason = DEFINITION
+        if found is not None and rebind.is_rebound(found[0], scope):
+            reason = DEFINES_DENSITY.format(density=ir.describe(found[0]))
+        return _line(rel.line, latex, rel.op, UNCHECKED, reason=reason,
                      kind="definition")  # fmt: skip
     primary, readings, assumptions = None, [], []
     for eq in eqs:
@@ -492,16 +538,22 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     lines = text.splitlines()
     top, scoped, body_start = frontmatter.read(lines, path)
     titles = _sections(lines)
+    headings = _headings(lines)
     settings = [name for name, _ in top.settings]
     result = FileResult(str(path), settings, seeds)
     body = "\n".join(lines[body_start:])
     tail = None  # the last side of the previous display, a chain may go on
+    heading, rebound = None, []  # densities defined in the current section
     for disp in displays(body, first_line=body_start + 1):
         seqs, tail = _continued(disp, tail)
+        section = titles[disp.line - 1]
+        if headings[disp.line - 1] != heading:
+            heading, rebound = headings[disp.line - 1], []
+        scope = scoped.get(section, top)
+        rebound += _defined_densities(seqs, rebind.with_rebound(scope, rebound))
+        scope = rebind.with_rebound(scope, rebound)
         if only_lines is not None and disp.line not in only_lines:
             continue
-        section = titles[disp.line - 1]
-        scope = scoped.get(section, top)
         sides = _Sides(scope, seeds, tol, separation, sigmas)
         latex = " ".join(disp.source.split())
         try:

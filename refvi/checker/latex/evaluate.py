@@ -14,7 +14,7 @@ The model is any object with the attributes of :class:`Model` (see
 :func:`resolve`, from the section's shorthands.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -113,11 +113,14 @@ class Shorthands:
 
     ``q_z``: 'conditional' (q(z) is q(z|x)) or 'aggregate' (the aggregated
     posterior). ``p_x``: 'model' (p(x) is p_theta(x)) or 'data' (p_data(x)).
+    ``rebound``: densities a display of the section defined (``rebind.py``),
+    ((kind, variables, given, at), expression or None, why), latest last.
     """
 
     q_z: str = "conditional"
     p_x: str = "model"
     functions: tuple = ()  # (name, 'convex' | 'concave') of declared f, g, h
+    rebound: tuple = ()
 
 
 def resolve(d, sh, latent="z", observed="x"):
@@ -392,11 +395,38 @@ class Evaluator:
         if getattr(self.model, "pair", False):
             return self._pair_density(node, sc)
         kind = resolve(node, self.sh, self.latent, self.observed)
+        if self.sh.rebound:
+            out = self._rebound(node, kind, sc)
+            if out is not None:
+                return out
         needs_z = kind not in ("marginal", "data", "data2")
         if needs_z and sc.Z is None:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
         la = self._at(node.at).log_density(kind, sc.X, sc.Z)
         return la, np.ones_like(la)
+
+    def _rebound(self, node, kind, sc):
+        """The value of a density the section defined (``rebind.py``): its
+        defining expression, evaluated with the definitions made before it;
+        None when ``node`` is not one of them."""
+        vars_, given = ir.density_vars(node, self.latent)
+        key = (kind, frozenset(vars_), frozenset(given), node.at)
+        for i in range(len(self.sh.rebound) - 1, -1, -1):
+            k, expr, why = self.sh.rebound[i]
+            if k != key:
+                continue
+            if expr is None:
+                raise ir.Unsupported(why)
+            sh = replace(self.sh, rebound=self.sh.rebound[:i])
+            ev = Evaluator(self.model, sh, self.level, self.latent, self.observed,
+                           dict(self.dims), choice=self.choice)  # fmt: skip
+            la, s = ev.num(expr, sc)
+            if np.any(s <= 0):
+                raise EvaluationError(
+                    f"{ir.describe(node)} is defined as a value that is not positive"
+                )
+            return la, np.ones_like(la)
+        return None
 
     def _at(self, at):
         """The model at the parameters ``at`` ('' the instance's theta; 'old',

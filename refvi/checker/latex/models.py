@@ -469,10 +469,9 @@ class ContinuousModel:
             stds.append(np.sqrt(np.diag(AL @ AL.T + L_s @ L_s.T))[None])
             x_means.append(m_x[None])
             x_stds.append(_stds(L_x)[None])
-        if self.variant.get("data") == "model":
-            cm, cs = self._marginal_components()
-            x_means.append(cm)
-            x_stds.append(cs)
+        cm, cs = self._marginal_components()  # p_theta(x), whatever p_data is
+        x_means.append(cm)
+        x_stds.append(cs)
         x_box = _Box.cover(np.vstack(x_means), np.vstack(x_stds))
         if self.layer is not None:  # q(z|x) as a function of x: width s / |A|
             A, _, L_s = self.layer.encoder
