@@ -342,7 +342,7 @@ def test_the_four_aggregated_lines_hold_on_the_hard_instance():
     starts = (
         r"\int p_\theta(z|x) \, p_\theta(x) \, dx = p_\theta(z)",
         r"\int p_\theta(z|x) \, p_{\mathrm{data2}}(x) \, dx = p_\theta(z)",
-        r"q_{\phi}(z) = \int q_{\phi}(z|x) p_\theta(x) dx \neq",
+        r"q_{\phi}(z) := \int q_{\phi}(z|x) p_\theta(x) dx \neq",
         r"\int \mathcal{N}(z; -M(x - \mu), S) \, p_\theta(x) \, dx",
     )
     for start in starts:
