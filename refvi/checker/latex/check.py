@@ -33,7 +33,7 @@ from refvi.checker.judge import (
     Value,
     judge_instances,
 )
-from refvi.checker.latex import frontmatter, ir, rebind
+from refvi.checker.latex import definitions, frontmatter, ir, rebind
 from refvi.checker.latex.evaluate import (
     CHOICES,
     SAMPLE_COUNTS,
@@ -544,6 +544,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     body = "\n".join(lines[body_start:])
     tail = None  # the last side of the previous display, a chain may go on
     heading, rebound = None, []  # densities defined in the current section
+    defined = {}  # symbols defined so far (``definitions``)
     for disp in displays(body, first_line=body_start + 1):
         seqs, tail = _continued(disp, tail)
         section = titles[disp.line - 1]
@@ -552,6 +553,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
         scope = scoped.get(section, top)
         rebound += _defined_densities(seqs, rebind.with_rebound(scope, rebound))
         scope = rebind.with_rebound(scope, rebound)
+        made = _definitions(seqs, scope, defined)
         if only_lines is not None and disp.line not in only_lines:
             continue
         sides = _Sides(scope, seeds, tol, separation, sigmas)
@@ -565,8 +567,16 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
             continue
         for seq in seqs:
             line = max(seq[0].line, disp.line)  # a continued chain: this display
+            first = 0  # the first relation to check (1 after a definition)
+            if id(seq) in made:
+                res, more = _definition_line(made[id(seq)], seq, latex)
+                if res is not None:
+                    result.lines.append(res)
+                    if not more:
+                        continue
+                    first = 1
             try:
-                eqs = _read(seq, scope)
+                eqs = _read(seq, scope, defined)
             except RecursionError:
                 raise MalformedLatex("the display nests too deeply", line) from None
             except ir.Unsupported as err:
@@ -600,7 +610,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
                 )
                 continue
             for k, rel in enumerate(eqs[0].relations):
-                if rel.line < disp.line:  # reported with the display it is in
+                if rel.line < disp.line or k < first:  # reported elsewhere
                     continue
                 try:
                     res = _check_relation(rel, eqs, k, scope, sides, latex)
@@ -612,35 +622,115 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     return result
 
 
-def _read(seq, scope):
+def _read(seq, scope, defined=None):
     """Every reading of a chain (``parser.readings``), type-checked; a chain
     that cannot be read so is read again in matrix notation with the symbols
-    the scope's settings bind (``models.matrix_symbols``). The error reported
-    is the first reading's, or the matrix reading's when the first stopped
-    at a symbol or construct of matrix notation."""
+    the scope's settings bind (``models.matrix_symbols``) and those the file
+    defined (``defined``, see ``definitions``). The error reported is the
+    first reading's, or the matrix reading's when the first stopped at a
+    symbol or construct of matrix notation. In the ``gaussian`` setting
+    alone, whose bare \\mu, \\sigma are p's in matrix notation (it has no
+    q(z|x)), a first reading that takes them as q's is read again so."""
     variables = (scope.latent, scope.observed)
+    defined = defined or {}
 
     def read(matrices):
-        eqs = readings(seq, variables, scope.latent, scope.reading, matrices)
+        eqs = readings(seq, variables, scope.latent, scope.reading, matrices,
+                       defined)  # fmt: skip
         for eq in eqs:
             for e in eq.exprs:
                 ir.infer(e, scope.latent, scope.observed)
         return eqs
 
+    symbols = matrix_symbols(scope.settings)
     try:
-        return read(None)
+        eqs = read(None)
     except ir.Unsupported as first:
-        symbols = matrix_symbols(scope.settings)
-        if not symbols:
+        if not symbols and not defined:
             raise
         try:
             return read(symbols)
         except ir.Unsupported as err:
             tok = getattr(first.token, "text", None)
-            named = tok in symbols or f"{tok}[]" in symbols
+            named = any(k in symbols or k in defined for k in (tok, f"{tok}[]"))
             if named or tok in _MATRIX_TOKENS or "subscript" in str(first):
                 raise err from None
             raise first from None
+    if _pair_only(scope) and any(_q_parameter(n) for e in eqs[0].exprs
+                                 for n in nodes(e)):  # fmt: skip
+        try:
+            return read(symbols)
+        except ir.Unsupported:
+            return eqs
+    return eqs
+
+
+def _pair_only(scope):
+    return all(name.split("(")[0] == "gaussian" for name, _ in scope.settings)
+
+
+def _q_parameter(node):
+    """A bare \\mu, \\sigma of q (or a derivative in one)."""
+    if isinstance(node, ir.Param):
+        return node.index is None
+    return isinstance(node, ir.Grad) and node.group in ("mu", "sigma")
+
+
+def _definitions(seqs, scope, defined):
+    """Record the definitions the chains ``seqs`` of one display make (all of
+    them before any chain of the display is read: a trailing "where M = ..."
+    defines what the display's first chain uses) in ``defined``; returns
+    {id(chain): (key, definition or None, op, own)}."""
+    made = {}
+    if not seqs:
+        return made
+    symbols = matrix_symbols(scope.settings)
+    variables = (scope.latent, scope.observed)
+    for seq in seqs:
+        found = definitions.target(seq, variables, scope.latent, symbols, defined)
+        if found is None:
+            continue
+        key, index, pos, own = found
+        op = seq[pos].text
+        if own:
+            made[id(seq)] = (key, None, op, True)
+            continue
+        made_here = definitions.define(seq, pos, key, index, scope, symbols, defined)
+        made[id(seq)] = (key, made_here, op, False)
+        defined[key] = made_here
+    return made
+
+
+def _definition_line(found, seq, latex):
+    """(the LineResult of a chain's defining relation or None, whether the
+    chain has relations after it to check)."""
+    key, definition, op, own = found
+    pos = next(k for k, t in enumerate(seq) if t.text in RELATIONS)
+    more = any(t.text in RELATIONS for t in seq[pos + 1 :])
+    line = seq[pos].line
+    shown = key.removesuffix("[]")
+    if own and op == "=":
+        return None, more  # a claim about the setting's own symbol: checked
+    if own:
+        reason = (
+            f"a definition (:=) of {shown}, which the setting binds: not "
+            f"substituted, later lines use the setting's {shown}"
+        )
+        return _line(line, latex, op, UNCHECKED, reason=reason,
+                     kind="definition"), more  # fmt: skip
+    if definition.error is not None:
+        reason = (
+            f"a definition of {shown} whose right side cannot be read: "
+            f"{definition.error}; its later uses (and this chain) are unsupported"
+        )
+        return _line(line, latex, op, UNSUPPORTED, reason=reason), False
+    at = f" at {definition.index}" if definition.index else ""
+    reason = (
+        f"a definition of {shown}{at} ({op}), recorded, not checked: later lines "
+        "use it, to the end of the file or until it is defined again"
+    )
+    return _line(line, latex, op, UNCHECKED, reason=reason,
+                 kind="definition"), more  # fmt: skip
 
 
 #: Tokens that make a first reading stop where matrix notation would go on.

@@ -21,6 +21,7 @@ import numpy as np
 
 from refvi.checker.latex import ir
 from refvi.checker.latex import matrix as mx
+from refvi.checker.latex.derivatives import matrix_gradient
 from refvi.checker.latex.matrix import Mat
 from refvi.checker.latex.parser import CONSTANTS
 
@@ -329,6 +330,41 @@ class Evaluator:
     def _Norm(self, node, sc):
         return _signed(mx.norm(self.mat(node.arg, sc)))
 
+    def _Diag(self, node, sc):
+        if node.index is None:
+            return mx.diag(self.mat(node.arg, sc))
+        count = self._entry_range(node.arg, node.index, sc)
+        entries = []
+        for j in range(count):
+            self.dims[node.index] = j
+            entries.append(real(self.num(node.arg, sc)))
+        del self.dims[node.index]
+        shape = np.broadcast_shapes(*(np.shape(e) for e in entries))
+        column = np.stack([np.broadcast_to(e, shape) for e in entries], axis=-1)
+        return mx.diag(Mat(column[..., None]))
+
+    def _Tril(self, node, sc):
+        return mx.tril(self.mat(node.arg, sc))
+
+    def _Defined(self, node, sc):
+        """A symbol defined in an earlier display: its right side, here; a
+        failure names the definition's line."""
+        try:
+            return self.ev(node.body, sc)
+        except ir.Unsupported as err:
+            raise ir.Unsupported(
+                f"{node.name} (defined at line {node.line}): {err}", err.token
+            ) from None
+        except EvaluationError as err:
+            raise EvaluationError(
+                f"{node.name} (defined at line {node.line}): {err}"
+            ) from None
+
+    def _MatGrad(self, node, sc):
+        """The derivative of the body in the instance's parameter
+        ``node.name``, entry by entry (``derivatives.matrix_gradient``)."""
+        return matrix_gradient(self, node, sc)
+
     def _Comp(self, node, sc):
         if node.index not in self.dims:
             raise ir.Unsupported(f"{node.name}_{node.index} outside its sum")
@@ -340,6 +376,9 @@ class Evaluator:
 
     def _Elem(self, node, sc):
         m = self.mat(node.base, sc)
+        missing = [i for i in node.indices if i not in self.dims]
+        if missing:
+            raise ir.Unsupported(f"the index {missing[0]} is bound by no sum")
         return _signed(mx.entry(m, [self.dims[i] for i in node.indices]))
 
     def _IndexSum(self, node, sc):

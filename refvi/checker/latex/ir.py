@@ -335,7 +335,52 @@ class Comp:
     index: str
 
 
-MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp)
+@dataclass(frozen=True)
+class Diag:
+    """``\\operatorname{diag}(v)``: the diagonal matrix of a column vector,
+    the column of a square matrix's diagonal; with ``index`` (``diag(1 /
+    L_{jj})``, j bound by nothing else) the diagonal matrix whose entry j is
+    ``arg`` at j, over the range of the entries ``arg`` picks."""
+
+    arg: object
+    index: str | None = None
+
+
+@dataclass(frozen=True)
+class Tril:
+    """``\\operatorname{tril}(A)``: the lower triangle of A, diagonal kept."""
+
+    arg: object
+
+
+@dataclass(frozen=True)
+class Defined:
+    """A symbol the derivation defined in an earlier display (``M = L_q^{-1}
+    L_p``, ``\\rho_j = ...``), standing for ``body``, its right side as read
+    there; ``line`` is the definition's file line (named when ``body``
+    cannot be evaluated). See ``definitions.py``."""
+
+    name: str
+    body: object
+    line: int
+
+
+@dataclass(frozen=True)
+class MatGrad:
+    """``\\frac{\\partial body}{\\partial P}``: the derivative of the scalar
+    ``body`` in the parameter ``P`` of the instance (a matrix-notation symbol
+    the setting can move, ``models.*.moved``): a matrix of P's shape, entry by
+    entry by central differences; a lower-triangular factor L has the
+    derivative in its free (lower) entries and zeros above. ``entry`` holds
+    the indices of an elementwise derivative (``\\partial L_{ij}``)."""
+
+    name: str
+    body: object
+    entry: tuple = ()
+
+
+MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp,
+                Diag, Tril, MatGrad)  # fmt: skip
 
 
 def free_components(node, bound=frozenset()):
@@ -491,8 +536,12 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
-    if isinstance(node, Transpose | Det | Trace | Norm):
+    if isinstance(node, Transpose | Det | Trace | Norm | Diag | Tril):
         return Type("scalar", infer(node.arg, latent, observed).free)
+    if isinstance(node, Defined):
+        return infer(node.body, latent, observed)
+    if isinstance(node, MatGrad):
+        return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, Elem):
         return Type("scalar", infer(node.base, latent, observed).free)
     if isinstance(node, IndexSum):
@@ -603,9 +652,17 @@ def describe(node):
         return f"{node.name}[{node.index}]"
     if isinstance(node, Transpose):
         return f"{describe(node.arg)}^T"
-    if isinstance(node, Det | Trace | Norm):
-        name = {Det: "det", Trace: "tr", Norm: "norm"}[type(node)]
+    if isinstance(node, Det | Trace | Norm | Tril):
+        name = {Det: "det", Trace: "tr", Norm: "norm", Tril: "tril"}[type(node)]
         return f"{name}[{describe(node.arg)}]"
+    if isinstance(node, Diag):
+        at = f" over {node.index}" if node.index else ""
+        return f"diag[{describe(node.arg)}{at}]"
+    if isinstance(node, Defined):
+        return node.name
+    if isinstance(node, MatGrad):
+        at = f"[{','.join(node.entry)}]" if node.entry else ""
+        return f"d/d{node.name}{at}[{describe(node.body)}]"
     if isinstance(node, Elem):
         return f"{describe(node.base)}[{','.join(node.indices)}]"
     if isinstance(node, IndexSum):

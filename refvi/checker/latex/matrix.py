@@ -165,6 +165,22 @@ def trace(m):
     return np.trace(m.a, axis1=-2, axis2=-1)
 
 
+def diag(m):
+    """The diagonal matrix of a column (or row) vector; the column of the
+    diagonal of a square matrix (numpy's ``diag``, batched)."""
+    r, c = m.shape
+    if c == 1 or r == 1:
+        v = m.a[..., :, 0] if c == 1 else m.a[..., 0, :]
+        return Mat(v[..., :, None] * np.eye(v.shape[-1]))
+    _square(m, "diag")
+    return Mat(np.einsum("...jj->...j", m.a)[..., None])
+
+
+def tril(m):
+    """The lower triangle of a matrix, the diagonal kept."""
+    return Mat(np.tril(m.a))
+
+
 def norm(m):
     """Euclidean norm of a vector, Frobenius of a matrix."""
     return np.sqrt(np.sum(m.a**2, axis=(-2, -1)))

@@ -27,6 +27,7 @@ When that estimate is too large for the judge to decide, the line is
 evaluated again at levels 2 and 3 (h = sigma_min / 8 and sigma_min / 5).
 """
 
+import copy
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -209,6 +210,37 @@ class ContinuousModel:
                 "setting only"
             )
         return PerturbedModel(self, group, t)
+
+    def parameter(self, name):
+        """(array, free entries, per datum) of the model's W, \\mu, \\psi or
+        q's m_q, L_q (lower triangular) in matrix notation (``derivatives``);
+        linear-Gaussian only."""
+        if not self.gaussian or self.layer is not None or name not in _MOVABLE:
+            raise Unsupported(
+                f"a derivative in {name}: parameters are moved one by one in the "
+                f"linear_gaussian setting ({', '.join(_MOVABLE)})"
+            )
+        if name in ("m_q", "L_q"):
+            value = np.array(self.names[name], dtype=np.float64)
+            k = value.shape[-1]
+            free = np.ones(k, bool) if name == "m_q" else np.tri(k) > 0
+            return value, free, True
+        value = {"W": self.model.W, "\\mu": self.model.mu, "\\psi": self.model.psi}[
+            name
+        ]
+        value = np.array(value, dtype=np.float64)
+        return value, np.ones(value.shape, bool), False
+
+    def moved(self, name, value):
+        """This instance with ``name`` set to ``value`` (:class:`PerturbedModel`)."""
+        if name == "m_q":
+            return PerturbedModel(self, "fixed", 0.0, q=(value, self.names["L_q"]))
+        if name == "L_q":
+            return PerturbedModel(self, "fixed", 0.0, q=(self.names["m_q"], value))
+        W, mu, psi = self.model.W, self.model.mu, self.model.psi
+        W, mu, psi = {"W": (value, mu, psi), "\\mu": (W, value, psi),
+                      "\\psi": (W, mu, value)}[name]  # fmt: skip
+        return PerturbedModel(self, "fixed", 0.0, LinearGaussian(W, mu, psi))
 
     def version(self, at):
         """This instance at the parameters ``at`` of an EM step: 'old' is theta
@@ -536,12 +568,13 @@ class PerturbedModel(_OnBase):
     discrete = False
     gaussian = True
 
-    def __init__(self, base, group, t, model=None):
+    def __init__(self, base, group, t, model=None, q=None):
         self.base, self.label, self.variant = base, base.label, base.variant
         self.k, self.d, self.x = base.k, base.d, base.x
-        self.m_q, self.L_q = base.names["m_q"], base.names["L_q"]
-        if model is not None:  # the parameters given
-            self.model = model
+        self.m_q, self.L_q = q if q is not None else (base.names["m_q"],
+                                                      base.names["L_q"])  # fmt: skip
+        if model is not None or q is not None:  # the parameters given
+            self.model = model if model is not None else base.model
             return
         if group in ("mu", "sigma"):  # q's mean or standard deviation, k = 1
             if self.k != 1:
@@ -564,6 +597,33 @@ class PerturbedModel(_OnBase):
 
     def q_scale(self):
         return self.m_q, self.L_q
+
+    def matrix_symbol(self, name):
+        """The symbols of ``MATRIX_SYMBOLS['linear_gaussian']`` at the moved
+        parameters, computed from them (``linear_gaussian.posterior``)."""
+        if name not in MATRIX_SYMBOLS["linear_gaussian"]:
+            raise Unsupported(f"{name}: no such matrix in the linear_gaussian setting")
+        m, x = self.model, self.x
+        if name in ("d", "k"):
+            return float(self.d if name == "d" else self.k)
+        if name == "I":
+            return Eye(np.ones((1, 1, 1, 1, 1)))
+        if name in ("m_q", "L_q", "\\Sigma_q"):
+            Sigma_q = self.L_q @ np.swapaxes(self.L_q, -1, -2)
+            value = {"m_q": self.m_q, "L_q": self.L_q, "\\Sigma_q": Sigma_q}[name]
+            return Mat.per_datum(value)
+        P = np.diag(1.0 / m.psi)
+        M = np.eye(self.k) + m.W.T @ P @ m.W
+        post = lg.posterior(m, x)
+        fixed = {"W": m.W, "\\mu": m.mu, "\\psi": m.psi, "\\Psi": np.diag(m.psi),
+                 "I_k": np.eye(self.k), "I_d": np.eye(self.d), "C": m.cov,
+                 "S": post.S, "P": P, "M": M, "L_M": np.linalg.cholesky(M),
+                 "A": post.S @ m.W.T @ P}  # fmt: skip
+        if name in fixed:
+            return Mat.of(fixed[name])
+        per = {"m": post.m, "r": x - m.mu,
+               "b": np.linalg.solve(m.cov, (x - m.mu).T).T}  # fmt: skip
+        return Mat.per_datum(per[name])
 
     def gaussian_q(self):
         """(mu, sigma) of a one-dimensional q(z|x_i) at the moved parameters."""
@@ -592,6 +652,10 @@ class PerturbedModel(_OnBase):
             return np.stack([_gauss(Z[i], self.m_q[i], self.L_q[i])
                              for i in range(Z.shape[0])])  # fmt: skip
         raise Unsupported(f"\\nabla of the density '{kind}' here")
+
+
+#: The parameters of the linear_gaussian setting a derivative moves.
+_MOVABLE = ("W", "\\mu", "\\psi", "m_q", "L_q")
 
 
 class Instantiated:
@@ -793,6 +857,39 @@ class PairModel:
         base, _, which = name.partition("_")
         key = {"\\mu": "mu", "L": "L", "\\Sigma": "Sigma"}[base]
         return Mat.of(self.names[f"{key}_{which or 'p'}"])
+
+    def parameter(self, name):
+        """(array, free entries, per datum) of p's or q's mean or Cholesky
+        factor named ``name`` in matrix notation (``derivatives``)."""
+        key = self._parameter_key(name)
+        value = np.array(self.names[key], dtype=np.float64)
+        free = np.ones(value.shape, bool) if key[0] == "m" else np.tri(self.d) > 0
+        return value, free, False
+
+    def _parameter_key(self, name):
+        base, _, which = name.partition("_")
+        key = {"\\mu": "mu", "L": "L"}.get(base)
+        if key is None or which not in ("", "p", "q"):
+            raise Unsupported(
+                f"a derivative in {name}: the gaussian setting moves \\mu_p, L_p, "
+                "\\mu_q, L_q (\\mu, L: p's)"
+            )
+        return f"{key}_{which or 'p'}"
+
+    def moved(self, name, value):
+        """This instance with the parameter ``name`` set to ``value``
+        (``Sigma`` follows ``L``); the same points and rules."""
+        key = self._parameter_key(name)
+        out = copy.copy(self)
+        out.names = dict(self.names)
+        out.names[key] = value
+        which = key[-1]
+        if key[0] == "L":
+            out.names[f"Sigma_{which}"] = value @ value.T
+            out.L = {**self.L, which: value}
+        else:
+            out.mean = {**self.mean, which: value}
+        return out
 
     def pair_parameter(self, name, index):
         """``mu`` or ``sigma`` of density ``index`` (1: p, 2: q), one

@@ -53,6 +53,10 @@ NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
 MAX_AMBIGUOUS_SITES = 4
+#: Maps of matrix notation: \operatorname{diag}, \mathrm{diag}, tril.
+_MATRIX_MAPS = ("diag", "tril")
+#: Indices that ``diag(...)`` binds to its diagonal when nothing else does.
+_DIAG_INDICES = ("j", "a")
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
 
 
@@ -66,8 +70,11 @@ class Parser:
     """
 
     def __init__(self, tokens, variables=("z", "x"), latent="z", choices=(),
-                 matrices=None):  # fmt: skip
+                 matrices=None, definitions=None):  # fmt: skip
         self.toks = list(tokens)
+        # symbols the derivation defined in earlier displays (name ->
+        # ``definitions.Definition``), read in matrix notation only
+        self.definitions = definitions or {}
         # matrix notation (``matrices``: the symbols the settings bind, see
         # ``models.matrix_symbols``): x and z are column vectors, \| opens a
         # norm, \sum_{j=1}^{d} binds an entry index
@@ -197,6 +204,13 @@ class Parser:
             if self.at("\\cdot"):
                 self.take()
                 continue
+            if self.at("/") and factors:  # a / b: the product so far over b
+                tok = self.take()
+                if self.at_term_end():
+                    raise self.unsupported(tok, "'/' has no denominator")
+                num = factors[0] if len(factors) == 1 else ir.Mul(tuple(factors))
+                factors = [ir.Div(num, self.power())]
+                continue
             factors.extend(self.factor())
         if not factors:
             return None
@@ -231,7 +245,34 @@ class Parser:
             return [wrap(self.bracketed() if self.at("(") else self.power())]
         if t.text == "\\nabla":
             return [self.gradient()]
+        if self.matrices is not None and t.kind == "name" and t.text in _MATRIX_MAPS:
+            return [self.matrix_map()]
         return [self.power()]
+
+    def matrix_map(self):
+        """``\\operatorname{diag}(v)``, ``\\operatorname{tril}(A)`` in matrix
+        notation. In ``diag(1 / L_{jj})`` an entry index that nothing else
+        binds (j, a) ranges over the diagonal (``ir.Diag``)."""
+        tok = self.take()
+        if tok.text == "tril":
+            arg = self.bracketed() if self.at("(") else self.power()
+            return self.entries(ir.Tril(arg))
+        free = [i for i in _DIAG_INDICES if i not in self.indices]
+        self.indices.update(free)
+        try:
+            arg = self.bracketed() if self.at("(") else self.power()
+        finally:
+            self.indices.difference_update(free)
+        used = {
+            i
+            for n in nodes(arg)
+            if isinstance(n, ir.Elem)
+            for i in n.indices
+            if i in free
+        }
+        if len(used) > 1:
+            raise self.unsupported(tok, "diag(...) over two indices")
+        return self.entries(ir.Diag(arg, used.pop() if used else None))
 
     def gradient(self):
         """``\\nabla_\\theta`` (the model's parameters) or ``\\nabla_\\phi``
@@ -266,8 +307,17 @@ class Parser:
         self.expect("}")
         self.expect("{")
         self.expect("\\partial")
-        var = self.take()
-        self.expect("}")
+        below = self.group_rest()
+        matrix = self.matrix_parameter(below)
+        if matrix is not None:
+            if body is None:
+                body = self.product()
+                if body is None:
+                    raise self.unsupported(tok, "the derivative has no argument")
+            return ir.MatGrad(matrix, body)
+        var = below[0]
+        if len(below) != 1:
+            raise self.unsupported(below[1], f"expected '}}', found '{below[1].text}'")
         group = {"\\mu": "mu", "\\sigma": "sigma", "\\theta": "theta",
                  "\\phi": "phi", "\\varphi": "phi"}.get(var.text)  # fmt: skip
         if group is None:
@@ -281,6 +331,34 @@ class Parser:
             if body is None:
                 raise self.unsupported(tok, "the derivative has no argument")
         return ir.Grad(group, body)
+
+    def group_rest(self):
+        """The tokens up to the '}' that closes the group we are in (taken)."""
+        out, depth = [], 0
+        while True:
+            t = self.take()
+            if t.text == "{":
+                depth += 1
+            elif t.text == "}":
+                if depth == 0:
+                    return out
+                depth -= 1
+            out.append(t)
+
+    def matrix_parameter(self, below):
+        """The matrix-notation symbol a derivative is taken in (``\\partial W``,
+        ``\\partial L_q``, ``\\partial \\mu_p``), or None."""
+        if self.matrices is None or not below:
+            return None
+        texts = [t.text for t in below]
+        if len(texts) == 1:
+            name = texts[0]
+        elif len(texts) >= 3 and texts[1] == "_":
+            sub = [t for t in texts[2:] if t not in ("{", "}")]
+            name = f"{texts[0]}_{''.join(sub)}"
+        else:
+            return None
+        return name if name in self.matrices else None
 
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
@@ -611,6 +689,9 @@ class Parser:
             self.take()
             self.skip_index()
             return ir.VecVar(t.text)
+        defined = self.defined_indexed(t)
+        if defined is not None:
+            return defined
         family = self.component(t)
         if family is not None:
             return family
@@ -628,10 +709,28 @@ class Parser:
             if not all(c in self.indices for c in texts) or idx:
                 name, end = f"{t.text}_{''.join(texts)}", self.i
             self.i = save
+        if name in self.definitions:
+            self.i = end
+            node = self.definitions[name].use(name, None)
+            return ir.Elem(node, idx) if idx else node
         if name not in self.matrices:
             return None
         self.i = end
         return ir.Elem(ir.Sym(name), idx) if idx else ir.Sym(name)
+
+    def defined_indexed(self, t):
+        """``\\rho_j`` of a definition ``\\rho_j = ...`` made with an index:
+        its right side with the definition's index renamed to j."""
+        key = f"{t.text}[]"
+        if key not in self.definitions or not self.at("_", 1):
+            return None
+        save = self.i
+        self.i += 2
+        group = self.group_tokens()
+        if len(group) != 1 or group[0].kind != "letter":
+            self.i = save
+            return None
+        return self.definitions[key].use(t.text, group[0].text)
 
     def component(self, t):
         """``a_j``, ``B_j``, ``L_{B_j}`` of a family the settings bind
@@ -1341,10 +1440,10 @@ def _data_set(node, latent, observed):
 
 
 def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
-                   matrices=None):  # fmt: skip
+                   matrices=None, definitions=None):  # fmt: skip
     """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported.
     ``matrices``: read in matrix notation with these symbols (``Parser``)."""
-    p = Parser(tokens, variables, latent, choices, matrices)
+    p = Parser(tokens, variables, latent, choices, matrices, definitions)
     texts = [t.text for t in tokens[:3]]
     if (
         len(texts) == 3
@@ -1372,14 +1471,14 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
 
 
 def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL,
-             matrices=None):  # fmt: skip
+             matrices=None, definitions=None):  # fmt: skip
     """Every reading of the chain, the preferred one first.
 
     ``prefer`` is 'rest' (conventional: ``\\log`` takes the rest of the product)
     or 'first' (``\\log`` takes one factor). Ambiguous sites beyond
     MAX_AMBIGUOUS_SITES raise Unsupported rather than explode combinatorially.
     """
-    first = parse_equation(tokens, variables, latent, (), matrices)
+    first = parse_equation(tokens, variables, latent, (), matrices, definitions)
     n = len(first.sites)
     if n == 0:
         return [first]
@@ -1393,7 +1492,9 @@ def readings(tokens, variables=("z", "x"), latent="z", prefer=CONVENTIONAL,
     out = []
     other = FIRST_FACTOR if prefer == CONVENTIONAL else CONVENTIONAL
     for combo in itertools.product((prefer, other), repeat=n):
-        out.append(parse_equation(tokens, variables, latent, combo, matrices))
+        out.append(
+            parse_equation(tokens, variables, latent, combo, matrices, definitions)
+        )
     return out
 
 

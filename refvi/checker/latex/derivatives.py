@@ -1,0 +1,67 @@
+"""Derivatives in a parameter of the instance, entry by entry (``ir.MatGrad``).
+
+``\\frac{\\partial f}{\\partial P}`` with P a symbol of matrix notation that
+the setting can move (``Model.parameter``/``Model.moved``: the gaussian
+setting's mu_p, L_p, mu_q, L_q, bare mu and L being p's; linear_gaussian's W,
+mu, psi, m_q, L_q) is the matrix of P's shape whose entry (a, b) is the
+derivative of the scalar f in P_ab, by Richardson-extrapolated central
+differences, (4 D(h/2) - D(h)) / 3 with D(h) = (f(P + h E_ab) - f(P - h
+E_ab)) / 2h, the same rule as ``\\nabla_\\theta`` (``evaluate.GRAD_STEP``:
+h at levels 0 and 2, 2h at levels 1 and 3, so the difference of the levels
+is the error estimate). A lower-triangular factor (L, L_p, L_q, m_q's L_q)
+is moved in its free entries only, the lower triangle: its derivative is
+zero above the diagonal (CONTRIBUTING's convention for Cholesky factors).
+A per-datum parameter (m_q, L_q) is moved at every datum at once; each
+datum's value depends on its own only, so each datum gets its own
+derivative. The body is evaluated at the points of the enclosing scope.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from refvi.checker.latex import ir
+from refvi.checker.latex.matrix import Mat
+
+
+def matrix_gradient(ev, node, sc):
+    """The ``matrix.Mat`` of d body / d P on the evaluator ``ev``'s model."""
+    from refvi.checker.latex.evaluate import GRAD_STEP, real
+
+    model = ev.model
+    parameter = getattr(model, "parameter", None)
+    setting = model.label.split("/")[0]
+    if parameter is None:
+        raise ir.Unsupported(
+            f"a derivative in {node.name}: the {setting} setting does not move "
+            "its parameters one by one (gaussian and linear_gaussian do)"
+        )
+    base, free, per_datum = parameter(node.name)
+    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
+    entry_shape = base.shape[1:] if per_datum else base.shape
+
+    def at(position, t):
+        moved = base.copy()
+        moved[(Ellipsis, *position)] += t
+        inner = dataclasses.replace(ev, model=model.moved(node.name, moved),
+                                    dims=dict(ev.dims), estimate=None)  # fmt: skip
+        return real(ev.__class__.num(inner, node.body, sc))
+
+    def central(position, step):
+        return (at(position, step) - at(position, -step)) / (2 * step)
+
+    values = {}
+    for position in zip(*np.nonzero(free), strict=True):
+        position = tuple(int(p) for p in position)
+        values[position] = (4 * central(position, h / 2) - central(position, h)) / 3
+    if not values:
+        raise ir.Unsupported(f"{node.name} has no free entry")
+    lead = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
+    if per_datum and lead[0] not in (1, base.shape[0]):
+        raise ir.Unsupported(f"a derivative in the per-datum {node.name} here")
+    rows, cols = entry_shape if len(entry_shape) == 2 else (entry_shape[0], 1)
+    out = np.zeros(lead + (rows, cols))
+    for position, value in values.items():
+        r, c = position if len(position) == 2 else (position[0], 0)
+        out[..., r, c] = np.broadcast_to(value, lead)
+    return Mat(out)
