@@ -635,6 +635,8 @@ class PerturbedModel(_OnBase):
         m = self.model
         if kind == "q" and self.variant.get("q") == "exact":
             kind = "post"
+        if m is self.base.model and kind != "q":  # only q moved: the base's
+            return self.base.log_density(kind, X, Z)
         if kind == "prior":
             return _gauss(Z, np.zeros(self.k), np.eye(self.k))
         if kind == "lik":
@@ -843,6 +845,7 @@ class PairModel:
         self.box = _Box.cover(means, stds)
         self.x = self.box.test_points()  # (m, d): the points of a free variable
         self._rules = {}
+        self._pair_memo = {"p": {}, "q": {}}
 
     def matrix_symbol(self, name):
         """p's and q's parameters in matrix notation (``MATRIX_SYMBOLS``):
@@ -884,6 +887,7 @@ class PairModel:
         out.names = dict(self.names)
         out.names[key] = value
         which = key[-1]
+        out._pair_memo = {**self._pair_memo, which: {}}
         if key[0] == "L":
             out.names[f"Sigma_{which}"] = value @ value.T
             out.L = {**self.L, which: value}
@@ -909,8 +913,17 @@ class PairModel:
         return float(self.L[which][0, 0])
 
     def log_pair(self, symbol, points):
-        """log p or log q at ``points`` (..., d)."""
-        return _gauss(points, self.mean[symbol], self.L[symbol])
+        """log p or log q at ``points`` (..., d), remembered per density for
+        the instance's own point arrays (a moved copy keeps the memo of the
+        density it did not move: a derivative moves one at a time)."""
+        memo = self._pair_memo[symbol]
+        hit = memo.get(id(points))
+        if hit is not None and hit[0] is points:
+            return hit[1]
+        value = _gauss(points, self.mean[symbol], self.L[symbol])
+        if any(points is r[0] for r in self._rules.values()):  # a rule's nodes
+            memo[id(points)] = (points, value)
+        return value
 
     def log_density(self, kind, X, Z):
         raise Unsupported(
