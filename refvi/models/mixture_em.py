@@ -3,19 +3,20 @@
 One EM iteration is ONE pass over the data in row blocks
 (derivations/mixture.md (GM.16)-(GM.22)): for each block, the joint
 log-densities of all K components from the residuals x_i - mu_k whitened by
-one product per component (:func:`refvi.models.mixture._whiten_component`),
-log p(x) by log-sum-exp, the responsibilities r, and
-their sufficient statistics N_k = sum_i r_ik, s_k = sum_i r_ik x_i and the
-second moments S_k = sum_i r_ik x_i x_i^T (per type: full (K, d, d), tied
-the r-free total (d, d), diag/spherical the diagonals (K, d)). The M-step and
+one stacked product (:func:`refvi.models.mixture._whiten_block`), log p(x)
+by log-sum-exp, the responsibilities r, and their sufficient statistics
+N_k = sum_i r_ik, s_k = sum_i r_ik x_i and the second moments
+S_k = sum_i r_ik x_i x_i^T (per type: full (K, d, d), tied the r-free total
+(d, d), diag/spherical the diagonals (K, d)). The M-step and
 the ELBO F(q, theta) are closed forms of those statistics, so the pass that
 evaluates log p(x; theta_t) is also the E-step of iteration t, and no
 (n, K) array is ever held. For the statistics, data are shifted before any
 product, which keeps the moment formula Sigma_k = S_k / N_k - mu_k mu_k^T
 free of cancellation for data far from the origin: for full covariances by
 each component's current mean mu_k (the residuals x_i - mu_k the E-step has
-just formed, so S_k is the scatter about a point near the new mean), for the
-other types by the data mean.
+just formed, so S_k is the scatter about a point near the new mean; given
+responsibilities, :func:`m_step` first computes the new means and shifts by
+them), for the other types by the data mean.
 
 Regularisation: ``reg_covar`` (default 1e-6, as scikit-learn) is added to
 the diagonal of every covariance in the M-step (to the variances for diag
@@ -161,24 +162,24 @@ def _accumulate(covariance_type, xb, shift, r, s, S, R, Y):
     """Add one block's s and S to ``s``, ``S`` in place (private buffers); (GM.18).
 
     ``r`` (K, b) are the block's responsibilities, ``shift`` as in
-    :class:`_Stats`, ``R`` and ``Y`` (b, d) work buffers. No checking.
+    :class:`_Stats`, ``R`` and ``Y`` (K, b, d) work buffers; for full
+    covariances ``R`` must already hold the residuals xb_i - shift_k (the
+    E-step's, or :func:`_stats_of`'s). No checking.
     """
     if covariance_type == "full":
-        sqrt_r = np.sqrt(r)
-        for k in range(r.shape[0]):
-            xs = np.subtract(xb, shift[k], out=R)
-            s[k] += r[k] @ xs
-            # (GM.18)  S_k += sum_i r_ik xs_i xs_i^T = Z^T Z with rows
-            # z_i = sqrt(r_ik) xs_i: one symmetric rank-b update
-            z = np.multiply(xs, sqrt_r[k][:, None], out=Y)
-            S[k] += z.T @ z
+        # s_k += sum_i r_ik R_ik
+        s += np.matmul(r[:, None, :], R)[:, 0]
+        # (GM.18)  S_k += sum_i r_ik R_ik R_ik^T = (r_k * R_k)^T R_k: K products
+        # (d, b) @ (b, d) in one call
+        Z = np.multiply(R, r[:, :, None], out=Y)
+        S += np.matmul(np.swapaxes(Z, 1, 2), R)
         return
-    xs = np.subtract(xb, shift, out=R)
+    xs = np.subtract(xb, shift, out=R[0])
     s += r @ xs
     if covariance_type == "tied":
         S += xs.T @ xs
     else:
-        S += r @ np.multiply(xs, xs, out=Y)
+        S += r @ np.multiply(xs, xs, out=Y[0])
 
 
 def _e_pass(model, x, shift):
@@ -198,6 +199,7 @@ def _e_pass(model, x, shift):
     S = _zero_second_moment(ctype, K, d)
     log_lik = entropy = 0.0
     for _, xb, R, Y, lj in _blocks(x, K):
+        # R now holds the residuals xb_i - mu_k that _accumulate uses (full)
         _log_density_block(prep, xb, R, Y, lj, joint=True)
         # (GM.4)-(GM.5)  log-sum-exp with the maximum over k factored out:
         # D_ik = log p(x_i, z=k) - max_k, r_ik = exp(D_ik) / total_i
@@ -217,18 +219,29 @@ def _e_pass(model, x, shift):
     return _Stats(model, ctype, x.shape[0], shift, N, s, S, log_lik, entropy)
 
 
-def _stats_of(x, r, covariance_type, shift):
-    """Sufficient statistics of given responsibilities r (n, K), all data
-    shifted by ``shift`` (d,). No checking."""
+def _stats_of(x, r, covariance_type):
+    """Sufficient statistics of given responsibilities r (n, K). No checking.
+
+    Tied, diag and spherical statistics are shifted by the data mean xbar;
+    full ones by each component's own mean, computed first as
+    xbar + sum_i r_ik (x_i - xbar) / N_k (xbar for N_k = 0), so that S_k is
+    the scatter about a point within rounding of the new mean.
+    """
     K, d = r.shape[1], x.shape[1]
+    N, xbar = r.sum(axis=0), x.mean(axis=0)
+    shift = xbar
     if covariance_type == "full":
-        shift = np.broadcast_to(shift, (K, d))
+        # (GM.20)  mu_k = xbar + s_k / N_k, s_k the first moment about xbar
+        s = r.T @ (x - xbar)
+        shift = xbar + s / np.where(N > 0, N, 1.0)[:, None]
     s, S = np.zeros((K, d)), _zero_second_moment(covariance_type, K, d)
     for rows, xb, R, Y, r_b in _blocks(x, K):
         r_b[...] = r[rows].T
+        if covariance_type == "full":
+            np.subtract(xb, shift[:, None, :], out=R)
         _accumulate(covariance_type, xb, shift, r_b, s, S, R, Y)
     nan = float("nan")
-    return _Stats(None, covariance_type, x.shape[0], shift, r.sum(0), s, S, nan, nan)
+    return _Stats(None, covariance_type, x.shape[0], shift, N, s, S, nan, nan)
 
 
 def _empty_components(stats):
@@ -426,7 +439,7 @@ def m_step(x, r, covariance_type, reg_covar=1e-6, previous=None):
     reg = _check_reg_covar(reg_covar)
     previous = _check_previous(previous, r.shape[1], x.shape[1], covariance_type)
     _warn_if_reg_dominates(x, reg)
-    stats = _stats_of(x, r, covariance_type, x.mean(axis=0))
+    stats = _stats_of(x, r, covariance_type)
     return _m_step_stats(stats._replace(model=previous), reg)
 
 

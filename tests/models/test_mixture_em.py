@@ -227,3 +227,48 @@ def test_em_does_not_mutate_inputs():
     means0 = init.means.copy()
     mixture_em.em(x, init, max_iter=2)
     assert np.array_equal(x, x0) and np.array_equal(init.means, means0)
+
+
+def test_m_step_full_covariance_far_from_the_data_mean_matches_mpmath():
+    """Given r, full covariances are scatters about each component's own mean.
+
+    Two unit-scale clusters 2e6 apart: the data mean is 1e6 from both, so a
+    moment formula shifted by the data mean, Sigma = S / N - m m^T with
+    |m| ~ 1e6, loses eps |m|^2 / sigma^2 ~ 2e-4 relative. The reference is the
+    two-pass scatter sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k at 50 digits.
+    """
+    import mpmath
+
+    rng = np.random.default_rng(41)
+    n, d = 40, 2
+    z = rng.integers(2, size=n)
+    z[:2] = [0, 1]
+    x = np.array([[1e6, -1e6], [-1e6, 1e6]])[z] + rng.normal(size=(n, d))
+    r = np.eye(2)[z]  # each cluster its own component
+    model = mixture_em.m_step(x, r, "full", reg_covar=0.0)
+    with mpmath.workdps(50):
+        X = [[mpmath.mpf(float(v)) for v in row] for row in x]
+        for k in range(2):
+            w = [mpmath.mpf(float(v)) for v in r[:, k]]
+            N = mpmath.fsum(w)
+            mu = [mpmath.fsum(w[i] * X[i][j] for i in range(n)) / N for j in range(d)]
+            want = np.array(
+                [
+                    [
+                        float(
+                            mpmath.fsum(
+                                w[i] * (X[i][a] - mu[a]) * (X[i][b] - mu[b])
+                                for i in range(n)
+                            )
+                            / N
+                        )
+                        for b in range(d)
+                    ]
+                    for a in range(d)
+                ]
+            )
+            got = model.covariances()[k]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * abs(want).max())
+            np.testing.assert_allclose(
+                model.means[k], [float(m) for m in mu], rtol=1e-15
+            )
