@@ -385,30 +385,30 @@ def _prepare(model, origin=None):
     return _Prepared(ctype, means, P, 2.0 * logdet_half, model.log_weights)
 
 
-def _whiten_block(prep, xb, R, Y):
+def _whiten_block(prep, R, Y):
     """Whitened residuals y_ik = L_k^{-1}(x_i - mu_k) of a block, all components.
 
-    No argument checking. ``R`` and ``Y`` are (K, b, d) work buffers: the
-    residuals x_i - mu_k are formed first, in ``R`` (kept there), then
-    whitened into ``Y`` (returned) by one stacked product (derivations/mixture.md
-    (GM.3)): shift before you whiten, so no rounding of size eps |x| / sigma
-    enters y.
+    No argument checking. ``R`` (K, b, d) holds the block's residuals
+    x_i - mu_k (formed by :func:`_blocks` with ``prep.means``: shift before
+    you whiten, so no rounding of size eps |x| / sigma enters y); they are
+    whitened into ``Y`` (K, b, d, returned) by one stacked product
+    (derivations/mixture.md (GM.3)).
     """
-    np.subtract(xb, prep.means[:, None, :], out=R)
     # (GM.3)  y_ik = L_k^{-1}(x_i - mu_k) = (x_i - mu_k) L_k^{-T}
     if prep.covariance_type in ("full", "tied"):
         return np.matmul(R, prep.P, out=Y)
     return np.multiply(R, prep.P[:, None, :], out=Y)
 
 
-def _log_density_block(prep, xb, R, Y, out, joint):
+def _log_density_block(prep, R, Y, out, joint):
     """log N(x_i; mu_k, Sigma_k), plus log pi_k if ``joint``, into ``out`` (K, b).
 
-    No argument checking. ``R``, ``Y`` are (K, b, d) work buffers. Implements
+    No argument checking. ``R`` holds the block's residuals x_i - mu_k and
+    ``Y`` is a work buffer, both (K, b, d) (:func:`_whiten_block`). Implements
     derivations/mixture.md (GM.2)-(GM.3); a zero-weight component's joint
     row is -inf.
     """
-    y = _whiten_block(prep, xb, R, Y)
+    y = _whiten_block(prep, R, Y)
     c = prep.logdet - 2.0 * prep.log_w if joint else prep.logdet
     # (GM.2)  log N(x; mu_k, Sigma_k), the density from whitened residuals
     # by refvi.gaussian's one implementation
@@ -418,29 +418,38 @@ def _log_density_block(prep, xb, R, Y, out, joint):
     return out
 
 
-def _blocks(x, K):
+def _blocks(x, K, means=None):
     """Row blocks of x with their work buffers, allocated once and reused.
 
     Yields (rows, xb, R, Y, lj): the slice, the block x[rows] (b, d), two
-    (K, b, d) buffers and one (K, b) buffer, all C-contiguous. No checking.
+    (K, b, d) buffers and one (K, b) buffer, all C-contiguous. With ``means``
+    (K, d), ``R`` holds the block's residuals xb_i - means_k on each yield:
+    one subtraction of contiguous rows of b d entries, the block against the
+    means tiled b times (a broadcast subtraction over the short last axis d
+    took 1.7x as long). No checking.
     """
     n, d = x.shape
     step = max(1, min(n, _BLOCK_ENTRIES // (K * d)))
     R, Y, lj = np.empty((K, step, d)), np.empty((K, step, d)), np.empty((K, step))
+    if means is not None:
+        tiled = np.tile(means, (1, step))  # row k: mu_k repeated step times
     for start in range(0, n, step):
         rows = slice(start, min(start + step, n))
         b = rows.stop - start
         if b < step:  # the last, shorter block: contiguous buffers of its own
             R, Y, lj = np.empty((K, b, d)), np.empty((K, b, d)), np.empty((K, b))
-        yield rows, x[rows], R, Y, lj
+        xb = x[rows]
+        if means is not None:
+            np.subtract(xb.reshape(1, b * d), tiled[:, : b * d], out=R.reshape(K, -1))
+        yield rows, xb, R, Y, lj
 
 
 def _blocked(model, x, joint, origin=None):
     """log p(x_i, z=k) (``joint``) or log N(x_i; mu_k, Sigma_k), (n, K). No checking."""
     prep = _prepare(model, origin)
     out = np.empty((x.shape[0], model.n_components))
-    for rows, xb, R, Y, lj in _blocks(x, model.n_components):
-        out[rows] = _log_density_block(prep, xb, R, Y, lj, joint).T
+    for rows, _, R, Y, lj in _blocks(x, model.n_components, prep.means):
+        out[rows] = _log_density_block(prep, R, Y, lj, joint).T
     return out
 
 
@@ -569,9 +578,9 @@ def _component_moments(prep, x, g):
     dense = prep.covariance_type in ("full", "tied")
     G, m = g.sum(axis=0), np.zeros((K, d))
     M = np.zeros((K, d, d)) if dense else np.zeros((K, d))
-    for rows, xb, R, Y, g_b in _blocks(x, K):
+    for rows, _, R, Y, g_b in _blocks(x, K, prep.means):
         g_b[...] = g[rows].T
-        y = _whiten_block(prep, xb, R, Y)
+        y = _whiten_block(prep, R, Y)
         m += np.matmul(g_b[:, None, :], y)[:, 0]
         if dense:
             # M_k += sum_i g_ik y_i y_i^T, R reused for g_ik y_i

@@ -198,9 +198,10 @@ def _e_pass(model, x, shift):
     N, s = np.zeros(K), np.zeros((K, d))
     S = _zero_second_moment(ctype, K, d)
     log_lik = entropy = 0.0
-    for _, xb, R, Y, lj in _blocks(x, K):
-        # R now holds the residuals xb_i - mu_k that _accumulate uses (full)
-        _log_density_block(prep, xb, R, Y, lj, joint=True)
+    for _, xb, R, Y, lj in _blocks(x, K, prep.means):
+        # R holds the residuals xb_i - mu_k (whitened here; the full
+        # statistics of _accumulate are moments of them)
+        _log_density_block(prep, R, Y, lj, joint=True)
         # (GM.4)-(GM.5)  log-sum-exp with the maximum over k factored out:
         # D_ik = log p(x_i, z=k) - max_k, r_ik = exp(D_ik) / total_i
         top = lj.max(axis=0)
@@ -235,10 +236,10 @@ def _stats_of(x, r, covariance_type):
         s = r.T @ (x - xbar)
         shift = xbar + s / np.where(N > 0, N, 1.0)[:, None]
     s, S = np.zeros((K, d)), _zero_second_moment(covariance_type, K, d)
-    for rows, xb, R, Y, r_b in _blocks(x, K):
+    # full: R holds the residuals xb_i - shift_k
+    means = shift if covariance_type == "full" else None
+    for rows, xb, R, Y, r_b in _blocks(x, K, means):
         r_b[...] = r[rows].T
-        if covariance_type == "full":
-            np.subtract(xb, shift[:, None, :], out=R)
         _accumulate(covariance_type, xb, shift, r_b, s, S, R, Y)
     nan = float("nan")
     return _Stats(None, covariance_type, x.shape[0], shift, N, s, S, nan, nan)
