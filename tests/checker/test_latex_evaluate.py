@@ -123,3 +123,23 @@ def test_well_specified_variant_recovers_the_prior():
     b = value(r"p(z)", m, sh)[0]
     assert np.max(np.abs(a - b)) <= 1e-10
     assert logsumexp(a) > -np.inf
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mixture_pair_densities_integrate_to_one_and_mix_their_components(seed):
+    """Each mixture of ``mixture_pair`` and each of its components integrates
+    to 1 on the box rule; a mixture is the weighted sum of its components
+    (logsumexp of the mixture module against the components one by one)."""
+    model = make_model("mixture_pair", seed)
+    X, logw = model.z_rule(0)
+    for symbol in ("f", "g"):
+        m = model.mix[symbol]
+        total = logsumexp(model.log_mixture(symbol, None, X) + logw)
+        assert abs(total) < 1e-10
+        parts = [model.log_mixture(symbol, j, X) for j in range(len(m.weights))]
+        for part in parts:
+            assert abs(logsumexp(part + logw)) < 1e-10
+        summed = sum(w * np.exp(p) for w, p in zip(m.weights, parts, strict=True))
+        np.testing.assert_allclose(
+            summed, np.exp(model.log_mixture(symbol, None, X)), rtol=1e-12, atol=0
+        )

@@ -643,6 +643,8 @@ def _read(seq, scope, defined=None):
         return eqs
 
     symbols = matrix_symbols(scope.settings)
+    if any(s.endswith("()") for s in symbols):  # densities besides p, q: f, g
+        return read(symbols)
     try:
         eqs = read(None)
     except ir.Unsupported as first:

@@ -14,6 +14,7 @@ The model is any object with the attributes of :class:`Model` (see
 :func:`resolve`, from the section's shorthands.
 """
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -126,6 +127,8 @@ class Shorthands:
 
 def resolve(d, sh, latent="z", observed="x"):
     """The model density named by the LaTeX density ``d``: (kind, vars)."""
+    if d.symbol not in ("p", "q"):  # f, g: the densities of mixture_pair only
+        raise ir.Unsupported(f"no density of the model is {ir.describe(d)}")
     if d.vars is None and d.symbol == "p":  # p alone: any of the model's densities
         raise ir.Unsupported("a bare p names no density: write p(z|x), p(z), ...")
     vars_, given = ir.density_vars(d, latent)
@@ -157,7 +160,12 @@ def resolve(d, sh, latent="z", observed="x"):
 
 
 def _bare(d, symbol):
-    return d.symbol == symbol and d.vars is None and not d.deco
+    return (
+        isinstance(d, ir.Density)
+        and d.symbol == symbol
+        and d.vars is None
+        and not d.deco
+    )
 
 
 def _signed(v):
@@ -234,23 +242,41 @@ class Evaluator:
 
     def _per_component(self, node, sc, components):
         """The value at each value of the free component index, stacked."""
-        if len(components) > 1:
-            raise ir.Unsupported("two free component indices in one line")
-        (index,) = components
-        count = getattr(self.model, "n_components", None)
-        if count is None:
-            raise ir.Unsupported(f"the {self.model.label} setting has no components")
+        counts = [range(self._component_count(node, i)) for i in components]
         out = []
-        for j in range(count()):
-            self.dims[index] = j
+        for js in itertools.product(*counts):
+            self.dims.update(zip(components, js, strict=True))
             v = self.ev(node, sc)
             out.append(self._number(v) if isinstance(v, Mat) and v.is_number else v)
-        del self.dims[index]
+        for index in components:
+            del self.dims[index]
         if all(isinstance(v, Mat) for v in out):
             return Mat(_stack([v.a for v in out]))
         if any(isinstance(v, Mat) for v in out):
             raise ir.Unsupported("a line that is a matrix for some components only")
         return _stack([v[0] for v in out]), _stack([v[1] for v in out])
+
+    def _component_count(self, node, index):
+        """How many values the component index ``index`` takes: the size of
+        the family it indexes in ``node`` (``component_count``: f's or g's
+        components), else the setting's one number of components."""
+        by_family = getattr(self.model, "component_count", None)
+        if by_family is not None:
+            counts = {
+                by_family(n.name if isinstance(n, ir.Comp) else n.symbol)
+                for n in _walk(node)
+                if isinstance(n, ir.Comp | ir.Density) and n.index == index
+            }
+            if len(counts) != 1:
+                raise ir.Unsupported(
+                    f"the index {index} picks "
+                    + ("no component" if not counts else "components of two mixtures")
+                )
+            return counts.pop()
+        count = getattr(self.model, "n_components", None)
+        if count is None:
+            raise ir.Unsupported(f"the {self.model.label} setting has no components")
+        return count()
 
     def _sample_mean(self, node, sc):
         """The mean of ``node.body`` over MC_DRAWS draws of q(z|x) at each
@@ -403,7 +429,13 @@ class Evaluator:
         return out[0], sign[0]
 
     def _entry_range(self, body, index, sc):
-        """The range of ``index`` in ``body``: the size of the entries it picks."""
+        """The range of ``index`` in ``body``: the size of the entries it
+        picks, or of the family of components it indexes."""
+        if getattr(self.model, "component_count", None) is not None and any(
+            isinstance(n, ir.Comp | ir.Density) and getattr(n, "index", "") == index
+            for n in _walk(body)
+        ):
+            return self._component_count(body, index)
         for node in _walk(body):
             if isinstance(node, ir.Elem) and index in node.indices:
                 m = self.mat(node.base, sc)
@@ -433,6 +465,13 @@ class Evaluator:
     def _Density(self, node, sc):
         if getattr(self.model, "pair", False):
             return self._pair_density(node, sc)
+        if (
+            node.symbol == "q"
+            and node.vars is not None
+            and not node.given
+            and set(node.vars) == {self.latent, self.observed}
+        ):
+            return self._joint_q(node, sc)
         kind = resolve(node, self.sh, self.latent, self.observed)
         if self.sh.rebound:
             out = self._rebound(node, kind, sc)
@@ -442,6 +481,16 @@ class Evaluator:
         if needs_z and sc.Z is None:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of z")
         la = self._at(node.at).log_density(kind, sc.X, sc.Z)
+        return la, np.ones_like(la)
+
+    def _joint_q(self, node, sc):
+        """q(x, z) = p_data(x) q(z|x): the data's distribution and the
+        encoder (the mutual information I_q(x; z) is taken under it)."""
+        data = ir.Density("p", (self.observed,), (), "data", at=node.at)
+        enc = ir.Density("q", (self.latent,), (self.observed,), node.deco, at=node.at)
+        a, _ = self._Density(data, sc)
+        b, _ = self._Density(enc, sc)
+        la = a + b
         return la, np.ones_like(la)
 
     def _rebound(self, node, kind, sc):
@@ -482,8 +531,11 @@ class Evaluator:
         return version(at)
 
     def _pair_density(self, node, sc):
-        """p or q of the ``gaussian`` setting (``models.PairModel``): a
-        density of the one variable it is written in."""
+        """p or q of the ``gaussian`` setting (``models.PairModel``), or a
+        mixture f, g of ``mixture_pair`` or its component: a density of the
+        one variable it is written in."""
+        if node.symbol in getattr(self.model, "mixtures", ()):
+            return self._mixture_density(node, sc)
         (var, *more), given = ir.density_vars(node, self.latent)
         if node.symbol not in ("p", "q") or node.deco or given or more:
             raise ir.Unsupported(
@@ -495,6 +547,28 @@ class Evaluator:
             raise ir.Unsupported(f"{ir.describe(node)} needs a value of {var}")
         la = self.model.log_pair(node.symbol, points)
         return la, np.ones_like(la)
+
+    def _mixture_density(self, node, sc):
+        (var,), _ = ir.density_vars(node, self.latent)
+        points = sc.Z if var == self.latent else sc.X
+        if var not in (self.latent, self.observed) or points is None:
+            raise ir.Unsupported(f"{ir.describe(node)} needs a value of {var}")
+        index = None
+        if node.index:
+            if node.index not in self.dims:
+                raise ir.Unsupported(f"{ir.describe(node)} outside its sum")
+            index = self.dims[node.index]
+        la = self.model.log_mixture(node.symbol, index, points)
+        return la, np.ones_like(la)
+
+    def _NamedDivergence(self, node, sc):
+        named = getattr(self.model, "named_divergence", None)
+        if named is None or node.a.index or node.b.index:
+            raise ir.Unsupported(
+                f"{ir.describe(node)}: a divergence named D_{{{node.name}}} is "
+                "one between the mixtures f and g (the mixture_pair setting)"
+            )
+        return _signed(named(node.name, node.a.symbol, node.b.symbol))
 
     def _Grad(self, node, sc):
         """The directional derivative of the body along the model's fixed
@@ -841,9 +915,19 @@ class Evaluator:
             raise ir.Unsupported(f"\\sum_{node.index} over a continuous latent")
         return self._integrate(lambda inner: self.num(node.body, inner), node.var, sc)
 
+    def _measure(self, d, sc):
+        """(log, sign) of a density taken as a measure: a density, or a
+        density written as an expression (``ir.measure_vars``)."""
+        if isinstance(d, ir.Density):
+            return self._Density(d, sc)
+        la, s = self.num(d, sc)
+        if np.any(s <= 0):
+            raise EvaluationError(f"{ir.describe(d)} is not positive: not a density")
+        return la, s
+
     def _expect(self, measure, body_fn, var, sc):
         def weighted(inner):
-            ma, _ = self._Density(measure, inner)
+            ma, _ = self._measure(measure, inner)
             ba, bs = body_fn(inner)
             return ma + ba, bs
 
@@ -881,14 +965,14 @@ class Evaluator:
         return _lse(la, np.broadcast_to(s, shape), axis=2)
 
     def _KL(self, node, sc):
-        (var,), _ = ir.density_vars(node.a, self.latent)
+        (var,), _ = ir.measure_vars(node.a, self.latent, self.observed)
         if _bare(node.b, "p") and not getattr(self.model, "pair", False):
             # Bishop's KL(q || p): the posterior of the latent given the data
             node = ir.KL(node.a, ir.Density("p", (var,), (self.observed,)))
 
         def log_ratio(inner):
-            a, _ = self._Density(node.a, inner)
-            b, _ = self._Density(node.b, inner)
+            a, _ = self._measure(node.a, inner)
+            b, _ = self._measure(node.b, inner)
             return _signed(a - b)
 
         return self._expect(node.a, log_ratio, var, sc)

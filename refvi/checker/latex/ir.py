@@ -53,6 +53,7 @@ class Density:
     deco: str = ""
     dataset: bool = False  # written in the data set's letters (p(X|theta))
     at: str = ""  # the model's parameters: '' theta, 'old', 'new' (an EM step)
+    index: str = ""  # a mixture's component (f_a, g_b: ``mixture_pair``)
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,17 @@ class KL:
 
 
 @dataclass(frozen=True)
+class NamedDivergence:
+    """``D_{name}(a \\| b)``: an approximation or bound of KL(a || b) between
+    two mixtures named by its subscript (``D_{\\text{var}}``), the value of
+    the setting's implementation (``mixture_pair``)."""
+
+    name: str
+    a: Density
+    b: Density
+
+
+@dataclass(frozen=True)
 class Entropy:
     a: Density
 
@@ -387,6 +399,8 @@ def free_components(node, bound=frozenset()):
     """The component indices of ``node`` that no index sum binds."""
     if isinstance(node, Comp):
         return set() if node.index in bound else {node.index}
+    if isinstance(node, Density) and node.index:
+        return set() if node.index in bound else {node.index}
     if isinstance(node, IndexSum):
         bound = bound | {node.index}
     out = set()
@@ -440,6 +454,20 @@ def density_vars(d, latent):
     if d.vars is None:
         return (latent,), ()
     return d.vars, d.given
+
+
+def measure_vars(d, latent="z", observed="x"):
+    """(variables, given) of a density a KL is taken of: a density's own
+    (``density_vars``), or those of a density written as an expression (the
+    aggregate ``\\int q(z|x) p(x) dx``): its free latent (else its free
+    observed variable), given the rest."""
+    if isinstance(d, Density):
+        return density_vars(d, latent)
+    t = infer(d, latent, observed)
+    var = latent if latent in t.free else observed
+    if t.kind != "density" or var not in t.free:
+        raise Unsupported(f"{describe(d)} is not a density of {latent} or {observed}")
+    return (var,), tuple(sorted(t.free - {var}))
 
 
 def infer(node, latent="z", observed="x"):
@@ -517,8 +545,8 @@ def infer(node, latent="z", observed="x"):
         body = infer(node.body, latent, observed)
         return Type("scalar", (body.free | set(mv) | set(mg)) - {node.var})
     if isinstance(node, KL):
-        va, ga = density_vars(node.a, latent)
-        vb, gb = density_vars(node.b, latent)
+        va, ga = measure_vars(node.a, latent, observed)
+        vb, gb = measure_vars(node.b, latent, observed)
         if set(va) != set(vb):
             raise Unsupported(
                 f"KL between densities of different variables ({','.join(va)}) "
@@ -528,6 +556,8 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Entropy):
         _, g = density_vars(node.a, latent)
         return Type("scalar", frozenset(g))
+    if isinstance(node, NamedDivergence):
+        return Type("scalar", frozenset())
     if isinstance(node, Param) and node.index in ("1", "2"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
@@ -576,6 +606,7 @@ def describe(node):
         return node.name
     if isinstance(node, Density):
         deco = f"_{node.deco}" if node.deco else ""
+        deco += f"_{node.index}" if node.index else ""
         if node.vars is None:
             return f"{node.symbol}{deco}"
         given = f"|{','.join(node.given)}" if node.given else ""
@@ -621,6 +652,8 @@ def describe(node):
         return f"KL({describe(node.a)} || {describe(node.b)})"
     if isinstance(node, Entropy):
         return f"H[{describe(node.a)}]"
+    if isinstance(node, NamedDivergence):
+        return f"D_{node.name}({describe(node.a)} || {describe(node.b)})"
     if isinstance(node, ELBO):
         at = f";theta^{node.at}" if node.at else ""
         if node.q is None and not at:

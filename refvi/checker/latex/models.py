@@ -36,6 +36,8 @@ from scipy.special import logsumexp
 
 from refvi.checker.latex.ir import Unsupported
 from refvi.checker.latex.matrix import Eye, Mat
+from refvi.checker.latex.mixture_pair import SYMBOLS as MIXTURE_PAIR_SYMBOLS
+from refvi.checker.latex.mixture_pair import MixturePairModel
 from refvi.gaussian import _log_prob_chol, _log_prob_whitened
 from refvi.models import linear_gaussian as lg
 from refvi.models import linear_gaussian_em as lg_em
@@ -1098,6 +1100,7 @@ class AggregatedModel:
 _LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m_q", "L_q",
                "\\Sigma_q", "I", "I_k", "I_d", "d", "k")  # fmt: skip
 MATRIX_SYMBOLS = {
+    "mixture_pair": MIXTURE_PAIR_SYMBOLS,
     "linear_gaussian": _LG_SYMBOLS + ("m", "P", "M", "L_M", "A", "b", "r"),
     "amortized": _LG_SYMBOLS,
     "mixture_prior": (
@@ -1157,13 +1160,15 @@ def matrix_symbols(settings):
     bind: those of any of them (a setting without one leaves its line)."""
     out = set()
     for name, _ in settings:
-        out.update(MATRIX_SYMBOLS.get(LAYERED.get(name, (name,))[0], ()))
+        own = MATRIX_SYMBOLS.get(name)  # a layer's own, else its base's
+        out.update(own or MATRIX_SYMBOLS.get(LAYERED.get(name, (name,))[0], ()))
     return frozenset(out)
 
 
 #: Settings of the LaTeX checker: issue-5 settings (refvi.checker.settings)
 #: with their options, and the aggregated-posterior layer on two of them.
-LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ())}
+LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ()),
+           "mixture_pair": ("mixture_prior", ())}  # fmt: skip
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussian",
             "amortized", *LAYERED)  # fmt: skip
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
@@ -1187,6 +1192,10 @@ def make_model(setting, seed, options=(), variant=()):
     ``options`` are the setting's options (``(("k", "1"),)``); ``variant``
     holds assumptions (``("data", "model")``, ``("q", "exact")``).
     """
+    if setting == "mixture_pair":  # its own instances, drawn from the seed
+        if options:
+            raise Unsupported("the mixture_pair setting takes no options")
+        return MixturePairModel(seed, f"{setting}/{seed}", dict(variant))
     base, layered_options = LAYERED.get(setting, (setting, ()))
     if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated",
                     "gaussian", "amortized"):  # fmt: skip

@@ -57,6 +57,10 @@ MAX_AMBIGUOUS_SITES = 4
 _MATRIX_MAPS = ("diag", "tril")
 #: Indices that ``diag(...)`` binds to its diagonal when nothing else does.
 _DIAG_INDICES = ("j", "a")
+#: Divergences between two mixtures named by their subscript (``D_{var}``).
+NAMED_DIVERGENCES = ("var", "varUB", "lower", "upper")
+#: Component indices of the mixtures f, g (Hershey & Olsen's a, b; primed).
+MIXTURE_INDICES = ("a", "b", "a'", "b'")
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
 
 
@@ -79,6 +83,11 @@ class Parser:
         # ``models.matrix_symbols``): x and z are column vectors, \| opens a
         # norm, \sum_{j=1}^{d} binds an entry index
         self.matrices = frozenset(matrices) if matrices is not None else None
+        # density symbols the settings bind besides p and q (``f()``: the
+        # mixtures f, g of ``mixture_pair``); their subscript is a component
+        self.mixtures = frozenset(
+            s[:-2] for s in self.matrices or () if s.endswith("()")
+        )
         self.norm_depth = 0
         self.indices = set()
         self.i = 0
@@ -483,9 +492,11 @@ class Parser:
         group = self.group_tokens()
         if not group or group[0].kind != "letter" or group[0].text == self.latent:
             raise self.unsupported(tok, "\\sum in matrix notation needs an index")
-        if len(group) > 1 and [g.text for g in group[1:]] != ["=", "1"]:
+        if len(group) > 1 and [g.text for g in group[1:]] not in (["=", "1"], ["'"]):
             raise self.unsupported(tok, "an index sum starts at 1: \\sum_{j=1}^{d}")
         index, upper = group[0].text, None
+        if [g.text for g in group[1:]] == ["'"]:  # \sum_{a'}
+            index, group = index + "'", group[:1]
         if self.at("^"):
             self.take()
             bound = self.group_tokens()
@@ -740,8 +751,12 @@ class Parser:
         save = self.i
         self.i += 2
         group = [g.text for g in self.group_tokens()]
+        if len(group) == 2 and group[1] == "'":  # a primed index: \pi_{a'}
+            group = [group[0] + "'"]
         name = None
         comp = {"j"} | self.indices  # a component index: j, or one a sum binds
+        if self.mixtures:
+            comp |= set(MIXTURE_INDICES)
         if len(group) == 1 and group[0] in comp:
             name, index = t.text, group[0]
         elif len(group) == 3 and group[1] == "_" and group[2] in comp:
@@ -794,8 +809,11 @@ class Parser:
             t.text == "E" and (self.at("_", 1) or self.at("[", 1))
         ):
             return self.expectation()
-        if t.kind == "letter" and t.text in ("p", "q"):
+        if t.kind == "letter" and (t.text in ("p", "q") or t.text in self.mixtures):
             return self.density()
+        if t.kind == "letter" and t.text == "D" and self.at("(", 1):
+            self.take()  # D(p \| q): the KL divergence
+            return self.kl_arguments(t)
         if t.text == "mathcal:N" and self.at("(", 1):
             return self.normal()
         if t.kind == "letter" and t.text == "D" and self.at("_", 1):
@@ -924,6 +942,8 @@ class Parser:
         tok = self.take()
         sym = tok.text
         deco = self.decoration()
+        if sym in self.mixtures:
+            return self.mixture_density(sym, deco)
         if sym == "q" and self.optimal_mark():
             deco = "opt"  # q^*: the optimal factor, the exact posterior
         if not self.at("("):  # a bare p is a density only in the gaussian setting
@@ -968,6 +988,19 @@ class Parser:
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
         return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset, version)
+
+    def mixture_density(self, sym, index):
+        """``f(x)``, ``f_a(x)``, bare ``g_b``: a mixture the settings bind or
+        its component ``index`` (``ir.Density.index``), of one variable."""
+        if not self.at("("):
+            return ir.Density(sym, None, (), index=index)
+        self.take()
+        t = self.take()
+        if not self.is_var(t):
+            raise self.unsupported(t, f"'{t.text}' is not a declared variable")
+        self.skip_index()
+        self.expect(")")
+        return ir.Density(sym, (self.var_name(t),), (), index=index)
 
     def optimal_mark(self):
         """Skip ``^*``, ``^{*}``, ``^\\star`` after a density's symbol: the
@@ -1020,7 +1053,7 @@ class Parser:
     def measure(self):
         """A density given as a measure (E subscript, KL argument, H argument)."""
         t = self.peek()
-        if t is None or t.kind != "letter" or t.text not in ("p", "q"):
+        if t is None or t.kind != "letter" or t.text not in {"p", "q", *self.mixtures}:
             raise self.unsupported(t, "expected a density p(...) or q(...)")
         return self.density()
 
@@ -1059,13 +1092,16 @@ class Parser:
             return self.other_factors(tok)
         if "\\dots" in [g.text for g in sub] or "\\ldots" in [g.text for g in sub]:
             return self.importance_weighted(tok, sub)
-        meas, var = self.measure_of(sub, tok)
+        meas, var = self.measure_of(sub, tok, joint=True)
         if self.at("[") or self.at("(") or self.at("\\{"):
             body = self.bracketed()
         else:  # E_q \log p(x|z): the rest of the product
             body = self.product()
             if body is None:
                 raise self.unsupported(self.peek() or tok, "the expectation is empty")
+        if var is None:  # E_{q(x, z)}[f] = int int q(x, z) f dz dx
+            inner = ir.Integral(ir.Mul((meas, body)), self.latent)
+            return ir.Integral(inner, self.observed_name())
         return ir.Expectation(meas, body, var)
 
     def importance_weighted(self, tok, sub):
@@ -1138,10 +1174,13 @@ class Parser:
             raise self.unsupported(tok, "\\mathbb{E}_{-z} over undeclared latents")
         return body
 
-    def measure_of(self, sub, tok):
-        """(density, variable) of an expectation's subscript tokens."""
+    def measure_of(self, sub, tok, joint=False):
+        """(density, variable) of an expectation's subscript tokens; with
+        ``joint``, a joint density of the latent and the observed variable
+        gives the variable None (the expectation integrates over both)."""
         inner = Parser(sub, self.variables, self.latent)
         inner.aliases = dict(self.aliases)
+        inner.mixtures = self.mixtures
         if len(sub) >= 2 and inner.is_var(sub[0]) and sub[1].text == "\\sim":
             var = inner.var_name(sub[0])
             inner.i = 2
@@ -1151,7 +1190,10 @@ class Parser:
         if inner.peek() is not None:
             raise inner.unsupported(inner.peek(), "unexpected token in the measure")
         if var is None:
-            v, _ = ir.density_vars(meas, self.latent)
+            v, g = ir.density_vars(meas, self.latent)
+            both = {self.latent, self.observed_name()}
+            if joint and set(v) == both and not g:
+                return meas, None
             if len(v) != 1:
                 raise self.unsupported(tok, "the expectation's variable is unclear")
             var = v[0]
@@ -1176,6 +1218,9 @@ class Parser:
         d = self.take()
         self.take()  # '_'
         sub = "".join(g.text for g in self.group_tokens())
+        if self.mixtures and sub in NAMED_DIVERGENCES:
+            kl = self.kl_arguments(d)
+            return ir.NamedDivergence(sub, kl.a, kl.b)
         if sub not in ("KL", "mathrm:KL") and sub.replace("mathrm:", "") != "KL":
             raise self.unsupported(d, f"unsupported symbol D_{{{sub}}}")
         return self.kl_arguments(d)
@@ -1184,14 +1229,14 @@ class Parser:
         if not (self.at("(") or self.at("[")):
             raise self.unsupported(self.peek() or tok, "expected '(' after KL")
         close = ")" if self.take().text == "(" else "]"
-        a = self.measure()
+        a = self.integral() if self.at("\\int") else self.measure()
         if not (self.at("||") or self.at(",") or self.at("|") or self.at(";")):
             raise self.unsupported(
                 self.peek() or tok,
                 "expected the KL bar '\\|' between the two densities: D_{KL}(q \\| p)",
             )
         self.take()
-        b = self.measure()
+        b = self.integral() if self.at("\\int") else self.measure()
         self.expect(close)
         return ir.KL(a, b)
 
