@@ -152,15 +152,16 @@ def target(seq, variables, latent, symbols, defined):
 
 def define(seq, pos, key, index, scope, symbols, defined):
     """The ``Definition`` of ``key`` by the right side of ``seq`` (after the
-    relation at ``pos``, up to the next one), read as a chain is: plainly,
-    then in matrix notation; an indexed one in matrix notation with its
-    index free."""
+    relation at ``pos``, up to the next one): in matrix notation (an indexed
+    one with its index free), else plainly."""
     tokens = seq[pos + 1 :]
     rel = next((k for k, t in enumerate(tokens) if t.text in RELATIONS), len(tokens))
     tokens = tokens[:rel]
     line = seq[pos].line
     variables = (scope.latent, scope.observed)
-    modes = (symbols,) if index is not None else (None, symbols)
+    # matrix notation first: a defined symbol is used where matrix notation
+    # is read (a plain reading would take x as a number, \mu as q's mean)
+    modes = (symbols,) if index is not None or not symbols else (symbols, None)
     error = None
     for matrices in modes:
         try:
@@ -175,7 +176,7 @@ def define(seq, pos, key, index, scope, symbols, defined):
             ir.infer(body, scope.latent, scope.observed)
             return Definition(key, index, body, line)
         except ir.Unsupported as err:
-            if error is None or matrices is not None:
+            if error is None:
                 error = err
     tok = getattr(error, "token", None)
     shown = (

@@ -463,6 +463,8 @@ class Evaluator:
         return _signed(sc.X[..., 0])
 
     def _Density(self, node, sc):
+        if isinstance(node, ir.Gaussian):
+            return self._gaussian(node, sc)
         if getattr(self.model, "pair", False):
             return self._pair_density(node, sc)
         if (
@@ -515,6 +517,26 @@ class Evaluator:
                 )
             return la, np.ones_like(la)
         return None
+
+    def _Gaussian(self, node, sc):
+        return self._gaussian(node, sc)
+
+    def _gaussian(self, node, sc):
+        """log N(v; mean, cov) of the vector v of ``node.var`` (a number mean
+        is that number in every entry, a number or I covariance that times
+        the identity)."""
+        y = self._VecVar(ir.VecVar(node.var), sc)
+        dim = y.shape[0]
+        mean, cov = self.ev(node.mean, sc), self.ev(node.cov, sc)
+        if isinstance(mean, mx.Eye) or isinstance(cov, mx.Eye):
+            mean = mean.expand(dim) if isinstance(mean, mx.Eye) else mean
+            cov = cov.expand(dim) if isinstance(cov, mx.Eye) else cov
+        if not isinstance(mean, Mat):
+            mean = Mat(real(mean)[..., None, None] * np.ones((dim, 1)))
+        if not isinstance(cov, Mat):
+            cov = Mat(real(cov)[..., None, None] * np.eye(dim))
+        la = mx.log_normal(y, mean, cov)
+        return la, np.ones_like(la)
 
     def _at(self, at):
         """The model at the parameters ``at`` ('' the instance's theta; 'old',
@@ -966,7 +988,11 @@ class Evaluator:
 
     def _KL(self, node, sc):
         (var,), _ = ir.measure_vars(node.a, self.latent, self.observed)
-        if _bare(node.b, "p") and not getattr(self.model, "pair", False):
+        if (
+            isinstance(node.b, ir.Density)
+            and _bare(node.b, "p")
+            and not getattr(self.model, "pair", False)
+        ):
             # Bishop's KL(q || p): the posterior of the latent given the data
             node = ir.KL(node.a, ir.Density("p", (var,), (self.observed,)))
 

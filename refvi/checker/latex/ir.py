@@ -67,6 +67,17 @@ class Normal:
 
 
 @dataclass(frozen=True)
+class Gaussian:
+    """``\\mathcal{N}(mean, cov)`` written as a KL's argument, without its
+    variable: the normal density of ``var`` (the other argument's) in matrix
+    notation (``\\mathrm{KL}(p \\| \\mathcal{N}(0, I))``)."""
+
+    mean: object
+    cov: object
+    var: str
+
+
+@dataclass(frozen=True)
 class Grad:
     """``\\nabla_\\theta body`` (``group`` 'theta': the model's parameters)
     or ``\\nabla_\\phi body`` ('phi': those of q), read along one random
@@ -451,6 +462,8 @@ class Type:
 
 def density_vars(d, latent):
     """The variables of a density, a bare ``q`` being a density of ``latent``."""
+    if isinstance(d, Gaussian):
+        return (d.var,), ()
     if d.vars is None:
         return (latent,), ()
     return d.vars, d.given
@@ -489,6 +502,9 @@ def infer(node, latent="z", observed="x"):
         return Type("density", frozenset({node.var}) | m.free | v.free)
     if isinstance(node, Func):
         return Type("scalar", infer(node.arg, latent, observed).free)
+    if isinstance(node, Gaussian):
+        m, c = infer(node.mean, latent, observed), infer(node.cov, latent, observed)
+        return Type("density", frozenset({node.var}) | m.free | c.free)
     if isinstance(node, Reparam):
         return Type("scalar", frozenset({observed, NOISE}))
     if isinstance(node, Add):
@@ -619,6 +635,8 @@ def describe(node):
         return f"N({node.var}; {describe(node.mean)}, {describe(node.variance)})"
     if isinstance(node, Func):
         return f"{node.name}({describe(node.arg)})"
+    if isinstance(node, Gaussian):
+        return f"N({node.var}; {describe(node.mean)}, {describe(node.cov)})"
     if isinstance(node, Reparam):
         return "mu + sigma * epsilon" if node.diag else "g_phi(epsilon)"
     if isinstance(node, Add):

@@ -53,6 +53,9 @@ NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
 MAX_AMBIGUOUS_SITES = 4
+#: Symbols of matrix notation with a value per datum (the posterior mean m,
+#: b = C^{-1} r, the residual r): ``m_i`` is m at the datum x_i.
+PER_DATUM_SYMBOLS = ("m", "b", "r")
 #: Maps of matrix notation: \operatorname{diag}, \mathrm{diag}, tril.
 _MATRIX_MAPS = ("diag", "tril")
 #: Indices that ``diag(...)`` binds to its diagonal when nothing else does.
@@ -719,6 +722,13 @@ class Parser:
                     return None
             if not all(c in self.indices for c in texts) or idx:
                 name, end = f"{t.text}_{''.join(texts)}", self.i
+            if (
+                texts in (["i"], ["n"])
+                and name not in self.matrices
+                and t.text in PER_DATUM_SYMBOLS
+                and t.text in self.matrices
+            ):  # m_i: the per-datum m at the datum x_i, as x_i is x
+                name = t.text
             self.i = save
         if name in self.definitions:
             self.i = end
@@ -1236,9 +1246,26 @@ class Parser:
                 "expected the KL bar '\\|' between the two densities: D_{KL}(q \\| p)",
             )
         self.take()
-        b = self.integral() if self.at("\\int") else self.measure()
+        if self.matrices is not None and self.at("mathcal:N") and self.at("(", 1):
+            b = self.normal_measure(a)
+        else:
+            b = self.integral() if self.at("\\int") else self.measure()
         self.expect(close)
         return ir.KL(a, b)
+
+    def normal_measure(self, other):
+        """``\\mathcal{N}(mean, cov)`` as a KL's second argument in matrix
+        notation: the normal density of the first argument's variable."""
+        self.take()
+        self.expect("(")
+        mean = self.expr()
+        self.expect(",")
+        cov = self.expr()
+        self.expect(")")
+        (var, *more), _ = ir.density_vars(other, self.latent)
+        if more:
+            raise self.unsupported(self.peek(), "a normal density of one variable")
+        return ir.Gaussian(mean, cov, var)
 
     def entropy(self):
         close = ")" if self.take().text == "(" else "]"
