@@ -525,9 +525,14 @@ class Evaluator:
         """log N(v; mean, cov) of the vector v of ``node.var`` (a number mean
         is that number in every entry, a number or I covariance that times
         the identity)."""
-        y = self._VecVar(ir.VecVar(node.var), sc)
+        return self._vector_normal(
+            node.var, self.ev(node.mean, sc), self.ev(node.cov, sc), sc
+        )
+
+    def _vector_normal(self, var, mean, cov, sc):
+        """log N(v; mean, cov) of the vector v of ``var``: ``matrix.log_normal``."""
+        y = self._VecVar(ir.VecVar(var), sc)
         dim = y.shape[0]
-        mean, cov = self.ev(node.mean, sc), self.ev(node.cov, sc)
         if isinstance(mean, mx.Eye) or isinstance(cov, mx.Eye):
             mean = mean.expand(dim) if isinstance(mean, mx.Eye) else mean
             cov = cov.expand(dim) if isinstance(cov, mx.Eye) else cov
@@ -623,14 +628,7 @@ class Evaluator:
         mean or covariance in matrix notation: ``matrix.log_normal``."""
         mean, var = self.ev(node.mean, sc), self.ev(node.variance, sc)
         if any(isinstance(p, Mat) and not p.is_number for p in (mean, var)):
-            y = self._VecVar(ir.VecVar(node.var), sc)
-            dim = y.shape[0]
-            if not isinstance(mean, Mat):
-                mean = Mat(real(mean)[..., None, None] * np.ones((dim, 1)))
-            if not isinstance(var, Mat):
-                var = Mat(real(var)[..., None, None] * np.eye(dim))
-            la = mx.log_normal(y, mean, var)
-            return la, np.ones_like(la)
+            return self._vector_normal(node.var, mean, var, sc)
         v = real(self._Var(ir.Var(node.var), sc))
         m, s2 = real(self._number(mean)), real(self._number(var))
         if np.any(s2 <= 0):
