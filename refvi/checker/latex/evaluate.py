@@ -525,15 +525,15 @@ class Evaluator:
         """log N(v; mean, cov) of the vector v of ``node.var`` (a number mean
         is that number in every entry, a number or I covariance that times
         the identity)."""
-        return self._vector_normal(
-            node.var, self.ev(node.mean, sc), self.ev(node.cov, sc), sc
-        )
+        mean, cov = self.ev(node.mean, sc), self.ev(node.cov, sc)
+        return self._vector_normal(node.var, mean, cov, sc, sized=True)
 
-    def _vector_normal(self, var, mean, cov, sc):
-        """log N(v; mean, cov) of the vector v of ``var``: ``matrix.log_normal``."""
+    def _vector_normal(self, var, mean, cov, sc, sized=False):
+        """log N(v; mean, cov) of the vector v of ``var``: ``matrix.log_normal``;
+        ``sized``: an I without its size takes the vector's (a KL's N(0, I))."""
         y = self._VecVar(ir.VecVar(var), sc)
         dim = y.shape[0]
-        if isinstance(mean, mx.Eye) or isinstance(cov, mx.Eye):
+        if sized and (isinstance(mean, mx.Eye) or isinstance(cov, mx.Eye)):
             mean = mean.expand(dim) if isinstance(mean, mx.Eye) else mean
             cov = cov.expand(dim) if isinstance(cov, mx.Eye) else cov
         if not isinstance(mean, Mat):

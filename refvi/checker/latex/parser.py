@@ -336,7 +336,9 @@ class Parser:
             raise self.unsupported(
                 var,
                 f"a derivative in {var.text}: derivatives are taken in q's "
-                "\\mu, \\sigma or in \\theta, \\phi",
+                "\\mu, \\sigma, in \\theta, \\phi, or in a parameter the setting "
+                "moves in matrix notation (gaussian: \\mu_p, L_p, \\mu_q, L_q; "
+                "linear_gaussian: W, \\mu, \\psi, m_q, L_q)",
             )
         if body is None:
             body = self.product()
