@@ -166,8 +166,8 @@ def test_a_setting_without_a_latex_model_is_left_out_while_another_remains():
     line = "$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n"
     (r,) = check_latex_text("---\nsettings: gaussian, mixture\n---\n" + line).lines
     assert r.status == "holds"
-    (r,) = check_latex_text("---\nsettings: em_linear_gaussian\n---\n" + line).lines
-    assert r.status == "unsupported" and "em_linear_gaussian" in r.reason
+    (r,) = check_latex_text("---\nsettings: categorical\n---\n" + line).lines
+    assert r.status == "unsupported" and "categorical" in r.reason
 
 
 def test_an_undecided_line_is_refined_not_left_undetermined(monkeypatch):

@@ -157,10 +157,15 @@ def test_the_parameters_of_an_em_step_and_bishops_q_function():
     eq = one(r"\ln p(X|\boldsymbol\theta^{(t+1)}) \ge \log p_{\theta^{old}}(x|z)")
     assert eq.exprs[0].arg.at == "new" and eq.exprs[1].arg.at == "old"
     assert one(r"\log p(x; \theta')").exprs[0].arg.at == "new"
-    q = one(r"Q(\theta, \theta^{\text{old}})").exprs[0]
+    # the parameters at two values: Q and the bound are of the data set (sums)
+    total = one(r"Q(\theta, \theta^{\text{old}})").exprs[0]
+    assert isinstance(total, ir.DataSum) and not total.product
+    q = total.body
     assert q.measure == ir.Density("p", ("z",), ("x",), "", True, "old")
     assert q.body == ir.Log(ir.Density("p", ("x", "z"), (), "", True, ""))
-    assert one(r"\mathcal{L}(q, \theta^{(t)})").exprs[0].at == "old"
+    assert one(r"\mathcal{L}(q, \theta^{(t)})").exprs[0].body.at == "old"
+    # ... but a line about one datum x stays per datum
+    assert isinstance(one(r"\log p(x|\theta') \ge \log p(x)").exprs[0], ir.Log)
     with pytest.raises(ir.Unsupported, match=r"theta at '\(t-1\)'"):
         read(r"\log p(x|\theta^{(t-1)})")
 

@@ -549,6 +549,11 @@ class Evaluator:
         if not at:
             return self.model
         version = getattr(self.model, "version", None)
+        if at == "vnew" and not getattr(self.model, "second_step", False):
+            raise ir.Unsupported(
+                "\\theta'': a second M-step (from a restricted q) exists in the "
+                "em_* settings only"
+            )
         if version is None:
             raise ir.Unsupported(
                 f"\\theta^{{{at}}}: the {self.model.label.split('/')[0]} setting "
@@ -1013,8 +1018,9 @@ class Evaluator:
     def _ELBO(self, node, sc):
         if node.q is not None and node.q.vars is not None:
             q = node.q
-        else:
-            q = ir.Density("q", (self.latent,), (self.observed,), "")
+        else:  # a bare q, q^*: of the latent given the datum
+            deco = "opt" if node.q is not None and node.q.deco == "opt" else ""
+            q = ir.Density("q", (self.latent,), (self.observed,), deco)
         joint = ir.Density("p", (self.observed, self.latent), (), "", at=node.at)
 
         def log_ratio(inner):

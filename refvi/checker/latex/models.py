@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
+from refvi.checker.latex.em_models import EM_SETTINGS, EMStepModel
 from refvi.checker.latex.ir import Unsupported
 from refvi.checker.latex.matrix import Eye, Mat
 from refvi.checker.latex.mixture_pair import SYMBOLS as MIXTURE_PAIR_SYMBOLS
@@ -1170,7 +1171,7 @@ def matrix_symbols(settings):
 LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ()),
            "mixture_pair": ("mixture_prior", ())}  # fmt: skip
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussian",
-            "amortized", *LAYERED)  # fmt: skip
+            "amortized", *LAYERED, *EM_SETTINGS)  # fmt: skip
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
 #: checker's pair of Gaussians, read by the LaTeX checker in one dimension).
 GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian", "amortized")
@@ -1198,7 +1199,7 @@ def make_model(setting, seed, options=(), variant=()):
         return MixturePairModel(seed, f"{setting}/{seed}", dict(variant))
     base, layered_options = LAYERED.get(setting, (setting, ()))
     if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated",
-                    "gaussian", "amortized"):  # fmt: skip
+                    "gaussian", "amortized", *EM_SETTINGS):  # fmt: skip
         raise Unsupported(
             f"setting {setting!r} is not a latent-variable model the LaTeX checker "
             f"knows; known: {', '.join(SETTINGS)}"
@@ -1214,6 +1215,8 @@ def make_model(setting, seed, options=(), variant=()):
         return AggregatedModel(instance, label, dict(variant))
     if base == "mixture":
         return DiscreteModel(instance, label, dict(variant))
+    if base in EM_SETTINGS:
+        return EMStepModel(instance, label, dict(variant))
     layer = Aggregate.draw(instance) if setting in LAYERED else None
     if base == "amortized":
         layer = Aggregate.of_amortized(instance)

@@ -52,6 +52,8 @@ FUNCTION_NAMES = ("f", "g", "h")
 NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
+#: The number of data points, the upper limit of a sum over them.
+DATA_COUNTS = ("N", "n")
 MAX_AMBIGUOUS_SITES = 4
 #: Symbols of matrix notation with a value per datum (the posterior mean m,
 #: b = C^{-1} r, the residual r): ``m_i`` is m at the datum x_i.
@@ -401,7 +403,8 @@ class Parser:
 
     def data_index(self):
         """The index of a ``\\sum`` or ``\\prod`` over the data (any index
-        with the upper limit ``N``; ``_i``, ``_n`` without a limit), or None."""
+        with the upper limit ``N`` or ``n``; ``_i``, ``_n`` without a limit),
+        or None."""
         if not self.at("_", 1):
             return None
         j = self.i + 2
@@ -429,7 +432,7 @@ class Parser:
                 if nxt.text == "{" and j + 2 < len(self.toks)
                 else nxt.text
             )
-        if upper == "N" or (upper is None and letters[0] in DATA_INDICES):
+        if upper in DATA_COUNTS or (upper is None and letters[0] in DATA_INDICES):
             return letters[0]
         return None
 
@@ -671,6 +674,16 @@ class Parser:
             else:
                 return
 
+    def skip_data_index(self):
+        """Skip ``_i`` (``_n``, ``_{i}``): the datum a per-datum quantity
+        belongs to (the instance's data are the x_i)."""
+        if self.at("_") and self.peek(1) is not None:
+            nxt = self.peek(1)
+            if nxt.text in DATA_INDICES:
+                self.i += 2
+            elif nxt.text == "{" and self.at("}", 3):
+                self.i += 4 if self.peek(2).text in DATA_INDICES else 0
+
     def group_tokens(self):
         """The tokens of a ``{...}`` group, or a single token."""
         if not self.at("{"):
@@ -823,6 +836,8 @@ class Parser:
             return self.expectation()
         if t.kind == "letter" and (t.text in ("p", "q") or t.text in self.mixtures):
             return self.density()
+        if self.skip_hat_q():
+            return self.density()
         if t.kind == "letter" and t.text == "D" and self.at("(", 1):
             self.take()  # D(p \| q): the KL divergence
             return self.kl_arguments(t)
@@ -935,6 +950,9 @@ class Parser:
         ``_t``) or 'new' (``^{new}``, ``^{(t+1)}``, ``_{t+1}``, ``'``)."""
         if self.at("'"):
             self.take()
+            if self.at("'"):  # theta'': a second M-step (from a restricted q)
+                self.take()
+                return "vnew"
             return "new"
         if not (self.at("^") or self.at("_")):
             return ""
@@ -958,6 +976,7 @@ class Parser:
             return self.mixture_density(sym, deco)
         if sym == "q" and self.optimal_mark():
             deco = "opt"  # q^*: the optimal factor, the exact posterior
+            self.skip_data_index()  # q^*_i: the datum's
         if not self.at("("):  # a bare p is a density only in the gaussian setting
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
@@ -1062,8 +1081,25 @@ class Parser:
         self.expect(")")
         return ir.Normal(self.var_name(var), mean, variance)
 
+    def skip_hat_q(self):
+        """Skip ``\\hat`` of ``\\hat q`` (``\\hat{q}``, ``\\widehat{q}``): the
+        best member of a restricted family, the setting's variational q.
+        Leaves the parser at the ``q``; whether it did."""
+        t = self.peek()
+        if t is None or t.text not in ("\\hat", "\\widehat"):
+            return False
+        if self.at("q", 1):
+            self.i += 1
+        elif self.at("{", 1) and self.at("q", 2) and self.at("}", 3):
+            self.toks[self.i + 3] = self.toks[self.i + 2]  # \hat{q} -> q
+            self.i += 3
+        else:
+            return False
+        return True
+
     def measure(self):
         """A density given as a measure (E subscript, KL argument, H argument)."""
+        self.skip_hat_q()
         t = self.peek()
         if t is None or t.kind != "letter" or t.text not in {"p", "q", *self.mixtures}:
             raise self.unsupported(t, "expected a density p(...) or q(...)")
@@ -1533,6 +1569,14 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
     if any(isinstance(n, data) for e in exprs for n in nodes(e)):
         observed = p.observed_name()
         exprs = [_data_set(e, latent, observed) for e in exprs]
+    elif any(getattr(n, "at", "") for e in exprs for n in nodes(e)):
+        # parameters at two values (an EM step): what EM guarantees is of the
+        # data set, so a line in data-set quantities (p(X|theta), F(q, theta),
+        # Q) sums them over the data; a line about one datum x stays per datum
+        try:
+            exprs = [_data_set(e, latent, p.observed_name()) for e in exprs]
+        except ir.Unsupported:
+            pass
     rels = tuple(
         ir.Relation(op.text, exprs[k], exprs[k + 1], op.line)
         for k, op in enumerate(ops)

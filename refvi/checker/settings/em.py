@@ -101,6 +101,8 @@ def em_linear_gaussian_setting(seed, k="2", d="4", n="20"):
         rules,
         {label: lg.log_marginal(m, x) for label, m in models.items()},
     )
+    # the Gaussians behind the two expectations (the LaTeX checker's z rule)
+    names.update(m_post=post.m, L_post=post.L_S, L_q=q_mf.L_S)
     return Instance("em_linear_gaussian", seed, CONTINUOUS, names, dict(CLOSED))
 
 
@@ -149,6 +151,7 @@ def em_mixture_setting(seed, K="3", d="2", n="30"):
         rules,
         {label: mixture.log_marginal(m, x) for label, m in models.items()},
     )
+    names["K"] = K
     return Instance("em_mixture", seed, DISCRETE, names, dict(CLOSED))
 
 
