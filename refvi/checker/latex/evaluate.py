@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
+from scipy.special import logsumexp
 
 from refvi.checker.latex import ir
 from refvi.checker.latex import matrix as mx
@@ -400,6 +401,34 @@ class Evaluator:
         value = symbol(node.name, self.dims[node.index])
         return value if isinstance(value, Mat) else _signed(value)
 
+    def _LabelParam(self, node, sc):
+        """The parameter of component z at the scope's labels Z (n, Mx, Mz):
+        a number or a matrix per point (``Model.label_parameter``, (K, ...))."""
+        if sc.Z is None or not getattr(self.model, "discrete", False):
+            raise ir.Unsupported(
+                f"{ir.describe(node)}: a component's parameter needs a value of a "
+                "discrete latent (the mixture settings)"
+            )
+        model = self._at(node.at)
+        table = getattr(model, "label_parameter", None)
+        if table is None:
+            raise ir.Unsupported(f"{ir.describe(node)}: no component parameters here")
+        values = table(node.name)[np.asarray(sc.Z, dtype=int)]
+        if values.ndim == np.ndim(sc.Z):
+            return _signed(values)
+        return Mat(values[..., None] if values.ndim == np.ndim(sc.Z) + 1 else values)
+
+    def _Softmax(self, node, sc):
+        """arg(z) - log sum_z' exp(arg(z')) at the scope's labels, the sum
+        over every value of the latent (``Model.z_rule``)."""
+        if sc.Z is None or not getattr(self.model, "discrete", False):
+            raise ir.Unsupported("softmax(...)_k needs a value of a discrete latent")
+        Z_all, _ = self.model.z_rule(self.level)
+        every = real(self.num(node.arg, Scope(sc.X, Z_all, sc.x_bound, True)))
+        norm = logsumexp(every, axis=2, keepdims=True)
+        arg = real(self.num(node.arg, sc))
+        return arg - norm, np.ones_like(arg)
+
     def _Elem(self, node, sc):
         m = self.mat(node.base, sc)
         missing = [i for i in node.indices if i not in self.dims]
@@ -440,6 +469,9 @@ class Evaluator:
             if isinstance(node, ir.Elem) and index in node.indices:
                 m = self.mat(node.base, sc)
                 return mx.entry_range(m, node.indices.index(index))
+            count = getattr(self.model, "n_components", None)
+            if isinstance(node, ir.Comp) and node.index == index and count:
+                return count()
         raise ir.Unsupported(f"\\sum_{index} without an upper bound picks no entries")
 
     def _Number(self, node, sc):
@@ -853,6 +885,12 @@ class Evaluator:
             j = self.dims[node.index]
         value = (m if node.name == "mu" else s)[:, j]
         return _signed(value[:, None, None])
+
+    def _LabelCount(self, node, sc):
+        count = getattr(self.model, "K", None)
+        if count is None or not getattr(self.model, "discrete", False):
+            raise ir.Unsupported("K, the number of components, has no value here")
+        return _signed(float(count))
 
     def _Dim(self, node, sc):
         return _signed(float(self.model.k))

@@ -402,6 +402,29 @@ class MatGrad:
     entry: tuple = ()
 
 
+@dataclass(frozen=True)
+class LabelParam:
+    """``\\mu_k``, ``\\Sigma_k``, ``L_k``, ``\\eta_k``: the parameter ``name`` of
+    the component z = k of a discrete latent, a function of z
+    (``labels.py``); ``at`` the parameters' value (Density.at)."""
+
+    name: str
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    """``K``: the number of values of a discrete latent (of components)."""
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """``\\operatorname{softmax}(\\eta)_k``: exp(arg(z)) / sum_z' exp(arg(z')),
+    ``arg`` a function of the discrete latent z."""
+
+    arg: LabelParam
+
+
 MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp,
                 Diag, Tril, MatGrad)  # fmt: skip
 
@@ -578,8 +601,10 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim | Sym | Comp | DataCount | SampleCount):
+    if isinstance(node, Dim | Sym | Comp | DataCount | SampleCount | LabelCount):
         return Type("scalar", frozenset())
+    if isinstance(node, LabelParam | Softmax):
+        return Type("scalar", frozenset({latent}))
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
     if isinstance(node, Transpose | Det | Trace | Norm | Diag | Tril):
@@ -701,6 +726,13 @@ def describe(node):
         return node.name
     if isinstance(node, Comp):
         return f"{node.name}[{node.index}]"
+    if isinstance(node, LabelParam):
+        at = f";theta^{node.at}" if node.at else ""
+        return f"{node.name}[z{at}]"
+    if isinstance(node, Softmax):
+        return f"softmax({describe(node.arg)})"
+    if isinstance(node, LabelCount):
+        return "K"
     if isinstance(node, Transpose):
         return f"{describe(node.arg)}^T"
     if isinstance(node, Det | Trace | Norm | Tril):

@@ -768,6 +768,13 @@ class DiscreteModel:
             self._versions[at] = old
         return self._versions[at]
 
+    def label_parameter(self, name):
+        """The parameter ``name`` of every component, (K, ...): 'mu' the
+        means, 'Sigma' the covariances, 'L' their Cholesky factors, 'eta'
+        the centred logits (log pi minus its mean: softmax(eta) = pi)."""
+        nm = self.names
+        return _label_table(nm["weights"], nm["means"], nm["covariances"], name)
+
     def z_rule(self, level):
         n = self.x.shape[0]
         Z = np.broadcast_to(np.arange(self.K), (n, 1, self.K))
@@ -781,6 +788,20 @@ class DiscreteModel:
 
     def x_data(self):
         return self._x_data
+
+
+def _label_table(weights, means, covariances, name):
+    """Component ``name`` of a Gaussian mixture for every component, (K, ...)."""
+    if name == "mu":
+        return np.asarray(means)
+    if name == "Sigma":
+        return np.asarray(covariances)
+    if name == "L":
+        return np.linalg.cholesky(covariances)
+    if name == "eta":  # centred logits: softmax(eta) = pi, exp(eta) != pi
+        log_w = np.log(weights)
+        return log_w - np.mean(log_w)
+    raise Unsupported(f"a mixture component has no parameter {name!r}")
 
 
 class MixtureAt(_OnBase):
@@ -800,6 +821,12 @@ class MixtureAt(_OnBase):
         self.tables = {"prior": prior, "lik": lik, "joint": prior + lik,
                        "post": mixture.log_responsibilities(model, self.x)}  # fmt: skip
         self.log_px = mixture.log_marginal(model, self.x)
+        self.model = model
+
+    def label_parameter(self, name):
+        """The parameters of the components at this value (``DiscreteModel``)."""
+        m = self.model
+        return _label_table(m.weights, m.means, m.dense_covariances(), name)
 
     def log_density(self, kind, X, Z):
         if X is not self.base.x_data():

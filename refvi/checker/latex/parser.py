@@ -27,7 +27,7 @@ import itertools
 import math
 import re
 
-from refvi.checker.latex import ir
+from refvi.checker.latex import ir, labels
 from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx",
@@ -251,7 +251,7 @@ class Parser:
             return [self.index_sum(t)]
         if t.text == "\\sum":
             return [self.sum_over(t)]
-        if self.matrices is not None and (
+        if (self.matrices is not None or labels.at_parameter(self, 1)) and (
             t.text == "\\det" or (t.kind == "name" and t.text in ("tr", "Tr"))
         ):
             self.take()
@@ -261,6 +261,8 @@ class Parser:
             return [self.gradient()]
         if self.matrices is not None and t.kind == "name" and t.text in _MATRIX_MAPS:
             return [self.matrix_map()]
+        if t.kind == "name" and t.text == "logsumexp" and self.at("_", 1):
+            return [self.logsumexp()]
         return [self.power()]
 
     def matrix_map(self):
@@ -287,6 +289,32 @@ class Parser:
         if len(used) > 1:
             raise self.unsupported(tok, "diag(...) over two indices")
         return self.entries(ir.Diag(arg, used.pop() if used else None))
+
+    def logsumexp(self):
+        """``\\operatorname{logsumexp}_k [body]``: log sum_k exp(body), the sum
+        over the latent's values (``\\sum_k``) or, in matrix notation, over
+        the components (``\\sum_j``)."""
+        tok = self.take()
+        self.take()  # '_'
+        group = self.group_tokens()
+        if len(group) != 1 or group[0].kind != "letter":
+            raise self.unsupported(tok, "logsumexp_k takes one index")
+        index = group[0].text
+        if not (self.at("(") or self.at("[")):
+            raise self.unsupported(tok, "logsumexp_k takes a bracketed argument")
+        if self.matrices is not None:
+            self.indices.add(index)
+            body = self.bracketed()
+            self.indices.discard(index)
+            return ir.Log(ir.IndexSum(ir.Exp(body), index, None))
+        if not labels.is_label(self, index) and index != self.latent:
+            raise self.unsupported(
+                tok, f"logsumexp_{index}: the sum is over the latent's values k"
+            )
+        self.aliases[index] = self.latent
+        body = self.bracketed()
+        self.aliases.pop(index, None)
+        return ir.Log(ir.Sum(ir.Exp(body), self.latent, index))
 
     def gradient(self):
         """``\\nabla_\\theta`` (the model's parameters) or ``\\nabla_\\phi``
@@ -443,15 +471,28 @@ class Parser:
         index = self.data_index()
         self.take()
         self.take()  # '_'
-        self.group_tokens()
+        letters = [g.text for g in self.group_tokens() if g.kind == "letter"]
         if self.at("^"):
             self.take()
             self.group_tokens()
+        # \sum_{ik}: over the data and the values k of the latent
+        label = letters[1] if len(letters) == 2 and tok.text == "\\sum" else None
+        if label is not None and not labels.is_label(self, label):
+            raise self.unsupported(
+                tok,
+                f"\\sum_{{{''.join(letters)}}}: a double sum "
+                "is over the data and the values k of the latent",
+            )
+        if label is not None:
+            self.aliases[label] = self.latent
         self.data_sums += 1
         body = self.product()
         self.data_sums -= 1
         if body is None:
             raise self.unsupported(tok, f"{tok.text} has no summand")
+        if label is not None:
+            self.aliases.pop(label, None)
+            body = ir.Sum(body, self.latent, label)
         return ir.DataSum(body, index, tok.text == "\\prod")
 
     def sum_over(self, tok):
@@ -556,7 +597,7 @@ class Parser:
 
     def power(self):
         base = self.entries(self.atom())
-        if self.at("^") and self.matrices is not None:
+        if self.at("^") and (self.matrices is not None or labels.is_matrix(base)):
             read = self.matrix_exponent(base)
             if read is not None:
                 return self.entries(read)
@@ -797,6 +838,9 @@ class Parser:
             node = self.matrix_atom()
             if node is not None:
                 return node
+        node = labels.label_atom(self)
+        if node is not None:
+            return node
         if t.kind == "num":
             self.take()
             return ir.Number(float(t.text))
@@ -864,12 +908,14 @@ class Parser:
         if t.kind == "letter" and t.text == "J":
             self.take()
             return ir.Dim()
-        if t.kind == "letter" and t.text == "N":
+        if t.kind == "letter" and (
+            t.text == "N" or (t.text == "n" and t.text not in self.variables)
+        ):
             self.take()
             return ir.DataCount()
-        if t.kind == "letter" and t.text == "K" and self.counting:
+        if t.kind == "letter" and t.text == "K":  # of samples, or of components
             self.take()
-            return ir.SampleCount()
+            return ir.SampleCount() if self.counting else ir.LabelCount()
         if t.text in ("Q", "mathcal:Q") and self.at("(", 1):
             return self.q_function()
         if t.kind == "letter" and t.text == "g" and self.at("_", 1):
@@ -977,7 +1023,9 @@ class Parser:
         if sym == "q" and self.optimal_mark():
             deco = "opt"  # q^*: the optimal factor, the exact posterior
             self.skip_data_index()  # q^*_i: the datum's
-        if not self.at("("):  # a bare p is a density only in the gaussian setting
+        labelled = deco and labels.is_label(self, deco[-1])
+        if not self.at("(") or labelled:  # q_{ik}: q(z = k | x_i), a number
+            # (a bare p is a density only in the gaussian setting)
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
         vars_, given, part = [], [], None
@@ -1013,6 +1061,7 @@ class Parser:
             part.append(self.var_name(t))
             dataset = dataset or self.is_data_set_letter(t)
             self.skip_index()
+            self.label_value(t)
         self.expect(")")
         if not vars_:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
@@ -1032,6 +1081,20 @@ class Parser:
         self.skip_index()
         self.expect(")")
         return ir.Density(sym, (self.var_name(t),), (), index=index)
+
+    def label_value(self, var):
+        """Take ``= k`` after the latent in a density (``p(x | z = k)``): k
+        names the latent's value (``labels.py``), free or bound by a sum."""
+        letter = self.peek(1)
+        if (
+            self.var_name(var) == self.latent
+            and self.at("=")
+            and letter is not None
+            and letter.kind == "letter"
+            and letter.text not in self.variables
+        ):
+            self.i += 2
+            self.aliases.setdefault(letter.text, self.latent)
 
     def optimal_mark(self):
         """Skip ``^*``, ``^{*}``, ``^\\star`` after a density's symbol: the
@@ -1065,15 +1128,14 @@ class Parser:
         density of a declared one-dimensional variable."""
         tok = self.take()
         self.expect("(")
-        var = self.peek()
-        if not (self.is_var(var) and (self.at(";", 1) or self.at("|", 1))):
+        var = self.take()
+        self.skip_index()  # x_i: the datum's
+        if not (self.is_var(var) and (self.at(";") or self.at("|"))):
             raise self.unsupported(
                 tok,
                 "a normal density is written with its variable: "
                 "\\mathcal{N}(z; \\mu, \\sigma^2)",
             )
-        self.take()
-        self.skip_index()
         self.take()  # ';' or '|'
         mean = self.expr()
         self.expect(",")
@@ -1433,6 +1495,12 @@ class Parser:
             t = self.take()
             if t.text == ",":
                 continue
+            resp = self.peek().text in labels.RESPONSIBILITIES
+            if t.text == ";" and len(at) == 1 and resp:
+                # Q(\theta; r): under the responsibilities at the current theta
+                self.take()
+                at.append("")
+                continue
             if t.text not in _MODEL_PARAMETERS:
                 raise self.unsupported(
                     t, "Q(\\theta, \\theta^{old}) takes the parameters at two values"
@@ -1549,6 +1617,27 @@ def _data_set(node, latent, observed):
     return dataclasses.replace(node, **kids)
 
 
+_VERSIONED = (ir.Density, ir.ELBO, ir.LabelParam)
+
+
+def _at_old(node):
+    """``node`` with every undecorated parameter value read at theta^{old}:
+    a line that names theta^{new} (an M-step's update, pi_k^{new} = N_k / N)
+    but not theta^{old} computes its other quantities (the responsibilities,
+    N_k) at the parameters the step starts from."""
+    kids = {}
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, tuple):
+            kids[f.name] = tuple(_at_old(c) if dataclasses.is_dataclass(c) else c
+                                 for c in v)  # fmt: skip
+        elif dataclasses.is_dataclass(v):
+            kids[f.name] = _at_old(v)
+    if isinstance(node, _VERSIONED) and not node.at:
+        kids["at"] = "old"
+    return dataclasses.replace(node, **kids)
+
+
 def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
                    matrices=None, definitions=None):  # fmt: skip
     """Parse one chain; returns (ir.Equation, sites) or raises ir.Unsupported.
@@ -1566,10 +1655,13 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
         return ir.Equation(tokens[1].line, (name, name), (rel,))
     exprs, ops = p.chain()
     data = (ir.DataSum, ir.DataCount, ir.DataMean)
+    versions = {getattr(n, "at", "") for e in exprs for n in nodes(e)}
+    if "new" in versions and "old" not in versions:
+        exprs = [_at_old(e) for e in exprs]
     if any(isinstance(n, data) for e in exprs for n in nodes(e)):
         observed = p.observed_name()
         exprs = [_data_set(e, latent, observed) for e in exprs]
-    elif any(getattr(n, "at", "") for e in exprs for n in nodes(e)):
+    elif versions - {""}:
         # parameters at two values (an EM step): what EM guarantees is of the
         # data set, so a line in data-set quantities (p(X|theta), F(q, theta),
         # Q) sums them over the data; a line about one datum x stays per datum
