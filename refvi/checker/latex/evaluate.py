@@ -935,8 +935,13 @@ class Evaluator:
                 "distribution p_data(x): only their mean \\frac{1}{N}\\sum_i "
                 "(the expectation under p_data) has a value"
             )
-        la, s = self.num(node.body, sc)
         n = self.model.x_data().shape[0]
+        body = self.ev(node.body, sc)
+        if isinstance(body, Mat) and not body.is_number and not node.product:
+            a = body.a  # a vector or matrix per datum: summed entry by entry
+            return Mat(np.sum(np.broadcast_to(a, (n,) + a.shape[1:]), axis=0,
+                              keepdims=True))  # fmt: skip
+        la, s = self._number(body)
         shape = (n,) + np.broadcast_shapes(np.shape(la), np.shape(s))[1:]
         la, s = np.broadcast_to(la, shape), np.broadcast_to(s, shape)
         if node.product:

@@ -354,8 +354,8 @@ class ContinuousModel:
     def component_symbol(self, name, j):
         """Component j of the family ``name`` (``MATRIX_SYMBOLS['mixture_prior']``):
         the prior's pi_j, a_j, B_j, L_{B_j}; the marginal's C_j
-        (``mixture_prior.marginal``); the posterior's m_j (per datum) and S_j
-        (``mixture_prior.posterior``)."""
+        (``mixture_prior.marginal``); the posterior's P(j | x) and m_j (per
+        datum) and S_j (``mixture_prior.posterior``)."""
         if self.gaussian or f"{name}[]" not in MATRIX_SYMBOLS["mixture_prior"]:
             raise Unsupported(f"{name}_j: no such family here")
         m = self.model
@@ -368,6 +368,8 @@ class ContinuousModel:
             L = mp.marginal(m).L[j]
             return Mat.of(L @ L.T)
         post = mp.posterior(m, self.x)
+        if name == "P":  # P(j | x), per datum
+            return np.exp(post.log_weights[:, j])[:, None, None]
         if name == "m":
             return Mat.per_datum(post.m[:, j])
         L_S = post.L_S[j]
@@ -768,6 +770,25 @@ class DiscreteModel:
             self._versions[at] = old
         return self._versions[at]
 
+    def perturbed(self, group, t):
+        """This instance with theta = (eta, mu, L) moved by ``t`` along a
+        fixed random unit direction (stream [seed, 10]; L's is lower
+        triangular): ``MixtureAt`` the moved mixture. q is not moved."""
+        if group != "theta":
+            raise Unsupported(f"\\nabla_\\{group}: the mixture's q is not moved")
+        nm = self.names
+        K, d = nm["means"].shape
+        rng = np.random.default_rng([self.seed, 10])
+        dirs = [rng.normal(size=K), rng.normal(size=(K, d)),
+                np.tril(rng.normal(size=(K, d, d)))]  # fmt: skip
+        norm = np.sqrt(sum(np.sum(v**2) for v in dirs))
+        eta = np.log(nm["weights"]) + t * dirs[0] / norm
+        L = np.linalg.cholesky(nm["covariances"]) + t * dirs[2] / norm
+        moved = mixture.GaussianMixture(
+            np.exp(eta - logsumexp(eta)), nm["means"] + t * dirs[1] / norm, L
+        )
+        return MixtureAt(self, moved)
+
     def label_parameter(self, name):
         """The parameter ``name`` of every component, (K, ...): 'mu' the
         means, 'Sigma' the covariances, 'L' their Cholesky factors, 'eta'
@@ -1149,6 +1170,7 @@ MATRIX_SYMBOLS = {
         "C[]",
         "m[]",
         "S[]",
+        "P[]",
     ),
     "gaussian": (
         "\\mu",

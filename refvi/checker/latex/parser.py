@@ -762,7 +762,7 @@ class Parser:
         defined = self.defined_indexed(t)
         if defined is not None:
             return defined
-        family = self.component(t)
+        family = self.component(t) or self.component_posterior(t)
         if family is not None:
             return family
         name, end, idx = t.text, self.i + 1, ()
@@ -808,6 +808,30 @@ class Parser:
             self.i = save
             return None
         return self.definitions[key].use(t.text, group[0].text)
+
+    def component_posterior(self, t):
+        """``P(j | x)``: the posterior probability of component j given the
+        datum (``ir.Comp`` of the family ``P``), or None."""
+        texts = [u.text if u is not None else None for u in
+                 (self.peek(k) for k in range(6))]  # fmt: skip
+        comp = {"j"} | self.indices
+        if (texts[0] != "P" or texts[1] != "(" or texts[2] not in comp
+                or texts[3] != "|" or not self.is_var(self.peek(4))
+                or texts[5] != ")" or "P[]" not in self.matrices):  # fmt: skip
+            return None
+        self.i += 6
+        return ir.Comp("P", texts[2])
+
+    def component_density(self, vars_, given, index):
+        """``p(z | j)``, ``p(z | x, j)``: the density of z given component j
+        of a mixture prior, N(z; a_j, B_j), and given also the datum, the
+        posterior's N(z; m_j, S_j) (``ir.Normal`` of the families)."""
+        if vars_ != [self.latent] or given not in ([], [self.observed_name()]):
+            raise self.unsupported(
+                self.peek(), "a component j conditions p(z | j) or p(z | x, j)"
+            )
+        mean, cov = ("a", "B") if not given else ("m", "S")
+        return ir.Normal(self.latent, ir.Comp(mean, index), ir.Comp(cov, index))
 
     def component(self, t):
         """``a_j``, ``B_j``, ``L_{B_j}`` of a family the settings bind
@@ -1029,7 +1053,7 @@ class Parser:
             return ir.Density(sym, None, (), deco)
         open_ = self.take()
         vars_, given, part = [], [], None
-        part = vars_
+        part, index = vars_, None
         dataset = False
         version, self.version = self.version, ""
         while not self.at(")"):
@@ -1054,6 +1078,10 @@ class Parser:
             if t.text in NOISE_TOKENS and sym == "p" and not given:
                 part.append(ir.NOISE)  # p(\epsilon): the standard normal noise
                 continue
+            prior = self.matrices is not None and "m[]" in self.matrices
+            if part is given and prior and t.text in {"j"} | self.indices:
+                index = t.text  # p(z | x, j): given a component of the prior
+                continue
             if not self.is_var(t):
                 raise self.unsupported(
                     t, f"'{t.text}' is not a declared variable (in {sym}(...))"
@@ -1063,6 +1091,8 @@ class Parser:
             self.skip_index()
             self.label_value(t)
         self.expect(")")
+        if index is not None and sym == "p":
+            return self.component_density(vars_, given, index)
         if not vars_:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
         if set(vars_) & set(given):
@@ -1336,6 +1366,12 @@ class Parser:
         return self.kl_arguments(d)
 
     def kl_arguments(self, tok):
+        self.skip_data_index()  # KL_i: the datum's
+        if self.at_term_end() and not self.at("|") and not self.at("||"):
+            # a bare KL, as a bare ELBO: of the declared q to the posterior
+            x = self.observed_name()
+            q = ir.Density("q", (self.latent,), (x,))
+            return ir.KL(q, ir.Density("p", (self.latent,), (x,)))
         if not (self.at("(") or self.at("[")):
             raise self.unsupported(self.peek() or tok, "expected '(' after KL")
         close = ")" if self.take().text == "(" else "]"
@@ -1620,22 +1656,42 @@ def _data_set(node, latent, observed):
 _VERSIONED = (ir.Density, ir.ELBO, ir.LabelParam)
 
 
+def _rewrite(node, fn):
+    """``node`` with ``fn`` applied to it and every node under it, bottom up."""
+    kids = {}
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        if isinstance(v, tuple):
+            kids[f.name] = tuple(
+                _rewrite(c, fn) if dataclasses.is_dataclass(c) else c for c in v
+            )
+        elif dataclasses.is_dataclass(v):
+            kids[f.name] = _rewrite(v, fn)
+    return fn(dataclasses.replace(node, **kids))
+
+
 def _at_old(node):
     """``node`` with every undecorated parameter value read at theta^{old}:
     a line that names theta^{new} (an M-step's update, pi_k^{new} = N_k / N)
     but not theta^{old} computes its other quantities (the responsibilities,
     N_k) at the parameters the step starts from."""
-    kids = {}
-    for f in dataclasses.fields(node):
-        v = getattr(node, f.name)
-        if isinstance(v, tuple):
-            kids[f.name] = tuple(_at_old(c) if dataclasses.is_dataclass(c) else c
-                                 for c in v)  # fmt: skip
-        elif dataclasses.is_dataclass(v):
-            kids[f.name] = _at_old(v)
-    if isinstance(node, _VERSIONED) and not node.at:
-        kids["at"] = "old"
-    return dataclasses.replace(node, **kids)
+
+    def old(n):
+        versioned = isinstance(n, _VERSIONED) and not n.at
+        return dataclasses.replace(n, at="old") if versioned else n
+
+    return _rewrite(node, old)
+
+
+def _vector_data(exprs, observed):
+    """``exprs`` with the datum x read as a vector (``ir.VecVar``) when the
+    line holds a component's vector or matrix (``\\mu_k^{new} = \\frac{1}{N_k}
+    \\sum_i r_{ik} x_i``)."""
+    if not any(labels.is_matrix(n) for e in exprs for n in nodes(e)):
+        return exprs
+    var = ir.Var(observed)
+    return [_rewrite(e, lambda n: ir.VecVar(observed) if n == var else n)
+            for e in exprs]  # fmt: skip
 
 
 def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
@@ -1655,6 +1711,7 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
         return ir.Equation(tokens[1].line, (name, name), (rel,))
     exprs, ops = p.chain()
     data = (ir.DataSum, ir.DataCount, ir.DataMean)
+    exprs = _vector_data(exprs, p.observed_name())
     versions = {getattr(n, "at", "") for e in exprs for n in nodes(e)}
     if "new" in versions and "old" not in versions:
         exprs = [_at_old(e) for e in exprs]
