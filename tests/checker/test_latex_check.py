@@ -201,3 +201,10 @@ def test_a_failing_line_shows_the_instance_and_both_sides():
     assert r.status == "fails" and m, r.failing
     left, right = float(m.group(2).rstrip(",")), float(m.group(3))
     assert abs(right - left - 1.0) < 1e-5
+
+
+def test_a_prose_definition_is_a_note_not_a_line():
+    result = check_latex_file(CORPUS / "prose_definitions.md")
+    noted = [n for n in result.notes if "in the prose" in n]
+    assert [n.split(":")[0] for n in noted] == ["line 11", "line 22", "line 23"]
+    assert all(r.line not in (11, 22, 23, 40, 49, 50) for r in result.lines)

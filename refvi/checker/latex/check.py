@@ -33,7 +33,7 @@ from refvi.checker.judge import (
     Value,
     judge_instances,
 )
-from refvi.checker.latex import definitions, frontmatter, ir, rebind
+from refvi.checker.latex import definitions, frontmatter, ir, prose, rebind
 from refvi.checker.latex.evaluate import (
     CHOICES,
     SAMPLE_COUNTS,
@@ -545,7 +545,14 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     tail = None  # the last side of the previous display, a chain may go on
     heading, rebound = None, []  # densities defined in the current section
     defined = {}  # symbols defined so far (``definitions``)
+    said = prose.prose_definitions(body, first_line=body_start + 1)
     for disp in displays(body, first_line=body_start + 1):
+        while said and said[0].line < disp.line:
+            math = said.pop(0)
+            ours = scoped.get(titles[math.line - 1], top)
+            if headings[math.line - 1] == heading:
+                ours = rebind.with_rebound(ours, rebound)
+            _prose_definition(math, ours, defined, result)
         seqs, tail = _continued(disp, tail)
         section = titles[disp.line - 1]
         if headings[disp.line - 1] != heading:
@@ -701,6 +708,31 @@ def _definitions(seqs, scope, defined):
         made[id(seq)] = (key, made_here, op, False)
         defined[key] = made_here
     return made
+
+
+def _prose_definition(math, scope, defined, result):
+    """Record the definition the inline math ``math`` (``prose``) makes, if
+    any, in ``defined``, with a note in ``result``; the setting's own names
+    and symbols that already mean something are left alone."""
+    seq = math.seq
+    made = _definitions([seq], scope, defined)
+    if id(seq) not in made or made[id(seq)][3]:
+        return
+    key, definition, op, _ = made[id(seq)]
+    shown = key.removesuffix("[]")
+    at = f" at {definition.index}" if definition.index else ""
+    if definition.error is not None:
+        result.notes.append(
+            f"line {math.line}: ${math.source}$ defines {shown} in the prose, "
+            f"but its right side cannot be read: {definition.error}; its later "
+            "uses are unsupported"
+        )
+        return
+    result.notes.append(
+        f"line {math.line}: ${math.source}$ defines {shown}{at} in the prose "
+        f"({op}), recorded, not checked: later lines use it, to the end of the "
+        "file or until it is defined again"
+    )
 
 
 def _definition_line(found, seq, latex):

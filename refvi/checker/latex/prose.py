@@ -1,0 +1,80 @@
+"""Symbols a derivation defines in its prose, in inline math.
+
+"Write $r = x - \\mu$", "with $g_i = ...$", "let $C_k = ...$", "denote by
+$S_k = ...$", "define $t_{ab} = ...$": inline math (``$...$`` or
+``\\(...\\)``) right after one of the words of ``INTRODUCING`` that holds
+one chain with one relation, ``=`` or ``:=``, whose left side is a symbol
+that means nothing yet, defines it by the same rules as a display
+(``definitions``: reserved vocabulary, data indices and the setting's own
+names are never defined). A prose definition is not a claim and not a line
+of the report (a note says it was recorded); its scope starts where it is
+written. Inline math introduced otherwise ("so $a = b$") is not read.
+"""
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from refvi.checker.latex.parser import RELATIONS, split_equations
+from refvi.checker.latex.tokens import (
+    MalformedLatex,
+    _mask_fences,
+    _read_display,
+    display_spans,
+)
+
+#: The words that introduce a definition in inline math right after them.
+INTRODUCING = (
+    "write", "writes", "let", "where", "with", "denote by", "denotes by",
+    "define", "defines", "set", "sets", "call", "calls",
+)  # fmt: skip
+_WORD_RE = re.compile(
+    r"(?<![\w\\])(?:"
+    + "|".join(w.replace(" ", r"\s+") for w in INTRODUCING)
+    + r")\s+$",
+    re.I,
+)
+_INLINE_RE = re.compile(
+    r"(?<![$\\])\$(?!\$)([^$]+?)(?<![\\$])\$(?!\$)|(?<!\\)\\\((.+?)\\\)", re.S
+)
+
+
+@dataclass(frozen=True)
+class ProseMath:
+    """Inline math introduced by a defining word: its file line, its math,
+    and its chain (a list of tokens)."""
+
+    line: int
+    source: str
+    seq: list
+
+
+def prose_definitions(text, first_line=1):
+    """Every inline math of the Markdown ``text`` outside displays and code
+    that may define a symbol (see the module): one chain, one relation,
+    ``=`` or ``:=``, introduced by a word of ``INTRODUCING``; in order."""
+    masked = _mask_fences(text)
+    shown = set()
+    for span in display_spans(text, first_line):
+        shown.update(range(span.line, span.end + 1))
+    breaks = [k for k, c in enumerate(masked) if c == "\n"]
+    found = []
+    for m in _INLINE_RE.finditer(masked):
+        line = first_line + bisect.bisect_left(breaks, m.start())
+        last = first_line + bisect.bisect_left(breaks, m.end())
+        if shown.intersection(range(line, last + 1)):
+            continue
+        if not _WORD_RE.search(masked[max(0, m.start() - 40) : m.start()]):
+            continue
+        src = m.group(1) if m.group(1) is not None else m.group(2)
+        try:
+            seqs = split_equations(_read_display(src, line))
+        except MalformedLatex:
+            continue
+        if len(seqs) != 1:
+            continue
+        rels = [t for t in seqs[0] if t.text in RELATIONS]
+        defines = len(rels) == 1 and rels[0].text in ("=", ":=")
+        if defines and seqs[0][-1] is not rels[0]:  # a right side in the math
+            found.append(ProseMath(line, " ".join(src.split()), seqs[0]))
+    return found
