@@ -50,6 +50,9 @@ KL = r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L}"
         r"D_{KL}(q(z|x) \| p(z|x,\theta)) = \log p(x; \theta) - \mathcal{L}",
         r"D_{KL}(q(z|x^{(i)}) \| p(z|x_i)) = \log p(x^{(i)}) - \mathcal{L}",
         r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L} \qquad (2.14)",
+        r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L} \quad (k \times 1)",
+        r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L}"
+        r" \qquad \left(\text{by Bayes' rule}\right) \tag{2.14}",
         r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L} \tag{2.14}",
         r"D_{KL}(q(z|x) \| p(z|x)) = \log p(x) - \mathcal{L} \label{eq:kl}",
         r"D_{KL}(q(z|x) \| p(z|x)) \overset{\text{Bayes}}{=} \log p(x) - \mathcal{L}",
@@ -98,6 +101,29 @@ def test_connectives_and_remarks_separate_or_vanish():
     ]
     (d,) = displays(r"$$ \log p(x) \ge \mathcal{L} \quad (\text{Jensen}) $$")
     assert d.notes == ("Jensen",)
+
+
+def test_a_trailing_group_after_quad_is_a_remark_or_a_condition():
+    (d,) = displays(
+        "$$ \\begin{aligned} a &= b (c) \\quad (d \\times k) \\\\\n"
+        "&= e \\qquad (\\text{by Jensen}) \\\\\n"
+        "f &= g \\quad (x > 0) \\\\\n"
+        "h &= i \\quad (\\text{if } j = k) \\\\\n"
+        "l &= m \\quad (n) + o \\end{aligned} $$"
+    )
+    rows = [" ".join(t.text for t in row) for row in d.rows]
+    assert rows == [
+        "a & = b ( c )",
+        "& = e",
+        "f & = g \\condition",
+        "h & = i \\condition",
+        "l & = m ( n ) + o",  # not the row's end: a factor
+    ]
+    assert d.notes == ("d \\times k", "by Jensen", "x > 0", "if j = k")
+    assert {t.line for t in d.rows[2]} == {3}  # file lines kept
+    (seq,) = split_equations(displays(r"$$ \log p(x) = 0 \quad (x > 0) $$")[0])
+    with pytest.raises(ir.Unsupported, match="under a condition"):
+        parse_equation(seq)
 
 
 @pytest.mark.parametrize(

@@ -878,6 +878,13 @@ class Parser:
                 "a piecewise definition (cases) is not checked; write each "
                 "case as its own display",
             )
+        if t.text == "\\condition":
+            raise self.unsupported(
+                t,
+                "a line under a condition (\\quad (...) with a relation or "
+                "'if') is not checked: lines are checked at every instance; "
+                "write the line without its condition if it holds everywhere",
+            )
         if t.text == "\\pi":
             self.take()
             return ir.Const("pi")

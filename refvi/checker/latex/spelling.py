@@ -11,7 +11,15 @@ these read the same:
 - :func:`clean_source` works on a display's source text (newlines kept, so
   tokens keep their file lines): relations decorated by ``\\overset`` or
   ``\\stackrel`` become the bare relation (``:=`` when the label says ``def``),
-  a reason after ``\\because`` and an equation number after ``\\quad`` go;
+  a reason after ``\\because`` and an equation number after ``\\quad`` go,
+  and a parenthesised group after ``\\quad``/``\\qquad`` that ends a row
+  (``\\quad (d \\times k)``, ``\\qquad (\\text{by Jensen})``) is a remark,
+  not a factor of the value. A group that states a condition (it holds a
+  relation, ``(x > 0)``, ``(\\text{for } j \\le k)``, or opens with "if",
+  "when", "unless", "provided", "given", "assuming") becomes the command
+  ``\\condition``, which the parser reports as unsupported: the checker
+  reads a line at every instance of its settings, so a line that holds only
+  under its condition is neither checked nor failed;
 - :func:`normalise` works on one row of tokens: bars, logarithm and name
   spellings, ``\\underbrace``/``\\overbrace`` (the braced text is the value,
   the label is dropped), ``\\over``, remarks (dropped; a remark that opens a
@@ -40,15 +48,55 @@ _NUMBER_RE = re.compile(
     r"(?=\\\\|\\end\{|\Z)"
 )
 _EMPTY_DELIM_RE = re.compile(r"\\(?:left|right)\s*\.")
+#: ``\quad (`` or ``\qquad \left(``: where a trailing remark may open.
+_QUAD_GROUP_RE = re.compile(r"(?:\\q?quad\b\s*)+(?:\\left\s*)?\(")
+#: What may follow a row's last group: numbering markup, then the row's end.
+_ROW_END_RE = re.compile(
+    r"(?:\s|\\tag\*?\{[^{}]*\}|\\label\{[^{}]*\}|\\nonumber\b|\\notag\b)*"
+    r"(?:\\\\|\\end\{|\Z)"
+)
+#: A remark that states a condition: a relation, or a conditional word first.
+_CONDITION_GROUP_RE = re.compile(
+    r"<|>|=|\\(?:le|ge|leq|geq|neq|ne|lt|gt|in|notin|ll|gg|subset|subseteq)\b"
+    r"|^\s*(?:\\text\s*\{\s*)?(?:if|when|whenever|unless|provided|given|assuming)\b",
+    re.I,
+)
+_TEXT_RE = re.compile(r"\\(?:text|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
 
 
 def _blank(m):
     return re.sub(r"[^\n]", " ", m.group())
 
 
-def clean_source(src):
-    """``src`` with decorated relations made bare and numbers, reasons and
-    empty ``\\left.`` delimiters blanked (newlines kept)."""
+def _trailing_remarks(src, notes):
+    """``src`` with each ``\\quad (...)`` that ends a row blanked (a remark,
+    its text appended to ``notes``) or, when it states a condition, replaced
+    by ``\\condition`` (newlines kept)."""
+    out, pos = [], 0
+    for m in _QUAD_GROUP_RE.finditer(src):
+        if m.start() < pos:
+            continue
+        depth, j = 1, m.end()
+        while j < len(src) and depth:
+            depth += {"(": 1, ")": -1}.get(src[j], 0)
+            j += 1
+        if depth or not _ROW_END_RE.match(src, j):
+            continue
+        inner = src[m.end() : j - 1].removesuffix("\\right")
+        notes.append(" ".join(_TEXT_RE.sub(r"\1", inner).split()))
+        blank = re.sub(r"[^\n]", " ", src[m.start() : j])
+        if _CONDITION_GROUP_RE.search(inner):
+            blank = "\\condition" + blank[len("\\condition") :]
+        out += [src[pos : m.start()], blank]
+        pos = j
+    return "".join(out) + src[pos:]
+
+
+def clean_source(src, notes=None):
+    """``src`` with decorated relations made bare, numbers, reasons, trailing
+    remarks and empty ``\\left.`` delimiters blanked (newlines kept); the
+    trailing remarks go to ``notes``."""
+    notes = [] if notes is None else notes
 
     def relation(m):
         label, rel = m.groups()
@@ -58,6 +106,7 @@ def clean_source(src):
     src = _DECORATED_REL_RE.sub(relation, src)
     src = _BECAUSE_RE.sub(_blank, src)
     src = _NUMBER_RE.sub(_blank, src)
+    src = _trailing_remarks(src, notes)
     return _EMPTY_DELIM_RE.sub(_blank, src)
 
 

@@ -357,14 +357,15 @@ def displays(text, first_line=1):
     return found
 
 
-def _clean(src):
+def _clean(src, notes):
     """The math of a display without comments, escapes, labels and numbering
-    switches (newlines kept, so token lines stay file lines)."""
+    switches (newlines kept, so token lines stay file lines); remarks the
+    source level drops go to ``notes``."""
     src = _COMMENT_RE.sub("", src)
     src = _unescape(src)
     src = _CASES_RE.sub(lambda m: " \\cases " + "\n" * m.group().count("\n"), src)
 
-    src = spelling.clean_source(src)
+    src = spelling.clean_source(src, notes)
 
     def blank(m):
         keep = "\\\\" if m.group().startswith("\\\\[") else ""
@@ -375,7 +376,8 @@ def _clean(src):
 
 def _read_display(src, line):
     """Split one display's source into rows of tokens (see :class:`Display`)."""
-    src = _clean(src)
+    notes = []
+    src = _clean(src, notes)
     if not src.strip():
         raise MalformedLatex("empty equation: the display holds no math", line)
     tags = tuple(t.strip() for t in _TAG_RE.findall(src))
@@ -403,7 +405,6 @@ def _read_display(src, line):
         else:
             row.append(tok)
     rows.append(tuple(row))
-    notes = []
     rows = tuple(tuple(spelling.normalise(r, notes)) for r in rows)
     rows = tuple(r for r in rows if any(t.text not in ("&", ";") for t in r))
     if not rows:
