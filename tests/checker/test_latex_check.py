@@ -113,6 +113,19 @@ def test_without_a_non_gaussian_setting_one_is_added():
     assert r.status == "holds" and r.skipped is None
 
 
+def test_a_failing_line_names_the_point_by_what_the_setting_holds():
+    pointwise = "$$ \\log p(x) = \\log q(x) $$\n"
+    (r,) = check_latex_text("---\nsettings: gaussian\n---\n" + pointwise).lines
+    assert r.status == "fails" and " at test point " in r.failing
+    assert "datum" not in r.failing  # the two densities hold no data
+    front = "---\nsettings: mixture_pair\nlatent: x\nobserved: y\n---\n"
+    (r,) = check_latex_text(front + "$$ \\log g(x) = \\log f(x) $$\n").lines
+    assert r.status == "fails" and " at test point " in r.failing
+    text = "---\nsettings: linear_gaussian\n---\n$$ \\log p(x) = \\log p(x|z) $$\n"
+    (r,) = check_latex_text(text).lines
+    assert r.status == "fails" and " at datum " in r.failing
+
+
 def main(argv):
     """``refvi verify --latex-only``: the LaTeX front end through the one CLI."""
     return cli.main(["verify", "--latex-only", *argv])

@@ -429,7 +429,8 @@ def _summarise(labels, judged):
 
 def _sides(v):
     """'; on <instance> at datum i: left a, right b' for the first failing
-    instance, at the point where the two sides differ most."""
+    instance, at the point where the two sides differ most (a test point of
+    the free variable in the settings of two densities, which hold no data)."""
     first = v.tally.failing[0]
     for (model, left), (_, right) in zip(v.lefts, v.values, strict=True):
         if model.label != first:
@@ -440,7 +441,11 @@ def _sides(v):
             a, b = np.broadcast_arrays(real(left), real(right))
             gap = np.where(np.isfinite(a - b), np.abs(a - b), -1.0)
         at = np.unravel_index(np.argmax(gap), gap.shape) if gap.ndim else ()
-        where = f" at datum {at[0] + 1}" if at and gap.shape[0] > 1 else ""
+        if getattr(model, "pair", False):  # the axis of the test points
+            axes = [k for k, n in enumerate(gap.shape) if n == len(model.x) > 1]
+            where = f" at test point {at[axes[0]] + 1}" if at and axes else ""
+        else:
+            where = f" at datum {at[0] + 1}" if at and gap.shape[0] > 1 else ""
         return f"; on {first}{where}: left {a[at]:.6g}, right {b[at]:.6g}"
     return ""
 
