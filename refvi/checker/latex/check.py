@@ -70,22 +70,13 @@ class _Judged(NamedTuple):
     values: list
 
 
-def _sections(lines):
-    """The ``##`` heading in force at each line (index -> title)."""
-    out, current = [], ""
-    for text in lines:
-        if text.startswith("#"):
-            current = text.lstrip("#").strip()
-        out.append(current)
-    return out
-
-
 def _headings(lines):
-    """The index of the heading in force at each line (-1 before the first)."""
-    out, current = [], -1
+    """The heading in force at each line: the index of its line (-1 before
+    the first) and its title ("" before the first)."""
+    out, current = [], (-1, "")
     for i, text in enumerate(lines):
         if text.startswith("#"):
-            current = i
+            current = (i, text.lstrip("#").strip())
         out.append(current)
     return out
 
@@ -542,8 +533,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     """
     lines = text.splitlines()
     top, scoped, body_start = frontmatter.read(lines, path)
-    titles = _sections(lines)
-    headings = _headings(lines)
+    headings = _headings(lines)  # (line index, title) per line
     settings = [name for name, _ in top.settings]
     result = FileResult(str(path), settings, seeds)
     body = "\n".join(lines[body_start:])
@@ -554,14 +544,15 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     for disp in displays(body, first_line=body_start + 1):
         while said and said[0].line < disp.line:
             math = said.pop(0)
-            ours = scoped.get(titles[math.line - 1], top)
-            if headings[math.line - 1] == heading:
+            at, title = headings[math.line - 1]
+            ours = scoped.get(title, top)
+            if at == heading:
                 ours = rebind.with_rebound(ours, rebound)
             _prose_definition(math, ours, defined, result)
         seqs, tail = _continued(disp, tail)
-        section = titles[disp.line - 1]
-        if headings[disp.line - 1] != heading:
-            heading, rebound = headings[disp.line - 1], []
+        at, section = headings[disp.line - 1]
+        if at != heading:
+            heading, rebound = at, []
         scope = scoped.get(section, top)
         rebound += _defined_densities(seqs, rebind.with_rebound(scope, rebound))
         scope = rebind.with_rebound(scope, rebound)
