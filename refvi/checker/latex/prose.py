@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from refvi.checker.latex.parser import RELATIONS, split_equations
 from refvi.checker.latex.tokens import (
     MalformedLatex,
-    _mask_fences,
-    _read_display,
     display_spans,
+    mask_fences,
+    read_display,
 )
 
 #: The words that introduce a definition in inline math right after them.
@@ -53,7 +53,7 @@ def prose_definitions(text, first_line=1):
     """Every inline math of the Markdown ``text`` outside displays and code
     that may define a symbol (see the module): one chain, one relation,
     ``=`` or ``:=``, introduced by a word of ``INTRODUCING``; in order."""
-    masked = _mask_fences(text)
+    masked = mask_fences(text)
     shown = set()
     for span in display_spans(text, first_line):
         shown.update(range(span.line, span.end + 1))
@@ -68,7 +68,7 @@ def prose_definitions(text, first_line=1):
             continue
         src = m.group(1) if m.group(1) is not None else m.group(2)
         try:
-            seqs = split_equations(_read_display(src, line))
+            seqs = split_equations(read_display(src, line))
         except MalformedLatex:
             continue
         if len(seqs) != 1:

@@ -251,7 +251,7 @@ _OPENER_RE = re.compile(r"\$\$|(?<!\\)\\\[|\\begin\{(" + _TOP_ENVS + r")(\\?\*)?
 _INLINE_CODE_RE = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)")
 
 
-def _mask_fences(text):
+def mask_fences(text):
     """``text`` with fenced code blocks and inline code spans (`` `$$ ... $$` ``
     in prose that tells how to write a display) blanked, newlines and
     columns kept, so ``$$`` in code is not read as math."""
@@ -294,7 +294,7 @@ def display_spans(text, first_line=1):
     before the paragraph ends is a span with an ``error``; reading goes on
     at the next line.
     """
-    masked = _mask_fences(text)
+    masked = mask_fences(text)
     spans, pos = [], 0
 
     def line_at(i):
@@ -347,7 +347,7 @@ def displays(text, first_line=1):
                                  span.end, span.line))  # fmt: skip
             continue
         try:
-            disp = _read_display(span.source, span.line)
+            disp = read_display(span.source, span.line)
         except MalformedLatex as err:
             found.append(Display(span.line, span.source, (), (), str(err),
                                  span.end, err.line or span.line))  # fmt: skip
@@ -374,7 +374,7 @@ def _clean(src, notes):
     return _DROPPED_RE.sub(blank, src)
 
 
-def _read_display(src, line):
+def read_display(src, line):
     """Split one display's source into rows of tokens (see :class:`Display`)."""
     notes = []
     src = _clean(src, notes)
