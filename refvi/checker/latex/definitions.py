@@ -135,7 +135,8 @@ def target(seq, variables, latent, symbols, defined):
     sub = "".join(t.text for t in lhs[2:] if t.text not in ("{", "}"))
     whole = f"{head.text}_{sub}" if len(lhs) > 1 else head.text
     key = f"{head.text}[]" if index is not None else whole
-    if whole in symbols or f"{head.text}[]" in symbols:
+    family = len(sub) <= 1 and f"{head.text}[]" in symbols  # C_j, not C_{xm}
+    if whole in symbols or family:
         return whole, None, pos, True
     if key in defined:  # defined again by :=; with =, a claim about it
         return (key, index, pos, False) if seq[pos].text == ":=" else None

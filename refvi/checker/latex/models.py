@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
+from refvi.checker.latex.data_statistics import DATA_STATISTICS, data_statistic
 from refvi.checker.latex.em_models import EM_SETTINGS, EMStepModel
 from refvi.checker.latex.ir import Unsupported
 from refvi.checker.latex.matrix import Eye, Mat
@@ -337,6 +338,8 @@ class ContinuousModel:
                     "C": Mat.of(self.model.cov)}[name]  # fmt: skip
         if name == "r":  # the residual r = x - mu (derivations/linear_gaussian.md)
             return Mat.per_datum(self.x - lik.mu)
+        if name in DATA_STATISTICS:
+            return data_statistic(name, self.x)
         if name == "L_M":
             return Mat.of(np.linalg.cholesky(names["M"]))
         if name == "A":
@@ -613,6 +616,8 @@ class PerturbedModel(_OnBase):
             return float(self.d if name == "d" else self.k)
         if name == "I":
             return Eye(np.ones((1, 1, 1, 1, 1)))
+        if name in DATA_STATISTICS:  # of the data, which do not move
+            return data_statistic(name, x)
         if name in ("m_q", "L_q", "\\Sigma_q"):
             Sigma_q = self.L_q @ np.swapaxes(self.L_q, -1, -2)
             value = {"m_q": self.m_q, "L_q": self.L_q, "\\Sigma_q": Sigma_q}[name]
@@ -1147,7 +1152,7 @@ class AggregatedModel:
 #: r = x - mu. (In the amortized setting m and A name the encoder's mean and
 #: matrix, which derivations write m_i = A x_i + c: neither is bound there.)
 _LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m_q", "L_q",
-               "\\Sigma_q", "I", "I_k", "I_d", "d", "k")  # fmt: skip
+               "\\Sigma_q", "I", "I_k", "I_d", "d", "k", *DATA_STATISTICS)  # fmt: skip
 MATRIX_SYMBOLS = {
     "mixture_pair": MIXTURE_PAIR_SYMBOLS,
     "linear_gaussian": _LG_SYMBOLS + ("m", "P", "M", "L_M", "A", "b", "r"),

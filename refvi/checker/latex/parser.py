@@ -28,6 +28,7 @@ import math
 import re
 
 from refvi.checker.latex import ir, labels
+from refvi.checker.latex.estimates import refuse_estimates
 from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx",
@@ -1717,6 +1718,7 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
         rel = ir.Relation(":=", name, name, tokens[1].line)
         return ir.Equation(tokens[1].line, (name, name), (rel,))
     exprs, ops = p.chain()
+    refuse_estimates(exprs, nodes)
     data = (ir.DataSum, ir.DataCount, ir.DataMean)
     exprs = _vector_data(exprs, p.observed_name())
     versions = {getattr(n, "at", "") for e in exprs for n in nodes(e)}

@@ -1,8 +1,10 @@
 """Symbols a derivation defines in its prose, in inline math.
 
 "Write $r = x - \\mu$", "with $g_i = ...$", "let $C_k = ...$", "denote by
-$S_k = ...$", "define $t_{ab} = ...$": inline math (``$...$`` or
-``\\(...\\)``) right after one of the words of ``INTRODUCING`` that holds
+$S_k = ...$", "define $t_{ab} = ...$", "depends on the data through $N_k = ...$":
+inline math (``$...$`` or ``\\(...\\)``) right after one of the words of
+``INTRODUCING``, or after such math in one list with it ("with $a = ...$,
+$b = ...$ and $c = ...$": only commas and "and" between them), that holds
 one chain with one relation, ``=`` or ``:=``, whose left side is a symbol
 that means nothing yet, defines it by the same rules as a display
 (``definitions``: reserved vocabulary, data indices and the setting's own
@@ -26,8 +28,10 @@ from refvi.checker.latex.tokens import (
 #: The words that introduce a definition in inline math right after them.
 INTRODUCING = (
     "write", "writes", "let", "where", "with", "denote by", "denotes by",
-    "define", "defines", "set", "sets", "call", "calls",
+    "define", "defines", "set", "sets", "call", "calls", "are", "through",
 )  # fmt: skip
+#: What may stand between two inline maths of one list: a comma, "and".
+_LIST_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)$", re.I)
 _WORD_RE = re.compile(
     r"(?<![\w\\])(?:"
     + "|".join(w.replace(" ", r"\s+") for w in INTRODUCING)
@@ -58,14 +62,20 @@ def prose_definitions(text, first_line=1):
     for span in display_spans(text, first_line):
         shown.update(range(span.line, span.end + 1))
     breaks = [k for k, c in enumerate(masked) if c == "\n"]
-    found = []
+    found, listed = [], None  # listed: the end of an introduced list's last math
     for m in _INLINE_RE.finditer(masked):
         line = first_line + bisect.bisect_left(breaks, m.start())
         last = first_line + bisect.bisect_left(breaks, m.end())
         if shown.intersection(range(line, last + 1)):
+            listed = None
             continue
-        if not _WORD_RE.search(masked[max(0, m.start() - 40) : m.start()]):
+        in_list = listed is not None and _LIST_RE.match(masked[listed : m.start()])
+        if not in_list and not _WORD_RE.search(
+            masked[max(0, m.start() - 40) : m.start()]
+        ):
+            listed = None
             continue
+        listed = m.end()
         src = m.group(1) if m.group(1) is not None else m.group(2)
         try:
             seqs = split_equations(read_display(src, line))

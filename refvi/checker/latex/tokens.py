@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from refvi.checker.latex import spelling
+from refvi.checker.latex.accents import merge_accents
 from refvi.checker.limits import MAX_LATEX_NESTING, MAX_LATEX_TOKENS
 
 
@@ -180,6 +181,7 @@ def tokenize(src, line=1):
             tokens.append(Token("char", text, start_line))
         else:
             tokens.append(Token(kind, text, start_line))
+    tokens = merge_accents(tokens, lambda text, at: Token("cmd", text, at))
     if len(tokens) > MAX_LATEX_TOKENS:
         raise MalformedLatex(
             f"more than {MAX_LATEX_TOKENS} tokens in one display (the limit)", line
