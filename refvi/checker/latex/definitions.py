@@ -28,7 +28,7 @@ definition and its note says that later lines use the setting's value.
 import dataclasses
 from dataclasses import dataclass
 
-from refvi.checker.latex import ir
+from refvi.checker.latex import estimators, ir, noise
 from refvi.checker.latex.parser import RELATIONS, Parser
 
 #: Relations that define a new symbol on their left.
@@ -127,6 +127,15 @@ def target(seq, variables, latent, symbols, defined):
     setting's own) of the symbol the chain ``seq`` defines, or None when it
     defines nothing. The key is the symbol (``M``, ``L_M``, ``\\delta``), or
     for a symbol with an index (``\\rho_j``) its head and ``[]``."""
+    at = noise.link(seq)
+    if at is not None:  # z_s = m + \\sigma \\odot \\varepsilon_s
+        return noise.LINK, None, at, False
+    hat = estimators.defining(seq, RELATIONS)
+    if hat is not None:  # an estimator, \hat F(\varepsilon) = ...
+        key, pos = hat
+        if key in defined and seq[pos].text != ":=":
+            return None
+        return key, None, pos, False
     left = _left(seq)
     if left is None:
         return None
@@ -155,6 +164,8 @@ def define(seq, pos, key, index, scope, symbols, defined):
     """The ``Definition`` of ``key`` by the right side of ``seq`` (after the
     relation at ``pos``, up to the next one): in matrix notation (an indexed
     one with its index free), else plainly."""
+    if key == noise.LINK:  # the latent with a sample index, through the noise
+        return Definition(key, None, ir.Reparam(diag=True), seq[pos].line)
     tokens = seq[pos + 1 :]
     rel = next((k for k, t in enumerate(tokens) if t.text in RELATIONS), len(tokens))
     tokens = tokens[:rel]

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from scipy.special import logsumexp
 
-from refvi.checker.latex import ir
+from refvi.checker.latex import ir, noise
 from refvi.checker.latex import matrix as mx
 from refvi.checker.latex.derivatives import matrix_gradient
 from refvi.checker.latex.matrix import Mat
@@ -233,6 +233,13 @@ class Evaluator:
         """
         Z = self.model.z_points() if free_z else None
         scope = Scope(self.model.x_data(), Z)
+        if ir.NOISE in ir.infer(node, self.latent, self.observed).free:
+            if free_z:
+                raise ir.Unsupported(
+                    f"a line with a given draw of the noise and a free {self.latent}: "
+                    "link them first, z_s = m + \\sigma \\odot \\varepsilon_s"
+                )
+            scope.eps = noise.drawn(self.model.k)  # a given draw: pointwise
         with np.errstate(over="ignore", invalid="ignore"):
             if isinstance(node, ir.SampleMean):
                 return self._sample_mean(node, scope)
@@ -282,6 +289,12 @@ class Evaluator:
     def _sample_mean(self, node, sc):
         """The mean of ``node.body`` over MC_DRAWS draws of q(z|x) at each
         datum, with its standard error (sample standard deviation / sqrt n)."""
+        if node.var == ir.NOISE and getattr(self.model, "seed", None) is not None:
+            eps = noise.mc_draws(self.model.seed, MC_DRAWS, self.model.k)
+            inner = Scope(sc.X, sc.Z, sc.x_bound, sc.z_bound, eps)
+            v = real(self.num(node.body, inner))
+            v = np.broadcast_to(v, np.broadcast_shapes(np.shape(v), (1, 1, MC_DRAWS)))
+            return self._mean_of(v)
         draws = getattr(self.model, "q_draws", None)
         if draws is None or node.var != self.latent:
             raise ir.Unsupported(
@@ -289,7 +302,12 @@ class Evaluator:
                 "q(z|x) (the linear_gaussian and mixture_prior settings)"
             )
         inner = Scope(sc.X, draws(MC_DRAWS), sc.x_bound, True)
-        v = np.broadcast_to(real(self.num(node.body, inner)), inner.Z.shape[:-1])
+        return self._mean_of(
+            np.broadcast_to(real(self.num(node.body, inner)), inner.Z.shape[:-1])
+        )
+
+    def _mean_of(self, v):
+        """The mean of the draws ``v`` (axis 2) and its standard error."""
         mean = np.mean(v, axis=2, keepdims=True)
         se = np.std(v, axis=2, ddof=1, keepdims=True) / np.sqrt(MC_DRAWS)
         self.estimate = (se, MC_DRAWS)
@@ -715,6 +733,11 @@ class Evaluator:
         if node.diag:
             L = np.abs(L)
         return m[:, None, None, :] + np.einsum("nkl,abml->nbmk", L, sc.eps)
+
+    def _AtNoise(self, node, sc):
+        """The density ``node.body`` at z = ``node.value`` (``noise.py``)."""
+        Z = self._Reparam(node.value, sc)
+        return self.ev(node.body, Scope(sc.X, Z, sc.x_bound, True, sc.eps))
 
     def _SampleCount(self, node, sc):
         count = getattr(self.model, "count", None)

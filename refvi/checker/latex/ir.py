@@ -114,6 +114,15 @@ NOISE = "epsilon"
 
 
 @dataclass(frozen=True)
+class AtNoise:
+    """A density of the latent at the reparameterized latent ``value`` (a
+    :class:`Reparam`): ``p(x, m + \\sigma \\odot \\varepsilon)`` (``noise.py``)."""
+
+    body: object
+    value: object
+
+
+@dataclass(frozen=True)
 class Add:
     """Sum of ``terms``; ``signs`` holds +1 or -1 per term."""
 
@@ -530,6 +539,9 @@ def infer(node, latent="z", observed="x"):
         return Type("density", frozenset({node.var}) | m.free | c.free)
     if isinstance(node, Reparam):
         return Type("scalar", frozenset({observed, NOISE}))
+    if isinstance(node, AtNoise):
+        body = infer(node.body, latent, observed)
+        return Type(body.kind, (body.free - {latent}) | {observed, NOISE})
     if isinstance(node, Add):
         ts = [infer(t, latent, observed) for t in node.terms]
         kinds = {t.kind for t in ts}
@@ -664,6 +676,8 @@ def describe(node):
         return f"N({node.var}; {describe(node.mean)}, {describe(node.cov)})"
     if isinstance(node, Reparam):
         return "mu + sigma * epsilon" if node.diag else "g_phi(epsilon)"
+    if isinstance(node, AtNoise):
+        return f"{describe(node.body)} at z = {describe(node.value)}"
     if isinstance(node, Add):
         out = []
         for i, (s, t) in enumerate(zip(node.signs, node.terms, strict=True)):

@@ -168,6 +168,8 @@ class ContinuousModel:
         self.label = label
         self.x = names["x"]
         self.gaussian = instance.setting in ("linear_gaussian", "amortized")
+        # the amortized setting's layer is its own encoder: q(z|x_i) = q_i
+        self.amortized = instance.setting == "amortized"
         if self.gaussian:
             self.model = LinearGaussian(names["W"], names["mu"], names["psi"])
             self.lik = self.model
@@ -208,10 +210,10 @@ class ContinuousModel:
         """This instance with theta = (W, mu, psi) (``group`` 'theta') or
         phi = (m_q, L_q) ('phi') moved by ``t`` along a fixed random unit
         direction (:class:`PerturbedModel`); linear-Gaussian only."""
-        if not self.gaussian or self.layer is not None:
+        if not self.gaussian or (self.layer is not None and not self.amortized):
             raise Unsupported(
                 f"\\nabla_\\{group}: parameters are moved in the linear_gaussian "
-                "setting only"
+                "and amortized settings only"
             )
         return PerturbedModel(self, group, t)
 
@@ -275,6 +277,8 @@ class ContinuousModel:
             theta = [rng.normal(size=W.shape), rng.normal(size=mu.shape),
                      rng.normal(size=psi.shape) * psi]  # fmt: skip
             phi = [rng.normal(size=m_q.shape), np.tril(rng.normal(size=L_q.shape))]
+            if self.amortized:  # its q is diagonal: move log sigma, not L
+                phi[1] = phi[1] * np.eye(self.k) * np.abs(L_q)
             unit = [
                 [d / np.sqrt(sum(np.sum(e**2) for e in group)) for d in group]
                 for group in (theta, phi)
@@ -284,7 +288,7 @@ class ContinuousModel:
 
     def q_scale(self):
         """(m, L) of the Gaussian q(z|x_i) = N(m_i, L_i L_i^T): (n, k), (n, k, k)."""
-        if self.layer is not None or self.variant:
+        if (self.layer is not None and not self.amortized) or self.variant:
             raise Unsupported("the reparameterization exists only of the instance's q")
         return self.names["m_q"], self.names["L_q"]
 
@@ -595,12 +599,13 @@ class PerturbedModel(_OnBase):
             else:
                 self.L_q = self.L_q + t * np.sign(self.L_q)
             return
-        d = base.directions()[group]
+        d = base.directions()
         W, mu, psi = base.model.W, base.model.mu, base.model.psi
-        if group == "theta":
-            W, mu, psi = W + t * d[0], mu + t * d[1], psi + t * d[2]
-        else:
-            self.m_q, self.L_q = self.m_q + t * d[0], self.L_q + t * d[1]
+        if group in ("theta", "all"):  # all: theta and phi at once (\nabla)
+            th = d["theta"]
+            W, mu, psi = W + t * th[0], mu + t * th[1], psi + t * th[2]
+        if group in ("phi", "all"):
+            self.m_q, self.L_q = self.m_q + t * d["phi"][0], self.L_q + t * d["phi"][1]
         self.model = LinearGaussian(W, mu, psi)
 
     def q_scale(self):

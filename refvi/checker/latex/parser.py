@@ -27,8 +27,9 @@ import itertools
 import math
 import re
 
-from refvi.checker.latex import ir, labels
+from refvi.checker.latex import estimators, ir, labels, noise
 from refvi.checker.latex.estimates import refuse_estimates
+from refvi.checker.latex.noise import NOISE_TOKENS
 from refvi.checker.latex.tokens import MalformedLatex
 
 RELATIONS = {"=", "\\neq", "\\le", "\\ge", "<", ">", ":=", "=:", "\\approx",
@@ -50,7 +51,6 @@ PARAMETER_VERSIONS = {"old": "old", "t": "old", "new": "new", "t+1": "new"}
 #: Letters of functions a derivation leaves abstract.
 FUNCTION_NAMES = ("f", "g", "h")
 #: The noise of the reparameterization trick.
-NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 #: Indices of a sum over the data (\sum_i, \sum_n; any index up to N).
 DATA_INDICES = ("i", "n")
 #: The number of data points, the upper limit of a sum over them.
@@ -325,8 +325,8 @@ class Parser:
         if self.at("_"):
             self.take()
             group = "".join(g.text for g in self.group_tokens()).lstrip("\\")
-        group = {"varphi": "phi", "vartheta": "theta"}.get(group, group)
-        if group not in ("theta", "phi"):
+        group = {"varphi": "phi", "vartheta": "theta", "": "all"}.get(group, group)
+        if group not in ("theta", "phi", "all"):
             raise self.unsupported(
                 tok,
                 "a gradient is taken in \\theta or \\phi: \\nabla_\\theta, "
@@ -701,7 +701,7 @@ class Parser:
         body = self.product()
         if body is None:
             raise self.unsupported(tok, "\\sum has no summand")
-        return ir.SampleMean(body, self.latent, count)
+        return ir.SampleMean(body, noise.average_var(body, self), count)
 
     def skip_index(self):
         """Skip a data or sample index on a variable: ``x_i``, ``x_{n}``,
@@ -863,7 +863,7 @@ class Parser:
             node = self.matrix_atom()
             if node is not None:
                 return node
-        node = labels.label_atom(self)
+        node = labels.label_atom(self) or estimators.estimate_atom(self)
         if node is not None:
             return node
         if t.kind == "num":
@@ -1064,7 +1064,14 @@ class Parser:
         part, index = vars_, None
         dataset = False
         version, self.version = self.version, ""
+        reparam = None
         while not self.at(")"):
+            count, at = noise.reparam_at(self)
+            if count and part is not None and reparam is None:
+                self.i += count  # the latent at m + sigma * epsilon
+                part.append(self.latent)
+                reparam = at
+                continue
             t = self.take()
             if t.text in (",",):
                 continue
@@ -1105,7 +1112,8 @@ class Parser:
             raise self.unsupported(open_, f"{sym}(...) has no variable before '|'")
         if set(vars_) & set(given):
             raise self.unsupported(open_, "a variable both before and after '|'")
-        return ir.Density(sym, tuple(vars_), tuple(given), deco, dataset, version)
+        out = ir.Density(sym, tuple(vars_), tuple(given), deco, dataset, version)
+        return out if reparam is None else ir.AtNoise(out, reparam)
 
     def mixture_density(self, sym, index):
         """``f(x)``, ``f_a(x)``, bare ``g_b``: a mixture the settings bind or
@@ -1326,6 +1334,9 @@ class Parser:
         """(density, variable) of an expectation's subscript tokens; with
         ``joint``, a joint density of the latent and the observed variable
         gives the variable None (the expectation integrates over both)."""
+        at_noise = noise.noise_measure(sub)
+        if at_noise is not None:
+            return at_noise
         inner = Parser(sub, self.variables, self.latent)
         inner.aliases = dict(self.aliases)
         inner.mixtures = self.mixtures

@@ -17,6 +17,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
+from refvi.checker.latex import estimators, noise
 from refvi.checker.latex.parser import RELATIONS, split_equations
 from refvi.checker.latex.tokens import (
     MalformedLatex,
@@ -70,12 +71,10 @@ def prose_definitions(text, first_line=1):
             listed = None
             continue
         in_list = listed is not None and _LIST_RE.match(masked[listed : m.start()])
-        if not in_list and not _WORD_RE.search(
+        introduced = in_list or _WORD_RE.search(
             masked[max(0, m.start() - 40) : m.start()]
-        ):
-            listed = None
-            continue
-        listed = m.end()
+        )
+        listed = m.end() if introduced else None
         src = m.group(1) if m.group(1) is not None else m.group(2)
         try:
             seqs = split_equations(read_display(src, line))
@@ -83,6 +82,11 @@ def prose_definitions(text, first_line=1):
             continue
         if len(seqs) != 1:
             continue
+        if not introduced:  # an estimator or a draw defines without a word
+            if (estimators.defining(seqs[0], RELATIONS) is None
+                    and noise.link(seqs[0]) is None):  # fmt: skip
+                continue
+            listed = m.end()
         rels = [t for t in seqs[0] if t.text in RELATIONS]
         defines = len(rels) == 1 and rels[0].text in ("=", ":=")
         if defines and seqs[0][-1] is not rels[0]:  # a right side in the math

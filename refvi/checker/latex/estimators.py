@@ -1,0 +1,76 @@
+"""Estimators as named objects: a hat on a symbol, defined once, used after.
+
+An estimator is written with a hat, ``\\hat F_B``, ``\\hat{F}_{A}``, ``\\hat
+g_{SF}``, ``\\hat D``, usually as a function of the reparameterization's
+noise: ``\\hat F_B(\\varepsilon) = \\log p(x | z(\\varepsilon)) - D_{KL}(q \\|
+p(z))``. Such a chain -- in a display, or in inline math of the prose
+anywhere (the hat and the argument mark it as a definition, no introducing
+word is needed) -- defines the estimator by its right side
+(``definitions.define``); a later ``\\hat F_B(\\varepsilon)`` is that right
+side at the noise in scope, so ``\\mathbb{E}_{\\varepsilon}[\\hat
+F_B(\\varepsilon)]`` is its expectation over the noise (``noise.py``) and a
+claim about that expectation (unbiasedness) is checked by the noise's
+Gauss-Hermite rule. An estimator used before it is defined is unsupported,
+with the form that defines it. ``\\hat q``, ``\\hat p`` are not estimators
+(``Parser.skip_hat_q``: the setting's q).
+"""
+
+from refvi.checker.latex import noise
+
+
+def _name(tokens, k):
+    """(token count, key) of a hat name starting at ``tokens[k]``, else None:
+    an accented letter (one token, ``\\hat{F}``, ``accents.py``) and its
+    subscript. The key is ``\\hat{F}_B()``: the name and a mark that keeps it
+    apart from the symbols ``definitions`` records (an estimator is a
+    function of the noise)."""
+    texts = [t.text for t in tokens[k:]]
+    head = texts[0] if texts else ""
+    if not (head.startswith("\\hat{") and len(head) == 7 and head[5].isalpha()):
+        return None
+    j, sub = 1, ""
+    if texts[j : j + 1] == ["_"]:
+        if texts[j + 1 : j + 2] == ["{"]:
+            if "}" not in texts[j + 2 :]:
+                return None
+            close = texts.index("}", j + 2)
+            sub, j = "".join(texts[j + 2 : close]), close + 1
+        elif len(texts) > j + 1:
+            sub, j = texts[j + 1], j + 2
+    return j, head + (f"_{sub}" if sub else "") + "()"
+
+
+def defining(seq, relations):
+    """(key, position of the relation) when the chain ``seq`` starts with a
+    hat name, with or without ``(\\varepsilon)``, and ``=`` or ``:=``."""
+    found = _name(seq, 0)
+    if found is None:
+        return None
+    n, key = found
+    argument = noise.noise_argument(seq, n)
+    if argument not in (0, 3):  # at a draw, \hat F(\varepsilon_1): a claim
+        return None
+    n += argument
+    if n < len(seq) and seq[n].text in relations and seq[n].text in ("=", ":="):
+        return key, n
+    return None
+
+
+def estimate_atom(parser):
+    """The defined estimator at the parser's position (its right side, an
+    ``ir.Defined``), None when no hat name is there; an undefined one is
+    unsupported."""
+    found = _name(parser.toks, parser.i)
+    if found is None:
+        return None
+    n, key = found
+    tok = parser.peek()
+    if key not in parser.definitions:
+        raise parser.unsupported(
+            tok,
+            f"the estimator {key[:-2]} is not defined: define it "
+            "first, $\\hat F(\\varepsilon) = ...$",
+        )
+    parser.i += n
+    parser.i += noise.noise_argument(parser.toks, parser.i)
+    return parser.definitions[key].use(key[:-2], None)
