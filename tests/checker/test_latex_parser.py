@@ -124,7 +124,7 @@ def test_unsupported_constructs_name_the_token(src, match):
 
 def test_unsupported_reports_the_line_of_the_token():
     with pytest.raises(ir.Unsupported) as info:
-        readings(tokenize("1 =\n\\nabla 2", line=7))
+        readings(tokenize("1 =\n\\nabla_\\psi 2", line=7))
     assert info.value.line == 8
 
 
