@@ -64,9 +64,9 @@ def test_noise_arguments():
 
 
 def test_hat_names_and_their_definitions():
-    cases = {r"\hat F_B(\varepsilon) = 1": "\\hat{F}_B()",
-             r"\widehat{F}_{B} := 1": "\\hat{F}_B()", r"\hat D = 1": "\\hat{D}()",
-             r"\hat g_{SF, b}(\varepsilon) = 1": "\\hat{g}_SF,b()"}  # fmt: skip
+    cases = {r"\hat F_B(\varepsilon) = 1": "\\hat{F}_B",
+             r"\widehat{F}_{B} := 1": "\\hat{F}_B", r"\hat D = 1": "\\hat{D}",
+             r"\hat g_{SF, b}(\varepsilon) = 1": "\\hat{g}_SF,b"}  # fmt: skip
     for src, key in cases.items():
         found = estimators.defining(tokenize(src), RELATIONS)
         assert found is not None and found[0] == key, src
@@ -86,7 +86,7 @@ def test_undefined_estimator_is_unsupported_with_the_defining_form():
 
 
 def test_noise_average_is_over_the_noise_only_when_z_is_not_used():
-    defined = {"\\hat{F}()": Definition("\\hat{F}()", None, ir.Reparam(True), 1)}
+    defined = {"\\hat{F}": Definition("\\hat{F}", None, ir.Reparam(True), 1)}
     eq = one(r"\frac{1}{S} \sum_{s=1}^{S} \hat F(\varepsilon_s) \approx 1", defined)
     assert eq.exprs[0].var == ir.NOISE
     eq = one(r"\frac{1}{S} \sum_{s=1}^{S} \log p(x, z_s) \approx 1")

@@ -21,9 +21,7 @@ from refvi.checker.latex import noise
 def _name(tokens, k):
     """(token count, key) of a hat name starting at ``tokens[k]``, else None:
     an accented letter (one token, ``\\hat{F}``, ``accents.py``) and its
-    subscript. The key is ``\\hat{F}_B()``: the name and a mark that keeps it
-    apart from the symbols ``definitions`` records (an estimator is a
-    function of the noise)."""
+    subscript. The key is the name, ``\\hat{F}_B``."""
     texts = [t.text for t in tokens[k:]]
     head = texts[0] if texts else ""
     if not (head.startswith("\\hat{") and len(head) == 7 and head[5].isalpha()):
@@ -37,7 +35,7 @@ def _name(tokens, k):
             sub, j = "".join(texts[j + 2 : close]), close + 1
         elif len(texts) > j + 1:
             sub, j = texts[j + 1], j + 2
-    return j, head + (f"_{sub}" if sub else "") + "()"
+    return j, head + (f"_{sub}" if sub else "")
 
 
 def defining(seq, relations):
@@ -68,9 +66,9 @@ def estimate_atom(parser):
     if key not in parser.definitions:
         raise parser.unsupported(
             tok,
-            f"the estimator {key[:-2]} is not defined: define it "
+            f"the estimator {key} is not defined: define it "
             "first, $\\hat F(\\varepsilon) = ...$",
         )
     parser.i += n
     parser.i += noise.noise_argument(parser.toks, parser.i)
-    return parser.definitions[key].use(key[:-2], None)
+    return parser.definitions[key].use(key, None)

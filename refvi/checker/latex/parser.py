@@ -681,8 +681,9 @@ class Parser:
         """``\\frac{1}{L} \\sum_{l=1}^{L} body``: the Monte Carlo average of
         body over draws z^{(l)} of the declared q(z|x) (``ir.SampleMean``)."""
         first = self.peek()
-        count = self.toks[self.i + self.sample_mean_prefix() - 2].text
-        self.i += self.sample_mean_prefix()
+        n = self.sample_mean_prefix()
+        count = self.toks[self.i + (n - 2 if n == 7 else n - 1)].text  # L of 1/L
+        self.i += n
         tok = self.take()  # \sum
         if not self.at("_"):
             raise self.unsupported(tok, "\\sum needs an index")
@@ -859,11 +860,14 @@ class Parser:
 
     def atom(self):
         t = self.peek()
+        node = estimators.estimate_atom(self)  # before a symbol of that name
+        if node is not None:
+            return node
         if self.matrices is not None and t is not None:
             node = self.matrix_atom()
             if node is not None:
                 return node
-        node = labels.label_atom(self) or estimators.estimate_atom(self)
+        node = labels.label_atom(self)
         if node is not None:
             return node
         if t.kind == "num":
