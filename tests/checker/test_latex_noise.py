@@ -102,3 +102,19 @@ def test_draws_are_deterministic_and_standard_normal():
     assert np.all(np.abs(a.var(axis=2) - 1) < 5 * np.sqrt(2 / 4000))
     assert np.array_equal(noise.drawn(2), noise.drawn(2))
     assert noise.drawn(2).shape == (1, 1, noise.DRAWS, 2)
+
+
+def test_evaluation_bar_at_the_exact_posterior():
+    eq = one(r"\nabla_{m, L} F(q) \big|_{q = p(z|x)} = 0")
+    at = eq.exprs[0]
+    assert isinstance(at, ir.AtExactQ) and at.body.group == "phi"
+    assert isinstance(at.body.body, ir.ELBO)
+    eq = one(r"\nabla_\theta F(q) \Big|_{q(z \mid x) = p(z \mid x)} = 0")
+    assert isinstance(eq.exprs[0], ir.AtExactQ)
+    for src in (r"\nabla_\theta F(q) \big|_{q = p(z)} = 0",
+                r"\nabla_\theta F(q) \big|_{q = q^*} = 0"):  # fmt: skip
+        try:
+            one(src)
+        except ir.Unsupported:
+            continue
+        raise AssertionError(f"read a bar with another value: {src}")

@@ -734,6 +734,18 @@ class Evaluator:
             L = np.abs(L)
         return m[:, None, None, :] + np.einsum("nkl,abml->nbmk", L, sc.eps)
 
+    def _AtExactQ(self, node, sc):
+        """``node.body`` with q(z|x) the exact posterior (``bars.py``)."""
+        exact_q = getattr(self.model, "exact_q", None)
+        if exact_q is None:
+            raise ir.Unsupported(
+                "q = p(z|x) as a Gaussian q exists in the linear_gaussian and "
+                "amortized settings"
+            )
+        ev = Evaluator(exact_q(), self.sh, self.level, self.latent, self.observed,
+                       dict(self.dims), choice=self.choice)  # fmt: skip
+        return ev.ev(node.body, sc)
+
     def _AtNoise(self, node, sc):
         """The density ``node.body`` at z = ``node.value`` (``noise.py``)."""
         Z = self._Reparam(node.value, sc)

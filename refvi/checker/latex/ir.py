@@ -114,6 +114,14 @@ NOISE = "epsilon"
 
 
 @dataclass(frozen=True)
+class AtExactQ:
+    """``body`` evaluated with q(z|x) the exact posterior, a Gaussian with its
+    mean and Cholesky factor (``bars.py``)."""
+
+    body: object
+
+
+@dataclass(frozen=True)
 class AtNoise:
     """A density of the latent at the reparameterized latent ``value`` (a
     :class:`Reparam`): ``p(x, m + \\sigma \\odot \\varepsilon)`` (``noise.py``)."""
@@ -539,6 +547,8 @@ def infer(node, latent="z", observed="x"):
         return Type("density", frozenset({node.var}) | m.free | c.free)
     if isinstance(node, Reparam):
         return Type("scalar", frozenset({observed, NOISE}))
+    if isinstance(node, AtExactQ):
+        return infer(node.body, latent, observed)
     if isinstance(node, AtNoise):
         body = infer(node.body, latent, observed)
         return Type(body.kind, (body.free - {latent}) | {observed, NOISE})
@@ -678,6 +688,8 @@ def describe(node):
         return "mu + sigma * epsilon" if node.diag else "g_phi(epsilon)"
     if isinstance(node, AtNoise):
         return f"{describe(node.body)} at z = {describe(node.value)}"
+    if isinstance(node, AtExactQ):
+        return f"{describe(node.body)} at q = p(z|x)"
     if isinstance(node, Add):
         out = []
         for i, (s, t) in enumerate(zip(node.signs, node.terms, strict=True)):

@@ -248,6 +248,17 @@ class ContinuousModel:
                       "\\psi": (W, mu, value)}[name]  # fmt: skip
         return PerturbedModel(self, "fixed", 0.0, LinearGaussian(W, mu, psi))
 
+    def exact_q(self):
+        """This instance with q(z|x_i) the exact posterior N(m_i, S), as a
+        Gaussian q (its mean and Cholesky factor) that ``perturbed`` moves."""
+        if not self.gaussian or (self.layer is not None and not self.amortized):
+            raise Unsupported("q = p(z|x) as a Gaussian q: linear_gaussian, amortized")
+        post = lg.posterior(self.model, self.x)
+        L = np.broadcast_to(
+            np.linalg.cholesky(post.S), (self.x.shape[0], self.k, self.k)
+        )
+        return PerturbedModel(self, "fixed", 0.0, q=(post.m, np.array(L)))
+
     def version(self, at):
         """This instance at the parameters ``at`` of an EM step: 'old' is theta
         moved by OLD_STEP along its direction (the parameters the step starts
@@ -611,6 +622,21 @@ class PerturbedModel(_OnBase):
     def q_scale(self):
         return self.m_q, self.L_q
 
+    def perturbed(self, group, t):
+        """This model moved by ``t`` along the base's direction of ``group``
+        ('theta', 'phi' or 'all'), from its own parameters (``exact_q``)."""
+        if group not in ("theta", "phi", "all"):
+            raise Unsupported(f"\\nabla_\\{group} of a moved model")
+        d = self.base.directions()
+        model, m_q, L_q = self.model, self.m_q, self.L_q
+        if group in ("theta", "all"):
+            th = d["theta"]
+            model = LinearGaussian(model.W + t * th[0], model.mu + t * th[1],
+                                   model.psi + t * th[2])  # fmt: skip
+        if group in ("phi", "all"):
+            m_q, L_q = m_q + t * d["phi"][0], L_q + t * d["phi"][1]
+        return PerturbedModel(self.base, "fixed", 0.0, model, (m_q, L_q))
+
     def matrix_symbol(self, name):
         """The symbols of ``MATRIX_SYMBOLS['linear_gaussian']`` at the moved
         parameters, computed from them (``linear_gaussian.posterior``)."""
@@ -751,6 +777,17 @@ class DiscreteModel:
             raise Unsupported(f"the mixture setting has no density '{kind}'")
         n, a, m = Z.shape
         return self.names[fn](np.reshape(Z, (n, a * m))).reshape(n, a, m)
+
+    def exact_q(self):
+        """This instance with q(z|x_i) the exact posterior N(m_i, S), as a
+        Gaussian q (its mean and Cholesky factor) that ``perturbed`` moves."""
+        if not self.gaussian or (self.layer is not None and not self.amortized):
+            raise Unsupported("q = p(z|x) as a Gaussian q: linear_gaussian, amortized")
+        post = lg.posterior(self.model, self.x)
+        L = np.broadcast_to(
+            np.linalg.cholesky(post.S), (self.x.shape[0], self.k, self.k)
+        )
+        return PerturbedModel(self, "fixed", 0.0, q=(post.m, np.array(L)))
 
     def version(self, at):
         """This instance at the parameters ``at`` of an EM step

@@ -27,7 +27,7 @@ import itertools
 import math
 import re
 
-from refvi.checker.latex import estimators, ir, labels, noise
+from refvi.checker.latex import bars, estimators, ir, labels, noise
 from refvi.checker.latex.estimates import refuse_estimates
 from refvi.checker.latex.noise import NOISE_TOKENS
 from refvi.checker.latex.tokens import MalformedLatex
@@ -175,6 +175,7 @@ class Parser:
             or t.text in RELATIONS
             or t.text in _UNSUPPORTED_RELATIONS
             or t.text in ("+", "-")
+            or bars.bar_length(self) > 0
         )
 
     # -- grammar -------------------------------------------------------------
@@ -325,7 +326,8 @@ class Parser:
         if self.at("_"):
             self.take()
             group = "".join(g.text for g in self.group_tokens()).lstrip("\\")
-        group = {"varphi": "phi", "vartheta": "theta", "": "all"}.get(group, group)
+        group = {"varphi": "phi", "vartheta": "theta", "": "all",
+                 "m,L": "phi"}.get(group, group)  # fmt: skip
         if group not in ("theta", "phi", "all"):
             raise self.unsupported(
                 tok,
@@ -335,7 +337,9 @@ class Parser:
         body = self.product()
         if body is None:
             raise self.unsupported(tok, "the gradient has no argument")
-        return ir.Grad(group, body)
+        n = bars.bar_length(self)
+        self.i += n  # \big|_{q = p(z|x)}: the gradient at the exact posterior
+        return ir.AtExactQ(ir.Grad(group, body)) if n else ir.Grad(group, body)
 
     def partial(self):
         """``\\frac{\\partial}{\\partial \\mu} body`` (the rest of the
