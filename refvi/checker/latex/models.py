@@ -778,17 +778,6 @@ class DiscreteModel:
         n, a, m = Z.shape
         return self.names[fn](np.reshape(Z, (n, a * m))).reshape(n, a, m)
 
-    def exact_q(self):
-        """This instance with q(z|x_i) the exact posterior N(m_i, S), as a
-        Gaussian q (its mean and Cholesky factor) that ``perturbed`` moves."""
-        if not self.gaussian or (self.layer is not None and not self.amortized):
-            raise Unsupported("q = p(z|x) as a Gaussian q: linear_gaussian, amortized")
-        post = lg.posterior(self.model, self.x)
-        L = np.broadcast_to(
-            np.linalg.cholesky(post.S), (self.x.shape[0], self.k, self.k)
-        )
-        return PerturbedModel(self, "fixed", 0.0, q=(post.m, np.array(L)))
-
     def version(self, at):
         """This instance at the parameters ``at`` of an EM step
         (:class:`MixtureAt`): 'old' moves the log-weights, means and
