@@ -393,8 +393,14 @@ class Evaluator:
 
     def _Defined(self, node, sc):
         """A symbol defined in an earlier display: its right side, here; a
-        failure names the definition's line."""
+        failure names the definition's line. A right side free of the latent
+        (a baseline b = F under E_q) is a constant in it: evaluated with the
+        latent unbound, so its own integrals over z may run."""
         try:
+            if sc.z_bound and self.latent not in ir.infer(
+                node.body, self.latent, self.observed
+            ).free:
+                sc = Scope(sc.X, None, sc.x_bound, False, sc.eps)
             return self.ev(node.body, sc)
         except ir.Unsupported as err:
             raise ir.Unsupported(

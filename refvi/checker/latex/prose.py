@@ -30,6 +30,7 @@ from refvi.checker.latex.tokens import (
 INTRODUCING = (
     "write", "writes", "let", "where", "with", "denote by", "denotes by",
     "define", "defines", "set", "sets", "call", "calls", "are", "through",
+    "here",
 )  # fmt: skip
 #: What may stand between two inline maths of one list: a comma, "and".
 _LIST_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)$", re.I)
