@@ -397,9 +397,11 @@ class Evaluator:
         (a baseline b = F under E_q) is a constant in it: evaluated with the
         latent unbound, so its own integrals over z may run."""
         try:
-            if sc.z_bound and self.latent not in ir.infer(
-                node.body, self.latent, self.observed
-            ).free:
+            if (
+                sc.z_bound
+                and self.latent
+                not in ir.infer(node.body, self.latent, self.observed).free
+            ):
                 sc = Scope(sc.X, None, sc.x_bound, False, sc.eps)
             return self.ev(node.body, sc)
         except ir.Unsupported as err:
