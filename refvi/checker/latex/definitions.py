@@ -186,6 +186,7 @@ def define(seq, pos, key, index, scope, symbols, defined):
             if p.peek() is not None:
                 raise p.unsupported(p.peek())
             ir.infer(body, scope.latent, scope.observed)
+            estimators.require_concrete(key, body)
             return Definition(key, index, body, line)
         except ir.Unsupported as err:
             if error is None:

@@ -15,7 +15,9 @@ with the form that defines it. ``\\hat q``, ``\\hat p`` are not estimators
 (``Parser.skip_hat_q``: the setting's q).
 """
 
-from refvi.checker.latex import noise
+import dataclasses
+
+from refvi.checker.latex import ir, noise
 
 
 def _name(tokens, k):
@@ -72,3 +74,23 @@ def estimate_atom(parser):
     parser.i += n
     parser.i += noise.noise_argument(parser.toks, parser.i)
     return parser.definitions[key].use(key, None)
+
+
+def require_concrete(key, body):
+    """Refuse an estimator whose right side applies an abstract function (f,
+    g, h of ``ir.Func``): the line would check it with arbitrary functions,
+    while a derivation names by f the integrand it gave in words."""
+    if not key.startswith("\\hat{"):
+        return
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ir.Func):
+            raise ir.Unsupported(
+                f"the estimator {key} applies the abstract function {node.name}: "
+                f"write {node.name}'s formula in the estimator"
+            )
+        if dataclasses.is_dataclass(node):
+            for f in dataclasses.fields(node):
+                v = getattr(node, f.name)
+                stack.extend(v if isinstance(v, tuple) else [v])
