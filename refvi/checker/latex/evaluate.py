@@ -413,6 +413,19 @@ class Evaluator:
                 f"{node.name} (defined at line {node.line}): {err}"
             ) from None
 
+    def _At(self, node, sc):
+        """An estimate's side at the parameters ``node.at`` of the EM step,
+        when the model's variant declares estimates the M-step's."""
+        if getattr(self.model, "variant", {}).get("estimates") != "m-step":
+            raise ir.Unsupported(node.reason)
+        base = getattr(self.model, "base", self.model)  # a version's own base
+        model, self.model = self.model, base
+        try:
+            self.model = self._at(node.at)
+            return self.ev(node.body, sc)
+        finally:
+            self.model = model
+
     def _MatGrad(self, node, sc):
         """The derivative of the body in the instance's parameter
         ``node.name``, entry by entry (``derivatives.matrix_gradient``)."""

@@ -37,6 +37,7 @@ _P_X = {"p_theta(x)": "model", "model": "model", "p_data(x)": "data", "data": "d
 _ASSUME_KEYS = {
     "data": ("model", "data", "data2"),
     "q": ("exact", "encoder", "prior", "flip"),
+    "estimates": ("m-step",),
 }
 NON_GAUSSIAN_DEFAULT = "mixture_prior"
 
@@ -136,7 +137,8 @@ def _assume(value, line):
             if not sep or k not in _ASSUME_KEYS or v not in _ASSUME_KEYS[k]:
                 raise MalformedLatex(
                     f"cannot read {kv!r} in assumption {name!r}; expected "
-                    "'data = model|data|data2' or 'q = exact|encoder|prior|flip'",
+                    "'data = model|data|data2', 'q = exact|encoder|prior|flip' "
+                    "or 'estimates = m-step'",
                     line,
                 )
             pairs.append((k, v))

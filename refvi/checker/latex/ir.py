@@ -394,6 +394,19 @@ class Tril:
 
 
 @dataclass(frozen=True)
+class At:
+    """``body`` of a line that states an estimate (``estimates.py``), read
+    at the parameters ``at`` of an EM step ('new': the M-step's update,
+    'old': where it starts) when the section declares its estimates the
+    M-step's (``assume: M-step (estimates = m-step)``); else unsupported
+    for ``reason``."""
+
+    body: object
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Defined:
     """A symbol the derivation defined in an earlier display (``M = L_q^{-1}
     L_p``, ``\\rho_j = ...``), standing for ``body``, its right side as read
@@ -631,7 +644,7 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset({node.name}))
     if isinstance(node, Transpose | Det | Trace | Norm | Diag | Tril):
         return Type("scalar", infer(node.arg, latent, observed).free)
-    if isinstance(node, Defined):
+    if isinstance(node, Defined | At):
         return infer(node.body, latent, observed)
     if isinstance(node, MatGrad):
         return Type("scalar", infer(node.body, latent, observed).free)

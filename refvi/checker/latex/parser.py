@@ -28,7 +28,7 @@ import math
 import re
 
 from refvi.checker.latex import bars, estimators, ir, labels, noise
-from refvi.checker.latex.estimates import refuse_estimates
+from refvi.checker.latex.estimates import read_estimates
 from refvi.checker.latex.noise import NOISE_TOKENS
 from refvi.checker.latex.tokens import MalformedLatex
 
@@ -1737,7 +1737,7 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
         rel = ir.Relation(":=", name, name, tokens[1].line)
         return ir.Equation(tokens[1].line, (name, name), (rel,))
     exprs, ops = p.chain()
-    refuse_estimates(exprs, nodes)
+    exprs = read_estimates(exprs, nodes)
     data = (ir.DataSum, ir.DataCount, ir.DataMean)
     exprs = _vector_data(exprs, p.observed_name())
     versions = {getattr(n, "at", "") for e in exprs for n in nodes(e)}
