@@ -8,17 +8,23 @@ notation (``models.MATRIX_SYMBOLS``) the two symbols (``accents``: the
 spellings ``\\bar{x}``, ``\\overline{x}``, ``\\hat{\\Sigma}``,
 ``\\widehat\\Sigma`` read the same) are these statistics of the instance's own
 data, the x_i of every line of the file, computed by
-``refvi.models.linear_gaussian_em.sufficient_stats``.
+``refvi.models.linear_gaussian_em.sufficient_stats``; and
+``\\psi_{\\text{floor}}``, the noise floor of that module's M-step, its
+default ``PSI_FLOOR_REL`` times the mean of the diagonal of ``\\hat\\Sigma``.
 """
+
+import numpy as np
 
 from refvi.checker.latex.matrix import Mat
 from refvi.models import linear_gaussian_em as lg_em
 
 #: The symbols (canonical spellings) of the data set's statistics.
-DATA_STATISTICS = ("\\bar{x}", "\\hat{\\Sigma}")
+DATA_STATISTICS = ("\\bar{x}", "\\hat{\\Sigma}", "\\psi_floor")
 
 
 def data_statistic(name, x):
     """The statistic ``name`` (``DATA_STATISTICS``) of the data ``x`` (n, d)."""
     stats = lg_em.sufficient_stats(x)
+    if name == "\\psi_floor":
+        return float(lg_em.PSI_FLOOR_REL * np.mean(np.diag(stats.Sigma_hat)))
     return Mat.of(stats.xbar if name == "\\bar{x}" else stats.Sigma_hat)

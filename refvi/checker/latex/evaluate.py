@@ -250,7 +250,10 @@ class Evaluator:
 
     def _per_component(self, node, sc, components):
         """The value at each value of the free component index, stacked."""
-        counts = [range(self._component_count(node, i)) for i in components]
+        counts = [range(self._count_or_one(node, i, sc)) for i in components]
+        if all(len(c) == 0 for c in counts):  # a side without the free index
+            v = self.ev(node, sc)
+            return self._number(v) if isinstance(v, Mat) and v.is_number else v
         out = []
         for js in itertools.product(*counts):
             self.dims.update(zip(components, js, strict=True))
@@ -264,10 +267,33 @@ class Evaluator:
             raise ir.Unsupported("a line that is a matrix for some components only")
         return _stack([v[0] for v in out]), _stack([v[1] for v in out])
 
-    def _component_count(self, node, index):
+    def _count_or_one(self, node, index, sc):
+        """``_component_count``, or 0 for a side that does not use the free
+        index where the setting has no components (``\\max(-\\psi_j, c) =
+        c``: the side is one value, the same at every entry)."""
+        try:
+            return self._component_count(node, index, sc)
+        except ir.Unsupported:
+            if any(index in ir.free_components(n) for n in _walk(node)):
+                raise
+            return 0
+
+    def _component_count(self, node, index, sc=None):
         """How many values the component index ``index`` takes: the size of
-        the family it indexes in ``node`` (``component_count``: f's or g's
+        the entries it picks (a free entry index, ``entries.py``), of the
+        family it indexes in ``node`` (``component_count``: f's or g's
         components), else the setting's one number of components."""
+        sizes = {
+            self.mat(n.base, sc).shape[k]
+            for n in _walk(node)
+            if isinstance(n, ir.Elem)
+            for k, i in enumerate(n.indices)
+            if i == index
+        }
+        if len(sizes) > 1:
+            raise ir.Unsupported(f"the index {index} picks entries of two sizes")
+        if sizes:
+            return sizes.pop()
         by_family = getattr(self.model, "component_count", None)
         if by_family is not None:
             counts = {
@@ -413,6 +439,19 @@ class Evaluator:
                 f"{node.name} (defined at line {node.line}): {err}"
             ) from None
 
+    def _Max(self, node, sc):
+        """The larger of two values, entry by entry (``numpy.maximum``)."""
+        a, b = (self.ev(arg, sc) for arg in node.args)
+        if isinstance(a, Mat) or isinstance(b, Mat):
+            a, b = self.mat(node.args[0], sc), self.mat(node.args[1], sc)
+            if a.shape != b.shape and not (a.is_number or b.is_number):
+                raise EvaluationError(
+                    f"\\max of a {a.shape[0]}x{a.shape[1]} and a "
+                    f"{b.shape[0]}x{b.shape[1]} matrix"
+                )
+            return Mat(np.maximum(a.a, b.a))
+        return _signed(np.maximum(real(a), real(b)))
+
     def _At(self, node, sc):
         """An estimate's side at the parameters ``node.at`` of the EM step,
         when the model's variant declares estimates the M-step's."""
@@ -483,8 +522,14 @@ class Evaluator:
                 raise ir.Unsupported("an index sum ends at a whole number")
         else:
             count = self._entry_range(node.body, node.index, sc)
+        first = 0
+        if node.lower is not None:  # \sum_{j=k+1}^{d}: 1-based, as written
+            lower = np.ravel(real(self.num(node.lower, sc)))
+            first = int(np.round(lower[0])) - 1
+            if np.any(np.abs(lower - first - 1) > 1e-9) or first < 0:
+                raise ir.Unsupported("an index sum starts at a whole number >= 1")
         terms = []
-        for j in range(count):
+        for j in range(first, count):
             self.dims[node.index] = j
             terms.append(self.num(node.body, sc))
         del self.dims[node.index]
@@ -503,7 +548,7 @@ class Evaluator:
             isinstance(n, ir.Comp | ir.Density) and getattr(n, "index", "") == index
             for n in _walk(body)
         ):
-            return self._component_count(body, index)
+            return self._component_count(body, index, sc)
         for node in _walk(body):
             if isinstance(node, ir.Elem) and index in node.indices:
                 m = self.mat(node.base, sc)

@@ -358,11 +358,13 @@ class Elem:
 class IndexSum:
     """``\\sum_{j=1}^{d} body``: ``upper`` is a :class:`Sym` or
     :class:`Number`, or None when the range is that of the entries the
-    index picks (``\\sum_a \\log (L_q)_{aa}``)."""
+    index picks (``\\sum_a \\log (L_q)_{aa}``); ``lower`` the first value
+    of the index when it is not 1 (``\\sum_{j=k+1}^{d}``), an expression."""
 
     body: object
     index: str
     upper: object
+    lower: object = None
 
 
 @dataclass(frozen=True)
@@ -391,6 +393,13 @@ class Tril:
     """``\\operatorname{tril}(A)``: the lower triangle of A, diagonal kept."""
 
     arg: object
+
+
+@dataclass(frozen=True)
+class Max:
+    """``\\max(a, b)``: the larger value, entry by entry (``entries.py``)."""
+
+    args: tuple
 
 
 @dataclass(frozen=True)
@@ -465,9 +474,11 @@ def free_components(node, bound=frozenset()):
         return set() if node.index in bound else {node.index}
     if isinstance(node, Density) and node.index:
         return set() if node.index in bound else {node.index}
-    if isinstance(node, IndexSum):
+    if isinstance(node, IndexSum | Diag) and node.index:
         bound = bound | {node.index}
     out = set()
+    if isinstance(node, Elem):  # an entry index no sum binds (entries.py)
+        out = {i for i in node.indices if i not in bound}
     for value in getattr(node, "__dict__", {}).values():
         for item in value if isinstance(value, tuple) else (value,):
             if hasattr(item, "__dataclass_fields__"):
@@ -646,6 +657,9 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", infer(node.arg, latent, observed).free)
     if isinstance(node, Defined | At):
         return infer(node.body, latent, observed)
+    if isinstance(node, Max):
+        ts = [infer(a, latent, observed) for a in node.args]
+        return Type("scalar", frozenset().union(*(t.free for t in ts)))
     if isinstance(node, MatGrad):
         return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, Elem):

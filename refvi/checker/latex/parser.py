@@ -28,6 +28,7 @@ import math
 import re
 
 from refvi.checker.latex import bars, estimators, ir, labels, noise
+from refvi.checker.latex.entries import FREE_ENTRIES, maximum, reads_as_entry
 from refvi.checker.latex.estimates import read_estimates
 from refvi.checker.latex.noise import NOISE_TOKENS
 from refvi.checker.latex.tokens import MalformedLatex
@@ -263,6 +264,8 @@ class Parser:
             return [self.gradient()]
         if self.matrices is not None and t.kind == "name" and t.text in _MATRIX_MAPS:
             return [self.matrix_map()]
+        if self.matrices is not None and t.text == "\\max" and self.at("(", 1):
+            return [self.entries(maximum(self))]
         if t.kind == "name" and t.text == "logsumexp" and self.at("_", 1):
             return [self.logsumexp()]
         return [self.power()]
@@ -546,7 +549,14 @@ class Parser:
         group = self.group_tokens()
         if not group or group[0].kind != "letter" or group[0].text == self.latent:
             raise self.unsupported(tok, "\\sum in matrix notation needs an index")
-        if len(group) > 1 and [g.text for g in group[1:]] not in (["=", "1"], ["'"]):
+        lower = None
+        if (
+            len(group) > 2
+            and group[1].text == "="
+            and [g.text for g in group[2:]] != ["1"]
+        ):
+            lower = self.sum_start(tok, group[2:])
+        elif len(group) > 1 and [g.text for g in group[1:]] not in (["=", "1"], ["'"]):
             raise self.unsupported(tok, "an index sum starts at 1: \\sum_{j=1}^{d}")
         index, upper = group[0].text, None
         if [g.text for g in group[1:]] == ["'"]:  # \sum_{a'}
@@ -568,7 +578,18 @@ class Parser:
         self.indices.discard(index)
         if body is None:
             raise self.unsupported(tok, "\\sum has no summand")
-        return ir.IndexSum(body, index, upper)
+        return ir.IndexSum(body, index, upper, lower)
+
+    def sum_start(self, tok, tokens):
+        """The first value of an index sum written ``\\sum_{j=k+1}^{d}``:
+        an expression in the dimensions and numbers (``ir.IndexSum.lower``)."""
+        inner = Parser(tokens, tuple(self.variables), self.latent, (), self.matrices)
+        start = inner.expr()
+        if inner.peek() is not None or not all(
+            isinstance(n, ir.Sym | ir.Number | ir.Add) for n in nodes(start)
+        ):
+            raise self.unsupported(tok, "an index sum starts at a number or k + 1")
+        return start
 
     def matrix_exponent(self, base):
         """``^\\top``, ``^T``, ``^{-\\top}``, ``^{-1}``, ``^{-1/2}``, ``^2`` on a
@@ -595,7 +616,7 @@ class Parser:
         self.take()
         group = self.group_tokens()
         idx = tuple(g.text for g in group if g.text != ",")
-        if idx and all(i in self.indices for i in idx):
+        if idx and all(i in self.indices or i in FREE_ENTRIES for i in idx):
             return ir.Elem(base, idx)
         self.i = start
         return base
@@ -782,7 +803,8 @@ class Parser:
                 if not idx or not all(i in self.indices for i in idx):
                     self.i = save
                     return None
-            if not all(c in self.indices for c in texts) or idx:
+            bound = all(c in self.indices for c in texts) and not idx
+            if not bound and not reads_as_entry(self, t.text, texts, idx):
                 name, end = f"{t.text}_{''.join(texts)}", self.i
             if (
                 texts in (["i"], ["n"])
