@@ -175,7 +175,7 @@ def test_an_internal_error_leaves_the_line_unchecked_not_a_crash(monkeypatch):
     assert lines[0].reason == "cannot evaluate: RuntimeError: boom"
 
 
-def test_a_setting_without_a_latex_model_is_left_out_while_another_remains():
+def test_a_setting_without_the_lines_densities_is_left_out_while_another_remains():
     line = "$$ \\log p(x) \\ge \\mathrm{ELBO} $$\n"
     (r,) = check_latex_text("---\nsettings: gaussian, mixture\n---\n" + line).lines
     assert r.status == "holds"

@@ -64,7 +64,7 @@ class Definition:
 def rename(node, old, new):
     """``node`` with the free index ``old`` renamed ``new`` (entries,
     components, diagonals); an index sum that binds ``old`` is left alone."""
-    if isinstance(node, ir.IndexSum) and node.index == old:
+    if isinstance(node, ir.IndexSum | ir.IndexMax) and node.index == old:
         return node
     if not dataclasses.is_dataclass(node):
         return node
@@ -102,9 +102,10 @@ RESERVED = {
 DATA_INDICES = ("i", "n")
 
 
-def _left(seq):
+def _left(seq, letters=INDEX_LETTERS):
     """(symbol token, index or None, position of the first relation) when
-    the chain starts ``X =``, ``X_j =``, ``X_{q} :=`` ...; else None."""
+    the chain starts ``X =``, ``X_j =``, ``X_{q} :=`` ...; else None;
+    ``letters``: the indices a definition may be written with."""
     pos = next((k for k, t in enumerate(seq) if t.text in RELATIONS), None)
     if pos is None or seq[pos].text not in DEFINING or pos == 0:
         return None
@@ -118,7 +119,7 @@ def _left(seq):
         return None
     if any(c in DATA_INDICES for t in sub for c in t):
         return None
-    index = sub[0] if len(sub) == 1 and sub[0] in INDEX_LETTERS else None
+    index = sub[0] if len(sub) == 1 and sub[0] in letters else None
     return head, index, pos
 
 
@@ -136,7 +137,9 @@ def target(seq, variables, latent, symbols, defined):
         if key in defined and seq[pos].text != ":=":
             return None
         return key, None, pos, False
-    left = _left(seq)
+    # index letters, with the free indices the settings allow (``index:k``)
+    free = tuple(s[6:] for s in symbols or () if s.startswith("index:"))
+    left = _left(seq, INDEX_LETTERS + free)
     if left is None:
         return None
     head, index, pos = left

@@ -23,6 +23,7 @@ from scipy.special import logsumexp
 
 from refvi.checker.latex import ir, noise
 from refvi.checker.latex import matrix as mx
+from refvi.checker.latex.categorical_model import entry_gradient
 from refvi.checker.latex.derivatives import matrix_gradient
 from refvi.checker.latex.matrix import Mat
 from refvi.checker.latex.parser import CONSTANTS
@@ -470,6 +471,18 @@ class Evaluator:
         ``node.name``, entry by entry (``derivatives.matrix_gradient``)."""
         return matrix_gradient(self, node, sc)
 
+    def _EntryGrad(self, node, sc):
+        """The derivative of the body in one entry of a parameter family
+        (``categorical_model.entry_gradient``)."""
+        return entry_gradient(self, node, sc)
+
+    def _Kronecker(self, node, sc):
+        missing = [i for i in node.indices if i not in self.dims]
+        if missing:
+            raise ir.Unsupported(f"\\delta: the index {missing[0]} is bound by no sum")
+        values = {self.dims[i] for i in node.indices}
+        return _signed(np.full((1, 1, 1), 1.0 if len(values) == 1 else 0.0))
+
     def _Comp(self, node, sc):
         if node.index not in self.dims:
             raise ir.Unsupported(f"{node.name}_{node.index} outside its sum")
@@ -528,11 +541,13 @@ class Evaluator:
             first = int(np.round(lower[0])) - 1
             if np.any(np.abs(lower - first - 1) > 1e-9) or first < 0:
                 raise ir.Unsupported("an index sum starts at a whole number >= 1")
-        terms = []
+        terms, outer = [], self.dims.get(node.index)  # a free index of that name
         for j in range(first, count):
             self.dims[node.index] = j
             terms.append(self.num(node.body, sc))
         del self.dims[node.index]
+        if outer is not None:
+            self.dims[node.index] = outer
         if not terms:
             return _signed(0.0)
         shape = np.broadcast_shapes(*(np.shape(t[0]) for t in terms))
@@ -540,6 +555,18 @@ class Evaluator:
         s = np.stack([np.broadcast_to(t[1], shape) for t in terms])
         out, sign = _lse(la, s, axis=0)
         return out[0], sign[0]
+
+    def _IndexMax(self, node, sc):
+        count = self._entry_range(node.body, node.index, sc)
+        values, outer = [], self.dims.get(node.index)  # a sum's index of that name
+        for j in range(count):
+            self.dims[node.index] = j
+            values.append(real(self.num(node.body, sc)))
+        del self.dims[node.index]
+        if outer is not None:
+            self.dims[node.index] = outer
+        shape = np.broadcast_shapes(*(np.shape(v) for v in values))
+        return _signed(np.max([np.broadcast_to(v, shape) for v in values], axis=0))
 
     def _entry_range(self, body, index, sc):
         """The range of ``index`` in ``body``: the size of the entries it

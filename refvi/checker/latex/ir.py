@@ -368,6 +368,15 @@ class IndexSum:
 
 
 @dataclass(frozen=True)
+class IndexMax:
+    """``\\max_k body``: the largest value of ``body`` over the range of the
+    entries (components) the index ``index`` picks."""
+
+    body: object
+    index: str
+
+
+@dataclass(frozen=True)
 class Comp:
     """``a_j``, ``B_j``, ``L_{B_j}``, ``\\pi_j``: component ``index`` of a
     family of the model (the mixture prior's components). An index that no
@@ -442,6 +451,25 @@ class MatGrad:
 
 
 @dataclass(frozen=True)
+class EntryGrad:
+    """``\\frac{\\partial body}{\\partial \\eta_j}``: the derivative of the
+    scalar ``body`` in entry ``index`` of the parameter family ``name`` (the
+    categorical setting's logits, ``categorical_model.entry_gradient``); an
+    index no sum binds is free, as a component's is."""
+
+    name: str
+    index: str
+    body: object
+
+
+@dataclass(frozen=True)
+class Kronecker:
+    """``\\delta_{jk}``: 1 where the two indices take one value, else 0."""
+
+    indices: tuple
+
+
+@dataclass(frozen=True)
 class LabelParam:
     """``\\mu_k``, ``\\Sigma_k``, ``L_k``, ``\\eta_k``: the parameter ``name`` of
     the component z = k of a discrete latent, a function of z
@@ -472,9 +500,13 @@ def free_components(node, bound=frozenset()):
     """The component indices of ``node`` that no index sum binds."""
     if isinstance(node, Comp):
         return set() if node.index in bound else {node.index}
+    if isinstance(node, Kronecker):
+        return set(node.indices) - bound
+    if isinstance(node, EntryGrad) and node.index not in bound:
+        return {node.index} | free_components(node.body, bound)
     if isinstance(node, Density) and node.index:
         return set() if node.index in bound else {node.index}
-    if isinstance(node, IndexSum | Diag) and node.index:
+    if isinstance(node, IndexSum | IndexMax | Diag) and node.index:
         bound = bound | {node.index}
     out = set()
     if isinstance(node, Elem):  # an entry index no sum binds (entries.py)
@@ -647,7 +679,8 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
-    if isinstance(node, Dim | Sym | Comp | DataCount | SampleCount | LabelCount):
+    if isinstance(node, Dim | Sym | Comp | Kronecker | DataCount | SampleCount
+                  | LabelCount):  # fmt: skip
         return Type("scalar", frozenset())
     if isinstance(node, LabelParam | Softmax):
         return Type("scalar", frozenset({latent}))
@@ -660,11 +693,11 @@ def infer(node, latent="z", observed="x"):
     if isinstance(node, Max):
         ts = [infer(a, latent, observed) for a in node.args]
         return Type("scalar", frozenset().union(*(t.free for t in ts)))
-    if isinstance(node, MatGrad):
+    if isinstance(node, MatGrad | EntryGrad):
         return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, Elem):
         return Type("scalar", infer(node.base, latent, observed).free)
-    if isinstance(node, IndexSum):
+    if isinstance(node, IndexSum | IndexMax):
         return Type("scalar", infer(node.body, latent, observed).free)
     if isinstance(node, IWBound):
         free = {observed}
@@ -801,6 +834,12 @@ def describe(node):
         return f"d/d{node.name}{at}[{describe(node.body)}]"
     if isinstance(node, Elem):
         return f"{describe(node.base)}[{','.join(node.indices)}]"
+    if isinstance(node, IndexMax):
+        return f"Max_{node.index} [{describe(node.body)}]"
+    if isinstance(node, EntryGrad):
+        return f"d/d{node.name}[{node.index}][{describe(node.body)}]"
+    if isinstance(node, Kronecker):
+        return f"delta[{','.join(node.indices)}]"
     if isinstance(node, IndexSum):
         upper = describe(node.upper) if node.upper is not None else "its range"
         return f"Sum_{node.index}=1..{upper} [{describe(node.body)}]"

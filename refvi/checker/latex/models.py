@@ -34,6 +34,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import logsumexp
 
+from refvi.checker.latex.categorical_model import SYMBOLS as CATEGORICAL_SYMBOLS
+from refvi.checker.latex.categorical_model import CategoricalModel
 from refvi.checker.latex.data_statistics import DATA_STATISTICS, data_statistic
 from refvi.checker.latex.em_models import EM_SETTINGS, EMStepModel
 from refvi.checker.latex.ir import Unsupported
@@ -1186,6 +1188,7 @@ _LG_SYMBOLS = ("W", "\\mu", "\\psi", "\\Psi", "C", "S", "m_q", "L_q",
                "\\Sigma_q", "I", "I_k", "I_d", "d", "k", *DATA_STATISTICS)  # fmt: skip
 MATRIX_SYMBOLS = {
     "mixture_pair": MIXTURE_PAIR_SYMBOLS,
+    "categorical": CATEGORICAL_SYMBOLS,
     "linear_gaussian": _LG_SYMBOLS + ("m", "P", "M", "L_M", "A", "b", "r"),
     "amortized": _LG_SYMBOLS,
     "mixture_prior": (
@@ -1256,7 +1259,7 @@ def matrix_symbols(settings):
 LAYERED = {"aggregated_mixture_prior": ("mixture_prior", ()),
            "mixture_pair": ("mixture_prior", ())}  # fmt: skip
 SETTINGS = ("linear_gaussian", "mixture_prior", "mixture", "aggregated", "gaussian",
-            "amortized", *LAYERED, *EM_SETTINGS)  # fmt: skip
+            "amortized", "categorical", *LAYERED, *EM_SETTINGS)  # fmt: skip
 #: Settings whose densities are all Gaussian ("gaussian" is the derivation
 #: checker's pair of Gaussians, read by the LaTeX checker in one dimension).
 GAUSSIAN_SETTINGS = ("linear_gaussian", "aggregated", "gaussian", "amortized")
@@ -1284,7 +1287,7 @@ def make_model(setting, seed, options=(), variant=()):
         return MixturePairModel(seed, f"{setting}/{seed}", dict(variant))
     base, layered_options = LAYERED.get(setting, (setting, ()))
     if base not in ("linear_gaussian", "mixture_prior", "mixture", "aggregated",
-                    "gaussian", "amortized", *EM_SETTINGS):  # fmt: skip
+                    "gaussian", "amortized", "categorical", *EM_SETTINGS):  # fmt: skip
         raise Unsupported(
             f"setting {setting!r} is not a latent-variable model the LaTeX checker "
             f"knows; known: {', '.join(SETTINGS)}"
@@ -1296,6 +1299,8 @@ def make_model(setting, seed, options=(), variant=()):
     label = f"{setting}{shown}/{seed}" + "".join(f",{k}={v}" for k, v in variant)
     if base == "gaussian":
         return PairModel(instance, label, dict(variant))
+    if base == "categorical":
+        return CategoricalModel(instance, label, dict(variant))
     if base == "aggregated":
         return AggregatedModel(instance, label, dict(variant))
     if base == "mixture":

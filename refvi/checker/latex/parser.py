@@ -95,6 +95,10 @@ class Parser:
         self.mixtures = frozenset(
             s[:-2] for s in self.matrices or () if s.endswith("()")
         )
+        # component indices that may stand free besides j (``index:k``)
+        self.free_indices = {"j"} | {
+            s[6:] for s in self.matrices or () if s.startswith("index:")
+        }
         self.norm_depth = 0
         self.indices = set()
         self.i = 0
@@ -252,6 +256,8 @@ class Parser:
             return [self.data_sum(t)]
         if t.text == "\\sum" and self.matrices is not None:
             return [self.index_sum(t)]
+        if t.text in ("\\max", "max") and self.matrices is not None and self.at("_", 1):
+            return [self.index_max(t)]
         if t.text == "\\sum":
             return [self.sum_over(t)]
         if (self.matrices is not None or labels.at_parameter(self, 1)) and (
@@ -358,6 +364,13 @@ class Parser:
         self.expect("{")
         self.expect("\\partial")
         below = self.group_rest()
+        family = self.entry_parameter(below)
+        if family is not None:
+            if body is None:
+                body = self.product()
+                if body is None:
+                    raise self.unsupported(tok, "the derivative has no argument")
+            return ir.EntryGrad(*family, body)
         matrix = self.matrix_parameter(below)
         if matrix is not None:
             if body is None:
@@ -396,6 +409,25 @@ class Parser:
                     return out
                 depth -= 1
             out.append(t)
+
+    def entry_parameter(self, below):
+        """(family, index) of a derivative in one entry of a parameter family
+        the settings bind (``\\partial \\eta_j``, ``\\partial \\eta^q_j``),
+        or None."""
+        if self.matrices is None:
+            return None
+        texts = [t.text for t in below if t.text not in ("{", "}")]
+        if len(texts) == 5 and texts[1] == "^" and texts[3] == "_":
+            name, index = f"{texts[0]}^{texts[2]}", texts[4]
+        elif len(texts) == 3 and texts[1] == "_":
+            name, index = texts[0], texts[2]
+        else:
+            return None
+        if f"moves:{name}" not in self.matrices:  # a family the setting moves
+            return None
+        if index not in self.free_indices | self.indices:
+            return None
+        return name, index
 
     def matrix_parameter(self, below):
         """The matrix-notation symbol a derivative is taken in (``\\partial W``,
@@ -590,6 +622,22 @@ class Parser:
         ):
             raise self.unsupported(tok, "an index sum starts at a number or k + 1")
         return start
+
+    def index_max(self, tok):
+        """``\\max_k body`` in matrix notation (``ir.IndexMax``): the largest
+        entry (component) over the range of the index, body one factor."""
+        self.take()
+        self.take()  # '_'
+        group = self.group_tokens()
+        if len(group) != 1 or group[0].kind != "letter" or self.is_var(group[0]):
+            raise self.unsupported(tok, "\\max_k takes one entry index")
+        index = group[0].text
+        self.indices.add(index)
+        try:
+            body = self.bracketed() if self.at("(") else self.power()
+        finally:
+            self.indices.discard(index)
+        return ir.IndexMax(body, index)
 
     def matrix_exponent(self, base):
         """``^\\top``, ``^T``, ``^{-\\top}``, ``^{-1}``, ``^{-1/2}``, ``^2`` on a
@@ -862,21 +910,31 @@ class Parser:
         return ir.Normal(self.latent, ir.Comp(mean, index), ir.Comp(cov, index))
 
     def component(self, t):
-        """``a_j``, ``B_j``, ``L_{B_j}`` of a family the settings bind
-        (``"a[]"`` in ``matrices``): ``ir.Comp``, or None."""
-        if not self.at("_", 1):
-            return None
+        """``a_j``, ``B_j``, ``L_{B_j}``, ``\\eta^p_j`` of a family the
+        settings bind (``"a[]"`` in ``matrices``): ``ir.Comp``; the Kronecker
+        delta ``\\delta_{jk}`` of two component indices; or None."""
         save = self.i
+        head = t.text
+        if self.at("^", 1) and self.at("_", 3) and self.peek(2).kind == "letter":
+            head = f"{t.text}^{self.peek(2).text}"  # \eta^p_j: the family eta^p
+            self.i += 2
+        if not self.at("_", 1) or (head != t.text and f"{head}[]" not in self.matrices):
+            self.i = save
+            return None
         self.i += 2
         group = [g.text for g in self.group_tokens()]
         if len(group) == 2 and group[1] == "'":  # a primed index: \pi_{a'}
             group = [group[0] + "'"]
         name = None
-        comp = {"j"} | self.indices  # a component index: j, or one a sum binds
+        # a component index: j (k too where the settings allow it), or one a
+        # sum binds
+        comp = self.free_indices | self.indices
         if self.mixtures:
             comp |= set(MIXTURE_INDICES)
+        if t.text == "\\delta" and len(group) == 2 and set(group) <= comp:
+            return ir.Kronecker(tuple(group))
         if len(group) == 1 and group[0] in comp:
-            name, index = t.text, group[0]
+            name, index = head, group[0]
         elif len(group) == 3 and group[1] == "_" and group[2] in comp:
             name, index = f"{t.text}_{group[0]}", group[2]
         if name is None or f"{name}[]" not in self.matrices:
@@ -893,7 +951,9 @@ class Parser:
             node = self.matrix_atom()
             if node is not None:
                 return node
-        node = labels.label_atom(self)
+        # component notation of a discrete latent's values, unless k is an
+        # entry index of the settings' families (the categorical's)
+        node = labels.label_atom(self) if "k" not in self.free_indices else None
         if node is not None:
             return node
         if t.kind == "num":
@@ -957,6 +1017,9 @@ class Parser:
         if t.text in _ENTROPY_NAMES and (self.at("[", 1) or self.at("(", 1)):
             self.take()
             return self.entropy()
+        if t.text == "H" and "bare:H" in (self.matrices or ()):
+            self.take()  # the setting's H[p]
+            return ir.Entropy(ir.Density("p", None, ()))
         if t.text in _ELBO_NAMES or (t.kind == "letter" and t.text == "F"):
             return self.elbo()
         if (
@@ -1417,6 +1480,8 @@ class Parser:
     def kl_arguments(self, tok):
         self.skip_data_index()  # KL_i: the datum's
         if self.at_term_end() and not self.at("|") and not self.at("||"):
+            if "bare:KL" in (self.matrices or ()):  # the setting's KL(p || q)
+                return ir.KL(ir.Density("p", None, ()), ir.Density("q", None, ()))
             # a bare KL, as a bare ELBO: of the declared q to the posterior
             x = self.observed_name()
             q = ir.Density("q", (self.latent,), (x,))
