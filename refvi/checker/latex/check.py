@@ -44,7 +44,13 @@ from refvi.checker.latex.evaluate import (
 from refvi.checker.latex.hints import match_hint
 from refvi.checker.latex.matrix import Eye, Mat
 from refvi.checker.latex.models import Instantiated, make_model, matrix_symbols
-from refvi.checker.latex.parser import RELATIONS, nodes, readings, split_equations
+from refvi.checker.latex.parser import (
+    RELATIONS,
+    UP_TO_CONSTANT,
+    nodes,
+    readings,
+    split_equations,
+)
 from refvi.checker.latex.tokens import MalformedLatex, displays
 from refvi.checker.read import read_text
 from refvi.checker.report import format_file
@@ -287,7 +293,31 @@ class _Sides:
                                                      model), self.tol)
                 for k, op, j in segment
             ])  # fmt: skip
+        out += self._up_to_constant(eq, pairs, free_z, errors)
         return out + self._proportional(eq, pairs, free_z, errors)
+
+    def _up_to_constant(self, eq, pairs, free_z, errors):
+        """The chain of each ``a = b + \\text{const}``: a - b is one constant
+        over the points of the free latent z (at each datum and component),
+        compared by ``=`` with its mean over those points."""
+        out = []
+        for k, r in enumerate(eq.relations):
+            if r.op != UP_TO_CONSTANT or errors[k] is not None:
+                continue
+            matrices = any(isinstance(v, Mat) for p in pairs[k : k + 2] for v in p)
+            if not free_z or matrices:
+                errors[k] = _CONSTANT_FORM
+                continue
+            (a0, a1), (b0, b1) = pairs[k], pairs[k + 1]
+            d0, d1 = real(a0) - real(b0), real(a1) - real(b1)
+            with np.errstate(invalid="ignore"):
+                err = np.where(
+                    np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf
+                )
+            const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
+            out.append([Node(k, None, Value(d0, err), self.tol),
+                        Node(k, "=", const, self.tol)])  # fmt: skip
+        return out
 
     def _matrix_nodes(self, segment, pairs):
         """The chain of a run whose sides are matrices, compared normwise:
@@ -362,6 +392,10 @@ class _Sides:
 
 
 _NOT_JUDGED = ir.Unsupported("not a relation the judge compares")
+_CONSTANT_FORM = ir.Unsupported(
+    "'= ... + const' is checked between numbers that depend on the latent z "
+    "(log p(z|x) = log p(x|z) + log p(z) + const)"
+)
 _PROPTO_FORM = ir.Unsupported(
     "\\propto is checked alone in its chain, between positive functions of the "
     "latent z (p(z|x) \\propto p(x|z) p(z))"
@@ -805,6 +839,7 @@ OP_TEXT = {
     ":=": ":=",
     "\\approx": "~",
     "\\propto": "propto",
+    UP_TO_CONSTANT: "=",
 }
 
 

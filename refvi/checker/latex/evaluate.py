@@ -418,6 +418,9 @@ class Evaluator:
     def _Tril(self, node, sc):
         return mx.tril(self.mat(node.arg, sc))
 
+    def _Chol(self, node, sc):
+        return mx.cholesky(self.mat(node.arg, sc))
+
     def _Defined(self, node, sc):
         """A symbol defined in an earlier display: its right side, here; a
         failure names the definition's line. A right side free of the latent
@@ -784,6 +787,23 @@ class Evaluator:
                 "a normal density with a variance that is not positive"
             )
         la = -0.5 * (np.log(2 * np.pi * s2) + (v - m) ** 2 / s2)
+        return la, np.ones_like(la)
+
+    def _NormalAt(self, node, sc):
+        """log N(point; mean, cov) of a point in matrix notation (a number
+        point or mean is that number in every entry of the other's size)."""
+        point, mean = self.ev(node.point, sc), self.ev(node.mean, sc)
+        cov = self.mat(node.cov, sc)
+        size = cov.shape[0] if cov.shape is not None else None
+        if size is None:
+            raise ir.Unsupported("a normal density whose covariance has no size")
+        point, mean = (
+            v
+            if isinstance(v, Mat)
+            else Mat(real(v)[..., None, None] * np.ones((size, 1)))
+            for v in (point, mean)
+        )
+        la = mx.log_normal(point, mean, cov)
         return la, np.ones_like(la)
 
     def _Func(self, node, sc):

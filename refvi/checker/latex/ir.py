@@ -67,6 +67,16 @@ class Normal:
 
 
 @dataclass(frozen=True)
+class NormalAt:
+    """``\\mathcal{N}(point; mean, cov)``: the normal density at ``point``
+    (an expression, not a declared variable), in matrix notation."""
+
+    point: object
+    mean: object
+    cov: object
+
+
+@dataclass(frozen=True)
 class Gaussian:
     """``\\mathcal{N}(mean, cov)`` written as a KL's argument, without its
     variable: the normal density of ``var`` (the other argument's) in matrix
@@ -398,6 +408,14 @@ class Diag:
 
 
 @dataclass(frozen=True)
+class Chol:
+    """``L_{G_j}``: the lower Cholesky factor of the symmetric
+    positive-definite ``arg`` (a defined symbol or a family's member)."""
+
+    arg: object
+
+
+@dataclass(frozen=True)
 class Tril:
     """``\\operatorname{tril}(A)``: the lower triangle of A, diagonal kept."""
 
@@ -679,6 +697,11 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
+    if isinstance(node, NormalAt):
+        free = set()
+        for part in (node.point, node.mean, node.cov):
+            free |= infer(part, latent, observed).free
+        return Type("scalar", frozenset(free))
     if isinstance(node, Dim | Sym | Comp | Kronecker | DataCount | SampleCount
                   | LabelCount):  # fmt: skip
         return Type("scalar", frozenset())
@@ -686,7 +709,7 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset({latent}))
     if isinstance(node, VecVar):
         return Type("scalar", frozenset({node.name}))
-    if isinstance(node, Transpose | Det | Trace | Norm | Diag | Tril):
+    if isinstance(node, Transpose | Det | Trace | Norm | Diag | Tril | Chol):
         return Type("scalar", infer(node.arg, latent, observed).free)
     if isinstance(node, Defined | At):
         return infer(node.body, latent, observed)
@@ -744,6 +767,8 @@ def describe(node):
         return f"{node.name}({describe(node.arg)})"
     if isinstance(node, Gaussian):
         return f"N({node.var}; {describe(node.mean)}, {describe(node.cov)})"
+    if isinstance(node, NormalAt):
+        return f"N({describe(node.point)}; {describe(node.mean)}, {describe(node.cov)})"
     if isinstance(node, Reparam):
         return "mu + sigma * epsilon" if node.diag else "g_phi(epsilon)"
     if isinstance(node, AtNoise):
@@ -821,8 +846,9 @@ def describe(node):
         return "K"
     if isinstance(node, Transpose):
         return f"{describe(node.arg)}^T"
-    if isinstance(node, Det | Trace | Norm | Tril):
-        name = {Det: "det", Trace: "tr", Norm: "norm", Tril: "tril"}[type(node)]
+    if isinstance(node, Det | Trace | Norm | Tril | Chol):
+        name = {Det: "det", Trace: "tr", Norm: "norm", Tril: "tril",
+                Chol: "chol"}[type(node)]  # fmt: skip
         return f"{name}[{describe(node.arg)}]"
     if isinstance(node, Diag):
         at = f" over {node.index}" if node.index else ""

@@ -131,9 +131,12 @@ def _square(m, what):
 
 def power(m, r):
     """``m^r``: r = -1 by a solve, +-1/2 for a symmetric positive-definite m
-    (its eigenvalues), integers by repeated products."""
+    (its eigenvalues), integers by repeated products; of a column vector,
+    entry by entry (``\\sigma^2``: the variances)."""
     if isinstance(m, Eye):
         return Eye(m.a**r)
+    if m.shape[1] == 1 and m.shape[0] > 1:  # a vector's power is entrywise
+        return Mat(m.a**r)
     _square(m, "a power")
     if r == np.round(r):
         if r < 0:
@@ -179,6 +182,17 @@ def diag(m):
 def tril(m):
     """The lower triangle of a matrix, the diagonal kept."""
     return Mat(np.tril(m.a))
+
+
+def cholesky(m):
+    """The lower Cholesky factor of a symmetric positive-definite matrix."""
+    _square(m, "a Cholesky factor")
+    if not np.allclose(m.a, np.swapaxes(m.a, -1, -2), rtol=1e-12, atol=0.0):
+        raise ShapeError("a Cholesky factor of a matrix that is not symmetric")
+    try:
+        return Mat(np.linalg.cholesky(m.a))
+    except np.linalg.LinAlgError:
+        raise ShapeError("a Cholesky factor of an indefinite matrix") from None
 
 
 def norm(m):

@@ -939,11 +939,14 @@ class PairModel:
     def matrix_symbol(self, name):
         """p's and q's parameters in matrix notation (``MATRIX_SYMBOLS``):
         ``\\mu_p``, ``L_p``, ``\\Sigma_p`` and q's; bare ``\\mu``, ``L``,
-        ``\\Sigma`` are p's (p = N(mu, Sigma), Sigma = L L^T)."""
+        ``\\Sigma`` are p's (p = N(mu, Sigma), Sigma = L L^T), ``\\sigma`` the
+        column of L's diagonal (p's standard deviations when p is diagonal)."""
         if name not in MATRIX_SYMBOLS["gaussian"]:
             raise Unsupported(f"{name}: no such matrix in the gaussian setting")
         if name == "d":
             return float(self.d)
+        if name == "\\sigma":
+            return Mat.of(np.diag(self.L["p"]))
         if name == "I":
             return Eye(np.ones((1, 1, 1, 1, 1)))
         base, _, which = name.partition("_")
@@ -1221,6 +1224,7 @@ MATRIX_SYMBOLS = {
         "\\mu_q",
         "L_q",
         "\\Sigma_q",
+        "\\sigma",
         "I",
         "d",
     ),  # fmt: skip

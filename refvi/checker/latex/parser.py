@@ -69,6 +69,8 @@ NAMED_DIVERGENCES = ("var", "varUB", "lower", "upper")
 #: Component indices of the mixtures f, g (Hershey & Olsen's a, b; primed).
 MIXTURE_INDICES = ("a", "b", "a'", "b'")
 CONVENTIONAL, FIRST_FACTOR = "rest", "first"
+#: The relation '=' with '+ const' on a side: equal up to a constant in z.
+UP_TO_CONSTANT = "=+const"
 
 
 class Parser:
@@ -100,6 +102,9 @@ class Parser:
             s[6:] for s in self.matrices or () if s.startswith("index:")
         }
         self.norm_depth = 0
+        self.top = False  # parsing a side of the chain at its top level
+        self.sides = 0  # sides of the chain read so far
+        self.constant_sides = set()  # sides that end in + const
         self.indices = set()
         self.i = 0
         self.variables = set(variables)
@@ -185,7 +190,7 @@ class Parser:
 
     # -- grammar -------------------------------------------------------------
     def chain(self):
-        exprs, ops = [self.expr()], []
+        exprs, ops = [self.side()], []
         while self.peek() is not None:
             t = self.peek()
             if t.text in _UNSUPPORTED_RELATIONS:
@@ -194,21 +199,37 @@ class Parser:
                 raise self.unsupported(t)
             self.take()
             ops.append(t)
-            exprs.append(self.expr())
+            exprs.append(self.side())
         return exprs, ops
 
+    def side(self):
+        """One side of the chain: an expression, whose term ``+ \\text{const}``
+        (a constant in the free latent) is recorded in ``constant_sides``."""
+        self.top = True
+        try:
+            return self.expr()
+        finally:
+            self.top = False
+
     def expr(self):
+        top, self.top = getattr(self, "top", False), False
         terms, signs = [], []
         sign = 1
         if self.at("+") or self.at("-"):
             sign = -1 if self.take().text == "-" else 1
         while True:
-            terms.append(self.term())
-            signs.append(sign)
+            if top and terms and self.at("const") and self.peek().kind == "name":
+                self.take()  # + const: the side is known up to a constant
+                self.constant_sides.add(self.sides)
+            else:
+                terms.append(self.term())
+                signs.append(sign)
             if self.at("+") or self.at("-"):
                 sign = -1 if self.take().text == "-" else 1
                 continue
             break
+        if top:
+            self.sides += 1
         if len(terms) == 1 and signs[0] == 1:
             return terms[0]
         return ir.Add(tuple(terms), tuple(signs))
@@ -851,9 +872,12 @@ class Parser:
                 if not idx or not all(i in self.indices for i in idx):
                     self.i = save
                     return None
+            whole = f"{t.text}_{''.join(texts)}"
             bound = all(c in self.indices for c in texts) and not idx
-            if not bound and not reads_as_entry(self, t.text, texts, idx):
-                name, end = f"{t.text}_{''.join(texts)}", self.i
+            if whole in self.definitions or (  # t_{ab} defined with a, b
+                not bound and not reads_as_entry(self, t.text, texts, idx)
+            ):
+                name, end = whole, self.i
             if (
                 texts in (["i"], ["n"])
                 and name not in self.matrices
@@ -867,9 +891,33 @@ class Parser:
             node = self.definitions[name].use(name, None)
             return ir.Elem(node, idx) if idx else node
         if name not in self.matrices:
-            return None
+            return self.cholesky_factor(t)
         self.i = end
         return ir.Elem(ir.Sym(name), idx) if idx else ir.Sym(name)
+
+    def cholesky_factor(self, t):
+        """``L_{G_j}``, ``L_{A}``: the lower Cholesky factor (``ir.Chol``) of a
+        symbol the derivation defined or of a family the settings bind, when
+        the settings bind no ``L_A`` of their own; else None."""
+        if t.text != "L" or not self.at("_", 1) or not self.at("{", 2):
+            return None
+        save = self.i
+        self.i += 2
+        inner = [g.text for g in self.group_tokens()]
+        comp = self.free_indices | self.indices
+        node = None
+        if len(inner) == 3 and inner[1] == "_" and inner[2] in comp:
+            head, index = inner[0], inner[2]
+            if f"{head}[]" in self.definitions:
+                node = self.definitions[f"{head}[]"].use(head, index)
+            elif f"{head}[]" in self.matrices:
+                node = ir.Comp(head, index)
+        elif len(inner) == 1 and inner[0] in self.definitions:
+            node = self.definitions[inner[0]].use(inner[0], None)
+        if node is None:
+            self.i = save
+            return None
+        return ir.Chol(node)
 
     def defined_indexed(self, t):
         """``\\rho_j`` of a definition ``\\rho_j = ...`` made with an index:
@@ -1267,6 +1315,9 @@ class Parser:
         density of a declared one-dimensional variable."""
         tok = self.take()
         self.expect("(")
+        at_point = self.normal_at_point(tok)
+        if at_point is not None:
+            return at_point
         var = self.take()
         self.skip_index()  # x_i: the datum's
         if not (self.is_var(var) and (self.at(";") or self.at("|"))):
@@ -1281,6 +1332,31 @@ class Parser:
         variance = self.expr()
         self.expect(")")
         return ir.Normal(self.var_name(var), mean, variance)
+
+    def normal_at_point(self, tok):
+        """``\\mathcal{N}(y; m, S)`` in matrix notation with y an expression
+        that is not a declared variable (``\\mathcal{N}(0; \\mu_a - \\nu_b,
+        \\Sigma_a + \\Lambda_b)``): the normal density at the point y
+        (``ir.NormalAt``), or None (the position left after the '(')."""
+        if self.matrices is None:
+            return None
+        start = self.i
+        if self.is_var(self.peek()) and (self.at(";", 1) or self.at("|", 1)):
+            return None
+        try:
+            point = self.expr()
+            ok = self.at(";")
+        except ir.Unsupported:
+            ok = False
+        if not ok:
+            self.i = start
+            return None
+        self.take()
+        mean = self.expr()
+        self.expect(",")
+        cov = self.expr()
+        self.expect(")")
+        return ir.NormalAt(point, mean, cov)
 
     def skip_hat_q(self):
         """Skip ``\\hat`` of ``\\hat q`` (``\\hat{q}``, ``\\widehat{q}``): the
@@ -1308,15 +1384,14 @@ class Parser:
 
     def integral(self):
         tok = self.take()
-        if self.at("_") or self.at("^"):
-            raise self.unsupported(tok, "an integral with limits is not supported")
+        space = self.whole_space(tok)
         self.in_integral += 1
         if self.at_differential():  # \int dz f(z)
             self.take()
             var = self.var_name(self.take())
             body = self.expr()
             self.in_integral -= 1
-            return ir.Integral(body, var)
+            return self.over_space(ir.Integral(body, var), space, tok)
         body = self.expr()
         if not self.at_differential():
             raise self.unsupported(
@@ -1325,7 +1400,34 @@ class Parser:
         self.take()
         var = self.var_name(self.take())
         self.in_integral -= 1
-        return ir.Integral(body, var)
+        return self.over_space(ir.Integral(body, var), space, tok)
+
+    def whole_space(self, tok):
+        """The letter of ``\\int_{\\mathbb{R}^k}`` (the whole space of a
+        variable, k for the latent, d for the observed), or None without
+        limits; other limits are unsupported."""
+        if not (self.at("_") or self.at("^")):
+            return None
+        texts = [t.text for t in self.toks[self.i : self.i + 6]]
+        if texts[:5] == ["_", "{", "mathbb:R", "^", texts[4]] and texts[5] == "}":
+            self.i += 6
+            return texts[4]
+        raise self.unsupported(
+            tok,
+            "an integral with limits is not supported (over the whole space: "
+            "\\int_{\\mathbb{R}^k} ... dz, \\int_{\\mathbb{R}^d} ... dx)",
+        )
+
+    def over_space(self, node, space, tok):
+        """``node`` when the space of its limits is its variable's (R^k for
+        the latent z, R^d for the observed x), else unsupported."""
+        if space is not None and space != ("k" if node.var == self.latent else "d"):
+            raise self.unsupported(
+                tok,
+                f"\\int_{{\\mathbb{{R}}^{space}}} over {node.var}: "
+                "the latent lives in R^k, the observed variable in R^d",
+            )
+        return node
 
     def expectation(self):
         tok = self.take()
@@ -1482,6 +1584,8 @@ class Parser:
         if self.at_term_end() and not self.at("|") and not self.at("||"):
             if "bare:KL" in (self.matrices or ()):  # the setting's KL(p || q)
                 return ir.KL(ir.Density("p", None, ()), ir.Density("q", None, ()))
+            if {"f", "g"} <= self.mixtures:  # D_{lower}: of the mixtures f, g
+                return ir.KL(ir.Density("f", None, ()), ir.Density("g", None, ()))
             # a bare KL, as a bare ELBO: of the declared q to the posterior
             x = self.observed_name()
             q = ir.Density("q", (self.latent,), (x,))
@@ -1489,7 +1593,10 @@ class Parser:
         if not (self.at("(") or self.at("[")):
             raise self.unsupported(self.peek() or tok, "expected '(' after KL")
         close = ")" if self.take().text == "(" else "]"
-        a = self.integral() if self.at("\\int") else self.measure()
+        if self.matrices is not None and self.at("mathcal:N") and self.at("(", 1):
+            a = self.normal_measure(None)  # a normal by its parameters, of z
+        else:
+            a = self.integral() if self.at("\\int") else self.measure()
         if not (self.at("||") or self.at(",") or self.at("|") or self.at(";")):
             raise self.unsupported(
                 self.peek() or tok,
@@ -1504,14 +1611,17 @@ class Parser:
         return ir.KL(a, b)
 
     def normal_measure(self, other):
-        """``\\mathcal{N}(mean, cov)`` as a KL's second argument in matrix
-        notation: the normal density of the first argument's variable."""
+        """``\\mathcal{N}(mean, cov)`` as a KL's argument in matrix notation:
+        the normal density of the first argument's variable (``other``), or
+        as the first, of the latent."""
         self.take()
         self.expect("(")
         mean = self.expr()
         self.expect(",")
         cov = self.expr()
         self.expect(")")
+        if other is None:
+            return ir.Gaussian(mean, cov, self.latent)
         (var, *more), _ = ir.density_vars(other, self.latent)
         if more:
             raise self.unsupported(self.peek(), "a normal density of one variable")
@@ -1841,10 +1951,20 @@ def parse_equation(tokens, variables=("z", "x"), latent="z", choices=(),
             exprs = [_data_set(e, latent, p.observed_name()) for e in exprs]
         except ir.Unsupported:
             pass
+    consts = p.constant_sides  # '= ... + const': equal up to a constant in z
     rels = tuple(
-        ir.Relation(op.text, exprs[k], exprs[k + 1], op.line)
+        ir.Relation(
+            UP_TO_CONSTANT if op.text == "=" and {k, k + 1} & consts else op.text,
+            exprs[k],
+            exprs[k + 1],
+            op.line,
+        )
         for k, op in enumerate(ops)
     )
+    if consts and rels and not any(r.op == UP_TO_CONSTANT for r in rels):
+        raise ir.Unsupported(
+            "+ const on a side of a relation other than '='", None, tokens[0].line
+        )
     line = ops[0].line if ops else tokens[0].line
     reading = tuple(choices[: len(p.sites)]) + (CONVENTIONAL,) * max(
         0, len(p.sites) - len(choices)
