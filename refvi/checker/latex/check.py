@@ -309,15 +309,17 @@ class _Sides:
                 errors[k] = _CONSTANT_FORM
                 continue
             (a0, a1), (b0, b1) = pairs[k], pairs[k + 1]
-            d0, d1 = real(a0) - real(b0), real(a1) - real(b1)
-            with np.errstate(invalid="ignore"):
-                err = np.where(
-                    np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf
-                )
-            const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
-            out.append([Node(k, None, Value(d0, err), self.tol),
-                        Node(k, "=", const, self.tol)])  # fmt: skip
+            out.append(self._constant(k, real(a0) - real(b0), real(a1) - real(b1)))
         return out
+
+    def _constant(self, k, d0, d1):
+        """The chain of relation ``k`` whose difference of sides, ``d0`` (and
+        ``d1`` at the coarser level: the error estimate), is one constant over
+        the points of z: compared by ``=`` with its mean over those points."""
+        with np.errstate(invalid="ignore"):
+            err = np.where(np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf)
+        const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
+        return [Node(k, None, Value(d0, err), self.tol), Node(k, "=", const, self.tol)]
 
     def _matrix_nodes(self, segment, pairs):
         """The chain of a run whose sides are matrices, compared normwise:
@@ -363,14 +365,7 @@ class _Sides:
             if not all(np.all(v[1] > 0) for v in (a0, a1, b0, b1)):
                 errors[k] = _PROPTO_FORM
                 continue
-            d0, d1 = a0[0] - b0[0], a1[0] - b1[0]
-            with np.errstate(invalid="ignore"):
-                err = np.where(
-                    np.isfinite(d0) & np.isfinite(d1), np.abs(d0 - d1), np.inf
-                )
-            const = Value(np.mean(d0, axis=-1, keepdims=True), np.max(err))
-            out.append([Node(k, None, Value(d0, err), self.tol),
-                        Node(k, "=", const, self.tol)])  # fmt: skip
+            out.append(self._constant(k, a0[0] - b0[0], a1[0] - b1[0]))
         return out
 
     def _side(self, expr, pairs, density, model):

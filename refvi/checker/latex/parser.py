@@ -387,18 +387,10 @@ class Parser:
         below = self.group_rest()
         family = self.entry_parameter(below)
         if family is not None:
-            if body is None:
-                body = self.product()
-                if body is None:
-                    raise self.unsupported(tok, "the derivative has no argument")
-            return ir.EntryGrad(*family, body)
+            return ir.EntryGrad(*family, body or self.derivand(tok))
         matrix = self.matrix_parameter(below)
         if matrix is not None:
-            if body is None:
-                body = self.product()
-                if body is None:
-                    raise self.unsupported(tok, "the derivative has no argument")
-            return ir.MatGrad(matrix, body)
+            return ir.MatGrad(matrix, body or self.derivand(tok))
         var = below[0]
         if len(below) != 1:
             raise self.unsupported(below[1], f"expected '}}', found '{below[1].text}'")
@@ -412,11 +404,14 @@ class Parser:
                 "moves in matrix notation (gaussian: \\mu_p, L_p, \\mu_q, L_q; "
                 "linear_gaussian: W, \\mu, \\psi, m_q, L_q)",
             )
+        return ir.Grad(group, body or self.derivand(tok))
+
+    def derivand(self, tok):
+        """The rest of the product after ``\\frac{\\partial}{\\partial v}``."""
+        body = self.product()
         if body is None:
-            body = self.product()
-            if body is None:
-                raise self.unsupported(tok, "the derivative has no argument")
-        return ir.Grad(group, body)
+            raise self.unsupported(tok, "the derivative has no argument")
+        return body
 
     def group_rest(self):
         """The tokens up to the '}' that closes the group we are in (taken)."""
