@@ -24,6 +24,7 @@ from scipy.special import logsumexp
 from refvi.checker.latex import ir, noise
 from refvi.checker.latex import matrix as mx
 from refvi.checker.latex.categorical_model import entry_gradient
+from refvi.checker.latex.component_moments import conditional_moment
 from refvi.checker.latex.derivatives import matrix_gradient
 from refvi.checker.latex.matrix import Mat
 from refvi.checker.latex.parser import CONSTANTS
@@ -478,6 +479,10 @@ class Evaluator:
         """The derivative of the body in one entry of a parameter family
         (``categorical_model.entry_gradient``)."""
         return entry_gradient(self, node, sc)
+
+    def _CondMoment(self, node, sc):
+        """E[x | j] or Cov[x | j] (``component_moments.conditional_moment``)."""
+        return conditional_moment(self, node, sc)
 
     def _Kronecker(self, node, sc):
         missing = [i for i in node.indices if i not in self.dims]

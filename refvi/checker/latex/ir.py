@@ -481,6 +481,17 @@ class EntryGrad:
 
 
 @dataclass(frozen=True)
+class CondMoment:
+    """``\\mathbb{E}[x \\mid j]`` (``kind`` 'E') or ``\\operatorname{Cov}[x
+    \\mid j]`` ('Cov'): the mean or covariance of x given component ``index``
+    of the mixture prior (``component_moments.py``); a free index is every
+    component, as a component's is."""
+
+    kind: str
+    index: str
+
+
+@dataclass(frozen=True)
 class Kronecker:
     """``\\delta_{jk}``: 1 where the two indices take one value, else 0."""
 
@@ -516,7 +527,7 @@ MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp,
 
 def free_components(node, bound=frozenset()):
     """The component indices of ``node`` that no index sum binds."""
-    if isinstance(node, Comp):
+    if isinstance(node, Comp | CondMoment):
         return set() if node.index in bound else {node.index}
     if isinstance(node, Kronecker):
         return set(node.indices) - bound
@@ -702,7 +713,8 @@ def infer(node, latent="z", observed="x"):
         for part in (node.point, node.mean, node.cov):
             free |= infer(part, latent, observed).free
         return Type("scalar", frozenset(free))
-    if isinstance(node, Dim | Sym | Comp | Kronecker | DataCount | SampleCount
+    if isinstance(node, Dim | Sym | Comp | CondMoment | Kronecker | DataCount
+                  | SampleCount
                   | LabelCount):  # fmt: skip
         return Type("scalar", frozenset())
     if isinstance(node, LabelParam | Softmax):
@@ -866,6 +878,8 @@ def describe(node):
         return f"d/d{node.name}[{node.index}][{describe(node.body)}]"
     if isinstance(node, Kronecker):
         return f"delta[{','.join(node.indices)}]"
+    if isinstance(node, CondMoment):
+        return f"{node.kind}[x | {node.index}]"
     if isinstance(node, IndexSum):
         upper = describe(node.upper) if node.upper is not None else "its range"
         return f"Sum_{node.index}=1..{upper} [{describe(node.body)}]"

@@ -1071,6 +1071,16 @@ class Parser:
             and (self.at("(", 1) or self.at("_", 1))
         ):
             return self.mutual_information()
+        if t.kind == "name" and t.text == "Cov":
+            self.take()
+            moment = self.component_moment(t, "Cov")
+            if moment is None:
+                raise self.unsupported(
+                    t,
+                    "a covariance is read of x given a component: "
+                    "\\operatorname{Cov}[x \\mid j] (the mixture_prior setting)",
+                )
+            return moment
         if t.text in ("\\mu", "\\sigma"):
             return self.parameter()
         if t.kind == "letter" and t.text == "J":
@@ -1426,6 +1436,9 @@ class Parser:
 
     def expectation(self):
         tok = self.take()
+        moment = self.component_moment(tok, "E")
+        if moment is not None:
+            return moment
         if not self.at("_"):
             raise self.unsupported(
                 tok,
@@ -1449,6 +1462,23 @@ class Parser:
             inner = ir.Integral(ir.Mul((meas, body)), self.latent)
             return ir.Integral(inner, self.observed_name())
         return ir.Expectation(meas, body, var)
+
+    def component_moment(self, tok, kind):
+        """``\\mathbb{E}[x \\mid j]``, ``\\operatorname{Cov}[x \\mid j]``
+        (``kind`` 'E', 'Cov') after ``tok``: the moments of the observed x
+        given a component j of the mixture prior (``ir.CondMoment``), or None
+        (the position left after ``tok``)."""
+        if self.matrices is None or "a[]" not in self.matrices:
+            return None
+        texts = [t.text if t is not None else None for t in
+                 (self.peek(k) for k in range(5))]  # fmt: skip
+        close = {"[": "]", "(": ")"}.get(texts[0])
+        comp = self.free_indices | self.indices
+        if (close is None or texts[1] != self.observed_name() or texts[2] != "|"
+                or texts[3] not in comp or texts[4] != close):  # fmt: skip
+            return None
+        self.i += 5
+        return ir.CondMoment(kind, texts[3])
 
     def importance_weighted(self, tok, sub):
         """``E_{z_1, \\dots, z_K \\sim q(z|x)}[\\log \\frac{1}{K}
