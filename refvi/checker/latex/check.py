@@ -33,7 +33,7 @@ from refvi.checker.judge import (
     Value,
     judge_instances,
 )
-from refvi.checker.latex import definitions, frontmatter, ir, prose, rebind
+from refvi.checker.latex import definitions, frontmatter, ir, prose, rebind, upstream
 from refvi.checker.latex.evaluate import (
     CHOICES,
     SAMPLE_COUNTS,
@@ -47,6 +47,7 @@ from refvi.checker.latex.models import Instantiated, make_model, matrix_symbols
 from refvi.checker.latex.parser import (
     RELATIONS,
     UP_TO_CONSTANT,
+    Parser,
     nodes,
     readings,
     split_equations,
@@ -569,10 +570,30 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
     tail = None  # the last side of the previous display, a chain may go on
     heading, rebound = None, []  # densities defined in the current section
     defined = {}  # symbols defined so far (``definitions``)
-    said = prose.prose_definitions(body, first_line=body_start + 1)
+    # the prose's definitions and upstream weights, in the order written (a
+    # weight first: it is in scope from its paragraph's start)
+    # and the quantities it differentiates by name (``upstream.Referent``)
+    said = sorted(
+        [(d.line, 0, d) for d in upstream.declarations(body, body_start + 1)]
+        + [(m.line, 1, m) for m in prose.prose_definitions(body, body_start + 1)]
+        + [(ln, 2, t) for ln, t in upstream.named_derivatives(body, body_start + 1)]
+        + [(d.at, 3, d) for d in upstream.declarations(body, body_start + 1)],
+        key=lambda e: e[:2],
+    )
+    referent = upstream.Referent()
     for disp in displays(body, first_line=body_start + 1):
-        while said and said[0].line < disp.line:
-            math = said.pop(0)
+        while said and said[0][0] < disp.line:
+            line, kind, math = said.pop(0)
+            if kind == 0:
+                result.notes.append(upstream.record(math, defined))
+                continue
+            if kind == 3:  # where the weight is written, for the referent
+                referent.declared(math)
+                continue
+            if kind == 2:
+                referent.named(_quantity(math, scoped.get(headings[line - 1][1], top),
+                                         defined), line)  # fmt: skip
+                continue
             at, title = headings[math.line - 1]
             ours = scoped.get(title, top)
             if at == heading:
@@ -586,7 +607,10 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
         rebound += _defined_densities(seqs, rebind.with_rebound(scope, rebound))
         scope = rebind.with_rebound(scope, rebound)
         made = _definitions(seqs, scope, defined)
+        referent.record(defined)
         if only_lines is not None and disp.line not in only_lines:
+            if any(upstream.names_quantity(seq) for seq in seqs):
+                referent.named(None, disp.line)  # not read: the quantity is unknown
             continue
         sides = _Sides(scope, seeds, tol, separation, sigmas)
         latex = " ".join(disp.source.split())
@@ -609,9 +633,16 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
                     first = 1
             try:
                 eqs = _read(seq, scope, defined)
+                named = upstream.differentiated(eqs[0].exprs)
+                if named is not None:
+                    referent.named(named, line)
+                    referent.record(defined)
             except RecursionError:
                 raise MalformedLatex("the display nests too deeply", line) from None
             except ir.Unsupported as err:
+                if upstream.names_quantity(seq):
+                    referent.named(None, line)  # not read: the quantity is unknown
+                    referent.record(defined)
                 shown = str(err.token) if err.token is not None else ""
                 tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
                 at = max(err.line or line, line)
@@ -699,6 +730,19 @@ def _read(seq, scope, defined=None):
     return eqs
 
 
+def _quantity(tokens, scope, defined):
+    """The quantity ``tokens`` (the X of a ``\\partial X / \\partial P`` in
+    the prose) read in matrix notation, or None if it cannot be read."""
+    symbols = matrix_symbols(scope.settings)
+    try:
+        p = Parser(tokens, (scope.latent, scope.observed), scope.latent, (),
+                   symbols, defined)  # fmt: skip
+        node = p.expr()
+        return node if p.peek() is None else None
+    except ir.Unsupported:
+        return None
+
+
 def _pair_only(scope):
     return all(name.split("(")[0] == "gaussian" for name, _ in scope.settings)
 
@@ -710,7 +754,7 @@ def _q_parameter(node):
     return isinstance(node, ir.Grad) and node.group in ("mu", "sigma")
 
 
-def _definitions(seqs, scope, defined):
+def _definitions(seqs, scope, defined, reserved=definitions.RESERVED, again=False):
     """Record the definitions the chains ``seqs`` of one display make (all of
     them before any chain of the display is read: a trailing "where M = ..."
     defines what the display's first chain uses) in ``defined``; returns
@@ -721,7 +765,8 @@ def _definitions(seqs, scope, defined):
     symbols = matrix_symbols(scope.settings)
     variables = (scope.latent, scope.observed)
     for seq in seqs:
-        found = definitions.target(seq, variables, scope.latent, symbols, defined)
+        found = definitions.target(seq, variables, scope.latent, symbols, defined,
+                                   reserved, again)  # fmt: skip
         if found is None:
             continue
         key, index, pos, own = found
@@ -740,7 +785,11 @@ def _prose_definition(math, scope, defined, result):
     any, in ``defined``, with a note in ``result``; the setting's own names
     and symbols that already mean something are left alone."""
     seq = math.seq
-    made = _definitions([seq], scope, defined)
+    # a scalar f or D the prose defines ("For $f = ...$", "and $D = \\sum_i
+    # g_i$"): letters the vocabulary reads otherwise in a display; "for $f =
+    # ...$" may define f again
+    made = _definitions([seq], scope, defined, definitions.RESERVED - {"f", "D"},
+                        math.word == "for")  # fmt: skip
     if id(seq) not in made or made[id(seq)][3]:
         return
     key, definition, op, _ = made[id(seq)]

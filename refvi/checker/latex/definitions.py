@@ -97,12 +97,14 @@ RESERVED = {
     "f", "g", "h", "e", "p", "q", "x", "z", "E", "D", "F", "H", "I", "J", "K", "N",
     "Q", "X", "Z",
 }  # fmt: skip
-#: Data and sample indices: a symbol with one (``a_i``, ``y_{ik}``) is a
-#: datum's, not defined once for the file.
+#: Data and sample indices: a symbol with one and more (``y_{ik}``) is a
+#: datum's, not defined once for the file; with one alone (``a_i = L^{-\top}
+#: L^{-1}(x_i - \mu)``) it is defined per datum: its right side read where
+#: x_i is the datum x, as in a sum over the data.
 DATA_INDICES = ("i", "n")
 
 
-def _left(seq, letters=INDEX_LETTERS):
+def _left(seq, letters=INDEX_LETTERS, reserved=RESERVED):
     """(symbol token, index or None, position of the first relation) when
     the chain starts ``X =``, ``X_j =``, ``X_{q} :=`` ...; else None;
     ``letters``: the indices a definition may be written with."""
@@ -110,20 +112,22 @@ def _left(seq, letters=INDEX_LETTERS):
     if pos is None or seq[pos].text not in DEFINING or pos == 0:
         return None
     head, rest = seq[0], [t.text for t in seq[1:pos]]
-    if head.kind not in ("letter", "cmd") or head.text in RESERVED:
+    if head.kind not in ("letter", "cmd") or head.text in reserved:
         return None
     if not rest:
         return head, None, pos
     sub = [t for t in rest[1:] if t not in ("{", "}")]
     if rest[0] != "_" or not sub or not all(t.isalnum() for t in sub):
         return None
+    if sub in (["i"], ["n"]):  # a_i: a datum's, its body read at the datum
+        return head, sub[0], pos
     if any(c in DATA_INDICES for t in sub for c in t):
         return None
     index = sub[0] if len(sub) == 1 and sub[0] in letters else None
     return head, index, pos
 
 
-def target(seq, variables, latent, symbols, defined):
+def target(seq, variables, latent, symbols, defined, reserved=RESERVED, again=False):
     """(key, index, position of the relation, whether the left side is the
     setting's own) of the symbol the chain ``seq`` defines, or None when it
     defines nothing. The key is the symbol (``M``, ``L_M``, ``\\delta``), or
@@ -139,7 +143,7 @@ def target(seq, variables, latent, symbols, defined):
         return key, None, pos, False
     # index letters, with the free indices the settings allow (``index:k``)
     free = tuple(s[6:] for s in symbols or () if s.startswith("index:"))
-    left = _left(seq, INDEX_LETTERS + free)
+    left = _left(seq, INDEX_LETTERS + free, reserved)
     if left is None:
         return None
     head, index, pos = left
@@ -150,8 +154,8 @@ def target(seq, variables, latent, symbols, defined):
     family = len(sub) <= 1 and f"{head.text}[]" in symbols  # C_j, not C_{xm}
     if whole in symbols or family:
         return whole, None, pos, True
-    if key in defined:  # defined again by :=; with =, a claim about it
-        return (key, index, pos, False) if seq[pos].text == ":=" else None
+    if key in defined:  # defined again by := (or in the prose); with =, a claim
+        return (key, index, pos, False) if seq[pos].text == ":=" or again else None
     try:
         parser = Parser(lhs, variables, latent, matrices=symbols)
         parser.expr()
@@ -181,7 +185,7 @@ def define(seq, pos, key, index, scope, symbols, defined):
     for matrices in modes:
         try:
             p = Parser(tokens, variables, scope.latent, (), matrices, defined)
-            if index is not None:
+            if index is not None and index not in DATA_INDICES:
                 p.indices.add(index)
             if not tokens:
                 raise ir.Unsupported("the right side is empty")

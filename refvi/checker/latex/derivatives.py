@@ -14,6 +14,8 @@ zero above the diagonal (CONTRIBUTING's convention for Cholesky factors).
 A per-datum parameter (m_q, L_q) is moved at every datum at once; each
 datum's value depends on its own only, so each datum gets its own
 derivative. The body is evaluated at the points of the enclosing scope.
+A derivative in the datum, ``\\partial x_i``, moves the scope's data
+instead, one datum at a time (:func:`datum_gradient`).
 """
 
 import dataclasses
@@ -28,6 +30,8 @@ def matrix_gradient(ev, node, sc):
     """The ``matrix.Mat`` of d body / d P on the evaluator ``ev``'s model."""
     from refvi.checker.latex.evaluate import GRAD_STEP, real
 
+    if node.name in (f"{ev.observed}_i", f"{ev.observed}_n"):
+        return datum_gradient(ev, node, sc)
     model = ev.model
     parameter = getattr(model, "parameter", None)
     setting = model.label.split("/")[0]
@@ -65,3 +69,59 @@ def matrix_gradient(ev, node, sc):
         r, c = position if len(position) == 2 else (position[0], 0)
         out[..., r, c] = np.broadcast_to(value, lead)
     return Mat(out)
+
+
+def datum_gradient(ev, node, sc):
+    """``\\frac{\\partial f}{\\partial x_i}``: the derivative in the datum
+    x_i, a vector per datum. Each datum's entries are moved one at a time
+    (the other data stay), so a body summed over the data (f = sum_i ...)
+    and a body per datum both give datum i's own derivative: the body's
+    value at datum i, or its one value when it is summed."""
+    from refvi.checker.latex.evaluate import GRAD_STEP, real
+
+    if sc.x_bound or sc.X is None:
+        raise ir.Unsupported(f"a derivative in {node.name} inside an integral over x")
+    X = np.asarray(sc.X, dtype=np.float64)
+    n, d = X.shape[0], X.shape[-1]
+    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
+
+    def at(i, j, t):
+        moved = X.copy()
+        moved[i, ..., j] += t
+        inner = dataclasses.replace(ev, dims=dict(ev.dims), estimate=None)
+        at_moved = dataclasses.replace(sc, X=moved)
+        v = np.asarray(real(ev.__class__.num(inner, node.body, at_moved)))
+        row = v[i] if v.ndim and v.shape[0] == n else v[0] if v.ndim else v
+        if np.size(row) != 1:
+            raise ir.Unsupported(
+                f"a derivative in {node.name} of a value with more than one "
+                "entry per datum"
+            )
+        return float(np.ravel(row)[0])
+
+    def central(i, j, step):
+        return (at(i, j, step) - at(i, j, -step)) / (2 * step)
+
+    out = np.zeros((n, d, 1))
+    for i in range(n):
+        for j in range(d):
+            out[i, j, 0] = (4 * central(i, j, h / 2) - central(i, j, h)) / 3
+    return Mat(out.reshape((n,) + (1,) * (X.ndim - 2) + (d, 1)))
+
+
+def entry_count(model, name, sc):
+    """How many entries the vector parameter ``name`` has (the range of an
+    elementwise derivative's index)."""
+    if name.split("_")[-1] in ("i", "n"):  # the datum x_i
+        return int(np.shape(sc.X)[-1])
+    parameter = getattr(model, "parameter", None)
+    if parameter is None:
+        raise ir.Unsupported(f"a derivative in {name}: no parameter moves here")
+    base, _, per_datum = parameter(name)
+    shape = base.shape[1:] if per_datum else base.shape
+    if len(shape) != 1:
+        raise ir.Unsupported(
+            f"an elementwise derivative in {name}, which is not a vector: write "
+            "both indices"
+        )
+    return int(shape[0])

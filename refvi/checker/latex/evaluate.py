@@ -25,9 +25,11 @@ from refvi.checker.latex import ir, noise
 from refvi.checker.latex import matrix as mx
 from refvi.checker.latex.categorical_model import entry_gradient
 from refvi.checker.latex.component_moments import conditional_moment
-from refvi.checker.latex.derivatives import matrix_gradient
+from refvi.checker.latex.derivatives import entry_count, matrix_gradient
 from refvi.checker.latex.matrix import Mat
 from refvi.checker.latex.parser import CONSTANTS
+from refvi.checker.latex.table_derivatives import joint_gradient
+from refvi.checker.latex.upstream import weights
 
 #: Draws of q(z|x) per datum behind a Monte Carlo average.
 MC_DRAWS = 4000
@@ -284,7 +286,12 @@ class Evaluator:
         """How many values the component index ``index`` takes: the size of
         the entries it picks (a free entry index, ``entries.py``), of the
         family it indexes in ``node`` (``component_count``: f's or g's
-        components), else the setting's one number of components."""
+        components), else the setting's one number of components. The entry
+        index of an elementwise derivative (``\\partial \\psi_j``) takes the
+        parameter's entries."""
+        for n in _walk(node):
+            if isinstance(n, ir.MatGrad) and index in n.entry:
+                return entry_count(self.model, n.name, sc)
         sizes = {
             self.mat(n.base, sc).shape[k]
             for n in _walk(node)
@@ -384,6 +391,15 @@ class Evaluator:
         return value if isinstance(value, Mat) else _signed(value)
 
     def _VecVar(self, node, sc):
+        if (
+            getattr(self.model, "pair", False)
+            and node.index
+            and (node.name != self.observed or node.index not in ("i", "n"))
+        ):  # the gaussian setting's batch: its test points x_i
+            raise ir.Unsupported(
+                f"{node.name}_{node.index}: the gaussian setting's batch is x_i, "
+                "its test points; it has no other indexed point"
+            )
         points = sc.Z if node.name == self.latent else sc.X
         if points is None:
             raise ir.Unsupported(f"{node.name} is used outside its binder")
@@ -470,10 +486,26 @@ class Evaluator:
         finally:
             self.model = model
 
+    def _Weight(self, node, sc):
+        """An upstream weight per datum (``upstream.weights``)."""
+        if sc.x_bound:
+            raise ir.Unsupported(
+                f"the upstream weight {node.name}_i inside an integral over x"
+            )
+        return _signed(weights(self.model, node.name)[:, None, None])
+
+    def _JointGrad(self, node, sc):
+        """The derivative in the log-joint table (``table_derivatives``)."""
+        return joint_gradient(self, node, sc)
+
     def _MatGrad(self, node, sc):
         """The derivative of the body in the instance's parameter
-        ``node.name``, entry by entry (``derivatives.matrix_gradient``)."""
-        return matrix_gradient(self, node, sc)
+        ``node.name``, entry by entry (``derivatives.matrix_gradient``); of
+        an elementwise one, its entry at the free indices."""
+        m = matrix_gradient(self, node, sc)
+        if not node.entry:
+            return m
+        return _signed(mx.entry(m, [self.dims[i] for i in node.entry]))
 
     def _EntryGrad(self, node, sc):
         """The derivative of the body in one entry of a parameter family
@@ -1077,10 +1109,9 @@ class Evaluator:
         """The sum (a product: of a density) over the instance's data of the
         body's values at each datum x_i (axis 0), with a free z at the same
         points for every datum."""
-        if sc.x_bound or getattr(self.model, "pair", False):
+        if sc.x_bound:
             raise ir.Unsupported(
-                f"a sum over the data (\\sum_{node.index}) inside an integral "
-                "over x, or of a setting without data"
+                f"a sum over the data (\\sum_{node.index}) inside an integral over x"
             )
         if getattr(self.model, "data_distribution", False):
             raise ir.Unsupported(

@@ -323,9 +323,11 @@ class Sym:
 
 @dataclass(frozen=True)
 class VecVar:
-    """``x`` or ``z`` in matrix notation: the point as a column vector."""
+    """``x`` or ``z`` in matrix notation: the point as a column vector;
+    ``index`` is the subscript it was written with (``x_i``: ``i``)."""
 
     name: str
+    index: str = ""
 
 
 @dataclass(frozen=True)
@@ -455,6 +457,24 @@ class Defined:
 
 
 @dataclass(frozen=True)
+class Weight:
+    """``g_i``: an upstream weight the prose declares ("with upstream
+    gradients $g_i$", ``upstream.py``), one arbitrary number per datum; each
+    instance draws its own (``upstream.weights``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class JointGrad:
+    """``\\frac{\\partial body}{\\partial \\log p(x_i, z=k)}``: the derivative
+    of a value per datum in the log-joint table of a discrete latent, at
+    every label k (``table_derivatives``)."""
+
+    body: object
+
+
+@dataclass(frozen=True)
 class MatGrad:
     """``\\frac{\\partial body}{\\partial P}``: the derivative of the scalar
     ``body`` in the parameter ``P`` of the instance (a matrix-notation symbol
@@ -526,7 +546,8 @@ MATRIX_NODES = (Sym, VecVar, Transpose, Det, Trace, Norm, Elem, IndexSum, Comp,
 
 
 def free_components(node, bound=frozenset()):
-    """The component indices of ``node`` that no index sum binds."""
+    """The component indices of ``node`` that no index sum binds, and the
+    entry indices of its elementwise derivatives (``\\partial \\psi_j``)."""
     if isinstance(node, Comp | CondMoment):
         return set() if node.index in bound else {node.index}
     if isinstance(node, Kronecker):
@@ -535,6 +556,8 @@ def free_components(node, bound=frozenset()):
         return {node.index} | free_components(node.body, bound)
     if isinstance(node, Density) and node.index:
         return set() if node.index in bound else {node.index}
+    if isinstance(node, MatGrad) and node.entry:  # \partial \psi_j: each entry
+        return free_components(node.body, bound) | (set(node.entry) - bound)
     if isinstance(node, IndexSum | IndexMax | Diag) and node.index:
         bound = bound | {node.index}
     out = set()
@@ -708,6 +731,11 @@ def infer(node, latent="z", observed="x"):
         return Type("scalar", frozenset())
     if isinstance(node, ELBO | Param):
         return Type("scalar", frozenset({observed}))
+    if isinstance(node, Weight):
+        return Type("scalar", frozenset({observed}))
+    if isinstance(node, JointGrad):
+        infer(node.body, latent, observed)
+        return Type("scalar", frozenset({observed, latent}))
     if isinstance(node, NormalAt):
         free = set()
         for part in (node.point, node.mean, node.cov):
@@ -867,6 +895,10 @@ def describe(node):
         return f"diag[{describe(node.arg)}{at}]"
     if isinstance(node, Defined):
         return node.name
+    if isinstance(node, Weight):
+        return f"{node.name}_i"
+    if isinstance(node, JointGrad):
+        return f"d/dlog p(x,z)[{describe(node.body)}]"
     if isinstance(node, MatGrad):
         at = f"[{','.join(node.entry)}]" if node.entry else ""
         return f"d/d{node.name}{at}[{describe(node.body)}]"

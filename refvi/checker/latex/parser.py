@@ -388,9 +388,14 @@ class Parser:
         family = self.entry_parameter(below)
         if family is not None:
             return ir.EntryGrad(*family, body or self.derivand(tok))
-        matrix = self.matrix_parameter(below)
+        if _joint_denominator([t.text for t in below], self.latent):
+            return ir.JointGrad(body or self.derivand(tok))
+        matrix, entry = self.matrix_parameter(below) or (None, ())
         if matrix is not None:
-            return ir.MatGrad(matrix, body or self.derivand(tok))
+            self.indices.update(entry)  # free: the line holds at each entry
+            if body is None:
+                body = self.product() or self.referent(tok)
+            return ir.MatGrad(matrix, body, entry)
         var = below[0]
         if len(below) != 1:
             raise self.unsupported(below[1], f"expected '}}', found '{below[1].text}'")
@@ -410,8 +415,22 @@ class Parser:
         """The rest of the product after ``\\frac{\\partial}{\\partial v}``."""
         body = self.product()
         if body is None:
-            raise self.unsupported(tok, "the derivative has no argument")
+            found = self.definitions.get("\\partial")
+            why = f" ({found.error})" if found is not None and found.error else ""
+            raise self.unsupported(tok, f"the derivative has no argument{why}")
         return body
+
+    def referent(self, tok):
+        """The quantity a derivative written without an argument
+        differentiates (``upstream.Referent``), or unsupported."""
+        found = self.definitions.get("\\partial")
+        if found is None:
+            raise self.unsupported(
+                tok,
+                "the derivative has no argument, and the text names no quantity "
+                "it differentiates",
+            )
+        return found.use("\\partial", None)
 
     def group_rest(self):
         """The tokens up to the '}' that closes the group we are in (taken)."""
@@ -446,11 +465,20 @@ class Parser:
         return name, index
 
     def matrix_parameter(self, below):
-        """The matrix-notation symbol a derivative is taken in (``\\partial W``,
-        ``\\partial L_q``, ``\\partial \\mu_p``), or None."""
+        """(the matrix-notation symbol a derivative is taken in, the entry
+        indices of an elementwise one) -- ``\\partial W``, ``\\partial L_q``,
+        ``\\partial \\mu_p``; ``\\partial \\psi_j``, ``\\partial \\mu_{p,j}``,
+        ``\\partial x_{ij}`` (entry j) -- or None."""
         if self.matrices is None or not below:
             return None
         texts = [t.text for t in below]
+        entry = _entry_subscript(texts)
+        if entry is not None:
+            name, index = entry
+            found = self.matrix_parameter([t for t in below if t.text in name])
+            if found is not None and not found[1]:
+                return found[0], (index,)
+            return None
         if len(texts) == 1:
             name = texts[0]
         elif len(texts) >= 3 and texts[1] == "_":
@@ -458,7 +486,10 @@ class Parser:
             name = f"{texts[0]}_{''.join(sub)}"
         else:
             return None
-        return name if name in self.matrices else None
+        if name in (f"{v}_{i}" for v in self.variables - {self.latent}
+                    for i in DATA_INDICES):  # fmt: skip
+            return name, ()  # x_i: the datum, moved one by one (``derivatives``)
+        return (name, ()) if name in self.matrices else None
 
     def applied(self, wrap, tok):
         """``\\log`` without brackets: the rest of the product (see module doc)."""
@@ -848,8 +879,11 @@ class Parser:
             return ir.Norm(inner)
         if self.is_var(t) and self.var_name(t) == t.text:
             self.take()
+            start = self.i
             self.skip_index()
-            return ir.VecVar(t.text)
+            written = self.toks[start : self.i] if self.at("_", start - self.i) else []
+            sub = [u.text for u in written if u.kind == "letter"]
+            return ir.VecVar(t.text, "".join(sub))
         defined = self.defined_indexed(t)
         if defined is not None:
             return defined
@@ -880,6 +914,14 @@ class Parser:
                 and t.text in self.matrices
             ):  # m_i: the per-datum m at the datum x_i, as x_i is x
                 name = t.text
+            if (
+                len(texts) == 2
+                and texts[0] in DATA_INDICES
+                and texts[1] in self.indices
+                and t.text in PER_DATUM_SYMBOLS
+                and t.text in self.matrices
+            ):  # b_{ij}: entry j of the datum's b
+                name, idx, end = t.text, (texts[1],), self.i
             self.i = save
         if name in self.definitions:
             self.i = end
@@ -1845,6 +1887,39 @@ def split_equations(display):
 def re_rational(text):
     """Whether ``text`` is an integer or a fraction of integers (``-1/2``)."""
     return re.fullmatch(r"-?\d+(/\d+)?", text) is not None
+
+
+#: Letters of an entry index of an elementwise derivative (``\\partial \\psi_j``).
+ENTRY_INDICES = ("j", "a")
+
+
+def _joint_denominator(texts, latent):
+    """Whether ``texts`` are ``\\log p(x_i, z=k)`` (also ``x_{i}``, ``x``):
+    the log-joint at a datum and a label."""
+    texts = [t for t in texts if t not in ("{", "}")]
+    if texts[:4] != ["\\log", "p", "(", "x"] or texts[-1] != ")":
+        return False
+    rest = texts[4:-1]
+    if rest[:2] in (["_", "i"], ["_", "n"]):
+        rest = rest[2:]
+    return len(rest) == 4 and rest[:3] == [",", latent, "="] and rest[3].isalpha()
+
+
+def _entry_subscript(texts):
+    """(the tokens naming the parameter, the entry index) of an elementwise
+    derivative's ``P_j``, ``P_{j}``, ``P_{p,j}`` (P_p at j), ``x_{ij}`` (the
+    datum x_i at j); None for another subscript."""
+    if len(texts) < 3 or texts[1] != "_":
+        return None
+    sub = [t for t in texts[2:] if t not in ("{", "}")]
+    head = texts[0]
+    if len(sub) == 1 and sub[0] in ENTRY_INDICES:
+        return (head,), sub[0]
+    if len(sub) == 3 and sub[1] == "," and sub[2] in ENTRY_INDICES:
+        return (head, "_", sub[0]), sub[2]
+    if len(sub) == 2 and sub[0] in DATA_INDICES and sub[1] in ENTRY_INDICES:
+        return (head, "_", sub[0]), sub[1]
+    return None
 
 
 def nodes(node):

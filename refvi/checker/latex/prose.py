@@ -1,16 +1,19 @@
 """Symbols a derivation defines in its prose, in inline math.
 
 "Write $r = x - \\mu$", "with $g_i = ...$", "let $C_k = ...$", "denote by
-$S_k = ...$", "define $t_{ab} = ...$", "depends on the data through $N_k = ...$":
-inline math (``$...$`` or ``\\(...\\)``) right after one of the words of
-``INTRODUCING``, or after such math in one list with it ("with $a = ...$,
+$S_k = ...$", "define $t_{ab} = ...$", "depends on the data through $N_k = ...$",
+"and $D = ...$", "for (a batch,) $f = ...$": inline math (``$...$`` or
+``\\(...\\)``) right after one of the words of ``INTRODUCING`` (or "for",
+"for a WORD,"), or after such math in one list with it ("with $a = ...$,
 $b = ...$ and $c = ...$": only commas and "and" between them), that holds
 one chain with one relation, ``=`` or ``:=``, whose left side is a symbol
 that means nothing yet, defines it by the same rules as a display
 (``definitions``: reserved vocabulary, data indices and the setting's own
-names are never defined). A prose definition is not a claim and not a line
-of the report (a note says it was recorded); its scope starts where it is
-written. Inline math introduced otherwise ("so $a = b$") is not read.
+names are never defined; f and D, letters a display reads otherwise, may be
+defined here; after "for", a symbol the file defined before is defined
+again). A prose definition is not a claim and not a line of the report (a
+note says it was recorded); its scope starts where it is written. Inline
+math introduced otherwise ("so $a = b$") is not read.
 """
 
 import bisect
@@ -30,13 +33,14 @@ from refvi.checker.latex.tokens import (
 INTRODUCING = (
     "write", "writes", "let", "where", "with", "denote by", "denotes by",
     "define", "defines", "set", "sets", "call", "calls", "are", "through",
-    "here",
+    "here", "and",
 )  # fmt: skip
 #: What may stand between two inline maths of one list: a comma, "and".
 _LIST_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)$", re.I)
 _WORD_RE = re.compile(
     r"(?<![\w\\])(?:"
     + "|".join(w.replace(" ", r"\s+") for w in INTRODUCING)
+    + r"|for(?:\s+(?:a|an|the)\s+\w+,)?"  # "For $f = ...$", "for a batch, $f = ...$"
     + r")\s+$",
     re.I,
 )
@@ -53,6 +57,7 @@ class ProseMath:
     line: int
     source: str
     seq: list
+    word: str = ""  # the introducing word, lower case ("for": may define again)
 
 
 def prose_definitions(text, first_line=1):
@@ -72,9 +77,8 @@ def prose_definitions(text, first_line=1):
             listed = None
             continue
         in_list = listed is not None and _LIST_RE.match(masked[listed : m.start()])
-        introduced = in_list or _WORD_RE.search(
-            masked[max(0, m.start() - 40) : m.start()]
-        )
+        word = _WORD_RE.search(masked[max(0, m.start() - 40) : m.start()])
+        introduced = in_list or word
         listed = m.end() if introduced else None
         src = m.group(1) if m.group(1) is not None else m.group(2)
         try:
@@ -91,5 +95,6 @@ def prose_definitions(text, first_line=1):
         rels = [t for t in seqs[0] if t.text in RELATIONS]
         defines = len(rels) == 1 and rels[0].text in ("=", ":=")
         if defines and seqs[0][-1] is not rels[0]:  # a right side in the math
-            found.append(ProseMath(line, " ".join(src.split()), seqs[0]))
+            intro = word.group().split()[0].lower() if word and not in_list else ""
+            found.append(ProseMath(line, " ".join(src.split()), seqs[0], intro))
     return found
