@@ -502,10 +502,17 @@ class Evaluator:
         """The derivative of the body in the instance's parameter
         ``node.name``, entry by entry (``derivatives.matrix_gradient``); of
         an elementwise one, its entry at the free indices."""
-        m = matrix_gradient(self, node, sc)
         if not node.entry:
-            return m
-        return _signed(mx.entry(m, [self.dims[i] for i in node.entry]))
+            return matrix_gradient(self, node, sc)
+        # one derivative for every entry: remembered while the free entry
+        # index runs (``_per_component``), keyed by everything else in scope
+        others = tuple(sorted((k, v) for k, v in self.dims.items()
+                              if k not in node.entry))  # fmt: skip
+        key = (node, id(sc), self.level, others)
+        memo = self.__dict__.setdefault("_entry_memo", {})
+        if key not in memo:
+            memo[key] = (sc, matrix_gradient(self, node, sc))  # sc: keeps id(sc)
+        return _signed(mx.entry(memo[key][1], [self.dims[i] for i in node.entry]))
 
     def _EntryGrad(self, node, sc):
         """The derivative of the body in one entry of a parameter family

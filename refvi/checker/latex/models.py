@@ -657,7 +657,9 @@ class PerturbedModel(_OnBase):
             return Mat.per_datum(value)
         P = np.diag(1.0 / m.psi)
         M = np.eye(self.k) + m.W.T @ P @ m.W
-        post = lg.posterior(m, x)
+        if "_post" not in self.__dict__:  # once per moved instance
+            self._post = lg.posterior(m, x)
+        post = self._post
         fixed = {"W": m.W, "\\mu": m.mu, "\\psi": m.psi, "\\Psi": np.diag(m.psi),
                  "I_k": np.eye(self.k), "I_d": np.eye(self.d), "C": m.cov,
                  "S": post.S, "P": P, "M": M, "L_M": np.linalg.cholesky(M),
