@@ -609,7 +609,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
         made = _definitions(seqs, scope, defined)
         referent.record(defined)
         if only_lines is not None and disp.line not in only_lines:
-            if any(upstream.names_quantity(seq) for seq in seqs):
+            if upstream.names_quantity([t for row in disp.rows for t in row]):
                 referent.named(None, disp.line)  # not read: the quantity is unknown
             continue
         sides = _Sides(scope, seeds, tol, separation, sigmas)
