@@ -35,6 +35,14 @@ INTRODUCING = (
     "define", "defines", "set", "sets", "call", "calls", "are", "through",
     "here", "and",
 )  # fmt: skip
+#: A word of ``INTRODUCING`` anywhere: "and $D = ...$" introduces only in a
+#: sentence one of them began ("with weights $g_i$ and $D = ...$").
+_ANY_WORD_RE = re.compile(
+    r"(?<![\w\\])(?:"
+    + "|".join(w.replace(" ", r"\s+") for w in INTRODUCING if w != "and")
+    + r")\s",
+    re.I,
+)
 #: What may stand between two inline maths of one list: a comma, "and".
 _LIST_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+)$", re.I)
 _WORD_RE = re.compile(
@@ -78,6 +86,10 @@ def prose_definitions(text, first_line=1):
             continue
         in_list = listed is not None and _LIST_RE.match(masked[listed : m.start()])
         word = _WORD_RE.search(masked[max(0, m.start() - 40) : m.start()])
+        if word and word.group().split()[0].lower() == "and":
+            start = max(masked.rfind(c, 0, m.start()) for c in ".:;")
+            if not _ANY_WORD_RE.search(masked[start + 1 : m.start()]):
+                word = None  # "So $a = 1$ and $c = 3$": no defining word
         introduced = in_list or word
         listed = m.end() if introduced else None
         src = m.group(1) if m.group(1) is not None else m.group(2)
