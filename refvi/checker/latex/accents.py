@@ -8,7 +8,10 @@ command becomes one ``cmd`` token in a canonical spelling, ``\\bar{x}`` or
 ``\\hat{\\Sigma}`` (``\\overline`` reads ``\\bar``, ``\\widehat`` reads
 ``\\hat``), so the symbol is a name like any other: bound by a setting
 (``models.MATRIX_SYMBOLS``), defined by a display or the prose
-(``definitions``), indexed (``\\hat\\Sigma_{jj}``). ``\\hat`` on ``p`` or
+(``definitions``), indexed (``\\hat\\Sigma_{jj}``). A braced accent on a word
+or a font letter names an estimator (``\\widehat{\\operatorname{se}}`` reads
+``\\hat{se}``, ``\\hat{\\mathbb{E}}`` reads ``\\hat{\\mathbb{E}}``,
+``estimators``). ``\\hat`` on ``p`` or
 ``q`` is left alone: ``\\hat q`` is the best member of a restricted family
 (``parser.Parser.skip_hat_q``).
 """
@@ -21,7 +24,11 @@ _DENSITIES = ("p", "q")
 
 
 def accented(accent, base):
-    """The canonical text of ``accent`` on ``base`` (``\\bar{x}``)."""
+    """The canonical text of ``accent`` on ``base`` (``\\bar{x}``); a font
+    letter (``mathbb:E``) is spelled as written (``\\hat{\\mathbb{E}}``)."""
+    font, colon, letter = base.partition(":")
+    if colon:
+        base = f"\\{font}{{{letter}}}"
     return f"{ACCENTS[accent]}{{{base}}}"
 
 
@@ -45,12 +52,12 @@ def merge_accents(tokens, make):
 def _base(tokens, j):
     """(the letter or command an accent at ``j - 1`` takes, tokens it spans)."""
 
-    def one(k):
-        ok = k < len(tokens) and tokens[k].kind in ("letter", "cmd")
+    def one(k, kinds=("letter", "cmd")):
+        ok = k < len(tokens) and tokens[k].kind in kinds
         return tokens[k] if ok and tokens[k].text not in ACCENTS else None
 
     if j < len(tokens) and tokens[j].text == "{":
-        inner = one(j + 1)
+        inner = one(j + 1, ("letter", "cmd", "name"))
         closed = j + 2 < len(tokens) and tokens[j + 2].text == "}"
         return (inner, 3) if inner is not None and closed else (None, 0)
     base = one(j)

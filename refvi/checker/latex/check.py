@@ -826,6 +826,14 @@ def _definition_line(found, seq, latex):
         )
         return _line(line, latex, op, UNCHECKED, reason=reason,
                      kind="definition"), more  # fmt: skip
+    if definition.error is not None and key.startswith("\\hat{") and not more:
+        reason = (
+            f"a definition of the estimator {shown} ({op}), recorded, not checked; "
+            f"its right side cannot be read ({definition.error}): its later uses "
+            "are unsupported"
+        )
+        return _line(line, latex, op, UNCHECKED, reason=reason,
+                     kind="definition"), False  # fmt: skip
     if definition.error is not None:
         reason = (
             f"a definition of {shown} whose right side cannot be read: "

@@ -11,7 +11,13 @@ side at the noise in scope, so ``\\mathbb{E}_{\\varepsilon}[\\hat
 F_B(\\varepsilon)]`` is its expectation over the noise (``noise.py``) and a
 claim about that expectation (unbiasedness) is checked by the noise's
 Gauss-Hermite rule. An estimator used before it is defined is unsupported,
-with the form that defines it. ``\\hat q``, ``\\hat p`` are not estimators
+with the form that defines it. A hat on a word or on the expectation names
+an estimator too: ``\\widehat{\\operatorname{se}} = ...`` (a standard
+error), ``\\hat{\\mathbb{E}}_q[f] = \\frac1S \\sum_s h_s`` (an estimate of
+an expectation, with its integrand as the argument). The hat marks the line
+as a definition whatever its right side: one that cannot be read (an
+abstract f, h_s = f(z_s) given in words) is recorded as a definition, not
+checked, and each later use is unsupported (``check._definition_line``). ``\\hat q``, ``\\hat p`` are not estimators
 (``Parser.skip_hat_q``: the setting's q).
 """
 
@@ -26,7 +32,8 @@ def _name(tokens, k):
     subscript. The key is the name, ``\\hat{F}_B``."""
     texts = [t.text for t in tokens[k:]]
     head = texts[0] if texts else ""
-    if not (head.startswith("\\hat{") and len(head) == 7 and head[5].isalpha()):
+    inner = head[5:-1] if head.startswith("\\hat{") else ""
+    if not (inner.isalpha() or inner == EXPECTATION):
         return None
     j, sub = 1, ""
     if texts[j : j + 1] == ["_"]:
@@ -40,6 +47,19 @@ def _name(tokens, k):
     return j, head + (f"_{sub}" if sub else "")
 
 
+#: The expectation under a hat, ``\\hat{\\mathbb{E}}_q[f]``.
+EXPECTATION = "\\mathbb{E}"
+
+
+def _argument(tokens, k):
+    """Token count of an estimator's argument at ``tokens[k]``: the noise
+    (``noise.noise_argument``) or an integrand, ``[f]``."""
+    texts = [t.text for t in tokens[k : k + 3]]
+    if len(texts) == 3 and texts[0] == "[" and texts[2] == "]" and texts[1].isalpha():
+        return 3
+    return noise.noise_argument(tokens, k)
+
+
 def defining(seq, relations):
     """(key, position of the relation) when the chain ``seq`` starts with a
     hat name, with or without ``(\\varepsilon)``, and ``=`` or ``:=``."""
@@ -47,7 +67,7 @@ def defining(seq, relations):
     if found is None:
         return None
     n, key = found
-    argument = noise.noise_argument(seq, n)
+    argument = _argument(seq, n)
     if argument not in (0, 3):  # at a draw, \hat F(\varepsilon_1): a claim
         return None
     n += argument
@@ -72,7 +92,7 @@ def estimate_atom(parser):
             "first, $\\hat F(\\varepsilon) = ...$",
         )
     parser.i += n
-    parser.i += noise.noise_argument(parser.toks, parser.i)
+    parser.i += _argument(parser.toks, parser.i)
     return parser.definitions[key].use(key, None)
 
 
