@@ -17,8 +17,9 @@ error), ``\\hat{\\mathbb{E}}_q[f] = \\frac1S \\sum_s h_s`` (an estimate of
 an expectation, with its integrand as the argument). The hat marks the line
 as a definition whatever its right side: one that cannot be read (an
 abstract f, h_s = f(z_s) given in words) is recorded as a definition, not
-checked, and each later use is unsupported (``check._definition_line``). ``\\hat q``, ``\\hat p`` are not estimators
-(``Parser.skip_hat_q``: the setting's q).
+checked, and each later use is unsupported (``check._definition_line``).
+``\\hat q``, ``\\hat p`` are not estimators (``Parser.skip_hat_q``: the
+setting's q).
 """
 
 import dataclasses
