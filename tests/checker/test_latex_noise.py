@@ -21,7 +21,10 @@ def test_noise_measure_spellings():
                 r"\varepsilon \sim \mathcal{N}(0, I_k)",
                 r"\epsilon \sim p(\epsilon)"):  # fmt: skip
         assert noise.noise_measure(tokenize(sub)) == standard, sub
-    for sub in (r"\varepsilon \sim \mathcal{N}(0, 2)", r"\xi", r"q(z|x)", ""):
+    declared = r"\xi \sim \mathcal{N}(0, I)"  # another letter, declared standard
+    assert noise.noise_measure(tokenize(declared)) == standard
+    for sub in (r"\varepsilon \sim \mathcal{N}(0, 2)", r"\xi", r"\xi \sim q(z|x)",
+                r"q(z|x)", ""):  # fmt: skip
         assert noise.noise_measure(tokenize(sub)) is None, sub
 
 

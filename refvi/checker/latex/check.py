@@ -631,6 +631,7 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
                     if not more:
                         continue
                     first = 1
+            rest = None  # the row of an approximation that cannot be read
             try:
                 eqs = _read(seq, scope, defined)
                 named = upstream.differentiated(eqs[0].exprs)
@@ -646,10 +647,21 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
                 shown = str(err.token) if err.token is not None else ""
                 tok = f" (token '{shown}')" if shown and shown not in str(err) else ""
                 at = max(err.line or line, line)
-                result.lines.append(
-                    _line(at, latex, "", UNSUPPORTED, reason=f"{err}{tok}")
-                )
-                continue
+                cut = _approximation_cut(seq, err, first)
+                eqs = None
+                if cut is not None:
+                    try:
+                        eqs = _read(seq[:cut], scope, defined)
+                    except ir.Unsupported:
+                        eqs = None
+                if eqs is None:
+                    result.lines.append(
+                        _line(at, latex, "", UNSUPPORTED, reason=f"{err}{tok}")
+                    )
+                    continue
+                reason = f"{APPROXIMATION_UNREAD}: {err}{tok}"
+                rest = _line(seq[cut].line, latex, seq[cut].text, UNSUPPORTED,
+                             reason=reason)  # fmt: skip
             explain = _explain(eqs[0], scope)
             if len(eqs) > 1 and eqs[0].sites[-1][0] >= disp.line:
                 result.warnings.append(
@@ -682,7 +694,35 @@ def check_latex_text(text, path="<derivation>", seeds=DEFAULT_SEEDS,
                     res = _line(rel.line, latex, rel.op, UNSUPPORTED, reason=reason)
                 res.explain = tuple(explain) if k == 0 else ()
                 result.lines.append(res)
+            if rest is not None:
+                result.lines.append(rest)
     return result
+
+
+#: Why the approximation ending a chain is not checked.
+APPROXIMATION_UNREAD = (
+    "the approximation and what follows it cannot be read (the exact "
+    "relations before it are checked)"
+)
+
+
+def _approximation_cut(seq, err, first):
+    """The position of the ``\\approx`` at which the chain ``seq`` is cut when
+    ``err`` stopped its reading after it, and an exact relation to check
+    (from relation ``first`` on) comes before it; else None. So
+    ``E_q[f] = E_xi[f(m + L xi)] \\approx \\sum_i w_i f(...)`` with a
+    quadrature rule given in words checks its ``=`` and reports the rest
+    unsupported."""
+    at = next((k for k, t in enumerate(seq) if t is err.token), None)
+    if at is None:
+        return None
+    rels = [k for k, t in enumerate(seq) if t.text in RELATIONS and k < at]
+    if len(rels) < 2 + first or seq[rels[-1]].text != "\\approx":
+        return None
+    cut = rels[-1]
+    if any(seq[k].text == "\\approx" for k in rels[:-1]):
+        return None  # only exact relations before the cut
+    return cut
 
 
 def _read(seq, scope, defined=None):

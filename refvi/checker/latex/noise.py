@@ -41,6 +41,10 @@ DRAWS = 8
 #: The noise's symbols (``\\epsilon``, ``\\varepsilon``).
 NOISE_TOKENS = ("\\epsilon", "\\varepsilon")
 
+#: Symbols read as the noise only where an expectation's subscript declares
+#: them standard normal (``\\xi \\sim \\mathcal{N}(0, I)``, ``integrands``).
+DECLARED_NOISE = ("\\xi",)
+
 #: Spellings of the standard normal after ``\\varepsilon \\sim``.
 _STANDARD = {"mathcal:N(0,I)", "mathcal:N(0,I_k)", "mathcal:N(0,I_{k})",
              "mathcal:N(0,1)", "p(\\epsilon)", "p(\\varepsilon)"}  # fmt: skip
@@ -48,8 +52,12 @@ _STANDARD = {"mathcal:N(0,I)", "mathcal:N(0,I_k)", "mathcal:N(0,I_{k})",
 
 def noise_measure(sub):
     """(measure, variable) of an expectation's subscript that names the noise
-    (``\\varepsilon``, ``\\varepsilon \\sim \\mathcal{N}(0, I)``), else None."""
+    (``\\varepsilon``, ``\\varepsilon \\sim \\mathcal{N}(0, I)``; ``\\xi``
+    only so declared, ``integrands``), else None."""
     texts = [t.text for t in sub]
+    declared = texts[:1] in [[n] for n in DECLARED_NOISE] and texts[1:2] == ["\\sim"]
+    if declared and "".join(texts[2:]) in _STANDARD:
+        return ir.Density("p", (ir.NOISE,), ()), ir.NOISE
     if not texts or texts[0] not in NOISE_TOKENS:
         return None
     if len(texts) == 1 or (

@@ -27,7 +27,7 @@ import itertools
 import math
 import re
 
-from refvi.checker.latex import bars, estimators, ir, labels, noise
+from refvi.checker.latex import bars, estimators, integrands, ir, labels, noise
 from refvi.checker.latex.entries import FREE_ENTRIES, maximum, reads_as_entry
 from refvi.checker.latex.estimates import read_estimates
 from refvi.checker.latex.noise import NOISE_TOKENS
@@ -120,6 +120,7 @@ class Parser:
         self.data_sums = 0  # depth of sums over the data
         self.version = ""  # the parameters' value named by a decoration
         self.counting = False  # K is the number of importance samples
+        self.noise_names = ()  # a declared noise (\xi) in scope, ``integrands``
 
     # -- token helpers -------------------------------------------------------
     def peek(self, k=0):
@@ -1154,7 +1155,8 @@ class Parser:
     def function(self):
         """``f(arg)`` of an abstract function: the argument is an expression,
         the latent, or the reparameterized latent ``\\mu + \\sigma \\odot
-        \\epsilon`` (also ``\\mu + \\sigma \\epsilon``)."""
+        \\epsilon`` (also ``\\mu + \\sigma \\epsilon``; ``m_q + L_q \\xi``
+        at a declared noise, ``integrands.reparam_shape``)."""
         tok = self.take()
         self.expect("(")
         texts = []
@@ -1163,11 +1165,9 @@ class Parser:
             texts.append(self.toks[j].text)
             j += 1
         shape = [t for t in texts if t != "\\odot"]
-        if shape[:3] == ["\\mu", "+", "\\sigma"] and shape[3:] in [
-            [n] for n in NOISE_TOKENS
-        ]:
+        arg = integrands.reparam_shape(shape, self.noise_names)
+        if arg is not None:
             self.i = j
-            arg = ir.Reparam(diag=True)
         else:
             arg = self.expr()
         self.expect(")")
@@ -1494,7 +1494,16 @@ class Parser:
         if "\\dots" in [g.text for g in sub] or "\\ldots" in [g.text for g in sub]:
             return self.importance_weighted(tok, sub)
         meas, var = self.measure_of(sub, tok, joint=True)
-        if self.at("[") or self.at("(") or self.at("\\{"):
+        bare = integrands.bare_integrand(self, var, FUNCTION_NAMES)
+        if bare is not None:  # E_q[f]: f at the expectation's variable
+            return ir.Expectation(meas, bare, var)
+        if var == ir.NOISE and self.at("["):  # E_{\xi ~ N(0, I)}[...]: \xi bound
+            bound, self.noise_names = self.noise_names, (sub[0].text,)
+            try:
+                body = self.bracketed()
+            finally:
+                self.noise_names = bound
+        elif self.at("[") or self.at("(") or self.at("\\{"):
             body = self.bracketed()
         else:  # E_q \log p(x|z): the rest of the product
             body = self.product()
