@@ -69,12 +69,15 @@ def test_noise_arguments():
 def test_hat_names_and_their_definitions():
     cases = {r"\hat F_B(\varepsilon) = 1": "\\hat{F}_B",
              r"\widehat{F}_{B} := 1": "\\hat{F}_B", r"\hat D = 1": "\\hat{D}",
-             r"\hat g_{SF, b}(\varepsilon) = 1": "\\hat{g}_SF,b"}  # fmt: skip
+             r"\hat g_{SF, b}(\varepsilon) = 1": "\\hat{g}_SF,b",
+             r"\hat{\mathbb{E}}_q[f] = 1": "\\hat{\\mathbb{E}}_q",
+             r"\widehat{\operatorname{se}} = 1": "\\hat{se}"}  # fmt: skip
     for src, key in cases.items():
         found = estimators.defining(tokenize(src), RELATIONS)
         assert found is not None and found[0] == key, src
     for src in (r"\hat q(z|x) = 1", r"\hat F_B(\varepsilon_1) = 1",
-                r"\hat F_B \le 1", r"\hat{\mathbb{E}}_q[f] = 1"):  # fmt: skip
+                r"\hat F_B \le 1", r"\hat{\mathbb{E}}_q[f] \le 1",
+                r"\hat{\Sigma} = 1"):  # fmt: skip
         assert estimators.defining(tokenize(src), RELATIONS) is None, src
 
 
