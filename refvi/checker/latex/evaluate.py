@@ -851,7 +851,8 @@ class Evaluator:
         return la, np.ones_like(la)
 
     def _Func(self, node, sc):
-        """f(arg) with f the function ``choice`` of its kind (``FUNCTIONS``)
+        """f(arg) with f the function ``choice`` of its kind (``FUNCTIONS``;
+        g and h the next ones, so distinct names are distinct functions)
         applied to a . arg + b: a vector argument (z, the reparameterized
         z) is projected on a fixed direction a, so f stays convex (concave)."""
         if isinstance(node.arg, ir.Reparam):
@@ -863,7 +864,9 @@ class Evaluator:
         else:
             v = real(self.num(node.arg, sc))[..., None]
         kind = dict(self.sh.functions).get(node.name, "arbitrary")
-        h = FUNCTIONS[kind][self.choice % len(FUNCTIONS[kind])]
+        # f, g, h are different functions on one instance: g for f fails
+        shift = "fgh".index(node.name) if node.name in "fgh" else 0
+        h = FUNCTIONS[kind][(self.choice + shift) % len(FUNCTIONS[kind])]
         a = np.linspace(1.0, 0.4, v.shape[-1]) / np.sqrt(v.shape[-1])
         return _signed(h(v @ a + 0.2 * self.choice))
 
