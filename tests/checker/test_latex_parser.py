@@ -211,6 +211,17 @@ def test_partial_derivatives_in_the_mean_and_scale_of_q():
         read(r"\frac{\partial}{\partial x} \log p(x)")
 
 
+@pytest.mark.parametrize(
+    "below, shown",
+    [(r"\mu_k", r"\\mu_k"), (r"s_{p,j}", r"s_\{p,j\}"), (r"(A, c)", r"\(A,c\)")],
+)
+def test_a_derivative_in_an_unread_parameter_names_it(below, shown):
+    """A subscripted or listed parameter no setting moves is named whole,
+    with what derivatives are taken in (not a bare parse error)."""
+    with pytest.raises(ir.Unsupported, match=f"a derivative in {shown}: derivatives"):
+        read(r"\frac{\partial \log p(x)}{\partial " + below + "} = 0")
+
+
 def test_the_data_set_defined_as_a_set_of_points_is_a_definition():
     eq = one(r"X = \{x_i\}_{i=1}^{N}")
     assert [r.op for r in eq.relations] == [":="]

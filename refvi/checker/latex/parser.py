@@ -398,17 +398,17 @@ class Parser:
                 body = self.product() or self.referent(tok)
             return ir.MatGrad(matrix, body, entry)
         var = below[0]
-        if len(below) != 1:
-            raise self.unsupported(below[1], f"expected '}}', found '{below[1].text}'")
         group = {"\\mu": "mu", "\\sigma": "sigma", "\\theta": "theta",
                  "\\phi": "phi", "\\varphi": "phi"}.get(var.text)  # fmt: skip
-        if group is None:
+        if group is None or len(below) != 1:
             raise self.unsupported(
                 var,
-                f"a derivative in {var.text}: derivatives are taken in q's "
-                "\\mu, \\sigma, in \\theta, \\phi, or in a parameter the setting "
-                "moves in matrix notation (gaussian: \\mu_p, L_p, \\mu_q, L_q; "
-                "linear_gaussian: W, \\mu, \\psi, m_q, L_q)",
+                f"a derivative in {''.join(t.text for t in below)}: derivatives "
+                "are taken in q's \\mu, \\sigma, in \\theta, \\phi, in a "
+                "parameter the setting moves in matrix notation (gaussian: "
+                "\\mu_p, L_p, \\mu_q, L_q; linear_gaussian: W, \\mu, \\psi, "
+                "m_q, L_q), in one entry of those (\\psi_j, \\mu_{p,j}), in a "
+                "datum x_i, or in a logit \\eta_j (categorical)",
             )
         return ir.Grad(group, body or self.derivand(tok))
 
