@@ -22,7 +22,6 @@ every value (every pair).
 """
 
 import copy
-import dataclasses
 
 import numpy as np
 from scipy import special
@@ -140,8 +139,8 @@ class CategoricalModel:
 
 def entry_gradient(ev, node, sc):
     """d body / d eta_j at the value of j in scope (``ir.EntryGrad``), by the
-    Richardson-extrapolated central differences of ``derivatives.py``."""
-    from refvi.checker.latex.evaluate import GRAD_STEP, _signed, real
+    Richardson-extrapolated central differences (``evaluate.richardson``)."""
+    from refvi.checker.latex.evaluate import _signed, real, richardson
 
     model = ev.model
     parameter = getattr(model, "parameter", None)
@@ -154,16 +153,10 @@ def entry_gradient(ev, node, sc):
         raise Unsupported(f"{node.name}_{node.index} outside its sum")
     base = np.array(parameter(node.name), dtype=np.float64)
     j = ev.dims[node.index]
-    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
 
     def at(t):
         moved = base.copy()
         moved[j] += t
-        inner = dataclasses.replace(ev, model=model.moved(node.name, moved),
-                                    dims=dict(ev.dims), estimate=None)  # fmt: skip
-        return real(ev.__class__.num(inner, node.body, sc))
+        return real(ev.fresh(model.moved(node.name, moved)).num(node.body, sc))
 
-    def central(step):
-        return (at(step) - at(-step)) / (2 * step)
-
-    return _signed((4 * central(h / 2) - central(h)) / 3)
+    return _signed(richardson(at, ev.level))

@@ -6,7 +6,7 @@ setting's mu_p, L_p, mu_q, L_q, bare mu and L being p's; linear_gaussian's W,
 mu, psi, m_q, L_q) is the matrix of P's shape whose entry (a, b) is the
 derivative of the scalar f in P_ab, by Richardson-extrapolated central
 differences, (4 D(h/2) - D(h)) / 3 with D(h) = (f(P + h E_ab) - f(P - h
-E_ab)) / 2h, the same rule as ``\\nabla_\\theta`` (``evaluate.GRAD_STEP``:
+E_ab)) / 2h, the same rule as ``\\nabla_\\theta`` (``evaluate.richardson``:
 h at levels 0 and 2, 2h at levels 1 and 3, so the difference of the levels
 is the error estimate). A lower-triangular factor (L, L_p, L_q, m_q's L_q)
 is moved in its free entries only, the lower triangle: its derivative is
@@ -19,6 +19,7 @@ instead, one datum at a time (:func:`datum_gradient`).
 """
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from refvi.checker.latex.matrix import Mat
 
 def matrix_gradient(ev, node, sc):
     """The ``matrix.Mat`` of d body / d P on the evaluator ``ev``'s model."""
-    from refvi.checker.latex.evaluate import GRAD_STEP, real
+    from refvi.checker.latex.evaluate import real, richardson
 
     if node.name in (f"{ev.observed}_i", f"{ev.observed}_n"):
         return datum_gradient(ev, node, sc)
@@ -41,23 +42,17 @@ def matrix_gradient(ev, node, sc):
             "its parameters one by one (gaussian and linear_gaussian do)"
         )
     base, free, per_datum = parameter(node.name)
-    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
     entry_shape = base.shape[1:] if per_datum else base.shape
 
     def at(position, t):
         moved = base.copy()
         moved[(Ellipsis, *position)] += t
-        inner = dataclasses.replace(ev, model=model.moved(node.name, moved),
-                                    dims=dict(ev.dims), estimate=None)  # fmt: skip
-        return real(ev.__class__.num(inner, node.body, sc))
-
-    def central(position, step):
-        return (at(position, step) - at(position, -step)) / (2 * step)
+        return real(ev.fresh(model.moved(node.name, moved)).num(node.body, sc))
 
     values = {}
     for position in zip(*np.nonzero(free), strict=True):
         position = tuple(int(p) for p in position)
-        values[position] = (4 * central(position, h / 2) - central(position, h)) / 3
+        values[position] = richardson(partial(at, position), ev.level)
     if not values:
         raise ir.Unsupported(f"{node.name} has no free entry")
     lead = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
@@ -77,20 +72,18 @@ def datum_gradient(ev, node, sc):
     (the other data stay), so a body summed over the data (f = sum_i ...)
     and a body per datum both give datum i's own derivative: the body's
     value at datum i, or its one value when it is summed."""
-    from refvi.checker.latex.evaluate import GRAD_STEP, real
+    from refvi.checker.latex.evaluate import real, richardson
 
     if sc.x_bound or sc.X is None:
         raise ir.Unsupported(f"a derivative in {node.name} inside an integral over x")
     X = np.asarray(sc.X, dtype=np.float64)
     n, d = X.shape[0], X.shape[-1]
-    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
 
     def at(i, j, t):
         moved = X.copy()
         moved[i, ..., j] += t
-        inner = dataclasses.replace(ev, dims=dict(ev.dims), estimate=None)
         at_moved = dataclasses.replace(sc, X=moved)
-        v = np.asarray(real(ev.__class__.num(inner, node.body, at_moved)))
+        v = np.asarray(real(ev.fresh().num(node.body, at_moved)))
         row = v[i] if v.ndim and v.shape[0] == n else v[0] if v.ndim else v
         if np.size(row) != 1:
             raise ir.Unsupported(
@@ -99,13 +92,10 @@ def datum_gradient(ev, node, sc):
             )
         return float(np.ravel(row)[0])
 
-    def central(i, j, step):
-        return (at(i, j, step) - at(i, j, -step)) / (2 * step)
-
     out = np.zeros((n, d, 1))
     for i in range(n):
         for j in range(d):
-            out[i, j, 0] = (4 * central(i, j, h / 2) - central(i, j, h)) / 3
+            out[i, j, 0] = richardson(partial(at, i, j), ev.level)
     return Mat(out.reshape((n,) + (1,) * (X.ndim - 2) + (d, 1)))
 
 

@@ -38,6 +38,20 @@ MC_DRAWS = 4000
 GRAD_STEP = 1e-3
 
 
+def richardson(at, level):
+    """The derivative at 0 of the function ``at`` of one step: central
+    differences D(h) = (at(h) - at(-h)) / 2h refined by Richardson,
+    (4 D(h/2) - D(h)) / 3, with h = GRAD_STEP at levels 0 and 2 and
+    2 GRAD_STEP at levels 1 and 3, so the levels' difference is also the
+    error estimate of the differences."""
+    h = GRAD_STEP * (2.0 if level % 2 else 1.0)
+
+    def central(step):
+        return (at(step) - at(-step)) / (2 * step)
+
+    return (4 * central(h / 2) - central(h)) / 3
+
+
 #: Gauss-Hermite nodes per coordinate of an expectation over the noise
 #: epsilon at levels 0, 1 and refined 2, 3 (level 1's difference is the
 #: error estimate).
@@ -225,6 +239,15 @@ class Evaluator:
     def __post_init__(self):
         if self.choice is None:
             self.choice = getattr(self.model, "choice", 0)
+
+    def fresh(self, model=None, sh=None):
+        """A new evaluator at this one's level, variables, functions and
+        bound indices (a copy of them), on ``model`` with shorthands ``sh``
+        (by default this one's), carrying no Monte Carlo estimate: a body
+        evaluated on a moved or substituted model."""
+        return replace(self, model=self.model if model is None else model,
+                       sh=self.sh if sh is None else sh, dims=dict(self.dims),
+                       estimate=None)  # fmt: skip
 
     def value(self, node, free_z=False, components=()):
         """(la, s) of a top-level expression; z free means z at test points.
@@ -698,9 +721,7 @@ class Evaluator:
             if expr is None:
                 raise ir.Unsupported(why)
             sh = replace(self.sh, rebound=self.sh.rebound[:i])
-            ev = Evaluator(self.model, sh, self.level, self.latent, self.observed,
-                           dict(self.dims), choice=self.choice)  # fmt: skip
-            la, s = ev.num(expr, sc)
+            la, s = self.fresh(sh=sh).num(expr, sc)
             if np.any(s <= 0):
                 raise EvaluationError(
                     f"{ir.describe(node)} is defined as a value that is not positive"
@@ -794,29 +815,19 @@ class Evaluator:
 
     def _Grad(self, node, sc):
         """The directional derivative of the body along the model's fixed
-        random direction of ``node.group`` (``models.PerturbedModel``):
-        central differences D(h) refined by Richardson, (4 D(h/2) - D(h)) / 3,
-        with h = GRAD_STEP at levels 0 and 2 and 2 GRAD_STEP at levels 1 and
-        3, so the levels' difference is also the error estimate of the
-        differences. The body is evaluated at the same points as here."""
+        random direction of ``node.group`` (``models.PerturbedModel``), by
+        ``richardson``. The body is evaluated at the same points as here."""
         perturbed = getattr(self.model, "perturbed", None)
         if perturbed is None:
             raise ir.Unsupported(
                 f"\\nabla_\\{node.group}: the {self.model.label.split('/')[0]} "
                 "setting has no perturbable parameters here (linear_gaussian has)"
             )
-        h = GRAD_STEP * (2.0 if self.level % 2 else 1.0)
 
         def at(t):
-            ev = Evaluator(perturbed(node.group, t), self.sh, self.level,
-                           self.latent, self.observed, dict(self.dims),
-                           choice=self.choice)  # fmt: skip
-            return real(ev.num(node.body, sc))
+            return real(self.fresh(perturbed(node.group, t)).num(node.body, sc))
 
-        def central(step):
-            return (at(step) - at(-step)) / (2 * step)
-
-        return _signed((4 * central(h / 2) - central(h)) / 3)
+        return _signed(richardson(at, self.level))
 
     def _Normal(self, node, sc):
         """log N(v; m, s2) = -(log(2 pi s2) + (v - m)^2 / s2) / 2; a vector v,
@@ -902,9 +913,7 @@ class Evaluator:
                 "q = p(z|x) as a Gaussian q exists in the linear_gaussian and "
                 "amortized settings"
             )
-        ev = Evaluator(exact_q(), self.sh, self.level, self.latent, self.observed,
-                       dict(self.dims), choice=self.choice)  # fmt: skip
-        return ev.ev(node.body, sc)
+        return self.fresh(exact_q()).ev(node.body, sc)
 
     def _AtNoise(self, node, sc):
         """The density ``node.body`` at z = ``node.value`` (``noise.py``)."""

@@ -12,7 +12,7 @@ value there (moving c_ik does not say which of them moved). The result is a
 value per datum and label, like a line free in z.
 """
 
-import dataclasses
+from functools import partial
 
 import numpy as np
 from scipy.special import logsumexp
@@ -59,7 +59,7 @@ def _labels(model):
 def joint_gradient(ev, node, sc):
     """(log, sign) of d body / d log p(x_i, z=k) at every datum and label,
     (n, 1, K), on the evaluator ``ev``'s mixture model."""
-    from refvi.checker.latex.evaluate import GRAD_STEP, _signed, real
+    from refvi.checker.latex.evaluate import _signed, real, richardson
 
     model = ev.model
     if not getattr(model, "discrete", False) or "log_joint" not in getattr(
@@ -69,12 +69,9 @@ def joint_gradient(ev, node, sc):
             "a derivative in log p(x_i, z=k) needs the mixture setting's table"
         )
     n, K = model.x.shape[0], model.K
-    h = GRAD_STEP * (2.0 if ev.level % 2 else 1.0)
 
     def at(k, t):
-        inner = dataclasses.replace(ev, model=JointMoved(model, k, t),
-                                    dims=dict(ev.dims), estimate=None)  # fmt: skip
-        v = np.asarray(real(ev.__class__.num(inner, node.body, sc)))
+        v = np.asarray(real(ev.fresh(JointMoved(model, k, t)).num(node.body, sc)))
         if v.size not in (1, n):
             raise ir.Unsupported(
                 "a derivative in log p(x_i, z=k) of a value that is not one "
@@ -82,10 +79,5 @@ def joint_gradient(ev, node, sc):
             )
         return np.broadcast_to(v.reshape(-1), (n,))
 
-    def central(k, step):
-        return (at(k, step) - at(k, -step)) / (2 * step)
-
-    out = np.stack(
-        [(4 * central(k, h / 2) - central(k, h)) / 3 for k in range(K)], axis=1
-    )
+    out = np.stack([richardson(partial(at, k), ev.level) for k in range(K)], axis=1)
     return _signed(out[:, None, :])
